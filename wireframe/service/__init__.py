@@ -1,0 +1,66 @@
+"""Service lifecycle: tasks, the precondition barrier, the stop signal, shutdown and wiring."""
+
+from __future__ import annotations
+
+from wireframe.service.errors import (
+    DuplicateResourceError,
+    MissingResourceError,
+    ServiceConfigError,
+    ServiceError,
+    ServiceFailure,
+    ShutdownHookFailedError,
+    ShutdownHookTimeoutError,
+    TaskFailedError,
+    TaskNotStoppedError,
+    WiringError,
+)
+from wireframe.service.hooks import ShutdownHook
+from wireframe.service.service import Service
+from wireframe.service.status import (
+    HookStatus,
+    ServicePhase,
+    ServiceStatus,
+    TaskState,
+    TaskStatus,
+)
+from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+from wireframe.service.task import (
+    OneshotTask,
+    Precondition,
+    Task,
+    TaskKind,
+    UnconstrainedOneshotTask,
+    UnconstrainedTask,
+)
+from wireframe.service.wiring import ServiceContext, WiringLayer
+
+__all__ = [
+    "DuplicateResourceError",
+    "HookStatus",
+    "MissingResourceError",
+    "OneshotTask",
+    "Precondition",
+    "Service",
+    "ServiceConfigError",
+    "ServiceContext",
+    "ServiceError",
+    "ServiceFailure",
+    "ServicePhase",
+    "ServiceStatus",
+    "ShutdownHook",
+    "ShutdownHookFailedError",
+    "ShutdownHookTimeoutError",
+    "StopReason",
+    "StopReasonKind",
+    "StopReceiver",
+    "Task",
+    "TaskFailedError",
+    "TaskKind",
+    "TaskNotStoppedError",
+    "TaskState",
+    "TaskStatus",
+    "UnconstrainedOneshotTask",
+    "UnconstrainedTask",
+    "WiringError",
+    "WiringLayer",
+]

@@ -1,0 +1,358 @@
+"""One run of a service: wiring, the precondition barrier, task supervision, shutdown hooks."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from wireframe.service.errors import (
+    ServiceConfigError,
+    ServiceError,
+    ServiceFailure,
+    ShutdownHookFailedError,
+    ShutdownHookTimeoutError,
+    TaskFailedError,
+    TaskNotStoppedError,
+    WiringError,
+)
+from wireframe.service.hooks import ShutdownHook
+from wireframe.service.log import logger, render_summary
+from wireframe.service.status import (
+    HookStatus,
+    ServicePhase,
+    ServiceStatus,
+    TaskState,
+    TaskStatus,
+)
+from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+from wireframe.service.task import Task, TaskKind
+from wireframe.service.wiring import Resources, ServiceContext
+
+if TYPE_CHECKING:
+    from wireframe.service.service import Service
+
+VERBOSE_TASK_LIMIT = 100
+"""Services with more tasks log each task's start and end at DEBUG instead of INFO."""
+
+
+class TaskRecord:
+    """The mutable bookkeeping of one task during a run."""
+
+    __slots__ = (
+        "duration",
+        "error",
+        "finished_at",
+        "id",
+        "kind",
+        "started_at",
+        "state",
+        "t0",
+        "task",
+    )
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.id: str = task.id
+        self.kind: TaskKind = task.kind
+        self.state = TaskState.PENDING
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.t0 = 0.0
+        self.duration: float | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.state = TaskState.RUNNING
+        self.t0 = time.monotonic()
+        self.started_at = time.time()
+
+    def finish(self, state: TaskState, error: BaseException | None = None) -> None:
+        self.state = state
+        self.error = error
+        self.duration = time.monotonic() - self.t0
+        self.finished_at = time.time()
+
+    def snapshot(self, stopping: bool) -> TaskStatus:
+        state = self.state
+        if stopping and state is TaskState.RUNNING:
+            state = TaskState.STOPPING
+        duration = self.duration
+        if duration is None and self.started_at is not None:
+            duration = time.monotonic() - self.t0
+        return TaskStatus(
+            id=self.id,
+            kind=self.kind,
+            state=state,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            duration=duration,
+            error=None if self.error is None else repr(self.error),
+        )
+
+
+class Runtime:
+    """Runs a service once; created by ``Service.run`` inside the event loop."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.name = service.name
+        self.stop = StopReceiver()
+        self.phase = ServicePhase.WIRING
+        self.records: list[TaskRecord] = []
+        self.hook_status: list[HookStatus] = []
+        self.gate = anyio.Event()  # set when the barrier is released or stop is requested
+        self.all_done = anyio.Event()
+        self.barrier_released = False
+        self.preconditions_left = 0
+        self.constrained_unstarted = 0
+        self.alive = 0
+        self.forced = False
+        self.cancelled_by_force = False
+        self.tasks_scope: anyio.CancelScope | None = None
+        self.hook_scope: anyio.CancelScope | None = None
+        self.level = logging.INFO
+        self.hook_failures: list[ServiceFailure] = []
+
+    # ----- stop -----
+
+    def request_stop(self, reason: StopReason) -> None:
+        """Request a graceful stop (first reason wins)."""
+        if not self.stop._request(reason):
+            return
+        self.gate.set()
+        if self.phase in (ServicePhase.WIRING, ServicePhase.STARTING, ServicePhase.READY):
+            self.phase = ServicePhase.STOPPING
+        logger.info("service %r stopping: %s", self.name, reason)
+
+    def force(self, reason: StopReason) -> None:
+        """Stop now: cancel running tasks and hooks, skip the hooks not yet run."""
+        self.request_stop(reason)
+        self.forced = True
+        if self.tasks_scope is not None and not self.tasks_scope.cancel_called:
+            self.cancelled_by_force = True
+            self.tasks_scope.cancel()
+        if self.hook_scope is not None:
+            self.hook_scope.cancel()
+
+    # ----- the run -----
+
+    async def run(self) -> None:
+        """Wire, run the tasks until stop, run the hooks; raise ServiceError on failures."""
+        await self._wire()
+        service = self.service
+        if not service._tasks:
+            raise ServiceConfigError(f"service {self.name!r} has no tasks")
+        self.records = [TaskRecord(t) for t in service._tasks.values()]
+        self.alive = len(self.records)
+        self.preconditions_left = sum(r.kind is TaskKind.PRECONDITION for r in self.records)
+        self.constrained_unstarted = sum(r.kind.constrained for r in self.records)
+        self.level = logging.INFO if len(self.records) <= VERBOSE_TASK_LIMIT else logging.DEBUG
+        if self.phase is ServicePhase.WIRING:
+            self.phase = ServicePhase.STARTING
+        logger.info(
+            "service %r starting %d tasks (%d preconditions)",
+            self.name,
+            len(self.records),
+            self.preconditions_left,
+        )
+        if self.stop.stopped:
+            for rec in self.records:
+                rec.state = TaskState.SKIPPED
+        else:
+            await self._run_tasks()
+        self.phase = ServicePhase.STOPPING
+        await self._run_hooks(list(service._hooks))
+        self.phase = ServicePhase.STOPPED
+        failures = self._failures()
+        status = self.status()
+        summary = render_summary(status)
+        if failures:
+            message = f"service {self.name!r} failed: " + "; ".join(str(f) for f in failures)
+            logger.error("%s\n%s", message, summary)
+            raise ServiceError(message, failures, self.stop.reason)
+        logger.info("service %r stopped cleanly\n%s", self.name, summary)
+
+    async def _wire(self) -> None:
+        resources = Resources()
+        for layer in self.service._layers:
+            name = layer.name
+            logger.debug("service %r: wiring layer %r", self.name, name)
+            try:
+                await layer.wire(ServiceContext(self.service, resources, name))
+            except WiringError:
+                raise
+            except ServiceConfigError as exc:
+                raise WiringError(name, str(exc)) from exc
+            except Exception as exc:
+                raise WiringError(name, f"wire() raised {exc!r}") from exc
+
+    async def _run_tasks(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self.tasks_scope = tg.cancel_scope
+            if self.forced:
+                self.cancelled_by_force = True
+                tg.cancel_scope.cancel()
+            if self.preconditions_left == 0:
+                self._release_barrier()
+            for rec in self.records:
+                tg.start_soon(self._run_one, rec)
+            self._check_ready()
+            await self.stop._event.wait()
+            with anyio.move_on_after(self.service.graceful_timeout):
+                await self.all_done.wait()
+            if not self.all_done.is_set():
+                late = [r.id for r in self.records if r.state is TaskState.RUNNING]
+                logger.error(
+                    "service %r: %d task(s) did not stop within %g s, cancelling: %s",
+                    self.name,
+                    len(late),
+                    self.service.graceful_timeout,
+                    ", ".join(late[:20]) + (" ..." if len(late) > 20 else ""),
+                )
+                tg.cancel_scope.cancel()
+        self.tasks_scope = None
+
+    async def _run_one(self, rec: TaskRecord) -> None:
+        kind = rec.kind
+        try:
+            if kind.constrained and not self.gate.is_set():
+                rec.state = TaskState.WAITING
+                await self.gate.wait()
+            if self.stop.stopped:
+                rec.state = TaskState.SKIPPED
+                return
+            rec.start()
+            if kind.constrained:
+                self.constrained_unstarted -= 1
+                if self.constrained_unstarted == 0:
+                    self._check_ready()
+            logger.log(self.level, "%s %r started", kind.value, rec.id)
+            await self._execute(rec)
+        except anyio.get_cancelled_exc_class():
+            if rec.state is TaskState.RUNNING:
+                rec.finish(TaskState.CANCELLED)
+                logger.error("%s %r cancelled", kind.value, rec.id)
+            elif rec.state in (TaskState.PENDING, TaskState.WAITING):
+                rec.state = TaskState.SKIPPED
+            raise
+        finally:
+            self.alive -= 1
+            if self.alive == 0:
+                self.all_done.set()
+                self.request_stop(StopReason(StopReasonKind.ALL_DONE))
+
+    async def _execute(self, rec: TaskRecord) -> None:
+        try:
+            await rec.task.run(self.stop)
+        except Exception as exc:
+            rec.finish(TaskState.FAILED, exc)
+            logger.error(
+                "%s %r failed after %.3f s: %r",
+                rec.kind.value,
+                rec.id,
+                rec.duration,
+                exc,
+                exc_info=exc,
+            )
+            self.request_stop(StopReason(StopReasonKind.TASK_FAILED, rec.id, message=repr(exc)))
+            return
+        rec.finish(TaskState.FINISHED)
+        logger.log(self.level, "%s %r finished after %.3f s", rec.kind.value, rec.id, rec.duration)
+        if rec.kind is TaskKind.PRECONDITION:
+            self.preconditions_left -= 1
+            if self.preconditions_left == 0:
+                self._release_barrier()
+        elif not rec.kind.oneshot and not self.stop.stopped:
+            self.request_stop(StopReason(StopReasonKind.TASK_EXITED, rec.id))
+
+    def _release_barrier(self) -> None:
+        self.barrier_released = True
+        self.gate.set()
+        self._check_ready()
+
+    def _check_ready(self) -> None:
+        if (
+            self.phase is ServicePhase.STARTING
+            and self.barrier_released
+            and self.constrained_unstarted == 0
+        ):
+            self.phase = ServicePhase.READY
+            logger.info("service %r is ready", self.name)
+
+    async def _run_hooks(self, hooks: list[ShutdownHook]) -> None:
+        self.hook_status = [HookStatus(h.id, TaskState.PENDING) for h in hooks]
+        for i, hook in enumerate(hooks):
+            if self.forced:
+                self.hook_status[i] = HookStatus(hook.id, TaskState.SKIPPED, error="forced stop")
+                self.hook_failures.append(ShutdownHookTimeoutError(hook.id, hook.timeout, True))
+                continue
+            t0 = time.monotonic()
+            error: Exception | None = None
+            with anyio.CancelScope() as scope:
+                self.hook_scope = scope
+                with anyio.move_on_after(hook.timeout) as timer:
+                    try:
+                        result = hook.fn()
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception as exc:
+                        error = exc
+            self.hook_scope = None
+            duration = time.monotonic() - t0
+            state = TaskState.FINISHED
+            if error is not None:
+                state = TaskState.FAILED
+                logger.error("shutdown hook %r failed: %r", hook.id, error, exc_info=error)
+                self.hook_failures.append(ShutdownHookFailedError(hook.id, error))
+            elif scope.cancelled_caught or timer.cancelled_caught:
+                state = TaskState.CANCELLED
+                failure = ShutdownHookTimeoutError(hook.id, hook.timeout, scope.cancelled_caught)
+                logger.error("%s", failure)
+                self.hook_failures.append(failure)
+            else:
+                logger.info("shutdown hook %r completed in %.3f s", hook.id, duration)
+            self.hook_status[i] = HookStatus(
+                hook.id,
+                state,
+                duration,
+                None
+                if state is TaskState.FINISHED
+                else repr(error)
+                if error is not None
+                else "timed out",
+            )
+
+    def _failures(self) -> list[ServiceFailure]:
+        failures: list[ServiceFailure] = []
+        for rec in self.records:
+            if rec.state is TaskState.FAILED and rec.error is not None:
+                failures.append(TaskFailedError(rec.id, rec.kind, rec.error))
+            elif rec.state is TaskState.CANCELLED:
+                failures.append(
+                    TaskNotStoppedError(
+                        rec.id, rec.kind, self.service.graceful_timeout, self.cancelled_by_force
+                    )
+                )
+        return failures + self.hook_failures
+
+    def status(self) -> ServiceStatus:
+        """Snapshot the run."""
+        stopping = self.stop.stopped
+        if self.records:
+            tasks = tuple(r.snapshot(stopping) for r in self.records)
+        else:
+            tasks = tuple(
+                TaskStatus(t.id, t.kind, TaskState.PENDING) for t in self.service._tasks.values()
+            )
+        return ServiceStatus(
+            name=self.name,
+            phase=self.phase,
+            ready=self.phase is ServicePhase.READY,
+            stop_reason=self.stop.reason,
+            tasks=tasks,
+            hooks=tuple(self.hook_status),
+        )

@@ -1,0 +1,23 @@
+"""Input checks shared by the service modules: each raises ServiceConfigError naming the value."""
+
+from __future__ import annotations
+
+import math
+
+from wireframe.service.errors import ServiceConfigError
+
+
+def check_id(what: str, value: object) -> str:
+    """Return ``value`` if it is a non-empty str, else raise naming it."""
+    if not isinstance(value, str) or not value.strip():
+        raise ServiceConfigError(f"{what} must be a non-empty str, got {value!r}")
+    return value
+
+
+def check_timeout(what: str, value: object) -> float:
+    """Return ``value`` as a float if it is a number >= 0 (inf allowed), else raise naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ServiceConfigError(f"{what} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise ServiceConfigError(f"{what} must be >= 0 seconds, got {value!r}")
+    return float(value)

@@ -1,0 +1,139 @@
+"""Exceptions of the service lifecycle: bad configuration, wiring errors and run failures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from wireframe.service.stop import StopReason
+    from wireframe.service.task import TaskKind
+
+
+class ServiceConfigError(ValueError):
+    """A service was built wrongly; raised before any task starts."""
+
+
+class WiringError(ServiceConfigError):
+    """A wiring layer failed; ``layer`` names it."""
+
+    def __init__(self, layer: str, message: str) -> None:
+        super().__init__(f"wiring layer {layer!r}: {message}")
+        self.layer = layer
+
+
+class MissingResourceError(WiringError, LookupError):
+    """A layer asked for a resource type that no earlier layer provided."""
+
+    def __init__(self, layer: str, resource_type: type, available: Sequence[type]) -> None:
+        names = ", ".join(sorted(_type_name(t) for t in available)) or "none"
+        super().__init__(
+            layer,
+            f"no resource of type {_type_name(resource_type)} was provided (available: {names})",
+        )
+        self.resource_type = resource_type
+
+
+class DuplicateResourceError(WiringError):
+    """A layer provided a resource type that was already provided."""
+
+    def __init__(self, layer: str, resource_type: type, first_layer: str) -> None:
+        super().__init__(
+            layer,
+            f"resource type {_type_name(resource_type)} is already provided "
+            f"by layer {first_layer!r}",
+        )
+        self.resource_type = resource_type
+        self.first_layer = first_layer
+
+
+class ServiceFailure(Exception):
+    """One entry of a ServiceError: something named ``id`` failed or did not stop in time."""
+
+    def __init__(self, id: str, message: str) -> None:
+        super().__init__(message)
+        self.id = id
+
+
+class TaskFailedError(ServiceFailure):
+    """A task raised; the original exception is ``error`` (and ``__cause__``)."""
+
+    def __init__(self, id: str, kind: TaskKind, error: BaseException) -> None:
+        super().__init__(id, f"{kind.value} {id!r} failed: {error!r}")
+        self.kind = kind
+        self.error = error
+        self.__cause__ = error
+
+
+class TaskNotStoppedError(ServiceFailure):
+    """A task was still running after the graceful timeout (or a forced stop) and was cancelled."""
+
+    def __init__(self, id: str, kind: TaskKind, timeout: float, forced: bool) -> None:
+        if forced:
+            message = f"{kind.value} {id!r} was cancelled by a forced stop"
+        else:
+            message = f"{kind.value} {id!r} did not stop within {timeout:g} s and was cancelled"
+        super().__init__(id, message)
+        self.kind = kind
+        self.timeout = timeout
+        self.forced = forced
+
+
+class ShutdownHookFailedError(ServiceFailure):
+    """A shutdown hook raised; the original exception is ``error`` (and ``__cause__``)."""
+
+    def __init__(self, id: str, error: BaseException) -> None:
+        super().__init__(id, f"shutdown hook {id!r} failed: {error!r}")
+        self.error = error
+        self.__cause__ = error
+
+
+class ShutdownHookTimeoutError(ServiceFailure):
+    """A shutdown hook overran its timeout, or was cut short or skipped by a forced stop."""
+
+    def __init__(self, id: str, timeout: float, forced: bool) -> None:
+        if forced:
+            message = f"shutdown hook {id!r} was cancelled or skipped by a forced stop"
+        else:
+            message = f"shutdown hook {id!r} did not finish within {timeout:g} s"
+        super().__init__(id, message)
+        self.timeout = timeout
+        self.forced = forced
+
+
+class ServiceError(ExceptionGroup[ServiceFailure]):
+    """The service stopped with failures; each member names one task or hook."""
+
+    stop_reason: StopReason | None
+
+    def __new__(
+        cls,
+        message: str,
+        exceptions: Sequence[ServiceFailure],
+        stop_reason: StopReason | None = None,
+    ) -> Self:
+        """Create the group; ``stop_reason`` says why the service stopped."""
+        self = super().__new__(cls, message, exceptions)
+        self.stop_reason = stop_reason
+        return self
+
+    def __init__(
+        self,
+        message: str,
+        exceptions: Sequence[ServiceFailure],
+        stop_reason: StopReason | None = None,
+    ) -> None:
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[ServiceFailure]) -> ServiceError:  # type: ignore[override]
+        """Build a group of the same kind over a subset (used by ``split``/``except*``)."""
+        return ServiceError(self.message, excs, self.stop_reason)
+
+    @property
+    def failed_ids(self) -> tuple[str, ...]:
+        """The ids of every task and hook named by this error, in report order."""
+        return tuple(e.id for e in self.exceptions if isinstance(e, ServiceFailure))
+
+
+def _type_name(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__

@@ -1,0 +1,85 @@
+"""Snapshots of a service and its tasks, returned by ``Service.status()``."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from wireframe.service.stop import StopReason
+from wireframe.service.task import TaskKind
+
+
+class ServicePhase(enum.Enum):
+    """Where a service is in its lifecycle."""
+
+    CREATED = "created"
+    WIRING = "wiring"
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class TaskState(enum.Enum):
+    """Where one task is in its lifecycle."""
+
+    PENDING = "pending"
+    """Added; the service has not started it yet."""
+    WAITING = "waiting"
+    """Constrained, waiting for every precondition to return."""
+    RUNNING = "running"
+    STOPPING = "stopping"
+    """Running after a stop was requested."""
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Cancelled because it did not stop in time (or by a forced stop)."""
+    SKIPPED = "skipped"
+    """Never started: stop arrived before its turn (not an error)."""
+
+
+@attrs.frozen
+class TaskStatus:
+    """One task's state and timings (wall-clock epoch seconds; duration in seconds)."""
+
+    id: str
+    kind: TaskKind
+    state: TaskState
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration: float | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class HookStatus:
+    """One shutdown hook's outcome once it ran (state is pending, finished, failed or cancelled)."""
+
+    id: str
+    state: TaskState
+    duration: float | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class ServiceStatus:
+    """A snapshot of a service: phase, readiness, stop reason, tasks and hooks."""
+
+    name: str
+    phase: ServicePhase
+    ready: bool
+    stop_reason: StopReason | None
+    tasks: tuple[TaskStatus, ...]
+    hooks: tuple[HookStatus, ...] = ()
+
+    def task(self, id: str) -> TaskStatus:
+        """Return the status of the task named ``id`` (KeyError if there is none)."""
+        for t in self.tasks:
+            if t.id == id:
+                return t
+        raise KeyError(id)
+
+    def count(self, state: TaskState) -> int:
+        """Return how many tasks are in ``state``."""
+        return sum(1 for t in self.tasks if t.state is state)

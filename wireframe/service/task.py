@@ -1,0 +1,135 @@
+"""Task kinds: the runnable units of a service, and wrapping plain async functions as tasks."""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
+
+from wireframe.service._validate import check_id
+from wireframe.service.errors import ServiceConfigError
+
+if TYPE_CHECKING:
+    from wireframe.service.stop import StopReceiver
+
+TaskFn: TypeAlias = Callable[["StopReceiver"], Awaitable[None]]
+"""An ``async def fn(stop: StopReceiver) -> None`` usable as a task body."""
+
+
+class TaskKind(enum.Enum):
+    """How a task relates to the precondition barrier and to the service's lifetime."""
+
+    TASK = "task"
+    """Long-running, constrained: starts after the preconditions; returning stops the service."""
+    ONESHOT = "oneshot"
+    """Constrained: starts after the preconditions; may return without stopping the service."""
+    PRECONDITION = "precondition"
+    """Checks an invariant and returns; constrained tasks wait for every precondition."""
+    UNCONSTRAINED = "unconstrained"
+    """Long-running, starts at once; returning stops the service."""
+    UNCONSTRAINED_ONESHOT = "unconstrained_oneshot"
+    """Starts at once and may return without stopping the service."""
+
+    @property
+    def constrained(self) -> bool:
+        """True if this kind waits for every precondition before it starts."""
+        return self in (TaskKind.TASK, TaskKind.ONESHOT)
+
+    @property
+    def oneshot(self) -> bool:
+        """True if returning does not stop the service (oneshots and preconditions)."""
+        return self in (
+            TaskKind.ONESHOT,
+            TaskKind.PRECONDITION,
+            TaskKind.UNCONSTRAINED_ONESHOT,
+        )
+
+
+class Task(abc.ABC):
+    """A long-running unit of a service; when it returns or raises, the service stops."""
+
+    kind: ClassVar[TaskKind] = TaskKind.TASK
+    id: str
+    """Unique in a service; a class attribute, an instance attribute or a property."""
+
+    @abc.abstractmethod
+    async def run(self, stop: StopReceiver) -> None:
+        """Do the task's work until ``stop`` is requested (or, for oneshots, until done)."""
+
+    @staticmethod
+    def from_fn(id: str, fn: TaskFn, kind: TaskKind = TaskKind.TASK) -> Task:
+        """Wrap ``async def fn(stop)`` as a task of the given kind."""
+        check_id("task id", id)
+        if not isinstance(kind, TaskKind):
+            raise ServiceConfigError(f"task kind must be a TaskKind, got {kind!r}")
+        if not callable(fn):
+            raise ServiceConfigError(f"task {id!r}: fn must be an async callable, got {fn!r}")
+        return _FN_CLASSES[kind](id, fn)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} {getattr(self, 'id', '?')!r} ({self.kind.value})>"
+
+
+class OneshotTask(Task):
+    """A constrained task that may return without stopping the service."""
+
+    kind = TaskKind.ONESHOT
+
+
+class Precondition(Task):
+    """Checks an invariant and returns; constrained tasks start only after every one returned."""
+
+    kind = TaskKind.PRECONDITION
+
+
+class UnconstrainedTask(Task):
+    """A long-running task that starts at once, without waiting for preconditions."""
+
+    kind = TaskKind.UNCONSTRAINED
+
+
+class UnconstrainedOneshotTask(Task):
+    """A oneshot that starts at once (e.g. the migration that satisfies a precondition)."""
+
+    kind = TaskKind.UNCONSTRAINED_ONESHOT
+
+
+class _FnMixin:
+    """Body shared by the function-backed task classes."""
+
+    def __init__(self, id: str, fn: TaskFn) -> None:
+        self.id = id
+        self.fn = fn
+
+    async def run(self, stop: StopReceiver) -> None:
+        await self.fn(stop)
+
+
+class _FnTask(_FnMixin, Task):
+    pass
+
+
+class _FnOneshot(_FnMixin, OneshotTask):
+    pass
+
+
+class _FnPrecondition(_FnMixin, Precondition):
+    pass
+
+
+class _FnUnconstrained(_FnMixin, UnconstrainedTask):
+    pass
+
+
+class _FnUnconstrainedOneshot(_FnMixin, UnconstrainedOneshotTask):
+    pass
+
+
+_FN_CLASSES: dict[TaskKind, Callable[[str, TaskFn], Task]] = {
+    TaskKind.TASK: _FnTask,
+    TaskKind.ONESHOT: _FnOneshot,
+    TaskKind.PRECONDITION: _FnPrecondition,
+    TaskKind.UNCONSTRAINED: _FnUnconstrained,
+    TaskKind.UNCONSTRAINED_ONESHOT: _FnUnconstrainedOneshot,
+}

@@ -1,0 +1,108 @@
+"""Wiring layers: code that provides resources and adds tasks and hooks before the service runs."""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from wireframe.service.errors import (
+    DuplicateResourceError,
+    MissingResourceError,
+    WiringError,
+)
+from wireframe.service.hooks import ShutdownHook
+from wireframe.service.task import Task
+
+if TYPE_CHECKING:
+    from wireframe.service.service import Service
+
+T = TypeVar("T")
+
+
+class WiringLayer(abc.ABC):
+    """A named piece of set-up: ``wire`` gets resources and adds tasks through the context."""
+
+    name: str
+    """Identifies the layer in errors and logs; a class attribute or property."""
+
+    @abc.abstractmethod
+    async def wire(self, ctx: ServiceContext) -> None:
+        """Provide resources, add tasks and hooks; called once, in the order layers were added."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} {getattr(self, 'name', '?')!r}>"
+
+
+class ServiceContext:
+    """What one wiring layer sees of the service: typed resources, tasks and hooks."""
+
+    def __init__(self, service: Service, resources: Resources, layer: str) -> None:
+        self._service = service
+        self._resources = resources
+        self._layer = layer
+
+    @property
+    def layer(self) -> str:
+        """The name of the layer being wired."""
+        return self._layer
+
+    @property
+    def service_name(self) -> str:
+        """The name of the service being wired."""
+        return self._service.name
+
+    def provide(self, resource: object, *, as_type: type[Any] | None = None) -> None:
+        """Make ``resource`` available to later layers under ``as_type`` (default: its type)."""
+        self._resources.provide(self._layer, resource, as_type)
+
+    def get(self, resource_type: type[T]) -> T:
+        """Return the resource provided under ``resource_type`` (MissingResourceError if none)."""
+        return self._resources.get(self._layer, resource_type)
+
+    def has(self, resource_type: type[Any]) -> bool:
+        """Return True if a resource was provided under ``resource_type``."""
+        return resource_type in self._resources.items
+
+    def add_task(self, task: Task) -> ServiceContext:
+        """Add a task to the service; returns the context."""
+        self._service._add_task(task, layer=self._layer)
+        return self
+
+    def add_shutdown_hook(self, hook: ShutdownHook) -> ServiceContext:
+        """Add a shutdown hook to the service; returns the context."""
+        self._service._add_hook(hook, layer=self._layer)
+        return self
+
+
+class Resources:
+    """Resources keyed by type, each remembering the layer that provided it."""
+
+    def __init__(self) -> None:
+        self.items: dict[type[Any], tuple[object, str]] = {}
+
+    def provide(self, layer: str, resource: object, as_type: type[Any] | None) -> None:
+        """Store ``resource``; errors name the layer and type."""
+        key = type(resource) if as_type is None else as_type
+        if not isinstance(key, type):
+            raise WiringError(layer, f"as_type must be a type, got {key!r}")
+        if not _is_instance(resource, key):
+            raise WiringError(
+                layer, f"resource {resource!r} is not an instance of {key.__qualname__}"
+            )
+        if key in self.items:
+            raise DuplicateResourceError(layer, key, self.items[key][1])
+        self.items[key] = (resource, layer)
+
+    def get(self, layer: str, resource_type: type[T]) -> T:
+        """Fetch the resource stored under ``resource_type``; errors name the layer and type."""
+        try:
+            return cast(T, self.items[resource_type][0])
+        except KeyError:
+            raise MissingResourceError(layer, resource_type, list(self.items)) from None
+
+
+def _is_instance(resource: object, key: type[Any]) -> bool:
+    try:
+        return isinstance(resource, key)
+    except TypeError:  # e.g. a Protocol that is not runtime-checkable: trust the caller
+        return True
