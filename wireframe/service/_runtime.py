@@ -35,6 +35,8 @@ from wireframe.service.wiring import Resources, ServiceContext
 if TYPE_CHECKING:
     from wireframe.service.service import Service
 
+_WALL_OFFSET = time.time() - time.monotonic()  # wall-clock timestamps from one monotonic read
+
 VERBOSE_TASK_LIMIT = 100
 """Services with more tasks log each task's start and end at DEBUG instead of INFO."""
 
@@ -68,13 +70,14 @@ class TaskRecord:
     def start(self) -> None:
         self.state = TaskState.RUNNING
         self.t0 = time.monotonic()
-        self.started_at = time.time()
+        self.started_at = self.t0 + _WALL_OFFSET
 
     def finish(self, state: TaskState, error: BaseException | None = None) -> None:
+        now = time.monotonic()
         self.state = state
         self.error = error
-        self.duration = time.monotonic() - self.t0
-        self.finished_at = time.time()
+        self.duration = now - self.t0
+        self.finished_at = now + _WALL_OFFSET
 
     def snapshot(self, stopping: bool) -> TaskStatus:
         state = self.state
@@ -115,6 +118,7 @@ class Runtime:
         self.tasks_scope: anyio.CancelScope | None = None
         self.hook_scope: anyio.CancelScope | None = None
         self.level = logging.INFO
+        self.log_each = True
         self.hook_failures: list[ServiceFailure] = []
 
     # ----- stop -----
@@ -151,6 +155,7 @@ class Runtime:
         self.preconditions_left = sum(r.kind is TaskKind.PRECONDITION for r in self.records)
         self.constrained_unstarted = sum(r.kind.constrained for r in self.records)
         self.level = logging.INFO if len(self.records) <= VERBOSE_TASK_LIMIT else logging.DEBUG
+        self.log_each = logger.isEnabledFor(self.level)
         if self.phase is ServicePhase.WIRING:
             self.phase = ServicePhase.STARTING
         logger.info(
@@ -230,7 +235,8 @@ class Runtime:
                 self.constrained_unstarted -= 1
                 if self.constrained_unstarted == 0:
                     self._check_ready()
-            logger.log(self.level, "%s %r started", kind.value, rec.id)
+            if self.log_each:
+                logger.log(self.level, "%s %r started", kind.value, rec.id)
             await self._execute(rec)
         except anyio.get_cancelled_exc_class():
             if rec.state is TaskState.RUNNING:
@@ -261,7 +267,10 @@ class Runtime:
             self.request_stop(StopReason(StopReasonKind.TASK_FAILED, rec.id, message=repr(exc)))
             return
         rec.finish(TaskState.FINISHED)
-        logger.log(self.level, "%s %r finished after %.3f s", rec.kind.value, rec.id, rec.duration)
+        if self.log_each:
+            logger.log(
+                self.level, "%s %r finished after %.3f s", rec.kind.value, rec.id, rec.duration
+            )
         if rec.kind is TaskKind.PRECONDITION:
             self.preconditions_left -= 1
             if self.preconditions_left == 0:
