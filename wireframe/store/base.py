@@ -1,0 +1,120 @@
+"""The Store protocol: every state transition is one atomic operation of the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from wireframe.store.records import (
+    AttemptRecord,
+    Beat,
+    ClaimRequest,
+    Fired,
+    JobRecord,
+    JobState,
+    LeaseStatus,
+    NewJob,
+    Outcome,
+    ScheduleRecord,
+    SubmitResult,
+)
+
+Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
+"""Given claim candidates (best first), return the ids to take; called inside the claim."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable job storage; a store moves rows and never imports handlers."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    async def close(self) -> None:
+        """Release connections; the store may be opened again."""
+
+    async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+        """Insert jobs in one transaction, returning Submitted or Duplicate for each, in order."""
+
+    async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
+        """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases."""
+
+    async def heartbeat(
+        self, beats: Sequence[Beat], lease_ttl: float
+    ) -> dict[int, LeaseStatus]:
+        """Extend held leases to now + lease_ttl; report lost leases and control requests."""
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply completions, failures and releases fenced on their leases; True where applied."""
+
+    async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
+        """Cancel a job and its descendants (running ones by request); return its state."""
+
+    async def pause(self, job_id: int) -> int:
+        """Pause a job and its descendants; return how many were paused or asked to pause."""
+
+    async def resume(self, job_id: int) -> int:
+        """Resume a paused job and its paused descendants; return how many moved."""
+
+    async def retry(self, job_id: int) -> None:
+        """Run an ended, unsuccessful job again with a fresh retry budget."""
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        """One job, or None."""
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        type: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs matching every given filter, ordered by id."""
+
+    async def counts(self) -> dict[tuple[str, str, JobState], int]:
+        """Job counts per (domain, type, state)."""
+
+    async def attempts(self, job_id: int) -> list[AttemptRecord]:
+        """Every attempt of a job."""
+
+    async def age(self, older_than: float, step: int, cap: int) -> int:
+        """Boost pending jobs that waited longer than `older_than`; return how many."""
+
+    async def next_due_at(self) -> float | None:
+        """The earliest time a scheduled or suspended job becomes due."""
+
+    async def top_pending_priority(
+        self, domains: Sequence[str], tags: Sequence[str]
+    ) -> int | None:
+        """The highest base priority among pending jobs these domains and tags may take."""
+
+    async def prune(self, finished_before: float) -> int:
+        """Delete ended jobs that finished before the given time; return how many."""
+
+    async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
+        """Active schedules of these domains whose next occurrence is due."""
+
+    async def fire_schedule(
+        self, schedule_id: int, expected_run_at: float, following_run_at: float | None
+    ) -> Fired | None:
+        """Fire a due occurrence once across all processes; None if someone else did."""
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule."""
+
+    async def get_schedule(self, schedule_id: int) -> ScheduleRecord | None:
+        """One schedule, or None."""
+
+    async def set_schedule_state(
+        self, schedule_id: int, state: str, next_run_at: float | None = None
+    ) -> ScheduleRecord:
+        """Pause, resume (firing next at `next_run_at`) or cancel a schedule."""
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when another process may have changed the store, or after `timeout` seconds."""

@@ -1,0 +1,31 @@
+"""Errors a store raises; each names the value and the place."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class of every store error."""
+
+
+class StoreURLError(StoreError, ValueError):
+    """A store URL that names no known store or is malformed."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer wireframe than this one."""
+
+
+class UnknownJobError(StoreError, LookupError):
+    """A job id that does not exist in the store."""
+
+    def __init__(self, job_id: int, where: str) -> None:
+        super().__init__(f"{where}: no job with id {job_id}")
+        self.job_id = job_id
+
+
+class InvalidTransitionError(StoreError):
+    """A control operation that does not apply to the job's current state."""
+
+
+class DuplicateKeyError(StoreError):
+    """A retry would make two active jobs share one dedup key."""

@@ -1,0 +1,266 @@
+"""Value types that cross the store boundary: job rows, submissions, outcomes and leases."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life; the last five are terminal."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    BLOCKED = "blocked"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUSPENDED = "suspended"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    DEPENDENCY_FAILED = "dependency_failed"
+
+    @property
+    def terminal(self) -> bool:
+        """True for states a job never leaves on its own."""
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES: frozenset[JobState] = frozenset(
+    {
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.EXPIRED,
+        JobState.DEPENDENCY_FAILED,
+    }
+)
+ACTIVE_STATES: frozenset[JobState] = frozenset(JobState) - TERMINAL_STATES
+
+DependencyPolicy = Literal["cancel", "fail", "ignore"]
+DEPENDENCY_POLICIES: tuple[str, ...] = ("cancel", "fail", "ignore")
+
+
+@attrs.frozen
+class NewJob:
+    """A job as the scheduler asks the store to insert it (payload already JSON)."""
+
+    type: str
+    domain: str
+    payload: str
+    priority: int = 10
+    run_at: float | None = None
+    key: str | None = None
+    depends_on: tuple[int, ...] = ()
+    on_dependency_failure: DependencyPolicy = "cancel"
+    parent_id: int | None = None
+    tags: tuple[str, ...] = ()
+    resources: Mapping[str, int] = attrs.field(factory=dict)
+    expires_at: float | None = None
+    max_attempts: int = 1
+    fail_fast: bool = True
+    recurring: NewSchedule | None = None
+
+
+@attrs.frozen
+class NewSchedule:
+    """The recurrence attached to a submission: its JSON spec and its next fire time."""
+
+    spec: str
+    next_run_at: float | None
+    max_occurrences: int | None = None
+
+
+@attrs.frozen
+class Submitted:
+    """A submission that created a job (and, for a recurring one, a schedule)."""
+
+    id: int
+    schedule_id: int | None = None
+
+
+@attrs.frozen
+class Duplicate:
+    """A submission refused because an active job already holds its dedup key."""
+
+    existing_id: int
+
+    @property
+    def id(self) -> int:
+        """The id of the job that already holds the key."""
+        return self.existing_id
+
+
+SubmitResult = Submitted | Duplicate
+
+
+@attrs.frozen
+class JobRecord:
+    """One job row as stored."""
+
+    id: int
+    type: str
+    domain: str
+    payload: str
+    state: JobState
+    priority: int
+    base_priority: int
+    key: str | None
+    parent_id: int | None
+    tags: tuple[str, ...]
+    resources: Mapping[str, int]
+    created_at: float
+    run_at: float
+    started_at: float | None
+    finished_at: float | None
+    expires_at: float | None
+    attempt: int
+    max_attempts: int
+    claim_seq: int
+    worker_id: str | None
+    lease_expires_at: float | None
+    result: str | None
+    error: str | None
+    traceback: str | None
+    reason: str | None
+    progress: float | None
+    progress_message: str | None
+    on_dependency_failure: DependencyPolicy
+    fail_fast: bool
+    phase: Literal["execute", "finalize"]
+    active_children: int
+    cancel_requested: bool
+    pause_requested: bool
+    schedule_id: int | None
+    depends_on: tuple[int, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job has ended."""
+        return self.state.terminal
+
+    @property
+    def lease(self) -> Lease:
+        """The fencing token of the current claim."""
+        return Lease(self.id, self.claim_seq)
+
+
+@attrs.frozen
+class Lease:
+    """A fencing token: writes for a running job succeed only with its current claim number."""
+
+    job_id: int
+    claim_seq: int
+
+
+class LeaseStatus(enum.StrEnum):
+    """What a heartbeat learns about a lease."""
+
+    OK = "ok"
+    CANCEL_REQUESTED = "cancel_requested"
+    PAUSE_REQUESTED = "pause_requested"
+    LOST = "lost"
+
+
+@attrs.frozen
+class Beat:
+    """A heartbeat for one running job, carrying its latest progress."""
+
+    lease: Lease
+    progress: float | None = None
+    message: str | None = None
+
+
+@attrs.frozen
+class Complete:
+    """The handler returned: store its result (JSON) and move the job on."""
+
+    lease: Lease
+    result: str | None
+    needs_finalize: bool = False
+
+
+@attrs.frozen
+class Fail:
+    """The attempt failed; retry at `retry_at` (an absolute time) or end the job when None."""
+
+    lease: Lease
+    error: str
+    traceback: str | None = None
+    retry_at: float | None = None
+    outcome: str = "failed"
+
+
+ReleaseTo = Literal["pending", "paused", "cancelled", "suspended"]
+
+
+@attrs.frozen
+class Release:
+    """Give a running job back without spending an attempt (preempted, stopped, cancelled...)."""
+
+    lease: Lease
+    to: ReleaseTo
+    reason: str
+    run_at: float | None = None
+
+
+Outcome = Complete | Fail | Release
+
+
+@attrs.frozen
+class ClaimRequest:
+    """What a worker may take: how many, from which domains, with which tags and exclusions."""
+
+    worker_id: str
+    limit: int
+    lease_ttl: float
+    domains: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    exclude_types: tuple[str, ...] = ()
+    exclude_domains: tuple[str, ...] = ()
+    scan: int = 0
+
+
+@attrs.frozen
+class AttemptRecord:
+    """One execution of a job: who ran it, when, and how it ended."""
+
+    job_id: int
+    attempt: int
+    worker_id: str | None
+    started_at: float
+    finished_at: float | None
+    outcome: str | None
+    error: str | None
+
+
+ScheduleState = Literal["active", "paused", "cancelled", "finished"]
+
+
+@attrs.frozen
+class ScheduleRecord:
+    """A recurring submission: the template it copies and when it next fires."""
+
+    id: int
+    type: str
+    domain: str
+    spec: str
+    state: ScheduleState
+    next_run_at: float | None
+    occurrences: int
+    max_occurrences: int | None
+    last_job_id: int | None
+    created_at: float
+
+
+@attrs.frozen
+class Fired:
+    """Result of firing a due schedule: the new job's id, or None when the occurrence was skipped."""
+
+    job_id: int | None
+    skipped: bool

@@ -1,0 +1,1 @@
+"""SQL implementation of the store's transitions, shared by the memory and SQLite stores."""

@@ -1,0 +1,166 @@
+"""Claiming work: housekeeping (due jobs, expiry, expired leases), aging, then leased claims."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from wireframe.store.records import ClaimRequest, JobRecord
+from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.rows import JOB_COLUMNS, Ended, job_from_row, placeholders
+
+Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
+
+
+def housekeep(conn: sqlite3.Connection, now: float) -> None:
+    """Wake due jobs, expire stale ones and take back expired leases: one step, many workers."""
+    conn.execute(
+        "UPDATE jobs SET state = 'pending', ready_at = run_at "
+        "WHERE state IN ('scheduled', 'suspended') AND run_at <= ?",
+        (now,),
+    )
+    expired = conn.execute(
+        "UPDATE jobs SET state = 'expired', finished_at = ?, "
+        "error = 'not started before its ttl ran out', reason = 'ttl' "
+        "WHERE expires_at <= ? AND state IN ('pending', 'scheduled', 'blocked') "
+        "AND started_at IS NULL RETURNING id, parent_id, active_children",
+        (now, now),
+    ).fetchall()
+    ended = [Ended(i, "expired", p, a, "ttl") for i, p, a in expired]
+    ended.extend(reclaim_expired_leases(conn, now))
+    if ended:
+        settle(conn, now, ended)
+
+
+def reclaim_expired_leases(conn: sqlite3.Connection, now: float) -> list[Ended]:
+    """Take back running jobs whose worker stopped renewing the lease; that attempt is spent."""
+    rows = conn.execute(
+        "SELECT id, worker_id, attempt, max_attempts, cancel_requested, pause_requested, "
+        "child_failed, parent_id, active_children, error FROM jobs "
+        "WHERE state = 'running' AND lease_expires_at <= ?",
+        (now,),
+    ).fetchall()
+    ended: list[Ended] = []
+    for job_id, worker, attempt, max_attempts, cancel, pause, child_failed, parent, kids, err in rows:
+        reason = f"lease of worker {worker} expired (attempt {attempt} of {max_attempts})"
+        conn.execute(
+            "UPDATE attempts SET finished_at = ?, outcome = 'lease_expired', error = ? "
+            "WHERE job_id = ? AND attempt = ?",
+            (now, reason, job_id, attempt),
+        )
+        if child_failed or cancel or attempt >= max_attempts:
+            state = "failed" if child_failed or not cancel else "cancelled"
+            error = err if child_failed else (reason if state == "failed" else err)
+            conn.execute(
+                "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?, "
+                "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+                (state, now, error, reason, job_id),
+            )
+            ended.append(Ended(job_id, state, parent, kids, error))
+        elif pause:
+            conn.execute(
+                "UPDATE jobs SET state = 'paused', paused_from = 'pending', pause_requested = 0, "
+                "new_attempt = 1, reason = ?, worker_id = NULL, lease_expires_at = NULL "
+                "WHERE id = ?",
+                (reason, job_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE jobs SET state = 'pending', new_attempt = 1, ready_at = ?, reason = ?, "
+                "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+                (now, reason, job_id),
+            )
+    return ended
+
+
+def age(conn: sqlite3.Connection, now: float, older_than: float, step: int, cap: int) -> int:
+    """Raise by `step` (up to `cap`) the priority of pending jobs waiting longer than `older_than`."""
+    cur = conn.execute(
+        "UPDATE jobs SET priority = min(?, priority + ?), ready_at = ? "
+        "WHERE state = 'pending' AND ready_at <= ? AND priority < ?",
+        (cap, step, now, now - older_than, cap),
+    )
+    return cur.rowcount
+
+
+def _candidate_filter(req: ClaimRequest) -> tuple[str, list[object]]:
+    """The WHERE clause selecting pending jobs this request may take."""
+    clauses = ["state = 'pending'", f"domain IN ({placeholders(len(req.domains))})"]
+    params: list[object] = list(req.domains)
+    if req.exclude_domains:
+        clauses.append(f"domain NOT IN ({placeholders(len(req.exclude_domains))})")
+        params.extend(req.exclude_domains)
+    if req.exclude_types:
+        clauses.append(f"type NOT IN ({placeholders(len(req.exclude_types))})")
+        params.extend(req.exclude_types)
+    if req.tags:
+        clauses.append(
+            "(tags IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(jobs.tags) t "
+            "WHERE t.value NOT IN (SELECT value FROM json_each(?))))"
+        )
+        params.append(json.dumps(list(req.tags)))
+    else:
+        clauses.append("tags IS NULL")
+    return " AND ".join(clauses), params
+
+
+def claim(
+    conn: sqlite3.Connection, now: float, req: ClaimRequest, chooser: Chooser | None
+) -> list[JobRecord]:
+    """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority."""
+    housekeep(conn, now)
+    if req.limit <= 0 or not req.domains:
+        return []
+    where, params = _candidate_filter(req)
+    scan = max(req.scan, req.limit)
+    rows = conn.execute(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?",
+        (*params, scan),
+    ).fetchall()
+    if not rows:
+        return []
+    candidates = [job_from_row(r) for r in rows]
+    if chooser is None:
+        chosen = [c.id for c in candidates[: req.limit]]
+    else:
+        chosen = list(chooser(candidates))[: req.limit]
+    if not chosen:
+        return []
+    claimed = conn.execute(
+        f"UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, "
+        f"claim_seq = claim_seq + 1, attempt = attempt + new_attempt, new_attempt = 0, "
+        f"started_at = coalesce(started_at, ?), cancel_requested = 0, pause_requested = 0 "
+        f"WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
+        f"RETURNING {JOB_COLUMNS}",
+        (req.worker_id, now + req.lease_ttl, now, *chosen),
+    ).fetchall()
+    jobs = [job_from_row(r) for r in claimed]
+    conn.executemany(
+        "INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = excluded.worker_id, "
+        "finished_at = NULL, outcome = NULL",
+        [(j.id, j.attempt, req.worker_id, now) for j in jobs],
+    )
+    order = {job_id: i for i, job_id in enumerate(chosen)}
+    jobs.sort(key=lambda j: order[j.id])
+    return jobs
+
+
+def next_due_at(conn: sqlite3.Connection) -> float | None:
+    """The earliest time a scheduled or suspended job becomes due, or None."""
+    row = conn.execute(
+        "SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'suspended')"
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
+def top_pending_priority(
+    conn: sqlite3.Connection, domains: Sequence[str], tags: Sequence[str]
+) -> int | None:
+    """The highest base priority among pending jobs a worker with these domains and tags may take."""
+    if not domains:
+        return None
+    where, params = _candidate_filter(ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags)))
+    row = conn.execute(f"SELECT max(base_priority) FROM jobs WHERE {where}", params).fetchone()
+    return int(row[0]) if row and row[0] is not None else None

@@ -1,0 +1,126 @@
+"""Operator control of jobs and their trees: cancel, pause, resume, retry, prune."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from wireframe.store.errors import DuplicateKeyError, InvalidTransitionError, UnknownJobError
+from wireframe.store.records import JobState
+from wireframe.store.sql.cascade import cancel_tree, settle
+from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL
+
+_TREE = (
+    "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
+    "SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) "
+)
+
+
+def _state(conn: sqlite3.Connection, job_id: int, where: str) -> str:
+    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise UnknownJobError(job_id, where)
+    return str(row[0])
+
+
+def cancel(conn: sqlite3.Connection, now: float, job_id: int, reason: str) -> JobState:
+    """Cancel a job and its descendants; return the job's state afterwards."""
+    state = _state(conn, job_id, "cancel")
+    if state in TERMINAL:
+        return JobState(state)
+    settle(conn, now, cancel_tree(conn, now, job_id, reason))
+    return JobState(_state(conn, job_id, "cancel"))
+
+
+def pause(conn: sqlite3.Connection, job_id: int) -> int:
+    """Pause a job and its active descendants; running ones are asked to stop. Return how many."""
+    state = _state(conn, job_id, "pause")
+    if state in TERMINAL:
+        raise InvalidTransitionError(f"pause: job {job_id} has already ended ({state})")
+    requested = conn.execute(
+        _TREE + f"UPDATE jobs SET pause_requested = 1 WHERE id IN (SELECT id FROM tree) "
+        f"AND state = 'running'",
+        (job_id,),
+    ).rowcount
+    paused = conn.execute(
+        _TREE + f"UPDATE jobs SET paused_from = state, state = 'paused', reason = 'paused' "
+        f"WHERE id IN (SELECT id FROM tree) AND state NOT IN {TERMINAL_SQL} "
+        f"AND state NOT IN ('running', 'paused')",
+        (job_id,),
+    ).rowcount
+    return int(requested + paused)
+
+
+def resume(conn: sqlite3.Connection, now: float, job_id: int) -> int:
+    """Resume a paused job and its paused descendants. Return how many moved."""
+    state = _state(conn, job_id, "resume")
+    if state in TERMINAL:
+        raise InvalidTransitionError(f"resume: job {job_id} has already ended ({state})")
+    conn.execute(
+        _TREE + "UPDATE jobs SET pause_requested = 0 WHERE id IN (SELECT id FROM tree) "
+        "AND state = 'running'",
+        (job_id,),
+    )
+    return int(
+        conn.execute(
+            _TREE + "UPDATE jobs SET state = CASE "
+            "WHEN paused_from = 'scheduled' AND run_at <= ? THEN 'pending' "
+            "ELSE coalesce(paused_from, 'pending') END, "
+            "paused_from = NULL, ready_at = ?, reason = 'resumed' "
+            "WHERE id IN (SELECT id FROM tree) AND state = 'paused'",
+            (job_id, now, now),
+        ).rowcount
+    )
+
+
+def retry(conn: sqlite3.Connection, now: float, job_id: int) -> None:
+    """Run an ended, unsuccessful job again with a fresh retry budget."""
+    row = conn.execute(
+        "SELECT state, type, key, parent_id FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownJobError(job_id, "retry")
+    state, type_, key, parent_id = row
+    if state not in TERMINAL or state == "completed":
+        raise InvalidTransitionError(
+            f"retry: job {job_id} is {state}; only failed, cancelled, expired or "
+            f"dependency_failed jobs can be retried"
+        )
+    if key is not None:
+        holder = conn.execute(
+            f"SELECT id FROM jobs WHERE type = ? AND key = ? AND state NOT IN {TERMINAL_SQL}",
+            (type_, key),
+        ).fetchone()
+        if holder:
+            raise DuplicateKeyError(
+                f"retry: job {job_id}'s key {key!r} is held by active job {holder[0]}"
+            )
+    conn.execute(
+        "UPDATE jobs SET state = 'pending', max_attempts = attempt + retry_budget, "
+        "new_attempt = 1, finished_at = NULL, run_at = ?, ready_at = ?, expires_at = NULL, "
+        "cancel_requested = 0, pause_requested = 0, child_failed = 0, phase = 'execute', "
+        "needs_finalize = 0, reason = 'retried by operator' WHERE id = ?",
+        (now, now, job_id),
+    )
+    if parent_id is not None:
+        conn.execute(
+            f"UPDATE jobs SET active_children = active_children + 1 WHERE id = ? "
+            f"AND state NOT IN {TERMINAL_SQL}",
+            (parent_id,),
+        )
+
+
+def prune(conn: sqlite3.Connection, finished_before: float) -> int:
+    """Delete ended jobs (with their attempts) that finished before the given time."""
+    ids = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT id FROM jobs WHERE finished_at < ? AND state IN {TERMINAL_SQL}",
+            (finished_before,),
+        )
+    ]
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        marks = ",".join("?" * len(part))
+        conn.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", part)
+        conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
+    return len(ids)

@@ -1,0 +1,175 @@
+"""Fenced writes of running jobs: heartbeats, completions, failures and releases."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from wireframe.store.records import (
+    Beat,
+    Complete,
+    Fail,
+    LeaseStatus,
+    Outcome,
+    Release,
+)
+from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.rows import Ended, chunks, placeholders
+
+_Running = tuple[int, int, int | None, int, int, int, int, str, int, str | None, str | None]
+
+
+def heartbeat(
+    conn: sqlite3.Connection, now: float, beats: Sequence[Beat], lease_ttl: float
+) -> dict[int, LeaseStatus]:
+    """Extend the leases still held; report lost ones and requests to cancel or pause."""
+    status: dict[int, LeaseStatus] = {}
+    for beat in beats:
+        row = conn.execute(
+            "UPDATE jobs SET lease_expires_at = ?, progress = coalesce(?, progress), "
+            "progress_message = coalesce(?, progress_message) "
+            "WHERE id = ? AND claim_seq = ? AND state = 'running' "
+            "RETURNING cancel_requested, pause_requested, child_failed",
+            (now + lease_ttl, beat.progress, beat.message, beat.lease.job_id, beat.lease.claim_seq),
+        ).fetchone()
+        if row is None:
+            status[beat.lease.job_id] = LeaseStatus.LOST
+        elif row[0] or row[2]:
+            status[beat.lease.job_id] = LeaseStatus.CANCEL_REQUESTED
+        elif row[1]:
+            status[beat.lease.job_id] = LeaseStatus.PAUSE_REQUESTED
+        else:
+            status[beat.lease.job_id] = LeaseStatus.OK
+    return status
+
+
+def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
+    """Apply each outcome if its writer still holds the lease; return which were applied."""
+    held = _held_leases(conn, outcomes)
+    applied: list[bool] = []
+    ended: list[Ended] = []
+    closes: list[tuple[float, str, str | None, int, int]] = []
+    for outcome in outcomes:
+        row = held.get(outcome.lease.job_id)
+        if row is None or row[1] != outcome.lease.claim_seq:
+            applied.append(False)
+            continue
+        del held[outcome.lease.job_id]
+        applied.append(True)
+        job_id, _, parent_id, kids, attempt, max_attempts, child_failed, phase, cancel, _, err = row
+        if child_failed:
+            _end(conn, now, job_id, "failed", err, None)
+            ended.append(Ended(job_id, "failed", parent_id, kids, err))
+            closes.append((now, "failed", err, job_id, attempt))
+        elif isinstance(outcome, Complete):
+            closes.append((now, "completed", None, job_id, attempt))
+            done = _complete(conn, now, job_id, outcome, kids, phase)
+            if done:
+                ended.append(Ended(job_id, "completed", parent_id, kids, None))
+        elif isinstance(outcome, Fail):
+            closes.append((now, outcome.outcome, outcome.error, job_id, attempt))
+            if outcome.retry_at is not None and not cancel and attempt < max_attempts:
+                conn.execute(
+                    "UPDATE jobs SET state = CASE WHEN ? > ? THEN 'scheduled' ELSE 'pending' END, "
+                    "run_at = ?, ready_at = ?, new_attempt = 1, error = ?, traceback = ?, "
+                    "reason = ?, worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+                    (
+                        outcome.retry_at, now, outcome.retry_at, max(now, outcome.retry_at),
+                        outcome.error, outcome.traceback, f"retry after attempt {attempt}",
+                        job_id,
+                    ),
+                )
+            else:
+                state = "cancelled" if cancel else "failed"
+                _end(conn, now, job_id, state, outcome.error, outcome.traceback)
+                ended.append(Ended(job_id, state, parent_id, kids, outcome.error))
+        else:
+            done_state = _release(conn, now, job_id, outcome, cancel)
+            closes.append((now, outcome.reason, None, job_id, attempt))
+            if done_state is not None:
+                ended.append(Ended(job_id, done_state, parent_id, kids, err))
+    if closes:
+        conn.executemany(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? "
+            "WHERE job_id = ? AND attempt = ?",
+            closes,
+        )
+    if ended:
+        settle(conn, now, ended)
+    return applied
+
+
+def _held_leases(conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
+    """The running rows the outcomes refer to, keyed by job id."""
+    ids = [o.lease.job_id for o in outcomes]
+    rows: dict[int, _Running] = {}
+    for part in chunks(ids):
+        for row in conn.execute(
+            f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts, "
+            f"child_failed, phase, cancel_requested, result, error FROM jobs "
+            f"WHERE id IN ({placeholders(len(part))}) AND state = 'running'",
+            tuple(part),
+        ):
+            rows[row[0]] = row
+    return rows
+
+
+def _end(
+    conn: sqlite3.Connection, now: float, job_id: int, state: str, error: str | None,
+    traceback: str | None,
+) -> None:
+    """Move a running job to a terminal state."""
+    conn.execute(
+        "UPDATE jobs SET state = ?, finished_at = ?, error = ?, traceback = coalesce(?, traceback), "
+        "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+        (state, now, error, traceback, job_id),
+    )
+
+
+def _complete(
+    conn: sqlite3.Connection, now: float, job_id: int, outcome: Complete, kids: int, phase: str
+) -> bool:
+    """Store the result; wait for children or finalize if needed. True when the job ended."""
+    if phase == "execute" and kids > 0:
+        state, next_phase = "waiting", "execute"
+    elif phase == "execute" and outcome.needs_finalize:
+        state, next_phase = "pending", "finalize"
+    else:
+        state, next_phase = "completed", phase
+    conn.execute(
+        "UPDATE jobs SET state = ?, phase = ?, needs_finalize = ?, result = ?, "
+        "finished_at = CASE WHEN ? = 'completed' THEN ? ELSE NULL END, ready_at = ?, "
+        "progress = CASE WHEN ? = 'completed' THEN 1.0 ELSE progress END, "
+        "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+        (
+            state, next_phase, int(outcome.needs_finalize), outcome.result, state, now, now,
+            state, job_id,
+        ),
+    )
+    return state == "completed"
+
+
+def _release(
+    conn: sqlite3.Connection, now: float, job_id: int, outcome: Release, cancel: int
+) -> str | None:
+    """Give a running job back without spending an attempt; return a terminal state if it ended."""
+    if outcome.to == "cancelled" or cancel:
+        conn.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ?, worker_id = NULL, "
+            "lease_expires_at = NULL WHERE id = ?",
+            (now, outcome.reason, job_id),
+        )
+        return "cancelled"
+    run_at = outcome.run_at if outcome.run_at is not None else now
+    if outcome.to == "paused":
+        state, paused_from = "paused", "pending"
+    elif outcome.to == "suspended":
+        state, paused_from = "suspended", None
+    else:
+        state, paused_from = "pending", None
+    conn.execute(
+        "UPDATE jobs SET state = ?, paused_from = ?, run_at = ?, ready_at = ?, reason = ?, "
+        "pause_requested = 0, worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+        (state, paused_from, run_at, max(now, run_at), outcome.reason, job_id),
+    )
+    return None

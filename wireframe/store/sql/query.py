@@ -1,0 +1,72 @@
+"""Read-only queries: one job, listings, counts, attempts."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from wireframe.store.records import AttemptRecord, JobRecord, JobState
+from wireframe.store.sql.rows import JOB_COLUMNS, job_from_row, placeholders
+
+
+def get(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
+    """One job with its outstanding dependencies, or None."""
+    row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        return None
+    deps = tuple(
+        r[0]
+        for r in conn.execute(
+            "SELECT dep_id FROM job_deps WHERE job_id = ? ORDER BY dep_id", (job_id,)
+        )
+    )
+    return job_from_row(row, deps)
+
+
+def list_jobs(
+    conn: sqlite3.Connection,
+    *,
+    states: Sequence[JobState] = (),
+    domain: str | None = None,
+    type: str | None = None,
+    parent_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    newest_first: bool = False,
+) -> list[JobRecord]:
+    """Jobs matching every given filter, by id."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if states:
+        clauses.append(f"state IN ({placeholders(len(states))})")
+        params.extend(str(s) for s in states)
+    for column, value in (("domain", domain), ("type", type), ("parent_id", parent_id)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    order = "DESC" if newest_first else "ASC"
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY id {order} LIMIT ? OFFSET ?"
+    return [job_from_row(r) for r in conn.execute(sql, (*params, limit, offset))]
+
+
+def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, JobState], int]:
+    """How many jobs there are per (domain, type, state)."""
+    return {
+        (domain, type_, JobState(state)): n
+        for domain, type_, state, n in conn.execute(
+            "SELECT domain, type, state, count(*) FROM jobs GROUP BY domain, type, state"
+        )
+    }
+
+
+def attempts(conn: sqlite3.Connection, job_id: int) -> list[AttemptRecord]:
+    """Every attempt of a job, first to last."""
+    return [
+        AttemptRecord(*row)
+        for row in conn.execute(
+            "SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error "
+            "FROM attempts WHERE job_id = ? ORDER BY attempt",
+            (job_id,),
+        )
+    ]

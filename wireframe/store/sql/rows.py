@@ -1,0 +1,115 @@
+"""Mapping between job rows and records, and the small SQL helpers every module shares."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
+
+import attrs
+
+from wireframe.store.records import JobRecord, JobState
+
+TERMINAL = ("completed", "failed", "cancelled", "expired", "dependency_failed")
+TERMINAL_SQL = "('completed','failed','cancelled','expired','dependency_failed')"
+
+JOB_COLUMNS = (
+    "id, type, domain, payload, state, priority, base_priority, key, parent_id, tags, resources, "
+    "created_at, run_at, started_at, finished_at, expires_at, attempt, max_attempts, claim_seq, "
+    "worker_id, lease_expires_at, result, error, traceback, reason, progress, progress_message, "
+    "on_dep_failure, fail_fast, phase, active_children, cancel_requested, pause_requested, "
+    "schedule_id"
+)
+
+
+def job_from_row(row: Sequence[Any], depends_on: tuple[int, ...] = ()) -> JobRecord:
+    """Build a JobRecord from a row selected with JOB_COLUMNS."""
+    (
+        id_, type_, domain, payload, state, priority, base_priority, key, parent_id, tags,
+        resources, created_at, run_at, started_at, finished_at, expires_at, attempt,
+        max_attempts, claim_seq, worker_id, lease_expires_at, result, error, traceback, reason,
+        progress, progress_message, on_dep_failure, fail_fast, phase, active_children,
+        cancel_requested, pause_requested, schedule_id,
+    ) = row
+    return JobRecord(
+        id=id_,
+        type=type_,
+        domain=domain,
+        payload=payload,
+        state=JobState(state),
+        priority=priority,
+        base_priority=base_priority,
+        key=key,
+        parent_id=parent_id,
+        tags=tuple(json.loads(tags)) if tags else (),
+        resources=json.loads(resources) if resources else {},
+        created_at=created_at,
+        run_at=run_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        expires_at=expires_at,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        claim_seq=claim_seq,
+        worker_id=worker_id,
+        lease_expires_at=lease_expires_at,
+        result=result,
+        error=error,
+        traceback=traceback,
+        reason=reason,
+        progress=progress,
+        progress_message=progress_message,
+        on_dependency_failure=on_dep_failure,
+        fail_fast=bool(fail_fast),
+        phase=phase,
+        active_children=active_children,
+        cancel_requested=bool(cancel_requested),
+        pause_requested=bool(pause_requested),
+        schedule_id=schedule_id,
+        depends_on=depends_on,
+    )
+
+
+def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """Split `items` so that `IN (...)` lists stay under SQLite's variable limit."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def placeholders(n: int) -> str:
+    """`?,?,?` for n parameters."""
+    return ",".join("?" * n)
+
+
+def select_jobs(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, JobRecord]:
+    """Fetch the rows of `ids` as records, keyed by id."""
+    wanted = list(ids)
+    found: dict[int, JobRecord] = {}
+    for part in chunks(wanted):
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({placeholders(len(part))})"
+        for row in conn.execute(sql, tuple(part)):
+            found[row[0]] = job_from_row(row)
+    return found
+
+
+@attrs.frozen
+class Ended:
+    """A job that has just become terminal and whose consequences still have to be settled."""
+
+    id: int
+    state: str
+    parent_id: int | None
+    active_children: int
+    error: str | None
+    cascade: bool = True
+
+
+def ended_from(job: JobRecord, state: str, error: str | None = None) -> Ended:
+    """Describe `job` as having just ended in `state`."""
+    return Ended(job.id, state, job.parent_id, job.active_children, error or job.error)
+
+
+def as_int(value: object) -> int:
+    """Narrow a value read from SQLite to int."""
+    return int(cast(int, value))

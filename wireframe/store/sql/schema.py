@@ -1,0 +1,118 @@
+"""Versioned schema migrations; each step runs once, in order, recorded in `schema_version`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from wireframe.store.errors import SchemaVersionError
+
+TERMINAL_SQL = "('completed','failed','cancelled','expired','dependency_failed')"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, dependencies, attempts, schedules.
+    f"""
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        type TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        base_priority INTEGER NOT NULL,
+        key TEXT,
+        parent_id INTEGER,
+        tags TEXT,
+        resources TEXT,
+        created_at REAL NOT NULL,
+        run_at REAL NOT NULL,
+        ready_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        expires_at REAL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        retry_budget INTEGER NOT NULL,
+        new_attempt INTEGER NOT NULL DEFAULT 1,
+        claim_seq INTEGER NOT NULL DEFAULT 0,
+        worker_id TEXT,
+        lease_expires_at REAL,
+        result TEXT,
+        error TEXT,
+        traceback TEXT,
+        reason TEXT,
+        progress REAL,
+        progress_message TEXT,
+        on_dep_failure TEXT NOT NULL,
+        fail_fast INTEGER NOT NULL,
+        phase TEXT NOT NULL DEFAULT 'execute',
+        needs_finalize INTEGER NOT NULL DEFAULT 0,
+        active_children INTEGER NOT NULL DEFAULT 0,
+        child_failed INTEGER NOT NULL DEFAULT 0,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        pause_requested INTEGER NOT NULL DEFAULT 0,
+        paused_from TEXT,
+        schedule_id INTEGER
+    );
+    CREATE INDEX jobs_pending ON jobs (priority DESC, id) WHERE state = 'pending';
+    CREATE INDEX jobs_due ON jobs (run_at) WHERE state IN ('scheduled', 'suspended');
+    CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
+    CREATE INDEX jobs_expiry ON jobs (expires_at)
+        WHERE expires_at IS NOT NULL AND state IN ('pending', 'scheduled', 'blocked');
+    CREATE INDEX jobs_aging ON jobs (ready_at) WHERE state = 'pending';
+    CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL;
+    CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX jobs_type_state ON jobs (type, state);
+    CREATE UNIQUE INDEX jobs_active_key ON jobs (type, key)
+        WHERE key IS NOT NULL AND state NOT IN {TERMINAL_SQL};
+    CREATE TABLE job_deps (
+        job_id INTEGER NOT NULL,
+        dep_id INTEGER NOT NULL,
+        PRIMARY KEY (job_id, dep_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX job_deps_dep ON job_deps (dep_id);
+    CREATE TABLE attempts (
+        job_id INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        worker_id TEXT,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        outcome TEXT,
+        error TEXT,
+        PRIMARY KEY (job_id, attempt)
+    ) WITHOUT ROWID;
+    CREATE TABLE schedules (
+        id INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        template TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        state TEXT NOT NULL,
+        next_run_at REAL,
+        occurrences INTEGER NOT NULL,
+        max_occurrences INTEGER,
+        last_job_id INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (next_run_at) WHERE state = 'active';
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> int:
+    """Bring the schema up to date inside the caller's write transaction; return the version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = int(row[0]) if row and row[0] is not None else 0
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{where}: schema version {current} was written by a newer wireframe; "
+            f"this one understands up to version {SCHEMA_VERSION}. Upgrade wireframe."
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version - 1].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    return SCHEMA_VERSION

@@ -1,0 +1,182 @@
+"""Inserting jobs: dedup keys, dependencies, parents and schedules, all in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+
+import attrs
+
+from wireframe.store.errors import InvalidTransitionError, UnknownJobError
+from wireframe.store.records import Duplicate, NewJob, Submitted, SubmitResult
+from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
+
+INSERT_JOB = (
+    "INSERT INTO jobs (id, type, domain, payload, state, priority, base_priority, key, "
+    "parent_id, tags, resources, created_at, run_at, ready_at, expires_at, max_attempts, "
+    "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def next_ids(conn: sqlite3.Connection, table: str, count: int) -> int:
+    """Reserve `count` consecutive ids in `table`; return the first. Ids are never reused."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    first = (int(row[0]) if row else 0) + 1
+    if row:
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (first + count - 1, table)
+        )
+    else:
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, first + count - 1)
+        )
+    return first
+
+
+def job_row(
+    job: NewJob, job_id: int, now: float, state: str, schedule_id: int | None, error: str | None
+) -> tuple[object, ...]:
+    """The INSERT_JOB parameters for `job`."""
+    run_at = job.run_at if job.run_at is not None else now
+    return (
+        job_id,
+        job.type,
+        job.domain,
+        job.payload,
+        state,
+        job.priority,
+        job.priority,
+        job.key,
+        job.parent_id,
+        json.dumps(sorted(set(job.tags))) if job.tags else None,
+        json.dumps(dict(job.resources), sort_keys=True) if job.resources else None,
+        now,
+        run_at,
+        max(run_at, now),
+        job.expires_at,
+        job.max_attempts,
+        job.max_attempts,
+        job.on_dependency_failure,
+        int(job.fail_fast),
+        schedule_id,
+        now if state in TERMINAL else None,
+        error,
+        error,
+    )
+
+
+def submit(conn: sqlite3.Connection, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+    """Insert `jobs` (or find their duplicates) in one transaction, in order."""
+    results: list[SubmitResult] = []
+    rows: list[tuple[object, ...]] = []
+    edges: list[tuple[int, int]] = []
+    parents: list[int] = []
+    born_ended: list[Ended] = []
+    batch_keys: dict[tuple[str, str], int] = {}
+    first = next_ids(conn, "jobs", len(jobs))
+    next_id = first
+    for job in jobs:
+        if job.key is not None:
+            held = batch_keys.get((job.type, job.key))
+            if held is None:
+                found = conn.execute(
+                    f"SELECT id FROM jobs WHERE type = ? AND key = ? "
+                    f"AND state NOT IN {TERMINAL_SQL} LIMIT 1",
+                    (job.type, job.key),
+                ).fetchone()
+                held = found[0] if found else None
+            if held is not None:
+                results.append(Duplicate(held))
+                continue
+        job_id = next_id
+        next_id += 1
+        state, error, waiting_on = _initial_state(conn, now, job)
+        if job.parent_id is not None:
+            _check_parent(conn, job.parent_id)
+            if state not in TERMINAL:
+                parents.append(job.parent_id)
+        schedule_id = _insert_schedule(conn, now, job, job_id) if job.recurring else None
+        rows.append(job_row(job, job_id, now, state, schedule_id, error))
+        edges.extend((job_id, dep) for dep in waiting_on)
+        if job.key is not None and state not in TERMINAL:
+            batch_keys[(job.type, job.key)] = job_id
+        if state in TERMINAL:
+            born_ended.append(Ended(job_id, state, job.parent_id, 0, error))
+        results.append(Submitted(job_id, schedule_id))
+    conn.executemany(INSERT_JOB, rows)
+    if edges:
+        conn.executemany("INSERT OR IGNORE INTO job_deps (job_id, dep_id) VALUES (?, ?)", edges)
+    if parents:
+        conn.executemany(
+            "UPDATE jobs SET active_children = active_children + 1 WHERE id = ?",
+            [(p,) for p in parents],
+        )
+    if born_ended:
+        settle(conn, now, born_ended)
+    return results
+
+
+def _initial_state(
+    conn: sqlite3.Connection, now: float, job: NewJob
+) -> tuple[str, str | None, list[int]]:
+    """Decide the state a new job starts in, and the dependencies it still waits on."""
+    waiting_on: list[int] = []
+    for dep in dict.fromkeys(job.depends_on):
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (dep,)).fetchone()
+        if row is None:
+            raise UnknownJobError(dep, f"submit {job.type}: depends_on")
+        dep_state = row[0]
+        if dep_state == "completed":
+            continue
+        if dep_state in TERMINAL:
+            if job.on_dependency_failure == "ignore":
+                continue
+            error = f"dependency job {dep} ended as {dep_state}"
+            failed = "cancelled" if job.on_dependency_failure == "cancel" else "dependency_failed"
+            return failed, error, []
+        waiting_on.append(dep)
+    if waiting_on:
+        return "blocked", None, waiting_on
+    run_at = job.run_at if job.run_at is not None else now
+    return ("scheduled" if run_at > now else "pending"), None, []
+
+
+def _check_parent(conn: sqlite3.Connection, parent_id: int) -> None:
+    """A child may only join a parent that exists and has not ended."""
+    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (parent_id,)).fetchone()
+    if row is None:
+        raise UnknownJobError(parent_id, "submit: parent")
+    if row[0] in TERMINAL:
+        raise InvalidTransitionError(
+            f"submit: parent job {parent_id} has already ended ({row[0]}); it takes no children"
+        )
+
+
+def _insert_schedule(conn: sqlite3.Connection, now: float, job: NewJob, job_id: int) -> int:
+    """Record the schedule of a recurring submission whose first occurrence is `job_id`."""
+    rec = job.recurring
+    assert rec is not None
+    template = attrs.asdict(attrs.evolve(job, recurring=None, run_at=None, key=None))
+    template["resources"] = dict(job.resources)
+    finished = rec.next_run_at is None or rec.max_occurrences == 1
+    cur = conn.execute(
+        "INSERT INTO schedules (type, domain, template, spec, state, next_run_at, occurrences, "
+        "max_occurrences, last_job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (
+            job.type,
+            job.domain,
+            json.dumps(template),
+            rec.spec,
+            "finished" if finished else "active",
+            None if finished else rec.next_run_at,
+            1,
+            rec.max_occurrences,
+            job_id,
+            now,
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid

@@ -1,0 +1,291 @@
+"""SQLite store (the default): WAL, `BEGIN IMMEDIATE` writes off the event loop; and the memory store.
+
+`MemoryStore` is the same engine on a private in-memory SQLite database, called directly on the
+event loop (no disk, no thread hop): tests get exactly the behaviour of the file store, fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from wireframe.store.base import Chooser
+from wireframe.store.errors import StoreError
+from wireframe.store.records import (
+    AttemptRecord,
+    Beat,
+    ClaimRequest,
+    Fired,
+    JobRecord,
+    JobState,
+    LeaseStatus,
+    NewJob,
+    Outcome,
+    ScheduleRecord,
+    SubmitResult,
+)
+from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import control, finish, query, schedules, schema
+from wireframe.store.sql.submit import submit as submit_sql
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Op = Callable[Concatenate[sqlite3.Connection, float, P], T]
+
+
+class SqliteStore:
+    """Jobs in one SQLite file, shared safely by the processes of one machine."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 0.01,
+    ) -> None:
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        self.clock = clock
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._poll_interval = poll_interval
+        self._conn: sqlite3.Connection | None = None
+        self._watch: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        if self.path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.url}: could not switch the database to WAL ({mode})")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    def _open_sync(self) -> None:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            schema.migrate(conn, self.url)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        if self.path != ":memory:":
+            self._watch = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    def _tx(self, op: Callable[..., T], *args: Any, write: bool = True) -> Callable[[], T]:
+        def call() -> T:
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = op(conn, self.clock(), *args)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return call
+
+    async def _write(self, op: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._tx(op, *args))
+
+    async def _read(self, op: Callable[..., T], *args: Any) -> T:
+        return await self._run(self._tx(op, *args, write=False))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, switch to WAL and migrate the schema."""
+        if self._conn is None:
+            await self._run(self._open_sync)
+
+    async def close(self) -> None:
+        """Close the connections."""
+        conn, watch = self._conn, self._watch
+        self._conn = self._watch = None
+        if conn is not None:
+            await self._run(conn.close)
+        if watch is not None:
+            watch.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+        """Insert jobs in one transaction."""
+        return await self._write(submit_sql, list(jobs)) if jobs else []
+
+    async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
+        """Lease pending jobs."""
+        return await self._write(claim_sql.claim, request, chooser)
+
+    async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
+        """Extend held leases."""
+        return await self._write(finish.heartbeat, list(beats), lease_ttl) if beats else {}
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply fenced outcomes."""
+        return await self._write(finish.finish, list(outcomes)) if outcomes else []
+
+    async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
+        """Cancel a job tree."""
+        return await self._write(control.cancel, job_id, reason)
+
+    async def pause(self, job_id: int) -> int:
+        """Pause a job tree."""
+        return await self._write(_without_now(control.pause), job_id)
+
+    async def resume(self, job_id: int) -> int:
+        """Resume a job tree."""
+        return await self._write(control.resume, job_id)
+
+    async def retry(self, job_id: int) -> None:
+        """Retry an ended job."""
+        await self._write(control.retry, job_id)
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        """One job."""
+        return await self._read(_without_now(query.get), job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        type: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs matching the filters."""
+
+        def op(conn: sqlite3.Connection, now: float) -> list[JobRecord]:
+            return query.list_jobs(
+                conn, states=states, domain=domain, type=type, parent_id=parent_id,
+                limit=limit, offset=offset, newest_first=newest_first,
+            )
+
+        return await self._read(op)
+
+    async def counts(self) -> dict[tuple[str, str, JobState], int]:
+        """Counts per (domain, type, state)."""
+        return await self._read(_without_now(query.counts))
+
+    async def attempts(self, job_id: int) -> list[AttemptRecord]:
+        """Attempts of a job."""
+        return await self._read(_without_now(query.attempts), job_id)
+
+    async def age(self, older_than: float, step: int, cap: int) -> int:
+        """Boost long-waiting pending jobs."""
+        return await self._write(claim_sql.age, older_than, step, cap)
+
+    async def next_due_at(self) -> float | None:
+        """Earliest due time of scheduled or suspended jobs."""
+        return await self._read(_without_now(claim_sql.next_due_at))
+
+    async def top_pending_priority(
+        self, domains: Sequence[str], tags: Sequence[str]
+    ) -> int | None:
+        """Highest pending base priority."""
+        return await self._read(_without_now(claim_sql.top_pending_priority), domains, tags)
+
+    async def prune(self, finished_before: float) -> int:
+        """Delete old ended jobs."""
+        return await self._write(_without_now(control.prune), finished_before)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
+        """Due schedules."""
+        return await self._read(schedules.due, tuple(domains)) if domains else []
+
+    async def fire_schedule(
+        self, schedule_id: int, expected_run_at: float, following_run_at: float | None
+    ) -> Fired | None:
+        """Fire a due occurrence once."""
+        return await self._write(schedules.fire, schedule_id, expected_run_at, following_run_at)
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule."""
+        return await self._read(_without_now(schedules.list_all))
+
+    async def get_schedule(self, schedule_id: int) -> ScheduleRecord | None:
+        """One schedule."""
+        return await self._read(_without_now(schedules.get), schedule_id)
+
+    async def set_schedule_state(
+        self, schedule_id: int, state: str, next_run_at: float | None = None
+    ) -> ScheduleRecord:
+        """Pause, resume or cancel a schedule."""
+        return await self._write(schedules.set_state, schedule_id, state, next_run_at)
+
+    # -- wake-ups ---------------------------------------------------------------------------
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return once another connection committed (PRAGMA data_version moved), or on timeout."""
+        watch = self._watch
+        if watch is None:
+            await anyio.sleep(timeout)
+            return
+        deadline = anyio.current_time() + timeout
+        start = watch.execute("PRAGMA data_version").fetchone()[0]
+        while anyio.current_time() < deadline:
+            await anyio.sleep(min(self._poll_interval, max(0.0, deadline - anyio.current_time())))
+            if watch.execute("PRAGMA data_version").fetchone()[0] != start:
+                return
+
+
+class MemoryStore(SqliteStore):
+    """Jobs in a private in-memory SQLite database, operated on the event loop: for tests."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(":memory:", clock=clock)
+        self.url = "memory://"
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        await anyio.lowlevel.checkpoint()
+        return fn()
+
+
+def _without_now(fn: Callable[..., T]) -> Callable[..., T]:
+    """Adapt an operation that does not need the clock to the (conn, now, ...) calling form."""
+
+    def op(conn: sqlite3.Connection, now: float, *args: Any) -> T:
+        return fn(conn, *args)
+
+    return op
