@@ -224,12 +224,15 @@ class Runtime:
     async def _run_one(self, rec: TaskRecord) -> None:
         kind = rec.kind
         try:
-            if kind.constrained and not self.gate.is_set():
+            # Whether a task runs is decided when the service commits to it, not when the
+            # event loop gets round to it: unconstrained tasks at spawn, constrained ones
+            # when the barrier is released (never, if stop came first).
+            if kind.constrained and not self.barrier_released:
                 rec.state = TaskState.WAITING
                 await self.gate.wait()
-            if self.stop.stopped:
-                rec.state = TaskState.SKIPPED
-                return
+                if not self.barrier_released:
+                    rec.state = TaskState.SKIPPED
+                    return
             rec.start()
             if kind.constrained:
                 self.constrained_unstarted -= 1
@@ -279,6 +282,8 @@ class Runtime:
             self.request_stop(StopReason(StopReasonKind.TASK_EXITED, rec.id))
 
     def _release_barrier(self) -> None:
+        if self.stop.stopped:
+            return  # constrained tasks still waiting never run
         self.barrier_released = True
         self.gate.set()
         self._check_ready()

@@ -105,6 +105,11 @@ class _FnMixin:
     async def run(self, stop: StopReceiver) -> None:
         await self.fn(stop)
 
+    def __repr__(self) -> str:
+        kind: TaskKind = getattr(self, "kind", TaskKind.TASK)
+        fn_name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"<{kind.value} {self.id!r} from function {fn_name}>"
+
 
 class _FnTask(_FnMixin, Task):
     pass
