@@ -125,7 +125,8 @@ def test_plain_async_function_gets_a_hint(make_service: MakeService) -> None:
 
 def test_duplicate_id_names_both_tasks(make_service: MakeService) -> None:
     service = make_service().add_task(Ticker())
-    with pytest.raises(ServiceConfigError, match=r"duplicate task id 'ticker': <oneshot 'ticker' from function noop>.*<Ticker"):
+    expected = r"duplicate task id 'ticker': <oneshot 'ticker' from function noop>.*<Ticker"
+    with pytest.raises(ServiceConfigError, match=expected):
         service.add_task(Task.from_fn("ticker", noop, kind=TaskKind.ONESHOT))
     with pytest.raises(ServiceConfigError, match=r"duplicate task id 'ticker'"):
         service.add_task(Ticker())
@@ -142,14 +143,15 @@ def test_task_without_an_id_is_rejected(make_service: MakeService) -> None:
         async def run(self, stop: StopReceiver) -> None:
             pass
 
-    with pytest.raises(ServiceConfigError, match=r"id of task .*NoId must be a non-empty str, got None"):
+    expected = r"id of task .*NoId must be a non-empty str, got None"
+    with pytest.raises(ServiceConfigError, match=expected):
         make_service().add_task(NoId())
 
 
 def test_from_fn_rejects_a_bad_kind_and_a_non_callable() -> None:
     with pytest.raises(ServiceConfigError, match="'oneshot'"):
         Task.from_fn("x", noop, kind="oneshot")  # type: ignore[arg-type]
-    with pytest.raises(ServiceConfigError, match="'x'.*None"):
+    with pytest.raises(ServiceConfigError, match=r"'x'.*None"):
         Task.from_fn("x", None)  # type: ignore[arg-type]
 
 
@@ -168,7 +170,7 @@ def test_hook_timeout_must_be_a_non_negative_number(bad: float) -> None:
 def test_hook_needs_an_id_and_a_callable(make_service: MakeService) -> None:
     with pytest.raises(ServiceConfigError, match="shutdown hook id"):
         ShutdownHook("", noop_hook)
-    with pytest.raises(ServiceConfigError, match="'h'.*42"):
+    with pytest.raises(ServiceConfigError, match=r"'h'.*42"):
         ShutdownHook("h", 42)  # type: ignore[arg-type]
     service = make_service().add_shutdown_hook(ShutdownHook("h", noop_hook))
     with pytest.raises(ServiceConfigError, match="duplicate shutdown hook id 'h'"):
