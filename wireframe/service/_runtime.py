@@ -20,7 +20,7 @@ from wireframe.service.errors import (
     WiringError,
 )
 from wireframe.service.hooks import ShutdownHook
-from wireframe.service.log import logger, render_summary
+from wireframe.service.log import Summary, logger
 from wireframe.service.status import (
     HookStatus,
     ServicePhase,
@@ -173,8 +173,7 @@ class Runtime:
         await self._run_hooks(list(service._hooks))
         self.phase = ServicePhase.STOPPED
         failures = self._failures()
-        status = self.status()
-        summary = render_summary(status)
+        summary = Summary(self.status())
         if failures:
             message = f"service {self.name!r} failed: " + "; ".join(str(f) for f in failures)
             logger.error("%s\n%s", message, summary)

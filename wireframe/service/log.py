@@ -41,6 +41,37 @@ _ORDER = {
 }
 
 
+class Summary:
+    """A stop summary passed as a log argument: text for plain handlers, a table for rich."""
+
+    def __init__(self, status: ServiceStatus) -> None:
+        self.status = status
+
+    def table(self) -> Table:
+        """The summary as a rich table."""
+        return summary_table(self.status)
+
+    def __str__(self) -> str:
+        return render_summary(self.status)
+
+
+class ServiceRichHandler(RichHandler):
+    """A RichHandler that prints a stop summary as a full-width table below its log line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Emit the record; a Summary argument is printed as a table after the line."""
+        args = record.args
+        if isinstance(args, tuple) and args and isinstance(args[-1], Summary):
+            summary = args[-1]
+            short = logging.makeLogRecord(record.__dict__)
+            short.msg = str(record.msg).rsplit("\n", 1)[0]
+            short.args = args[:-1]
+            super().emit(short)
+            self.console.print(summary.table())
+        else:
+            super().emit(record)
+
+
 def configure_logging(level: int = logging.INFO) -> bool:
     """Install a rich handler on the root logger unless logging is already configured.
 
@@ -49,7 +80,7 @@ def configure_logging(level: int = logging.INFO) -> bool:
     root = logging.getLogger()
     if root.handlers or logger.handlers:
         return False
-    handler = RichHandler(show_path=False, rich_tracebacks=True, markup=False)
+    handler = ServiceRichHandler(show_path=False, rich_tracebacks=True, markup=False)
     handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
     root.addHandler(handler)
     root.setLevel(level)
@@ -57,7 +88,16 @@ def configure_logging(level: int = logging.INFO) -> bool:
 
 
 def render_summary(status: ServiceStatus, width: int = 100) -> str:
-    """Render a one-screen table of tasks and hooks (kind, state, duration, outcome) as text."""
+    """Render the stop summary table as plain text."""
+    out = io.StringIO()
+    Console(file=out, width=width, force_terminal=False, color_system=None).print(
+        summary_table(status)
+    )
+    return out.getvalue().rstrip()
+
+
+def summary_table(status: ServiceStatus) -> Table:
+    """A one-screen table of tasks and hooks: kind, state, duration, outcome."""
     table = Table(title=f"service {status.name!r}: {status.stop_reason or 'stopped'}")
     for column in ("task", "kind", "state", "duration", "outcome"):
         table.add_column(column, no_wrap=column != "outcome")
@@ -83,9 +123,7 @@ def render_summary(status: ServiceStatus, width: int = 100) -> str:
             _seconds(h.duration),
             h.error or _OUTCOME.get(h.state, ""),
         )
-    out = io.StringIO()
-    Console(file=out, width=width, force_terminal=False, color_system=None).print(table)
-    return out.getvalue().rstrip()
+    return table
 
 
 def _seconds(value: float | None) -> str:
