@@ -1,0 +1,132 @@
+"""Signals and exit codes of real processes: examples/main.py and a stubborn helper script."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "main.py"
+WAIT = 20.0  # seconds; only ever waited for in full when something is broken
+
+
+class Proc:
+    """A child process whose merged output is read line by line on a thread."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        self.popen = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str) -> None:
+        """Block until a line containing ``text`` appears (fail after WAIT seconds)."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.popen.kill()
+                pytest.fail(f"no line with {text!r} within {WAIT} s:\n{''.join(self.seen)}")
+            if line is None:
+                pytest.fail(f"process ended before {text!r}:\n{''.join(self.seen)}")
+            self.seen.append(line)
+            if text in line:
+                return
+
+    def finish(self) -> tuple[int, str]:
+        """Wait for exit; return the exit code and the whole output."""
+        try:
+            code = self.popen.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            pytest.fail(f"process did not exit within {WAIT} s:\n{''.join(self.seen)}")
+        while (line := self.lines.get(timeout=WAIT)) is not None:
+            self.seen.append(line)
+        return code, "".join(self.seen)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_example_stops_gracefully_on_sigterm(backend: str) -> None:
+    proc = Proc(str(EXAMPLE), "--backend", backend)
+    proc.wait_for("service 'demo' is ready")
+    proc.wait_for("tick 1")
+    proc.popen.send_signal(signal.SIGTERM)
+    code, output = proc.finish()
+    assert code == 0, output
+    assert "received SIGTERM" in output
+    assert "shutdown hook: flushed" in output
+    assert "stopped cleanly" in output
+
+
+def test_example_once_exits_by_itself() -> None:
+    proc = Proc(str(EXAMPLE), "--once")
+    code, output = proc.finish()
+    assert code == 0, output
+    assert "--once: demo finished" in output
+    assert "shutdown hook: flushed" in output
+    for task in ("migrate", "database-ready", "ticker", "health"):
+        assert f"'{task}'" in output
+
+
+STUBBORN = """
+    import anyio
+    from wireframe.service import Service, ShutdownHook, Task, TaskKind
+
+    service = Service("stubborn", graceful_timeout=60.0)
+
+    async def ignores_stop(stop):
+        print("ignoring stop", flush=True)
+        await anyio.sleep_forever()
+
+    async def hook():
+        print("hook ran", flush=True)
+
+    service.add_task(Task.from_fn("ignores-stop", ignores_stop, kind=TaskKind.UNCONSTRAINED))
+    service.add_shutdown_hook(ShutdownHook("hook", hook))
+    raise SystemExit(service.run_sync(backend={backend!r}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_second_sigint_forces_the_stop(tmp_path: Path, backend: str) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text(textwrap.dedent(STUBBORN).format(backend=backend))
+    proc = Proc(str(script))
+    proc.wait_for("is ready")
+    proc.wait_for("ignoring stop")
+    started = time.monotonic()
+    proc.popen.send_signal(signal.SIGINT)
+    proc.wait_for("stopping: received SIGINT")
+    proc.popen.send_signal(signal.SIGINT)
+    code, output = proc.finish()
+    assert time.monotonic() - started < 30  # far below the 60 s graceful timeout
+    assert code == 1, output
+    assert "forcing the stop" in output
+    assert "'ignores-stop' was cancelled by a forced stop" in output
+    assert "hook ran" not in output  # hooks not yet run are skipped by a forced stop
