@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
+from wireframe.service import *  # noqa: F403
+from wireframe.service import __all__ as _service_all
+
 __version__ = "0.1.0.dev0"
+
+__all__ = ["__version__", *_service_all]
