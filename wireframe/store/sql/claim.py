@@ -124,7 +124,9 @@ def claim(
     if chooser is None:
         chosen = [c.id for c in candidates[: req.limit]]
     else:
-        chosen = list(chooser(candidates))[: req.limit]
+        allowed = {c.id for c in candidates}
+        picked = dict.fromkeys(i for i in chooser(candidates) if i in allowed)
+        chosen = list(picked)[: req.limit]
     if not chosen:
         return []
     claimed = conn.execute(

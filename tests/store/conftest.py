@@ -1,0 +1,77 @@
+"""The store conformance suite's fixtures: one `store` fixture, parametrised over every store.
+
+Add a store to the suite by adding one entry to STORE_FACTORIES (a `pytest.param` may carry
+marks, e.g. `pytest.mark.postgres` for a store that needs a server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from wireframe.store import MemoryStore, SqliteStore, Store
+
+
+class FakeClock:
+    """A clock the tests move by hand: no sleeping to test delays, leases, ttl or aging."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward and return the new time."""
+        self.now += seconds
+        return self.now
+
+
+StoreFactory = Callable[[Path, FakeClock], AbstractAsyncContextManager[Store]]
+
+
+@asynccontextmanager
+async def memory_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+    """A fresh memory store."""
+    store = MemoryStore(clock=clock)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+    """A fresh SQLite store in the test's temporary directory."""
+    store = SqliteStore(tmp_path / "jobs.db", clock=clock)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+STORE_FACTORIES: list[object] = [
+    pytest.param(memory_store, id="memory"),
+    pytest.param(sqlite_store, id="sqlite"),
+]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake clock injected into the store under test."""
+    return FakeClock()
+
+
+@pytest.fixture(params=STORE_FACTORIES)
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, anyio_backend: str
+) -> AsyncIterator[Store]:
+    """An open, empty store of each kind, driven by the fake clock."""
+    factory: StoreFactory = request.param
+    async with factory(tmp_path, clock) as opened:
+        yield opened
