@@ -10,9 +10,10 @@ from wireframe.store.sql.cascade import cancel_tree, settle
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL
 
 _TREE = (
-    "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
-    "SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) "
+    "(WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
+    "SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) SELECT id FROM tree)"
 )
+"""The ids of a job and all its descendants (a subquery taking the root id)."""
 
 
 def _state(conn: sqlite3.Connection, job_id: int, where: str) -> str:
@@ -37,17 +38,17 @@ def pause(conn: sqlite3.Connection, job_id: int) -> int:
     if state in TERMINAL:
         raise InvalidTransitionError(f"pause: job {job_id} has already ended ({state})")
     requested = conn.execute(
-        _TREE + f"UPDATE jobs SET pause_requested = 1 WHERE id IN (SELECT id FROM tree) "
-        f"AND state = 'running'",
+        f"UPDATE jobs SET pause_requested = 1 WHERE id IN {_TREE} AND state = 'running' "
+        f"RETURNING id",
         (job_id,),
-    ).rowcount
+    ).fetchall()
     paused = conn.execute(
-        _TREE + f"UPDATE jobs SET paused_from = state, state = 'paused', reason = 'paused' "
-        f"WHERE id IN (SELECT id FROM tree) AND state NOT IN {TERMINAL_SQL} "
-        f"AND state NOT IN ('running', 'paused')",
+        f"UPDATE jobs SET paused_from = state, state = 'paused', reason = 'paused' "
+        f"WHERE id IN {_TREE} AND state NOT IN {TERMINAL_SQL} "
+        f"AND state NOT IN ('running', 'paused') RETURNING id",
         (job_id,),
-    ).rowcount
-    return int(requested + paused)
+    ).fetchall()
+    return len(requested) + len(paused)
 
 
 def resume(conn: sqlite3.Connection, now: float, job_id: int) -> int:
@@ -56,20 +57,18 @@ def resume(conn: sqlite3.Connection, now: float, job_id: int) -> int:
     if state in TERMINAL:
         raise InvalidTransitionError(f"resume: job {job_id} has already ended ({state})")
     conn.execute(
-        _TREE + "UPDATE jobs SET pause_requested = 0 WHERE id IN (SELECT id FROM tree) "
-        "AND state = 'running'",
+        f"UPDATE jobs SET pause_requested = 0 WHERE id IN {_TREE} AND state = 'running'",
         (job_id,),
     )
-    return int(
-        conn.execute(
-            _TREE + "UPDATE jobs SET state = CASE "
-            "WHEN paused_from = 'scheduled' AND run_at <= ? THEN 'pending' "
-            "ELSE coalesce(paused_from, 'pending') END, "
-            "paused_from = NULL, ready_at = ?, reason = 'resumed' "
-            "WHERE id IN (SELECT id FROM tree) AND state = 'paused'",
-            (job_id, now, now),
-        ).rowcount
-    )
+    moved = conn.execute(
+        "UPDATE jobs SET state = CASE "
+        "WHEN paused_from = 'scheduled' AND run_at <= ? THEN 'pending' "
+        "ELSE coalesce(paused_from, 'pending') END, "
+        f"paused_from = NULL, ready_at = ?, reason = 'resumed' "
+        f"WHERE id IN {_TREE} AND state = 'paused' RETURNING id",
+        (now, now, job_id),
+    ).fetchall()
+    return len(moved)
 
 
 def retry(conn: sqlite3.Connection, now: float, job_id: int) -> None:

@@ -165,6 +165,8 @@ def _release(
         state, paused_from = "paused", "pending"
     elif outcome.to == "suspended":
         state, paused_from = "suspended", None
+    elif run_at > now:
+        state, paused_from = "scheduled", None
     else:
         state, paused_from = "pending", None
     conn.execute(
