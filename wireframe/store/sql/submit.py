@@ -96,8 +96,8 @@ def submit(conn: sqlite3.Connection, now: float, jobs: Sequence[NewJob]) -> list
         state, error, waiting_on = _initial_state(conn, now, job)
         if job.parent_id is not None:
             _check_parent(conn, job.parent_id)
-            if state not in TERMINAL:
-                parents.append(job.parent_id)
+            # Counted even when born ended: settling that end counts it out again.
+            parents.append(job.parent_id)
         schedule_id = _insert_schedule(conn, now, job, job_id) if job.recurring else None
         rows.append(job_row(job, job_id, now, state, schedule_id, error))
         edges.extend((job_id, dep) for dep in waiting_on)
