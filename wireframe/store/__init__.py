@@ -10,6 +10,7 @@ from wireframe.store.errors import (
     StoreError,
     StoreURLError,
     UnknownJobError,
+    UnknownScheduleError,
 )
 from wireframe.store.records import (
     ACTIVE_STATES,
@@ -67,5 +68,6 @@ __all__ = [
     "SubmitResult",
     "Submitted",
     "UnknownJobError",
+    "UnknownScheduleError",
     "store_from_url",
 ]

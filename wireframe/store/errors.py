@@ -23,6 +23,14 @@ class UnknownJobError(StoreError, LookupError):
         self.job_id = job_id
 
 
+class UnknownScheduleError(UnknownJobError):
+    """A schedule id that does not exist in the store."""
+
+    def __init__(self, schedule_id: int, where: str) -> None:
+        StoreError.__init__(self, f"{where}: no schedule with id {schedule_id}")
+        self.job_id = self.schedule_id = schedule_id
+
+
 class InvalidTransitionError(StoreError):
     """A control operation that does not apply to the job's current state."""
 

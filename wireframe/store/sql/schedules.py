@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from wireframe.store.errors import InvalidTransitionError, UnknownJobError
+from wireframe.store.errors import InvalidTransitionError, UnknownScheduleError
 from wireframe.store.records import Fired, NewJob, ScheduleRecord
 from wireframe.store.sql.cascade import cancel_tree, settle
 from wireframe.store.sql.submit import submit
@@ -14,6 +14,7 @@ SCHEDULE_COLUMNS = (
     "id, type, domain, spec, state, next_run_at, occurrences, max_occurrences, last_job_id, "
     "created_at"
 )
+SETTABLE_STATES = ("active", "paused", "cancelled")
 NOT_STARTED = "('pending', 'scheduled', 'blocked', 'paused')"
 
 
@@ -110,16 +111,22 @@ def set_state(
     next_run_at: float | None = None,
 ) -> ScheduleRecord:
     """Pause, resume (at `next_run_at`) or cancel a schedule; cancelling drops an unstarted run."""
+    if state not in SETTABLE_STATES:
+        raise ValueError(
+            f"schedule {schedule_id}: cannot set state {state!r}; "
+            f"use one of {', '.join(SETTABLE_STATES)}"
+        )
     current = get(conn, schedule_id)
     if current is None:
-        raise UnknownJobError(schedule_id, f"{state} schedule")
+        raise UnknownScheduleError(schedule_id, f"{state} schedule")
     if current.state in ("cancelled", "finished"):
         raise InvalidTransitionError(
             f"schedule {schedule_id} has already ended ({current.state})"
         )
     if state == "active":
         conn.execute(
-            "UPDATE schedules SET state = 'active', next_run_at = ? WHERE id = ?",
+            "UPDATE schedules SET state = 'active', next_run_at = coalesce(?, next_run_at) "
+            "WHERE id = ?",
             (next_run_at, schedule_id),
         )
     else:
