@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from store_support import claim_one, job, run, state, submit
+from store_support import claim_one, job, run, state
 
 from wireframe.store import (
     Fired,

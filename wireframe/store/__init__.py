@@ -31,8 +31,8 @@ from wireframe.store.records import (
     Outcome,
     Release,
     ScheduleRecord,
-    Submitted,
     SubmitResult,
+    Submitted,
 )
 from wireframe.store.sqlite import MemoryStore, SqliteStore
 from wireframe.store.url import store_from_url

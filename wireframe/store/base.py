@@ -116,5 +116,5 @@ class Store(Protocol):
     ) -> ScheduleRecord:
         """Pause, resume (firing next at `next_run_at`) or cancel a schedule."""
 
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""

@@ -260,7 +260,7 @@ class ScheduleRecord:
 
 @attrs.frozen
 class Fired:
-    """Result of firing a due schedule: the new job's id, or None when the occurrence was skipped."""
+    """A fired schedule: the new job's id, or None when the occurrence was skipped."""
 
     job_id: int | None
     skipped: bool

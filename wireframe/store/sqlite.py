@@ -1,4 +1,4 @@
-"""SQLite store (the default): WAL, `BEGIN IMMEDIATE` writes off the event loop; and the memory store.
+"""The SQLite store (default: WAL, `BEGIN IMMEDIATE` writes off the event loop) and memory store.
 
 `MemoryStore` is the same engine on a private in-memory SQLite database, called directly on the
 event loop (no disk, no thread hop): tests get exactly the behaviour of the file store, fast.
@@ -256,7 +256,7 @@ class SqliteStore:
 
     # -- wake-ups ---------------------------------------------------------------------------
 
-    async def wait_for_work(self, timeout: float) -> None:
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return once another connection committed (PRAGMA data_version moved), or on timeout."""
         watch = self._watch
         if watch is None:

@@ -42,7 +42,8 @@ def reclaim_expired_leases(conn: sqlite3.Connection, now: float) -> list[Ended]:
         (now,),
     ).fetchall()
     ended: list[Ended] = []
-    for job_id, worker, attempt, max_attempts, cancel, pause, child_failed, parent, kids, err in rows:
+    for row in rows:
+        job_id, worker, attempt, max_attempts, cancel, pause, child_failed, parent, kids, err = row
         reason = f"lease of worker {worker} expired (attempt {attempt} of {max_attempts})"
         conn.execute(
             "UPDATE attempts SET finished_at = ?, outcome = 'lease_expired', error = ? "
@@ -75,7 +76,7 @@ def reclaim_expired_leases(conn: sqlite3.Connection, now: float) -> list[Ended]:
 
 
 def age(conn: sqlite3.Connection, now: float, older_than: float, step: int, cap: int) -> int:
-    """Raise by `step` (up to `cap`) the priority of pending jobs waiting longer than `older_than`."""
+    """Raise by `step` (up to `cap`) the priority of jobs pending longer than `older_than`."""
     cur = conn.execute(
         "UPDATE jobs SET priority = min(?, priority + ?), ready_at = ? "
         "WHERE state = 'pending' AND ready_at <= ? AND priority < ?",
@@ -160,7 +161,7 @@ def next_due_at(conn: sqlite3.Connection) -> float | None:
 def top_pending_priority(
     conn: sqlite3.Connection, domains: Sequence[str], tags: Sequence[str]
 ) -> int | None:
-    """The highest base priority among pending jobs a worker with these domains and tags may take."""
+    """The highest base priority among pending jobs a worker with these domains and tags takes."""
     if not domains:
         return None
     where, params = _candidate_filter(ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags)))

@@ -120,7 +120,8 @@ def _end(
 ) -> None:
     """Move a running job to a terminal state."""
     conn.execute(
-        "UPDATE jobs SET state = ?, finished_at = ?, error = ?, traceback = coalesce(?, traceback), "
+        "UPDATE jobs SET state = ?, finished_at = ?, error = ?, "
+        "traceback = coalesce(?, traceback), "
         "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
         (state, now, error, traceback, job_id),
     )

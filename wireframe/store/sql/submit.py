@@ -1,4 +1,4 @@
-"""Inserting jobs: dedup keys, dependencies, parents and schedules, all in the caller's transaction."""
+"""Inserting jobs: dedup keys, dependencies, parents and schedules, in the caller's transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import attrs
 
 from wireframe.store.errors import InvalidTransitionError, UnknownJobError
-from wireframe.store.records import Duplicate, NewJob, Submitted, SubmitResult
+from wireframe.store.records import Duplicate, NewJob, SubmitResult, Submitted
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
 
