@@ -1,0 +1,87 @@
+"""Job scheduler: domains of typed jobs, the Scheduler and Worker tasks, and JobContext."""
+
+from __future__ import annotations
+
+from wireframe.scheduler.context import ChildHandle, JobContext
+from wireframe.scheduler.domain import Domain, Handler, JobType
+from wireframe.scheduler.errors import (
+    ChildCancelled,
+    ChildFailed,
+    ConfigError,
+    EventTimeout,
+    JobFailed,
+    JobNotFound,
+    PayloadError,
+    Permanent,
+    SchedulerError,
+)
+from wireframe.scheduler.events import (
+    EventBus,
+    EventsLagged,
+    JobBlocked,
+    JobCancelled,
+    JobCompleted,
+    JobExpired,
+    JobFailedEvent,
+    JobPreempted,
+    JobProgress,
+    JobRetrying,
+    JobStarted,
+    JobSubmitted,
+    JobSuspended,
+    JobUnblocked,
+    JobWaiting,
+)
+from wireframe.scheduler.priority import Priority
+from wireframe.scheduler.recurring import Cron, Every, Recurrence
+from wireframe.scheduler.retry import Retry
+from wireframe.scheduler.scheduler import Scheduler
+from wireframe.scheduler.snapshot import RunningJob, Snapshot
+from wireframe.scheduler.worker import ShutdownMode, Worker
+from wireframe.store import Duplicate, JobRecord, JobState, Submitted
+
+__all__ = [
+    "ChildCancelled",
+    "ChildFailed",
+    "ChildHandle",
+    "ConfigError",
+    "Cron",
+    "Domain",
+    "Duplicate",
+    "EventBus",
+    "EventTimeout",
+    "EventsLagged",
+    "Every",
+    "Handler",
+    "JobBlocked",
+    "JobCancelled",
+    "JobCompleted",
+    "JobContext",
+    "JobExpired",
+    "JobFailed",
+    "JobFailedEvent",
+    "JobNotFound",
+    "JobPreempted",
+    "JobProgress",
+    "JobRecord",
+    "JobRetrying",
+    "JobStarted",
+    "JobState",
+    "JobSubmitted",
+    "JobSuspended",
+    "JobType",
+    "JobUnblocked",
+    "JobWaiting",
+    "PayloadError",
+    "Permanent",
+    "Priority",
+    "Recurrence",
+    "Retry",
+    "RunningJob",
+    "Scheduler",
+    "SchedulerError",
+    "ShutdownMode",
+    "Snapshot",
+    "Submitted",
+    "Worker",
+]

@@ -1,0 +1,280 @@
+"""Domains group job types; `@domain.job` and `Handler` subclasses register them."""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from wireframe.scheduler.codec import job_type_name, payload_type_of, validate_name
+from wireframe.scheduler.errors import ConfigError
+from wireframe.scheduler.priority import Priority, coerce_priority
+from wireframe.scheduler.retry import Retry, coerce_retry
+
+if TYPE_CHECKING:
+    from wireframe.scheduler.context import JobContext
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+HandlerFn = Callable[[Any, "JobContext"], Awaitable[Any]]
+KeyFn = Callable[[Any], str]
+
+
+class Handler(abc.ABC):
+    """A class-based job handler: `execute` runs the job, an optional `finalize` runs after children."""
+
+    @abc.abstractmethod
+    async def execute(self, job: Any, ctx: JobContext) -> Any:
+        """Run one job."""
+
+    async def finalize(self, job: Any, ctx: JobContext) -> Any:
+        """Run once after every child of the job has ended (override to use)."""
+        return None
+
+    @classmethod
+    def has_finalize(cls) -> bool:
+        """True if the subclass overrides `finalize`."""
+        return cls.finalize is not Handler.finalize
+
+
+def _check_positive(value: object, *, where: str, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number of seconds, got {value!r}")
+    if value <= 0:
+        raise ConfigError(f"{where} must be > 0, got {value!r}")
+    return float(value)
+
+
+def _check_limit(value: object, *, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where} must be a positive int or None, got {value!r}")
+    return value
+
+
+def check_resources(value: object, *, where: str) -> dict[str, int]:
+    """Validate a `{"name": amount}` resource request."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a mapping of resource name to amount, got {value!r}")
+    out: dict[str, int] = {}
+    for name, amount in value.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: resource name must be a non-empty str, got {name!r}")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+            raise ConfigError(f"{where}: resource {name!r} amount must be an int >= 1, got {amount!r}")
+        out[name] = amount
+    return out
+
+
+def check_tags(value: object, *, where: str) -> tuple[str, ...]:
+    """Validate a collection of tag strings."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"{where} must be a collection of str, got {value!r}")
+    tags = tuple(value)
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or "," in tag:
+            raise ConfigError(f"{where}: a tag must be a non-empty str without commas, got {tag!r}")
+    return tuple(sorted(set(tags)))
+
+
+class JobType(Generic[P, R]):
+    """One registered job type (`<domain>::<name>`) with its handler and its policies."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        name: str,
+        execute: HandlerFn,
+        payload_type: type | None,
+        *,
+        retry: Retry,
+        key: KeyFn | None,
+        timeout: float | None,
+        priority: int | None,
+        max_concurrency: int | None,
+        resources: dict[str, int],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        preemptible: bool,
+        finalize: HandlerFn | None = None,
+    ) -> None:
+        self.domain = domain
+        self.name = name
+        self.type = job_type_name(domain.name, name)
+        self.execute = execute
+        self.payload_type = payload_type
+        self.retry = retry
+        self.key = key
+        self.timeout = timeout
+        self.priority = priority
+        self.max_concurrency = max_concurrency
+        self.resources = resources
+        self.ttl = ttl
+        self.tags = tags
+        self.preemptible = preemptible
+        self.finalize_fn = finalize
+
+    def finalize(self, fn: Callable[[P, JobContext], Awaitable[Any]]) -> Callable[[P, JobContext], Awaitable[Any]]:
+        """Decorator: register the function that runs once after all of a job's children end."""
+        if self.finalize_fn is not None:
+            raise ConfigError(f"job type {self.type!r} already has a finalize handler")
+        payload_type_of(fn, where=f"finalize handler of {self.type}")
+        self.finalize_fn = fn
+        return fn
+
+    @property
+    def effective_priority(self) -> int:
+        """The type's priority, or its domain's."""
+        return self.priority if self.priority is not None else self.domain.priority
+
+    async def __call__(self, job: P, ctx: JobContext) -> Any:
+        """Call the handler directly (handy in unit tests)."""
+        return await self.execute(job, ctx)
+
+    def __repr__(self) -> str:
+        return f"<JobType {self.type}>"
+
+
+class Domain:
+    """A named group of job types sharing a default priority, a concurrency limit and state."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        priority: int | Priority = Priority.NORMAL,
+        max_concurrency: int | None = None,
+        state: Iterable[object] = (),
+    ) -> None:
+        validate_name(name, what="domain name")
+        self.name = name
+        self.priority = coerce_priority(priority, where=f"Domain({name!r}) priority")
+        self.max_concurrency = _check_limit(max_concurrency, where=f"Domain({name!r}) max_concurrency")
+        self.jobs: dict[str, JobType[Any, Any]] = {}
+        self._state: dict[type, object] = {}
+        for item in state:
+            self.provide(item)
+
+    def provide(self, value: object) -> Domain:
+        """Make `value` available to this domain's handlers as `ctx.state(type(value))`."""
+        self._state[type(value)] = value
+        return self
+
+    def state_for(self, cls: type) -> object | None:
+        """The domain state registered for `cls` (or a subclass), or None."""
+        if cls in self._state:
+            return self._state[cls]
+        for value in self._state.values():
+            if isinstance(value, cls):
+                return value
+        return None
+
+    @overload
+    def job(self, fn: Callable[[P, JobContext], Awaitable[R]]) -> JobType[P, R]: ...
+
+    @overload
+    def job(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        retry: Retry | int | None = None,
+        key: KeyFn | None = None,
+        timeout: float | None = None,
+        priority: int | Priority | None = None,
+        max_concurrency: int | None = None,
+        resources: Mapping[str, int] | None = None,
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        preemptible: bool = False,
+    ) -> Callable[[Callable[[P, JobContext], Awaitable[R]]], JobType[P, R]]: ...
+
+    def job(self, fn: Any = None, **options: Any) -> Any:
+        """Decorator registering an `async def handler(job: Payload, ctx: JobContext)`."""
+        if fn is not None:
+            return self._register_fn(fn, **options)
+
+        def decorate(f: Callable[[P, JobContext], Awaitable[R]]) -> JobType[P, R]:
+            return self._register_fn(f, **options)
+
+        return decorate
+
+    def register(self, handler: Handler | type[Handler], *, name: str | None = None, **options: Any) -> JobType[Any, Any]:
+        """Register a `Handler` subclass (or instance); the name defaults to the class name."""
+        if isinstance(handler, type):
+            if not issubclass(handler, Handler):
+                raise ConfigError(f"Domain({self.name!r}).register: {handler!r} is not a Handler subclass")
+            instance = handler()
+        elif isinstance(handler, Handler):
+            instance = handler
+        else:
+            raise ConfigError(f"Domain({self.name!r}).register: {handler!r} is not a Handler")
+        cls = type(instance)
+        job_name = name or cls.__name__
+        payload_type = payload_type_of(instance.execute, where=f"{cls.__qualname__}.execute")
+        finalize = instance.finalize if cls.has_finalize() else None
+        return self._add(job_name, instance.execute, payload_type, finalize=finalize, **options)
+
+    def _register_fn(self, fn: Any, *, name: str | None = None, **options: Any) -> JobType[Any, Any]:
+        if not callable(fn):
+            raise ConfigError(f"Domain({self.name!r}).job: {fn!r} is not a function")
+        where = f"handler {getattr(fn, '__qualname__', fn)!r}"
+        payload_type = payload_type_of(fn, where=where)
+        return self._add(name or fn.__name__, fn, payload_type, **options)
+
+    def _add(
+        self,
+        name: str,
+        execute: HandlerFn,
+        payload_type: type | None,
+        *,
+        finalize: HandlerFn | None = None,
+        retry: Retry | int | None = None,
+        key: KeyFn | None = None,
+        timeout: float | None = None,
+        priority: int | Priority | None = None,
+        max_concurrency: int | None = None,
+        resources: Mapping[str, int] | None = None,
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        preemptible: bool = False,
+    ) -> JobType[Any, Any]:
+        validate_name(name, what="job name")
+        type_name = job_type_name(self.name, name)
+        if name in self.jobs:
+            raise ConfigError(f"job type {type_name!r} is already registered")
+        if key is not None and not callable(key):
+            raise ConfigError(f"{type_name}: key must be a callable payload -> str, got {key!r}")
+        if key is not None and len(inspect.signature(key).parameters) != 1:
+            raise ConfigError(f"{type_name}: key callable must take exactly one argument (the payload)")
+        job_type: JobType[Any, Any] = JobType(
+            self,
+            name,
+            execute,
+            payload_type,
+            retry=coerce_retry(retry, where=f"{type_name} retry"),
+            key=key,
+            timeout=_check_positive(timeout, where=f"{type_name} timeout"),
+            priority=None if priority is None else coerce_priority(priority, where=f"{type_name} priority"),
+            max_concurrency=_check_limit(max_concurrency, where=f"{type_name} max_concurrency"),
+            resources=check_resources(resources, where=f"{type_name} resources"),
+            ttl=_check_positive(ttl, where=f"{type_name} ttl"),
+            tags=check_tags(tags, where=f"{type_name} tags"),
+            preemptible=bool(preemptible),
+            finalize=finalize,
+        )
+        self.jobs[name] = job_type
+        return job_type
+
+    def __repr__(self) -> str:
+        return f"<Domain {self.name!r} jobs={sorted(self.jobs)}>"

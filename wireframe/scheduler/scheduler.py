@@ -1,0 +1,379 @@
+"""Scheduler: accepts submissions, answers queries and control calls, and (by default) runs jobs
+through an embedded Worker. It is a Task, so a Service hosts it beside other tasks."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import anyio
+
+from wireframe.scheduler.codec import decode_result
+from wireframe.scheduler.context import JobContext
+from wireframe.scheduler.domain import Domain, JobType
+from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
+from wireframe.scheduler.events import EventBus, JobCancelled, JobSubmitted
+from wireframe.scheduler.snapshot import RunningJob, Snapshot
+from wireframe.scheduler.submission import build_job
+from wireframe.scheduler.worker import Running, ShutdownMode, Worker
+from wireframe.service import StopReceiver, Task, TaskKind
+from wireframe.store import (
+    JobRecord,
+    JobState,
+    ScheduleRecord,
+    Store,
+    Submitted,
+    SubmitResult,
+    UnknownJobError,
+    store_from_url,
+)
+
+
+class Scheduler(Task):
+    """Submit, query and control jobs; with `worker=True` (the default) it also runs them."""
+
+    kind = TaskKind.TASK
+
+    def __init__(
+        self,
+        store: Store | str | os.PathLike[str],
+        *,
+        domains: Iterable[Domain],
+        worker: bool = True,
+        max_concurrency: int = 8,
+        id: str = "scheduler",
+        state: Iterable[object] = (),
+        worker_id: str | None = None,
+        claim_ttl: float = 300.0,
+        batch_size: int = 64,
+        tags: Sequence[str] = (),
+        aging_interval: float | None = 60.0,
+        poll_interval: float = 1.0,
+        resources: Mapping[str, int] | None = None,
+        shutdown: ShutdownMode | None = None,
+        cancel_grace: float = 5.0,
+        keep_history: float | None = None,
+        event_buffer: int = 1024,
+    ) -> None:
+        self.id = id
+        self.store: Store = store if isinstance(store, Store) else store_from_url(store)
+        self.domains: dict[str, Domain] = {}
+        for domain in domains:
+            if not isinstance(domain, Domain):
+                raise ConfigError(f"Scheduler domains: {domain!r} is not a Domain")
+            if domain.name in self.domains:
+                raise ConfigError(f"Scheduler domains: two domains are named {domain.name!r}")
+            self.domains[domain.name] = domain
+        self.types: dict[str, JobType[Any, Any]] = {
+            t.type: t for d in self.domains.values() for t in d.jobs.values()
+        }
+        self._by_payload: dict[type, list[JobType[Any, Any]]] = {}
+        for job_type in self.types.values():
+            if job_type.payload_type is not None and job_type.payload_type is not dict:
+                self._by_payload.setdefault(job_type.payload_type, []).append(job_type)
+        self._state: dict[type, object] = {type(value): value for value in state}
+        self.events = EventBus(buffer=event_buffer)
+        self._event_buffer = event_buffer
+        self._finished = anyio.Event()
+        self._open_lock: anyio.Lock | None = None
+        self._opened = False
+        self.poll_interval = poll_interval
+        self.worker: Worker | None = None
+        if worker:
+            if not self.domains:
+                raise ConfigError("Scheduler: a scheduler that runs jobs needs at least one Domain")
+            self.worker = Worker(
+                self.store,
+                self.domains.values(),
+                worker_id=worker_id,
+                claim_ttl=claim_ttl,
+                batch_size=batch_size,
+                tags=tags,
+                aging_interval=aging_interval,
+                poll_interval=poll_interval,
+                max_concurrency=max_concurrency,
+                resources=resources,
+                shutdown=shutdown,
+                cancel_grace=cancel_grace,
+                keep_history=keep_history,
+                id=f"{id}.worker",
+                scheduler=self,
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the store (idempotent); submit and queries call it for you."""
+        if self._opened:
+            return
+        if self._open_lock is None:
+            self._open_lock = anyio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                await self.store.open()
+                self._opened = True
+
+    async def close(self) -> None:
+        """Close the store."""
+        if self._opened:
+            self._opened = False
+            await self.store.close()
+
+    async def __aenter__(self) -> Scheduler:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def run(self, stop: StopReceiver) -> None:
+        """Open the store, run the embedded worker (if any) until stop, then close the store."""
+        await self.open()
+        try:
+            if self.worker is not None:
+                await self.worker.run(stop)
+            else:
+                await stop.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+
+    # -- submitting -------------------------------------------------------------------------
+
+    def job_type(self, payload: object, type: str | JobType[Any, Any] | None = None) -> JobType[Any, Any]:
+        """The job type a payload (or an explicit `type`) resolves to; a clear error otherwise."""
+        if isinstance(type, JobType):
+            if type.type not in self.types:
+                raise ConfigError(f"submit: job type {type.type!r} is not in this scheduler's domains")
+            return type
+        if type is not None:
+            found = self.types.get(type)
+            if found is None:
+                domain = type.split("::", 1)[0]
+                hint = "unknown domain" if domain not in self.domains else "unknown job type"
+                raise ConfigError(f"submit: {hint} in {type!r}; known types: {', '.join(sorted(self.types)) or 'none'}")
+            return found
+        candidates = self._by_payload.get(payload.__class__, [])
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            names = ", ".join(t.type for t in candidates)
+            raise ConfigError(f"submit: payload type {payload.__class__.__qualname__} is used by {names}; pass type=")
+        raise ConfigError(
+            f"submit: no job type takes a payload of type {payload.__class__.__qualname__}; "
+            f"pass type='domain::name' (known types: {', '.join(sorted(self.types)) or 'none'})"
+        )
+
+    def _build(self, payload: object, type: str | JobType[Any, Any] | None, options: dict[str, Any]) -> Any:
+        job_type = self.job_type(payload, type)
+        budgets = self.worker.limits.budgets if self.worker is not None else None
+        return build_job(job_type, payload, budgets=budgets, **options)
+
+    async def submit(self, payload: object, *, type: str | JobType[Any, Any] | None = None, **options: Any) -> SubmitResult:
+        """Submit one job; returns Submitted(id) or Duplicate(existing_id). Options: priority, delay,
+        run_at, key, depends_on, on_dependency_failure, parent, tags, ttl, recurring, fail_fast,
+        resources."""
+        return (await self._submit([self._build(payload, type, options)]))[0]
+
+    async def submit_many(
+        self, payloads: Iterable[object], *, type: str | JobType[Any, Any] | None = None, **options: Any
+    ) -> list[SubmitResult]:
+        """Submit many jobs with the same options in one transaction: all are stored or none."""
+        return await self._submit([self._build(p, type, options) for p in payloads])
+
+    async def _submit(self, jobs: list[Any]) -> list[SubmitResult]:
+        await self.open()
+        try:
+            results = await self.store.submit(jobs)
+        except UnknownJobError as exc:
+            raise JobNotFound(exc.job_id, str(exc)) from exc
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, Submitted):
+                self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
+        if self.worker is not None:
+            self.worker.notify()
+        return results
+
+    # -- queries ----------------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        """One job's record, or None."""
+        await self.open()
+        return await self.store.get(job_id)
+
+    async def jobs(
+        self,
+        *,
+        state: JobState | str | Iterable[JobState | str] | None = None,
+        domain: str | None = None,
+        type: str | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        """Jobs filtered by state(s), domain and type, oldest first."""
+        await self.open()
+        if state is None:
+            states: tuple[JobState, ...] = ()
+        elif isinstance(state, str):
+            states = (_state(state),)
+        else:
+            states = tuple(_state(s) for s in state)
+        return await self.store.list_jobs(states=states, domain=domain, type=type, limit=limit)
+
+    async def snapshot(self) -> Snapshot:
+        """Counts per domain and state, and the running jobs with their progress."""
+        await self.open()
+        counts = await self.store.counts()
+        running = await self.store.list_jobs(states=(JobState.RUNNING,), limit=10_000)
+        local = self.worker.running if self.worker is not None else {}
+        rows = []
+        for job in running:
+            mine = local.get(job.id)
+            rows.append(
+                RunningJob(
+                    id=job.id,
+                    type=job.type,
+                    worker_id=job.worker_id,
+                    started_at=job.started_at,
+                    progress=mine.progress if mine is not None else job.progress,
+                    message=mine.message if mine is not None else job.progress_message,
+                )
+            )
+        return Snapshot.from_counts(counts, rows)
+
+    async def result(self, job_id: int, timeout: float | None = None) -> Any:
+        """Wait for a job to end; return its result, or raise JobFailed (or TimeoutError)."""
+        await self.open()
+        with anyio.fail_after(timeout):
+            while True:
+                finished = self._finished
+                job = await self.store.get(job_id)
+                if job is None:
+                    raise JobNotFound(job_id)
+                if job.state is JobState.COMPLETED:
+                    return decode_result(job.result)
+                if job.terminal:
+                    raise JobFailed(job_id, str(job.state), job.error)
+                with anyio.move_on_after(min(self.poll_interval, 0.25)):
+                    await finished.wait()
+
+    def subscribe(self, buffer: int | None = None) -> AbstractAsyncContextManager[Any]:
+        """Typed lifecycle events: `async with scheduler.subscribe() as events: async for e in events`."""
+        return self.events.subscribe(buffer or self._event_buffer)
+
+    # -- control ----------------------------------------------------------------------------
+
+    async def cancel(self, job_id: int) -> JobState:
+        """Cancel a job and its descendants; running ones see ctx.cancelled, then are cancelled."""
+        await self.open()
+        try:
+            state = await self.store.cancel(job_id, "cancelled by request")
+        except UnknownJobError as exc:
+            raise JobNotFound(job_id, str(exc)) from exc
+        if state is JobState.CANCELLED:
+            job = await self.store.get(job_id)
+            self.events.publish(JobCancelled(job_id=job_id, job_type=job.type if job else "?"))
+        await self._check_local_requests()
+        self.finished_batch()
+        return state
+
+    async def pause(self, job_id: int) -> int:
+        """Pause a job and its descendants; a running one stops and waits, paused, for resume."""
+        await self.open()
+        count = await self._control(self.store.pause, job_id)
+        await self._check_local_requests()
+        return count
+
+    async def resume(self, job_id: int) -> int:
+        """Resume a paused job and its descendants."""
+        await self.open()
+        count = await self._control(self.store.resume, job_id)
+        if self.worker is not None:
+            self.worker.notify()
+        return count
+
+    async def retry(self, job_id: int) -> None:
+        """Run an ended, unsuccessful job again with a fresh retry budget."""
+        await self.open()
+        await self._control(self.store.retry, job_id)
+        if self.worker is not None:
+            self.worker.notify()
+
+    async def _control(self, op: Any, job_id: int) -> Any:
+        try:
+            return await op(job_id)
+        except UnknownJobError as exc:
+            raise JobNotFound(job_id, str(exc)) from exc
+
+    async def _check_local_requests(self) -> None:
+        """Let this process's worker see cancel and pause requests at once, not at its next beat."""
+        if self.worker is not None:
+            await self.worker.check_requests()
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every recurring schedule."""
+        await self.open()
+        return await self.store.schedules()
+
+    async def pause_schedule(self, schedule_id: int) -> ScheduleRecord:
+        """Stop firing new occurrences until resumed."""
+        await self.open()
+        return await self.store.set_schedule_state(schedule_id, "paused")
+
+    async def resume_schedule(self, schedule_id: int) -> ScheduleRecord:
+        """Fire again, from the next occurrence after now."""
+        from wireframe.scheduler.recurring import recurrence_from_json
+
+        await self.open()
+        current = await self.store.get_schedule(schedule_id)
+        if current is None:
+            raise JobNotFound(schedule_id, f"no schedule with id {schedule_id}")
+        import json
+
+        recurrence = recurrence_from_json(json.loads(current.spec))
+        following = recurrence.next_run(time.time())
+        return await self.store.set_schedule_state(schedule_id, "active", following)
+
+    async def cancel_schedule(self, schedule_id: int) -> ScheduleRecord:
+        """Stop the schedule for good and cancel its occurrence if it has not started."""
+        await self.open()
+        return await self.store.set_schedule_state(schedule_id, "cancelled")
+
+    # -- used by workers and contexts --------------------------------------------------------
+
+    def domain_of(self, job_type: str) -> Domain | None:
+        """The domain of a job type name."""
+        return self.domains.get(job_type.split("::", 1)[0])
+
+    def make_context(self, running: Running) -> JobContext:
+        """The JobContext for one running job."""
+        return JobContext(self, running, self._state)
+
+    def provide(self, value: object) -> Scheduler:
+        """Make `value` available to every handler as `ctx.state(type(value))`."""
+        self._state[type(value)] = value
+        return self
+
+    def require_worker(self) -> Worker:
+        """The embedded worker, or an error for a submit-only scheduler."""
+        if self.worker is None:
+            raise ConfigError(f"scheduler {self.id!r} was made with worker=False and runs no jobs")
+        return self.worker
+
+    def finished_batch(self) -> None:
+        """Wake everyone waiting in `result()`."""
+        finished, self._finished = self._finished, anyio.Event()
+        finished.set()
+
+
+def _state(value: JobState | str) -> JobState:
+    try:
+        return JobState(value)
+    except ValueError:
+        raise ConfigError(
+            f"unknown job state {value!r}; one of {', '.join(s.value for s in JobState)}"
+        ) from None
