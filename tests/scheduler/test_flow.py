@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import attrs
 import pytest
-
 from support import running
+
 from wireframe.scheduler import (
     Domain,
     Every,
@@ -282,16 +282,15 @@ async def test_subscribe_sees_the_lifecycle_in_order() -> None:
     async def step(job: Step, ctx: JobContext) -> None:
         ctx.progress(0.5, "half")
 
-    async with running(Scheduler("memory://", domains=[flow])) as s:
-        async with s.subscribe() as events:
-            out = await s.submit(Step("x"))
-            seen = []
-            with anyio.fail_after(10):
-                async for event in events:
-                    if getattr(event, "job_id", None) == out.id:
-                        seen.append(type(event).__name__)
-                    if isinstance(event, JobCompleted):
-                        break
+    async with running(Scheduler("memory://", domains=[flow])) as s, s.subscribe() as events:
+        out = await s.submit(Step("x"))
+        seen = []
+        with anyio.fail_after(10):
+            async for event in events:
+                if getattr(event, "job_id", None) == out.id:
+                    seen.append(type(event).__name__)
+                if isinstance(event, JobCompleted):
+                    break
     assert seen == ["JobSubmitted", "JobStarted", "JobProgress", "JobCompleted"]
     assert JobSubmitted and JobStarted
 

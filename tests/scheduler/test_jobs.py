@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-
 from support import running
+
 from wireframe.scheduler import (
     ConfigError,
     Domain,

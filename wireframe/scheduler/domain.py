@@ -24,7 +24,7 @@ KeyFn = Callable[[Any], str]
 
 
 class Handler(abc.ABC):
-    """A class-based job handler: `execute` runs the job, an optional `finalize` runs after children."""
+    """A class-based handler: `execute` runs the job; an optional `finalize` runs after children."""
 
     @abc.abstractmethod
     async def execute(self, job: Any, ctx: JobContext) -> Any:
@@ -69,7 +69,9 @@ def check_resources(value: object, *, where: str) -> dict[str, int]:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}: resource name must be a non-empty str, got {name!r}")
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise ConfigError(f"{where}: resource {name!r} amount must be an int >= 1, got {amount!r}")
+            raise ConfigError(
+                f"{where}: resource {name!r} amount must be an int >= 1, got {amount!r}"
+            )
         out[name] = amount
     return out
 
@@ -124,7 +126,9 @@ class JobType(Generic[P, R]):
         self.preemptible = preemptible
         self.finalize_fn = finalize
 
-    def finalize(self, fn: Callable[[P, JobContext], Awaitable[Any]]) -> Callable[[P, JobContext], Awaitable[Any]]:
+    def finalize(
+        self, fn: Callable[[P, JobContext], Awaitable[Any]]
+    ) -> Callable[[P, JobContext], Awaitable[Any]]:
         """Decorator: register the function that runs once after all of a job's children end."""
         if self.finalize_fn is not None:
             raise ConfigError(f"job type {self.type!r} already has a finalize handler")
@@ -159,7 +163,9 @@ class Domain:
         validate_name(name, what="domain name")
         self.name = name
         self.priority = coerce_priority(priority, where=f"Domain({name!r}) priority")
-        self.max_concurrency = _check_limit(max_concurrency, where=f"Domain({name!r}) max_concurrency")
+        self.max_concurrency = _check_limit(
+            max_concurrency, where=f"Domain({name!r}) max_concurrency"
+        )
         self.jobs: dict[str, JobType[Any, Any]] = {}
         self._state: dict[type, object] = {}
         for item in state:
@@ -209,11 +215,15 @@ class Domain:
 
         return decorate
 
-    def register(self, handler: Handler | type[Handler], *, name: str | None = None, **options: Any) -> JobType[Any, Any]:
+    def register(
+        self, handler: Handler | type[Handler], *, name: str | None = None, **options: Any
+    ) -> JobType[Any, Any]:
         """Register a `Handler` subclass (or instance); the name defaults to the class name."""
         if isinstance(handler, type):
             if not issubclass(handler, Handler):
-                raise ConfigError(f"Domain({self.name!r}).register: {handler!r} is not a Handler subclass")
+                raise ConfigError(
+                    f"Domain({self.name!r}).register: {handler!r} is not a Handler subclass"
+                )
             instance = handler()
         elif isinstance(handler, Handler):
             instance = handler
@@ -225,7 +235,9 @@ class Domain:
         finalize = instance.finalize if cls.has_finalize() else None
         return self._add(job_name, instance.execute, payload_type, finalize=finalize, **options)
 
-    def _register_fn(self, fn: Any, *, name: str | None = None, **options: Any) -> JobType[Any, Any]:
+    def _register_fn(
+        self, fn: Any, *, name: str | None = None, **options: Any
+    ) -> JobType[Any, Any]:
         if not callable(fn):
             raise ConfigError(f"Domain({self.name!r}).job: {fn!r} is not a function")
         where = f"handler {getattr(fn, '__qualname__', fn)!r}"
@@ -256,7 +268,9 @@ class Domain:
         if key is not None and not callable(key):
             raise ConfigError(f"{type_name}: key must be a callable payload -> str, got {key!r}")
         if key is not None and len(inspect.signature(key).parameters) != 1:
-            raise ConfigError(f"{type_name}: key callable must take exactly one argument (the payload)")
+            raise ConfigError(
+                f"{type_name}: key callable must take exactly one argument (the payload)"
+            )
         job_type: JobType[Any, Any] = JobType(
             self,
             name,
@@ -265,7 +279,9 @@ class Domain:
             retry=coerce_retry(retry, where=f"{type_name} retry"),
             key=key,
             timeout=_check_positive(timeout, where=f"{type_name} timeout"),
-            priority=None if priority is None else coerce_priority(priority, where=f"{type_name} priority"),
+            priority=None
+            if priority is None
+            else coerce_priority(priority, where=f"{type_name} priority"),
             max_concurrency=_check_limit(max_concurrency, where=f"{type_name} max_concurrency"),
             resources=check_resources(resources, where=f"{type_name} resources"),
             ttl=_check_positive(ttl, where=f"{type_name} ttl"),

@@ -25,8 +25,8 @@ from wireframe.store import (
     JobState,
     ScheduleRecord,
     Store,
-    Submitted,
     SubmitResult,
+    Submitted,
     UnknownJobError,
     store_from_url,
 )
@@ -143,43 +143,63 @@ class Scheduler(Task):
 
     # -- submitting -------------------------------------------------------------------------
 
-    def job_type(self, payload: object, type: str | JobType[Any, Any] | None = None) -> JobType[Any, Any]:
+    def job_type(
+        self, payload: object, type: str | JobType[Any, Any] | None = None
+    ) -> JobType[Any, Any]:
         """The job type a payload (or an explicit `type`) resolves to; a clear error otherwise."""
         if isinstance(type, JobType):
             if type.type not in self.types:
-                raise ConfigError(f"submit: job type {type.type!r} is not in this scheduler's domains")
+                raise ConfigError(
+                    f"submit: job type {type.type!r} is not in this scheduler's domains"
+                )
             return type
         if type is not None:
             found = self.types.get(type)
             if found is None:
                 domain = type.split("::", 1)[0]
                 hint = "unknown domain" if domain not in self.domains else "unknown job type"
-                raise ConfigError(f"submit: {hint} in {type!r}; known types: {', '.join(sorted(self.types)) or 'none'}")
+                raise ConfigError(
+                    f"submit: {hint} in {type!r}; "
+                    f"known types: {', '.join(sorted(self.types)) or 'none'}"
+                )
             return found
         candidates = self._by_payload.get(payload.__class__, [])
         if len(candidates) == 1:
             return candidates[0]
         if len(candidates) > 1:
             names = ", ".join(t.type for t in candidates)
-            raise ConfigError(f"submit: payload type {payload.__class__.__qualname__} is used by {names}; pass type=")
+            raise ConfigError(
+                f"submit: payload type {payload.__class__.__qualname__} is used by {names}; "
+                f"pass type="
+            )
         raise ConfigError(
             f"submit: no job type takes a payload of type {payload.__class__.__qualname__}; "
             f"pass type='domain::name' (known types: {', '.join(sorted(self.types)) or 'none'})"
         )
 
-    def _build(self, payload: object, type: str | JobType[Any, Any] | None, options: dict[str, Any]) -> Any:
+    def _build(
+        self, payload: object, type: str | JobType[Any, Any] | None, options: dict[str, Any]
+    ) -> Any:
         job_type = self.job_type(payload, type)
         budgets = self.worker.limits.budgets if self.worker is not None else None
         return build_job(job_type, payload, budgets=budgets, **options)
 
-    async def submit(self, payload: object, *, type: str | JobType[Any, Any] | None = None, **options: Any) -> SubmitResult:
-        """Submit one job; returns Submitted(id) or Duplicate(existing_id). Options: priority, delay,
+    async def submit(
+        self, payload: object, *, type: str | JobType[Any, Any] | None = None, **options: Any
+    ) -> SubmitResult:
+        """Submit one job; return Submitted(id) or Duplicate(existing_id).
+
+        Options: priority, delay,
         run_at, key, depends_on, on_dependency_failure, parent, tags, ttl, recurring, fail_fast,
         resources."""
         return (await self._submit([self._build(payload, type, options)]))[0]
 
     async def submit_many(
-        self, payloads: Iterable[object], *, type: str | JobType[Any, Any] | None = None, **options: Any
+        self,
+        payloads: Iterable[object],
+        *,
+        type: str | JobType[Any, Any] | None = None,
+        **options: Any,
     ) -> list[SubmitResult]:
         """Submit many jobs with the same options in one transaction: all are stored or none."""
         return await self._submit([self._build(p, type, options) for p in payloads])
@@ -243,7 +263,7 @@ class Scheduler(Task):
             )
         return Snapshot.from_counts(counts, rows)
 
-    async def result(self, job_id: int, timeout: float | None = None) -> Any:
+    async def result(self, job_id: int, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Wait for a job to end; return its result, or raise JobFailed (or TimeoutError)."""
         await self.open()
         with anyio.fail_after(timeout):
@@ -260,7 +280,7 @@ class Scheduler(Task):
                     await finished.wait()
 
     def subscribe(self, buffer: int | None = None) -> AbstractAsyncContextManager[Any]:
-        """Typed lifecycle events: `async with scheduler.subscribe() as events: async for e in events`."""
+        """Typed lifecycle events: `async with scheduler.subscribe() as events: ...`."""
         return self.events.subscribe(buffer or self._event_buffer)
 
     # -- control ----------------------------------------------------------------------------
@@ -282,14 +302,14 @@ class Scheduler(Task):
     async def pause(self, job_id: int) -> int:
         """Pause a job and its descendants; a running one stops and waits, paused, for resume."""
         await self.open()
-        count = await self._control(self.store.pause, job_id)
+        count: int = await self._control(self.store.pause, job_id)
         await self._check_local_requests()
         return count
 
     async def resume(self, job_id: int) -> int:
         """Resume a paused job and its descendants."""
         await self.open()
-        count = await self._control(self.store.resume, job_id)
+        count: int = await self._control(self.store.resume, job_id)
         if self.worker is not None:
             self.worker.notify()
         return count

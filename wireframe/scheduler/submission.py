@@ -29,7 +29,9 @@ def _seconds(value: object, *, where: str, allow_zero: bool) -> float:
 def _timestamp(value: object, *, where: str) -> float:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise ConfigError(f"{where}: datetime {value!r} has no time zone; pass an aware datetime")
+            raise ConfigError(
+                f"{where}: datetime {value!r} has no time zone; pass an aware datetime"
+            )
         return value.timestamp()
     return _seconds(value, where=where, allow_zero=True)
 
@@ -67,10 +69,16 @@ def build_job(
     """Validate every submission option for `job_type` and build the row to insert."""
     where = f"submit {job_type.type}"
     text = encode_payload(payload, expected=job_type.payload_type, where=f"{where} payload")
-    prio = job_type.effective_priority if priority is None else coerce_priority(priority, where=f"{where} priority")
+    prio = (
+        job_type.effective_priority
+        if priority is None
+        else coerce_priority(priority, where=f"{where} priority")
+    )
     now = time.time()
     if delay is not None and run_at is not None:
-        raise ConfigError(f"{where}: give delay= or run_at=, not both (delay={delay!r}, run_at={run_at!r})")
+        raise ConfigError(
+            f"{where}: give delay= or run_at=, not both (delay={delay!r}, run_at={run_at!r})"
+        )
     start: float | None = None
     if delay is not None:
         start = now + _seconds(delay, where=f"{where} delay", allow_zero=True)
@@ -79,7 +87,9 @@ def build_job(
     if key is None and job_type.key is not None:
         key = job_type.key(payload)
         if not isinstance(key, str) or not key:
-            raise ConfigError(f"{where}: the key callable returned {key!r}; it must return a non-empty str")
+            raise ConfigError(
+                f"{where}: the key callable returned {key!r}; it must return a non-empty str"
+            )
     elif key is not None and (not isinstance(key, str) or not key):
         raise ConfigError(f"{where}: key must be a non-empty str, got {key!r}")
     deps = _job_ids(depends_on, where=f"{where} depends_on")
@@ -90,7 +100,11 @@ def build_job(
         )
     parent_id = None if parent is None else _job_ids([parent], where=f"{where} parent")[0]
     all_tags = tuple(sorted(set(check_tags(tags, where=f"{where} tags")) | set(job_type.tags)))
-    needs = check_resources(resources, where=f"{where} resources") if resources is not None else dict(job_type.resources)
+    needs = (
+        check_resources(resources, where=f"{where} resources")
+        if resources is not None
+        else dict(job_type.resources)
+    )
     if budgets is not None:
         for name, amount in needs.items():
             if amount > budgets.get(name, 0):
@@ -98,11 +112,15 @@ def build_job(
                     f"{where}: resource {name!r} x{amount} exceeds the worker budget "
                     f"({budgets.get(name, 0)}); the job could never run"
                 )
-    ttl_value = job_type.ttl if ttl is None else _seconds(ttl, where=f"{where} ttl", allow_zero=False)
+    ttl_value = (
+        job_type.ttl if ttl is None else _seconds(ttl, where=f"{where} ttl", allow_zero=False)
+    )
     schedule = None
     if recurring is not None:
         if not isinstance(recurring, Recurrence):
-            raise ConfigError(f"{where}: recurring must be Every(...) or Cron(...), got {recurring!r}")
+            raise ConfigError(
+                f"{where}: recurring must be Every(...) or Cron(...), got {recurring!r}"
+            )
         if start is not None or deps or parent_id is not None:
             raise ConfigError(
                 f"{where}: a recurring job takes no delay, run_at, depends_on or parent "
@@ -110,7 +128,9 @@ def build_job(
             )
         start = recurring.first_run(now)
         following = recurring.next_run(start)
-        schedule = NewSchedule(json.dumps(recurring.to_json()), following, recurring.max_occurrences)
+        schedule = NewSchedule(
+            json.dumps(recurring.to_json()), following, recurring.max_occurrences
+        )
     expires_at = None if ttl_value is None else (start if start is not None else now) + ttl_value
     if not isinstance(fail_fast, bool):
         raise ConfigError(f"{where}: fail_fast must be a bool, got {fail_fast!r}")

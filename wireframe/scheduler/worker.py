@@ -34,7 +34,6 @@ from wireframe.scheduler.recurring import recurrence_from_json
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
     Beat,
-    Store,
     ClaimRequest,
     Complete,
     Fail,
@@ -42,7 +41,9 @@ from wireframe.store import (
     LeaseStatus,
     Outcome,
     Release,
+    Store,
 )
+from wireframe.store.records import ReleaseTo
 
 if TYPE_CHECKING:
     from wireframe.scheduler.scheduler import Scheduler
@@ -59,8 +60,15 @@ class ShutdownMode:
     @classmethod
     def graceful(cls, seconds: float = 20.0) -> ShutdownMode:
         """Stop claiming; give running jobs up to `seconds` to finish, then release the rest."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0 or math.isinf(seconds):
-            raise ConfigError(f"ShutdownMode.graceful(seconds) must be a finite number >= 0, got {seconds!r}")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not seconds >= 0
+            or math.isinf(seconds)
+        ):
+            raise ConfigError(
+                f"ShutdownMode.graceful(seconds) must be a finite number >= 0, got {seconds!r}"
+            )
         return cls(float(seconds))
 
     @classmethod
@@ -89,7 +97,7 @@ class Running:
         self.started = time.time()
 
     def interrupt(self, reason: str, grace: float = 0.0) -> None:
-        """Ask the handler to stop: it sees `ctx.cancelled` now and is cancelled after `grace` seconds."""
+        """Ask the handler to stop: `ctx.cancelled` now, cancellation after `grace` seconds."""
         if self.stop_reason is None or reason in ("lease_lost", "shutdown"):
             self.stop_reason = reason
         if self.scope is not None:
@@ -131,19 +139,29 @@ class Worker(Task):
         self.claim_ttl = _positive(claim_ttl, "claim_ttl")
         self.batch_size = _count(batch_size, "batch_size")
         self.tags = check_tags(tags, where="Worker tags")
-        self.aging_interval = None if aging_interval is None else _positive(aging_interval, "aging_interval")
+        self.aging_interval = (
+            None if aging_interval is None else _positive(aging_interval, "aging_interval")
+        )
         self.poll_interval = _positive(poll_interval, "poll_interval")
         self.cancel_grace = _non_negative(cancel_grace, "cancel_grace")
-        self.keep_history = None if keep_history is None else _positive(keep_history, "keep_history")
+        self.keep_history = (
+            None if keep_history is None else _positive(keep_history, "keep_history")
+        )
         self.shutdown = shutdown or ShutdownMode.graceful()
         self.heartbeat_interval = min(self.claim_ttl / 4, 15.0)
-        domains = scheduler.domains
-        self.domain_names = tuple(domains)
-        self.types: dict[str, JobType[Any, Any]] = {t.type: t for d in domains.values() for t in d.jobs.values()}
+        by_name = scheduler.domains
+        self.domain_names = tuple(by_name)
+        self.types: dict[str, JobType[Any, Any]] = {
+            t.type: t for d in by_name.values() for t in d.jobs.values()
+        }
         self.limits = Limits(
             _count(max_concurrency, "max_concurrency"),
-            {d.name: d.max_concurrency for d in domains.values() if d.max_concurrency is not None},
-            {t.type: t.max_concurrency for t in self.types.values() if t.max_concurrency is not None},
+            {d.name: d.max_concurrency for d in by_name.values() if d.max_concurrency is not None},
+            {
+                t.type: t.max_concurrency
+                for t in self.types.values()
+                if t.max_concurrency is not None
+            },
             check_resources(resources, where="Worker resources"),
         )
         self.running: dict[int, Running] = {}
@@ -179,7 +197,9 @@ class Worker(Task):
     async def run(self, stop: StopReceiver) -> None:
         """Claim and run jobs until stop, then shut down as `self.shutdown` says."""
         await self.scheduler.open()
-        send, receive = anyio.create_memory_object_stream[Running](self.limits.max_concurrency + self.batch_size)
+        send, receive = anyio.create_memory_object_stream[Running](
+            self.limits.max_concurrency + self.batch_size
+        )
         self._send = send
         async with anyio.create_task_group() as runners:
             for _ in range(self.limits.max_concurrency):
@@ -208,7 +228,9 @@ class Worker(Task):
             self._wake = anyio.Event()
             limits = self.limits
             busy = limits.running
-            threshold = 1 if busy == 0 else max(1, min(self.batch_size, limits.max_concurrency) // 4)
+            threshold = (
+                1 if busy == 0 else max(1, min(self.batch_size, limits.max_concurrency) // 4)
+            )
             claimed = 0
             if limits.free >= threshold:
                 want = min(limits.free, self.batch_size)
@@ -268,13 +290,22 @@ class Worker(Task):
                 tg.cancel_scope.cancel()
 
     async def _maybe_preempt(self) -> None:
-        victims = [r for r in self.running.values() if r.job_type is not None and r.job_type.preemptible and r.stop_reason is None]
+        victims = [
+            r
+            for r in self.running.values()
+            if r.job_type is not None and r.job_type.preemptible and r.stop_reason is None
+        ]
         if not victims:
             return
         victim = min(victims, key=lambda r: (r.record.base_priority, -r.record.id))
         top = await self.scheduler.store.top_pending_priority(self.domain_names, self.tags)
         if top is not None and top > victim.record.base_priority:
-            log.info("preempting job %s (priority %s) for a pending job of priority %s", victim.record.id, victim.record.base_priority, top)
+            log.info(
+                "preempting job %s (priority %s) for a pending job of priority %s",
+                victim.record.id,
+                victim.record.base_priority,
+                top,
+            )
             victim.interrupt("preempted")
 
     # -- running ----------------------------------------------------------------------------
@@ -300,9 +331,19 @@ class Worker(Task):
             return Release(record.lease, "pending", "worker shut down before the job started")
         if job_type is None:
             known = ", ".join(sorted(self.types)) or "none"
-            error = f"no handler for job type {record.type!r} in worker {self.worker_id} (known types: {known})"
-            return self._failure(running, error, None, permanent=True)
-        events.publish(JobStarted(job_id=record.id, job_type=record.type, attempt=record.attempt, worker_id=self.worker_id))
+            missing = (
+                f"no handler for job type {record.type!r} in worker {self.worker_id} "
+                f"(known types: {known})"
+            )
+            return self._failure(running, missing, None, permanent=True)
+        events.publish(
+            JobStarted(
+                job_id=record.id,
+                job_type=record.type,
+                attempt=record.attempt,
+                worker_id=self.worker_id,
+            )
+        )
         finalize = record.phase == "finalize"
         handler = job_type.finalize_fn if finalize else job_type.execute
         if handler is None:
@@ -332,10 +373,12 @@ class Worker(Task):
         if reason in ("cancelled", "child_failed"):
             events.publish(JobCancelled(job_id=record.id, job_type=record.type))
             return Release(record.lease, "cancelled", "cancelled while running")
-        if reason in ("preempted", "shutdown", "paused") and (scope.cancelled_caught or error is not None):
+        if reason in ("preempted", "shutdown", "paused") and (
+            scope.cancelled_caught or error is not None
+        ):
             if reason == "preempted":
                 events.publish(JobPreempted(job_id=record.id, job_type=record.type))
-            to = "paused" if reason == "paused" else "pending"
+            to: ReleaseTo = "paused" if reason == "paused" else "pending"
             return Release(record.lease, to, reason)
         if timed_out:
             message = f"timed out after {job_type.timeout}s"
@@ -354,18 +397,50 @@ class Worker(Task):
         needs_finalize = not finalize and job_type.finalize_fn is not None
         return Complete(record.lease, encoded, needs_finalize)
 
-    def _failure(self, running: Running, error: str, tb: str | None, *, permanent: bool = False, outcome: str = "failed") -> Fail:
+    def _failure(
+        self,
+        running: Running,
+        error: str,
+        tb: str | None,
+        *,
+        permanent: bool = False,
+        outcome: str = "failed",
+    ) -> Fail:
         record = running.record
         retry = running.job_type.retry if running.job_type is not None else None
-        will_retry = not permanent and retry is not None and retry.should_retry(record.attempt) and record.attempt < record.max_attempts
+        will_retry = (
+            not permanent
+            and retry is not None
+            and retry.should_retry(record.attempt)
+            and record.attempt < record.max_attempts
+        )
         retry_at = None
         events = self.scheduler.events
         if will_retry and retry is not None:
             delay = retry.delay(record.attempt)
             retry_at = time.time() + delay
-            events.publish(JobRetrying(job_id=record.id, job_type=record.type, attempt=record.attempt, delay=delay))
-        events.publish(JobFailedEvent(job_id=record.id, job_type=record.type, error=error, attempt=record.attempt, will_retry=will_retry))
-        log.info("job %s (%s) attempt %s failed: %s%s", record.id, record.type, record.attempt, error, " (will retry)" if will_retry else "")
+            events.publish(
+                JobRetrying(
+                    job_id=record.id, job_type=record.type, attempt=record.attempt, delay=delay
+                )
+            )
+        events.publish(
+            JobFailedEvent(
+                job_id=record.id,
+                job_type=record.type,
+                error=error,
+                attempt=record.attempt,
+                will_retry=will_retry,
+            )
+        )
+        log.info(
+            "job %s (%s) attempt %s failed: %s%s",
+            record.id,
+            record.type,
+            record.attempt,
+            error,
+            " (will retry)" if will_retry else "",
+        )
         return Fail(record.lease, error, tb, retry_at, outcome)
 
     # -- reporting --------------------------------------------------------------------------
@@ -391,7 +466,9 @@ class Worker(Task):
         current = list(self.running.values())
         if not current:
             return
-        status = await self.scheduler.store.heartbeat([self._beat(r) for r in current], self.claim_ttl)
+        status = await self.scheduler.store.heartbeat(
+            [self._beat(r) for r in current], self.claim_ttl
+        )
         for running in current:
             if running.record.id in self.running:
                 self._apply_status(running, status.get(running.record.id, LeaseStatus.LOST))
@@ -405,9 +482,19 @@ class Worker(Task):
                 continue
             if isinstance(outcome, Complete):
                 if record.active_children or outcome.needs_finalize:
-                    events.publish(JobWaiting(job_id=record.id, job_type=record.type, children=record.active_children))
+                    events.publish(
+                        JobWaiting(
+                            job_id=record.id, job_type=record.type, children=record.active_children
+                        )
+                    )
                 else:
-                    events.publish(JobCompleted(job_id=record.id, job_type=record.type, duration=time.time() - running.started))
+                    events.publish(
+                        JobCompleted(
+                            job_id=record.id,
+                            job_type=record.type,
+                            duration=time.time() - running.started,
+                        )
+                    )
         self.scheduler.finished_batch()
 
     # -- leases -----------------------------------------------------------------------------
@@ -489,13 +576,23 @@ def _json(text: str) -> dict[str, object]:
 
 
 def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigError(f"Worker {name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
 def _non_negative(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise ConfigError(f"Worker {name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
@@ -504,4 +601,3 @@ def _count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"Worker {name} must be an int >= 1, got {value!r}")
     return value
-
