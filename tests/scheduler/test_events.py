@@ -58,7 +58,7 @@ def test_every_event_type() -> None:
         JobCancelled(job_id=1, job_type="d::j"),
         JobExpired(job_id=1, job_type="d::j"),
         JobPreempted(job_id=1, job_type="d::j"),
-        JobBlocked(job_id=1, job_type="d::j", depends_on=[4, 5]),  # type: ignore[arg-type]
+        JobBlocked(job_id=1, job_type="d::j", depends_on=[4, 5]),
         JobUnblocked(job_id=1, job_type="d::j"),
         JobWaiting(job_id=1, job_type="d::j", children=3),
         JobSuspended(job_id=1, job_type="d::j", until=None, reason="event:paid"),
@@ -66,7 +66,8 @@ def test_every_event_type() -> None:
     assert all(isinstance(event, JobEvent) for event in events)
     kinds = [event.kind for event in events]
     assert len(set(kinds)) == len(kinds)
-    assert events[9].depends_on == (4, 5)  # type: ignore[union-attr]
+    blocked = events[9]
+    assert isinstance(blocked, JobBlocked) and blocked.depends_on == (4, 5)
     assert JobProgress(job_id=1, job_type="d::j", fraction=1.0).message is None
     lagged = EventsLagged(missed=7)
     assert not isinstance(lagged, JobEvent)

@@ -18,9 +18,18 @@ UTC = dt.UTC
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 
 
-def ts(*args: int, tz: dt.tzinfo = UTC, fold: int = 0) -> float:
+def ts(
+    year: int,
+    month: int = 1,
+    day: int = 1,
+    hour: int = 0,
+    minute: int = 0,
+    *,
+    tz: dt.tzinfo = UTC,
+    fold: int = 0,
+) -> float:
     """UNIX time of a wall-clock time in ``tz``."""
-    return dt.datetime(*args, tzinfo=tz, fold=fold).timestamp()  # type: ignore[misc]
+    return dt.datetime(year, month, day, hour, minute, tzinfo=tz, fold=fold).timestamp()
 
 
 def utc(when: float | None) -> dt.datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Iterable
 from types import TracebackType
 from typing import ClassVar, Self, TypeAlias
 
@@ -128,13 +129,18 @@ class JobPreempted(JobEvent):
     kind: ClassVar[str] = "preempted"
 
 
+def _int_tuple(values: Iterable[int]) -> tuple[int, ...]:
+    """Store a sequence of job ids as a tuple."""
+    return tuple(values)
+
+
 @attrs.frozen
 class JobBlocked(JobEvent):
     """A job waits for the jobs in ``depends_on`` to complete."""
 
     kind: ClassVar[str] = "blocked"
 
-    depends_on: tuple[int, ...] = attrs.field(converter=tuple)
+    depends_on: tuple[int, ...] = attrs.field(converter=_int_tuple)
 
 
 @attrs.frozen

@@ -1,0 +1,481 @@
+"""Payload and result (de)serialisation, job type names and handler signature checks.
+
+Payloads are attrs instances (or JSON-able dicts) and results are JSON-able values; both are
+stored as canonical JSON text. Converting to JSON turns attrs instances into dicts (keyed by
+each field's ``__init__`` argument name), tuples into lists, enums into their values,
+``datetime``/``date``/``time`` into ISO 8601 text and ``UUID`` into text. Decoding into an attrs
+class uses its field annotations to convert those back (nested attrs classes, ``list[X]``,
+``tuple[X, ...]``, ``dict[str, X]``, ``X | None``, enums, datetimes, UUIDs).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import datetime as dt
+import enum
+import inspect
+import json
+import math
+import re
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from wireframe.scheduler.errors import ConfigError, PayloadError
+
+__all__ = [
+    "canonical_json",
+    "decode_payload",
+    "decode_result",
+    "encode_payload",
+    "encode_result",
+    "job_type_name",
+    "payload_type_of",
+    "to_jsonable",
+    "validate_name",
+]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+_MAPPING_TYPES: tuple[object, ...] = (
+    dict,
+    Mapping,
+    collections.abc.MutableMapping,
+    typing.Mapping,
+    typing.MutableMapping,
+    typing.Dict,  # noqa: UP006 - the old spelling is a valid annotation too
+)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def validate_name(name: object, *, what: str) -> str:
+    """Return ``name`` if it is a valid domain or job name, else raise ``ConfigError``.
+
+    A valid name is non-empty, made of ``A-Z a-z 0-9 _ . -`` and so never contains ``::``.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"{what} {name!r} must be a string, not {type(name).__name__}")
+    if not name:
+        raise ConfigError(f"{what} must not be empty")
+    if _NAME_RE.fullmatch(name) is None:
+        raise ConfigError(
+            f"{what} {name!r} is invalid: use only letters, digits, '_', '.' and '-'"
+            " (and never '::')"
+        )
+    return name
+
+
+def job_type_name(domain: str, name: str) -> str:
+    """The job type ``"<domain>::<name>"``, after checking both parts with ``validate_name``."""
+    validate_name(domain, what="domain name")
+    validate_name(name, what="job name")
+    return f"{domain}::{name}"
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _describe_callable(fn: object) -> str:
+    """``module.qualname(signature)`` for error messages, as far as it can be known."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    try:
+        signature = inspect.signature(fn)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"{name}(...)"
+    # Show postponed (string) annotations as written, not quoted.
+    parameters = [
+        p.replace(annotation=_AsWritten(p.annotation)) if isinstance(p.annotation, str) else p
+        for p in signature.parameters.values()
+    ]
+    returns = signature.return_annotation
+    if isinstance(returns, str):
+        returns = _AsWritten(returns)
+    return f"{name}{signature.replace(parameters=parameters, return_annotation=returns)}"
+
+
+class _AsWritten:
+    """An annotation string whose repr is the string itself (for signature text)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _type_text(hint: object) -> str:
+    """A readable spelling of a type annotation."""
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__qualname__
+    return repr(hint).replace("typing.", "")
+
+
+def _resolve_annotation(fn: Callable[..., Any], annotation: object, *, where: str) -> object:
+    """Evaluate one (possibly string) annotation in the handler's module namespace."""
+    if not isinstance(annotation, str):
+        return annotation
+    namespace = getattr(inspect.unwrap(fn), "__globals__", None)
+    try:
+        if not isinstance(namespace, dict):
+            raise NameError(f"no module namespace to resolve {annotation!r} in")
+        return eval(annotation, namespace)  # the same evaluation typing.get_type_hints does
+    except Exception as exc:
+        raise ConfigError(
+            f"{where}: cannot resolve the payload annotation {annotation!r} of handler"
+            f" {_describe_callable(fn)}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def payload_type_of(fn: Callable[..., Any], *, where: str) -> type | None:
+    """Check a handler ``async def handler(job: T, ctx) -> R`` and return its payload type.
+
+    Returns the attrs class ``T``, ``dict`` for ``dict``/``dict[str, ...]``/``Mapping``, or
+    ``None`` when the first parameter is unannotated (or ``Any``): any JSON object. Raises
+    ``ConfigError`` naming the handler when it is not ``async def``, does not take exactly two
+    positional parameters, has annotations that cannot be resolved, or declares any other
+    payload type.
+    """
+    if not callable(fn):
+        raise ConfigError(f"{where}: handler {fn!r} is not callable")
+    if not inspect.iscoroutinefunction(fn):
+        raise ConfigError(
+            f"{where}: handler {_describe_callable(fn)} must be an 'async def' function"
+            " taking (job, ctx)"
+        )
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot read the signature of handler {fn!r}: {exc}") from None
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    others_required = [
+        p
+        for p in signature.parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+    ]
+    var_positional = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+    if len(positional) != 2 or others_required or var_positional:
+        raise ConfigError(
+            f"{where}: handler {_describe_callable(fn)} must take exactly two positional"
+            " parameters (job, ctx)"
+        )
+    job_param = positional[0]
+    if job_param.annotation is inspect.Parameter.empty:
+        return None
+    try:
+        hint = typing.get_type_hints(fn).get(job_param.name, inspect.Parameter.empty)
+    except Exception:
+        # Another annotation (say ``ctx``'s) may be what fails: resolve the payload's alone.
+        hint = _resolve_annotation(fn, job_param.annotation, where=where)
+    if hint is inspect.Parameter.empty or hint is Any:
+        return None
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and attrs.has(hint):
+        return hint
+    if origin is not None and isinstance(origin, type) and attrs.has(origin):
+        return origin
+    if hint in _MAPPING_TYPES or origin in _MAPPING_TYPES:
+        args = typing.get_args(hint)
+        if not args or args[0] in (str, Any):
+            return dict
+    raise ConfigError(
+        f"{where}: handler {_describe_callable(fn)}: parameter {job_param.name!r} is annotated"
+        f" {_type_text(hint)}; the payload type must be an attrs class or dict[str, Any]"
+    )
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+class _Unserialisable(Exception):
+    """Internal: a value cannot become JSON; ``path`` grows as the error propagates."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+_FieldNames = tuple[tuple[str, str], ...]
+_field_cache: dict[type, _FieldNames] = {}
+
+
+def _init_fields(cls: type) -> _FieldNames:
+    """``(attribute name, __init__ argument name)`` of an attrs class's ``init`` fields."""
+    try:
+        return _field_cache[cls]
+    except KeyError:
+        pass
+    names = tuple(
+        (field.name, field.alias or field.name.lstrip("_"))
+        for field in attrs.fields(cls)
+        if field.init
+    )
+    _field_cache[cls] = names
+    return names
+
+
+def _convert(value: object, active: set[int]) -> object:
+    """Turn ``value`` into plain JSON data, or raise ``_Unserialisable``."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise _Unserialisable(f"float {value!r} is not JSON-serialisable")
+        return value
+    if isinstance(value, enum.Enum):
+        try:
+            return _convert(value.value, active)
+        except _Unserialisable as exc:
+            exc.path.append(".value")
+            raise
+    if isinstance(value, str):  # subclasses of the JSON scalars become the plain type
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _convert(float(value), active)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    ident = id(value)
+    if ident in active:
+        raise _Unserialisable("circular reference")
+    if attrs.has(kind):
+        active.add(ident)
+        try:
+            data: dict[str, object] = {}
+            for name, key in _init_fields(kind):
+                try:
+                    data[key] = _convert(getattr(value, name), active)
+                except _Unserialisable as exc:
+                    exc.path.append(f".{key}")
+                    raise
+            return data
+        finally:
+            active.discard(ident)
+    if isinstance(value, Mapping):
+        active.add(ident)
+        try:
+            mapping: dict[str, object] = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise _Unserialisable(
+                        f"dict key {key!r} ({type(key).__name__}) is not a string"
+                    )
+                try:
+                    mapping[key] = _convert(item, active)
+                except _Unserialisable as exc:
+                    exc.path.append(f"[{key!r}]")
+                    raise
+            return mapping
+        finally:
+            active.discard(ident)
+    if isinstance(value, list | tuple):
+        active.add(ident)
+        try:
+            items: list[object] = []
+            for index, item in enumerate(value):
+                try:
+                    items.append(_convert(item, active))
+                except _Unserialisable as exc:
+                    exc.path.append(f"[{index}]")
+                    raise
+            return items
+        finally:
+            active.discard(ident)
+    raise _Unserialisable(f"object of type {kind.__qualname__} is not JSON-serialisable")
+
+
+def to_jsonable(value: object, *, where: str, root: str = "value") -> object:
+    """Convert ``value`` to plain JSON data (see the module docstring for the rules).
+
+    Raises ``PayloadError`` naming ``where`` and the path of the bad part, e.g.
+    ``payload.items[2].when: object of type set is not JSON-serialisable``.
+    """
+    try:
+        return _convert(value, set())
+    except _Unserialisable as exc:
+        path = root + "".join(reversed(exc.path))
+        raise PayloadError(f"{where}: {path}: {exc.reason}") from None
+
+
+def canonical_json(value: object) -> str:
+    """Compact JSON with sorted keys and no NaN/Infinity; ``PayloadError`` if impossible."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"cannot encode {type(value).__name__} as JSON: {exc}") from None
+
+
+def _type_name(cls: type | None) -> str:
+    """Readable name of a payload type for messages."""
+    return "dict" if cls is None else cls.__qualname__
+
+
+def encode_payload(payload: object, *, expected: type | None, where: str) -> str:
+    """Serialise a job payload to canonical JSON text.
+
+    ``expected`` is the handler's payload type (from ``payload_type_of``): an attrs class
+    requires an instance of it, or a mapping that ``decode_payload`` can turn into one;
+    ``dict`` or ``None`` require a mapping with string keys (or, for ``None``, any attrs
+    instance). Raises ``PayloadError`` naming ``where``.
+    """
+    if expected is not None and expected is not dict:
+        if isinstance(payload, Mapping) and not isinstance(payload, expected):
+            data = to_jsonable(payload, where=where, root="payload")
+            assert isinstance(data, dict)
+            try:
+                _build(expected, data)
+            except Exception as exc:
+                raise PayloadError(
+                    f"{where}: the dict payload does not fit {_type_name(expected)}:"
+                    f" {type(exc).__name__}: {exc}"
+                ) from None
+            return canonical_json(data)
+        if not isinstance(payload, expected):
+            raise PayloadError(
+                f"{where}: expected a payload of type {_type_name(expected)} (or a dict of its"
+                f" fields), got {type(payload).__qualname__}: {payload!r:.200}"
+            )
+    elif not isinstance(payload, Mapping) and not (expected is None and attrs.has(type(payload))):
+        wanted = "a dict" if expected is dict else "an attrs instance or a dict"
+        raise PayloadError(
+            f"{where}: expected {wanted} as the payload, got {type(payload).__qualname__}:"
+            f" {payload!r:.200}"
+        )
+    return canonical_json(to_jsonable(payload, where=where, root="payload"))
+
+
+def encode_result(value: object, *, where: str) -> str:
+    """Serialise a handler's return value to canonical JSON text (``None`` is ``"null"``)."""
+    if value is None:
+        return "null"
+    return canonical_json(to_jsonable(value, where=where, root="result"))
+
+
+def decode_result(text: str | None) -> object:
+    """Parse a stored result (``None`` or ``"null"`` give ``None``)."""
+    if text is None:
+        return None
+    return json.loads(text)
+
+
+# --------------------------------------------------------------------------- decoding
+
+_hint_cache: dict[type, dict[str, object]] = {}
+
+
+def _field_hints(cls: type) -> dict[str, object]:
+    """``__init__`` argument name -> resolved annotation (or ``None``) of an attrs class."""
+    try:
+        return _hint_cache[cls]
+    except KeyError:
+        pass
+    try:
+        resolved = typing.get_type_hints(cls)
+    except Exception:
+        resolved = {}
+    hints: dict[str, object] = {}
+    for field in attrs.fields(cls):
+        if field.init:
+            hint = resolved.get(field.name, field.type)
+            hints[field.alias or field.name.lstrip("_")] = None if isinstance(hint, str) else hint
+    _hint_cache[cls] = hints
+    return hints
+
+
+_SEQUENCE_ORIGINS: tuple[object, ...] = (
+    list,
+    collections.abc.Sequence,
+    collections.abc.MutableSequence,
+    collections.abc.Iterable,
+    collections.abc.Collection,
+)
+
+
+def _revive(hint: object, value: object) -> object:
+    """Convert JSON data back to the type ``hint`` describes, as far as it is known."""
+    if value is None:
+        return None
+    if hint is None or hint is Any:
+        return value
+    if isinstance(hint, type):
+        if attrs.has(hint) and isinstance(value, dict):
+            return _build(hint, value)
+        if issubclass(hint, enum.Enum):
+            return hint(value)
+        if hint is dt.datetime and isinstance(value, str):
+            return dt.datetime.fromisoformat(value)
+        if hint is dt.date and isinstance(value, str):
+            return dt.date.fromisoformat(value)
+        if hint is dt.time and isinstance(value, str):
+            return dt.time.fromisoformat(value)
+        if hint is uuid.UUID and isinstance(value, str):
+            return uuid.UUID(value)
+        if hint is tuple and isinstance(value, list):
+            return tuple(value)
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        options = [arg for arg in args if arg is not type(None)]
+        return _revive(options[0], value) if len(options) == 1 else value
+    if origin is typing.Annotated:
+        return _revive(args[0], value)
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_revive(args[0], item) for item in value)
+        if args and len(args) == len(value):
+            return tuple(_revive(arg, item) for arg, item in zip(args, value, strict=True))
+        return tuple(value)
+    if origin in _SEQUENCE_ORIGINS and isinstance(value, list):
+        item_hint = args[0] if args else None
+        return [_revive(item_hint, item) for item in value]
+    if origin in _MAPPING_TYPES and isinstance(value, dict):
+        item_hint = args[1] if len(args) == 2 else None
+        return {key: _revive(item_hint, item) for key, item in value.items()}
+    return value
+
+
+def _build(cls: type, data: dict[str, Any]) -> object:
+    """Make an instance of the attrs class ``cls`` from its JSON dict."""
+    hints = _field_hints(cls)
+    kwargs = {key: _revive(hints.get(key), value) for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def decode_payload(text: str, cls: type | None) -> object:
+    """Parse payload JSON into an instance of the attrs class ``cls`` (or a dict).
+
+    Raises ``PayloadError`` if the text is not a JSON object or does not fit ``cls``.
+    """
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"payload is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError(f"payload must be a JSON object, got {type(data).__name__}")
+    if cls is None or cls is dict:
+        return data
+    try:
+        return _build(cls, data)
+    except Exception as exc:
+        raise PayloadError(
+            f"cannot decode the payload as {_type_name(cls)}: {type(exc).__name__}: {exc}"
+        ) from exc
