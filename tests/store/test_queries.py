@@ -61,3 +61,16 @@ async def test_attempts_of_unknown_or_unclaimed_job(store: Store) -> None:
     assert await store.attempts(424_242) == []
     job_id = await submit(store)
     assert await store.attempts(job_id) == []
+
+
+def test_job_columns_follow_the_record_fields() -> None:
+    import attrs
+
+    from wireframe.store import JobRecord
+    from wireframe.store.sql.rows import JOB_COLUMNS
+
+    columns = [c.strip() for c in JOB_COLUMNS.split(",")]
+    fields = [f.name for f in attrs.fields(JobRecord)][: len(columns)]
+    renamed = {"on_dep_failure": "on_dependency_failure"}
+    assert [renamed.get(c, c) for c in columns] == fields
+    assert len(columns) + 1 == len(attrs.fields(JobRecord))  # plus depends_on

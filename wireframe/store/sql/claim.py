@@ -106,6 +106,13 @@ def _candidate_filter(req: ClaimRequest) -> tuple[str, list[object]]:
     return " AND ".join(clauses), params
 
 
+_LEASE = (
+    "UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, "
+    "claim_seq = claim_seq + 1, attempt = attempt + new_attempt, new_attempt = 0, "
+    "started_at = coalesce(started_at, ?), cancel_requested = 0, pause_requested = 0 "
+)
+
+
 def claim(
     conn: sqlite3.Connection, now: float, req: ClaimRequest, chooser: Chooser | None
 ) -> list[JobRecord]:
@@ -114,39 +121,43 @@ def claim(
     if req.limit <= 0 or not req.domains:
         return []
     where, params = _candidate_filter(req)
-    scan = max(req.scan, req.limit)
-    rows = conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?",
-        (*params, scan),
-    ).fetchall()
-    if not rows:
-        return []
-    candidates = [job_from_row(r) for r in rows]
+    lease = (req.worker_id, now + req.lease_ttl, now)
     if chooser is None:
-        chosen = [c.id for c in candidates[: req.limit]]
+        # The common case: one statement picks and leases the best jobs.
+        claimed = conn.execute(
+            f"{_LEASE} WHERE id IN (SELECT id FROM jobs WHERE {where} "
+            f"ORDER BY priority DESC, id LIMIT ?) AND state = 'pending' RETURNING {JOB_COLUMNS}",
+            (*lease, *params, req.limit),
+        ).fetchall()
+        jobs = [job_from_row(r) for r in claimed]
+        jobs.sort(key=lambda j: (-j.priority, j.id))
     else:
+        rows = conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?",
+            (*params, max(req.scan, req.limit)),
+        ).fetchall()
+        if not rows:
+            return []
+        candidates = [job_from_row(r) for r in rows]
         allowed = {c.id for c in candidates}
         picked = dict.fromkeys(i for i in chooser(candidates) if i in allowed)
         chosen = list(picked)[: req.limit]
-    if not chosen:
-        return []
-    claimed = conn.execute(
-        f"UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, "
-        f"claim_seq = claim_seq + 1, attempt = attempt + new_attempt, new_attempt = 0, "
-        f"started_at = coalesce(started_at, ?), cancel_requested = 0, pause_requested = 0 "
-        f"WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
-        f"RETURNING {JOB_COLUMNS}",
-        (req.worker_id, now + req.lease_ttl, now, *chosen),
-    ).fetchall()
-    jobs = [job_from_row(r) for r in claimed]
-    conn.executemany(
-        "INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = excluded.worker_id, "
-        "finished_at = NULL, outcome = NULL",
-        [(j.id, j.attempt, req.worker_id, now) for j in jobs],
-    )
-    order = {job_id: i for i, job_id in enumerate(chosen)}
-    jobs.sort(key=lambda j: order[j.id])
+        if not chosen:
+            return []
+        claimed = conn.execute(
+            f"{_LEASE} WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
+            f"RETURNING {JOB_COLUMNS}",
+            (*lease, *chosen),
+        ).fetchall()
+        order = {job_id: i for i, job_id in enumerate(chosen)}
+        jobs = sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
+    if jobs:
+        conn.executemany(
+            "INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = excluded.worker_id, "
+            "finished_at = NULL, outcome = NULL, error = NULL",
+            [(j.id, j.attempt, req.worker_id, now) for j in jobs],
+        )
     return jobs
 
 

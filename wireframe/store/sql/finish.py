@@ -49,6 +49,7 @@ def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) ->
     applied: list[bool] = []
     ended: list[Ended] = []
     closes: list[tuple[float, str, str | None, int, int]] = []
+    completes: list[tuple[object, ...]] = []
     for outcome in outcomes:
         row = held.get(outcome.lease.job_id)
         if row is None or row[1] != outcome.lease.claim_seq:
@@ -63,8 +64,9 @@ def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) ->
             closes.append((now, "failed", err, job_id, attempt))
         elif isinstance(outcome, Complete):
             closes.append((now, "completed", None, job_id, attempt))
-            done = _complete(conn, now, job_id, outcome, kids, phase)
-            if done:
+            params = _complete(now, job_id, outcome, kids, phase)
+            completes.append(params)
+            if params[0] == "completed":
                 ended.append(Ended(job_id, "completed", parent_id, kids, None))
         elif isinstance(outcome, Fail):
             closes.append((now, outcome.outcome, outcome.error, job_id, attempt))
@@ -88,6 +90,8 @@ def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) ->
             closes.append((now, outcome.reason, None, job_id, attempt))
             if done_state is not None:
                 ended.append(Ended(job_id, done_state, parent_id, kids, err))
+    if completes:
+        conn.executemany(COMPLETE, completes)
     if closes:
         conn.executemany(
             "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? "
@@ -127,27 +131,28 @@ def _end(
     )
 
 
+COMPLETE = (
+    "UPDATE jobs SET state = ?, phase = ?, needs_finalize = ?, result = ?, "
+    "finished_at = CASE WHEN ? = 'completed' THEN ? ELSE NULL END, ready_at = ?, "
+    "progress = CASE WHEN ? = 'completed' THEN 1.0 ELSE progress END, "
+    "worker_id = NULL, lease_expires_at = NULL WHERE id = ?"
+)
+
+
 def _complete(
-    conn: sqlite3.Connection, now: float, job_id: int, outcome: Complete, kids: int, phase: str
-) -> bool:
-    """Store the result; wait for children or finalize if needed. True when the job ended."""
+    now: float, job_id: int, outcome: Complete, kids: int, phase: str
+) -> tuple[object, ...]:
+    """The COMPLETE parameters: store the result, then end, wait for children or finalize."""
     if phase == "execute" and kids > 0:
         state, next_phase = "waiting", "execute"
     elif phase == "execute" and outcome.needs_finalize:
         state, next_phase = "pending", "finalize"
     else:
         state, next_phase = "completed", phase
-    conn.execute(
-        "UPDATE jobs SET state = ?, phase = ?, needs_finalize = ?, result = ?, "
-        "finished_at = CASE WHEN ? = 'completed' THEN ? ELSE NULL END, ready_at = ?, "
-        "progress = CASE WHEN ? = 'completed' THEN 1.0 ELSE progress END, "
-        "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
-        (
-            state, next_phase, int(outcome.needs_finalize), outcome.result, state, now, now,
-            state, job_id,
-        ),
+    return (
+        state, next_phase, int(outcome.needs_finalize), outcome.result, state, now, now,
+        state, job_id,
     )
-    return state == "completed"
 
 
 def _release(

@@ -23,52 +23,22 @@ JOB_COLUMNS = (
 )
 
 
+_STATES: dict[str, JobState] = {state.value: state for state in JobState}
+_TAGS, _RESOURCES, _FAIL_FAST, _CANCEL, _PAUSE = 9, 10, 28, 31, 32
+
+
 def job_from_row(row: Sequence[Any], depends_on: tuple[int, ...] = ()) -> JobRecord:
-    """Build a JobRecord from a row selected with JOB_COLUMNS."""
-    (
-        id_, type_, domain, payload, state, priority, base_priority, key, parent_id, tags,
-        resources, created_at, run_at, started_at, finished_at, expires_at, attempt,
-        max_attempts, claim_seq, worker_id, lease_expires_at, result, error, traceback, reason,
-        progress, progress_message, on_dep_failure, fail_fast, phase, active_children,
-        cancel_requested, pause_requested, schedule_id,
-    ) = row
-    return JobRecord(
-        id=id_,
-        type=type_,
-        domain=domain,
-        payload=payload,
-        state=JobState(state),
-        priority=priority,
-        base_priority=base_priority,
-        key=key,
-        parent_id=parent_id,
-        tags=tuple(json.loads(tags)) if tags else (),
-        resources=json.loads(resources) if resources else {},
-        created_at=created_at,
-        run_at=run_at,
-        started_at=started_at,
-        finished_at=finished_at,
-        expires_at=expires_at,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        claim_seq=claim_seq,
-        worker_id=worker_id,
-        lease_expires_at=lease_expires_at,
-        result=result,
-        error=error,
-        traceback=traceback,
-        reason=reason,
-        progress=progress,
-        progress_message=progress_message,
-        on_dependency_failure=on_dep_failure,
-        fail_fast=bool(fail_fast),
-        phase=phase,
-        active_children=active_children,
-        cancel_requested=bool(cancel_requested),
-        pause_requested=bool(pause_requested),
-        schedule_id=schedule_id,
-        depends_on=depends_on,
-    )
+    """Build a JobRecord from a row selected with JOB_COLUMNS (the fields, in order)."""
+    fields: list[Any] = list(row)
+    fields[4] = _STATES[fields[4]]
+    tags, resources = fields[_TAGS], fields[_RESOURCES]
+    fields[_TAGS] = tuple(json.loads(tags)) if tags else ()
+    fields[_RESOURCES] = json.loads(resources) if resources else {}
+    fields[_FAIL_FAST] = bool(fields[_FAIL_FAST])
+    fields[_CANCEL] = bool(fields[_CANCEL])
+    fields[_PAUSE] = bool(fields[_PAUSE])
+    fields.append(depends_on)
+    return JobRecord(*fields)
 
 
 def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:

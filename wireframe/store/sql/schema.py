@@ -9,7 +9,8 @@ from wireframe.store.errors import SchemaVersionError
 TERMINAL_SQL = "('completed','failed','cancelled','expired','dependency_failed')"
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: jobs, dependencies, attempts, schedules.
+    # 1: jobs, dependencies, attempts, schedules. Indexes only what the hot paths need (claim,
+    # due jobs, leases, expiry, dedup, children, pruning): each one costs every state change.
     f"""
     CREATE TABLE jobs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,10 +59,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE state = 'running';
     CREATE INDEX jobs_expiry ON jobs (expires_at)
         WHERE expires_at IS NOT NULL AND state IN ('pending', 'scheduled', 'blocked');
-    CREATE INDEX jobs_aging ON jobs (ready_at) WHERE state = 'pending';
     CREATE INDEX jobs_parent ON jobs (parent_id) WHERE parent_id IS NOT NULL;
     CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
-    CREATE INDEX jobs_type_state ON jobs (type, state);
     CREATE UNIQUE INDEX jobs_active_key ON jobs (type, key)
         WHERE key IS NOT NULL AND state NOT IN {TERMINAL_SQL};
     CREATE TABLE job_deps (
