@@ -28,6 +28,11 @@ class Limits:
         self.in_use: Counter[str] = Counter()
 
     @property
+    def constrained(self) -> bool:
+        """True if any limit besides the global one applies (claims then need a chooser)."""
+        return bool(self.domain_limits or self.type_limits or self.budgets)
+
+    @property
     def free(self) -> int:
         """Slots free under the global limit."""
         return self.max_concurrency - self.running

@@ -11,18 +11,21 @@ from typing import Any
 
 import anyio
 
-from wireframe.scheduler.codec import decode_result
+import attrs
+
+from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
 from wireframe.scheduler.events import EventBus, JobCancelled, JobSubmitted
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
-from wireframe.scheduler.submission import build_job
+from wireframe.scheduler.submission import build_job, key_of
 from wireframe.scheduler.worker import Running, ShutdownMode, Worker
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
     JobRecord,
     JobState,
+    NewJob,
     ScheduleRecord,
     Store,
     SubmitResult,
@@ -202,17 +205,42 @@ class Scheduler(Task):
         **options: Any,
     ) -> list[SubmitResult]:
         """Submit many jobs with the same options in one transaction: all are stored or none."""
-        return await self._submit([self._build(p, type, options) for p in payloads])
+        templates: dict[object, NewJob] = {}
+        jobs: list[NewJob] = []
+        for payload in payloads:
+            cls = payload.__class__
+            template = templates.get(cls)
+            if template is None or cls is dict:
+                job = self._build(payload, type, options)
+                templates[cls] = job
+            else:
+                # Options were checked once for this payload type: only the payload and the key
+                # differ from one job to the next.
+                job_type = self.types[template.type]
+                job = attrs.evolve(
+                    template,
+                    payload=encode_payload(
+                        payload,
+                        expected=job_type.payload_type,
+                        where=f"submit {job_type.type} payload",
+                    ),
+                    key=key_of(
+                        job_type, payload, options.get("key"), where=f"submit {job_type.type}"
+                    ),
+                )
+            jobs.append(job)
+        return await self._submit(jobs)
 
-    async def _submit(self, jobs: list[Any]) -> list[SubmitResult]:
+    async def _submit(self, jobs: list[NewJob]) -> list[SubmitResult]:
         await self.open()
         try:
             results = await self.store.submit(jobs)
         except UnknownJobError as exc:
             raise JobNotFound(exc.job_id, str(exc)) from exc
-        for job, result in zip(jobs, results, strict=True):
-            if isinstance(result, Submitted):
-                self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
+        if self.events.subscriber_count:
+            for job, result in zip(jobs, results, strict=True):
+                if isinstance(result, Submitted):
+                    self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
         if self.worker is not None:
             self.worker.notify()
         return results

@@ -14,7 +14,7 @@ from wireframe.scheduler.domain import JobType, check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.priority import coerce_priority
 from wireframe.scheduler.recurring import Recurrence
-from wireframe.store import NewJob, NewSchedule, SubmitResult
+from wireframe.store import NewJob, NewSchedule
 from wireframe.store.records import DEPENDENCY_POLICIES
 
 
@@ -84,14 +84,7 @@ def build_job(
         start = now + _seconds(delay, where=f"{where} delay", allow_zero=True)
     elif run_at is not None:
         start = _timestamp(run_at, where=f"{where} run_at")
-    if key is None and job_type.key is not None:
-        key = job_type.key(payload)
-        if not isinstance(key, str) or not key:
-            raise ConfigError(
-                f"{where}: the key callable returned {key!r}; it must return a non-empty str"
-            )
-    elif key is not None and (not isinstance(key, str) or not key):
-        raise ConfigError(f"{where}: key must be a non-empty str, got {key!r}")
+    key = key_of(job_type, payload, key, where=where)
     deps = _job_ids(depends_on, where=f"{where} depends_on")
     if on_dependency_failure not in DEPENDENCY_POLICIES:
         raise ConfigError(
@@ -140,7 +133,7 @@ def build_job(
         payload=text,
         priority=prio,
         run_at=start,
-        key=key if isinstance(key, str) else None,
+        key=key,
         depends_on=deps,
         on_dependency_failure=on_dependency_failure,  # type: ignore[arg-type]
         parent_id=parent_id,
@@ -153,6 +146,14 @@ def build_job(
     )
 
 
-def result_id(result: SubmitResult) -> int:
-    """The job id a submission resolved to, new or duplicate."""
-    return result.id
+def key_of(job_type: JobType[Any, Any], payload: object, key: object, *, where: str) -> str | None:
+    """The dedup key of a submission: the explicit one, or the job type's key callable's."""
+    if key is None and job_type.key is not None:
+        key = job_type.key(payload)
+        if not isinstance(key, str) or not key:
+            raise ConfigError(
+                f"{where}: the key callable returned {key!r}; it must return a non-empty str"
+            )
+    elif key is not None and (not isinstance(key, str) or not key):
+        raise ConfigError(f"{where}: key must be a non-empty str, got {key!r}")
+    return key

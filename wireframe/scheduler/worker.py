@@ -242,10 +242,11 @@ class Worker(Task):
                     self.tags,
                     exclude_types=limits.full_types(),
                     exclude_domains=limits.full_domains(),
-                    scan=want * 4,
+                    scan=want * 4 if limits.constrained else want,
                 )
+                chooser = limits.chooser(want) if limits.constrained else None
                 with anyio.CancelScope(shield=True):
-                    jobs = await store.claim(request, limits.chooser(want))
+                    jobs = await store.claim(request, chooser)
                     self._start(jobs)
                 claimed = len(jobs)
                 if claimed == want:
@@ -336,14 +337,15 @@ class Worker(Task):
                 f"(known types: {known})"
             )
             return self._failure(running, missing, None, permanent=True)
-        events.publish(
-            JobStarted(
-                job_id=record.id,
-                job_type=record.type,
-                attempt=record.attempt,
-                worker_id=self.worker_id,
+        if events.subscriber_count:
+            events.publish(
+                JobStarted(
+                    job_id=record.id,
+                    job_type=record.type,
+                    attempt=record.attempt,
+                    worker_id=self.worker_id,
+                )
             )
-        )
         finalize = record.phase == "finalize"
         handler = job_type.finalize_fn if finalize else job_type.execute
         if handler is None:
@@ -475,6 +477,9 @@ class Worker(Task):
 
     def _after_flush(self, batch: list[tuple[Running, Outcome]], applied: list[bool]) -> None:
         events = self.scheduler.events
+        if not events.subscriber_count and all(applied):
+            self.scheduler.finished_batch()
+            return
         for (running, outcome), ok in zip(batch, applied, strict=True):
             record = running.record
             if not ok:
