@@ -326,6 +326,47 @@ def _type_name(cls: type | None) -> str:
     return "dict" if cls is None else cls.__qualname__
 
 
+_FLAT_SCALARS = (str, int, float, bool, type(None))
+_flat_cache: dict[type, tuple[tuple[str, str], ...] | None] = {}
+
+
+def _flat_fields(cls: type) -> tuple[tuple[str, str], ...] | None:
+    """(attribute, JSON key) pairs if every field of ``cls`` holds a plain scalar, else None."""
+    try:
+        return _flat_cache[cls]
+    except KeyError:
+        pass
+    hints = _field_hints(cls)
+    flat: tuple[tuple[str, str], ...] | None = None
+    scalar_hints = {str, int, bool, type(None)}
+    if all(
+        hint in scalar_hints
+        or (
+            typing.get_origin(hint) in (typing.Union, types.UnionType)
+            and all(arg in scalar_hints for arg in typing.get_args(hint))
+        )
+        for hint in hints.values()
+    ):
+        fields = [f for f in attrs.fields(cls) if f.init]
+        if all(f.alias == f.name for f in fields) and len(fields) == len(hints):
+            flat = tuple((f.name, f.name) for f in fields)
+    _flat_cache[cls] = flat
+    return flat
+
+
+def _encode_flat(payload: object, fields: tuple[tuple[str, str], ...]) -> str | None:
+    """Canonical JSON of a flat attrs instance, or None if a value is not a finite scalar."""
+    data = {}
+    for attr, key in fields:
+        value = getattr(payload, attr)
+        if value.__class__ not in _FLAT_SCALARS or (
+            value.__class__ is float and not math.isfinite(value)
+        ):
+            return None
+        data[key] = value
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
 def encode_payload(payload: object, *, expected: type | None, where: str) -> str:
     """Serialise a job payload to canonical JSON text.
 
@@ -351,6 +392,11 @@ def encode_payload(payload: object, *, expected: type | None, where: str) -> str
                 f"{where}: expected a payload of type {_type_name(expected)} (or a dict of its"
                 f" fields), got {type(payload).__qualname__}: {payload!r:.200}"
             )
+        flat = _flat_fields(payload.__class__)
+        if flat is not None:
+            text = _encode_flat(payload, flat)
+            if text is not None:
+                return text
     elif not isinstance(payload, Mapping) and not (expected is None and attrs.has(type(payload))):
         wanted = "a dict" if expected is dict else "an attrs instance or a dict"
         raise PayloadError(
@@ -474,6 +520,8 @@ def decode_payload(text: str, cls: type | None) -> object:
     if cls is None or cls is dict:
         return data
     try:
+        if _flat_fields(cls) is not None:
+            return cls(**data)
         return _build(cls, data)
     except Exception as exc:
         raise PayloadError(

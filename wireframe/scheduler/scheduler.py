@@ -10,7 +10,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
-
 import attrs
 
 from wireframe.scheduler.codec import decode_result, encode_payload
