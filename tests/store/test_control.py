@@ -234,3 +234,25 @@ async def test_prune_keeps_recent_and_active_jobs(store: Store, clock) -> None:
     assert await states(store, recent, active) == [JobState.COMPLETED, JobState.PENDING]
     assert await store.prune(clock.now + 1) == 1
     assert [j.id for j in await store.list_jobs()] == [active]
+
+
+async def test_retried_parent_counts_its_active_children(store: Store) -> None:
+    parent = await submit(store, type="p::t")
+    parent_rec = await claim_one(store, parent, domains=("p",))
+    [kid] = await store.submit([job(parent_id=parent)])
+    kid_rec = await claim_one(store, kid.id)
+    assert await fail(store, parent_rec.lease)
+    assert await store.heartbeat([Beat(kid_rec.lease)], TTL) == {
+        kid.id: LeaseStatus.CANCEL_REQUESTED
+    }
+    assert await fail(store, kid_rec.lease)
+    assert await states(store, parent, kid.id) == [JobState.FAILED, JobState.CANCELLED]
+    await store.retry(kid.id)
+    await store.retry(parent)
+    record = await store.get(parent)
+    assert record is not None and record.active_children == 1
+    again = await claim_one(store, parent, domains=("p",))
+    assert await complete(store, again.lease)
+    assert await state(store, parent) is JobState.WAITING
+    await run(store, kid.id)
+    assert await state(store, parent) is JobState.COMPLETED

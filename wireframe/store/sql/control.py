@@ -94,11 +94,13 @@ def retry(conn: sqlite3.Connection, now: float, job_id: int) -> None:
                 f"retry: job {job_id}'s key {key!r} is held by active job {holder[0]}"
             )
     conn.execute(
-        "UPDATE jobs SET state = 'pending', max_attempts = attempt + retry_budget, "
+        f"UPDATE jobs SET state = 'pending', max_attempts = attempt + retry_budget, "
         "new_attempt = 1, finished_at = NULL, run_at = ?, ready_at = ?, expires_at = NULL, "
         "cancel_requested = 0, pause_requested = 0, child_failed = 0, phase = 'execute', "
-        "needs_finalize = 0, reason = 'retried by operator' WHERE id = ?",
-        (now, now, job_id),
+        "needs_finalize = 0, reason = 'retried by operator', "
+        "active_children = (SELECT count(*) FROM jobs c WHERE c.parent_id = ? "
+        f"AND c.state NOT IN {TERMINAL_SQL}) WHERE id = ?",
+        (now, now, job_id, job_id),
     )
     if parent_id is not None:
         conn.execute(
