@@ -31,4 +31,8 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1] if len(ordered) > 1 else ordered[0]
+    return (
+        statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+        if len(ordered) > 1
+        else ordered[0]
+    )

@@ -1,7 +1,7 @@
 """Enqueue, drain and end-to-end rates for no-op jobs.
 
-    python benchmarks/throughput.py --store sqlite -n 20000 --concurrency 64
-    python benchmarks/throughput.py --store memory
+python benchmarks/throughput.py --store sqlite -n 20000 --concurrency 64
+python benchmarks/throughput.py --store memory
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ async def measure(url: str, n: int, concurrency: int, batch: int) -> dict[str, f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--store", default="sqlite", help="memory, sqlite, or a store URL")
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -63,7 +65,9 @@ def main() -> None:
     with temp_dir() as tmp:
         url = store_url(args.store, tmp)
         rates = anyio.run(measure, url, args.n, args.concurrency, args.batch, backend=args.backend)
-    console.print(f"[bold]throughput[/] store={args.store} n={args.n} concurrency={args.concurrency} backend={args.backend}")
+    console.print(
+        f"[bold]throughput[/] store={args.store} n={args.n} concurrency={args.concurrency} backend={args.backend}"
+    )
     for name, rate in rates.items():
         console.print(f"  {name:>14}: {rate:>10,.0f} jobs/s")
 
