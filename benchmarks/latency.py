@@ -9,11 +9,12 @@ import argparse
 import time
 
 import anyio
-from _common import Noop, percentile, store_url, temp_dir
 from rich.console import Console
 
 from wireframe import Domain, JobContext, Scheduler
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+
+from _common import Noop, percentile, store_url, temp_dir
 
 
 async def measure(url: str, n: int) -> list[float]:

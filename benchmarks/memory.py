@@ -14,11 +14,12 @@ import resource
 import time
 
 import anyio
-from _common import Noop, store_url, temp_dir
 from rich.console import Console
 
 from wireframe import Domain, JobContext, Scheduler
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+
+from _common import Noop, store_url, temp_dir
 
 
 def rss_mb() -> float:

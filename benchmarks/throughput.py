@@ -10,11 +10,12 @@ import argparse
 import time
 
 import anyio
-from _common import Noop, store_url, temp_dir
 from rich.console import Console
 
 from wireframe import Domain, JobContext, JobState, Scheduler
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+
+from _common import Noop, store_url, temp_dir
 
 
 async def measure(url: str, n: int, concurrency: int, batch: int) -> dict[str, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import anyio
 import attrs
 import pytest
-from support import running
 
 from wireframe.scheduler import (
     Domain,
@@ -22,6 +21,8 @@ from wireframe.scheduler import (
     ShutdownMode,
 )
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+
+from support import running
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,6 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from support import running
 
 from wireframe.scheduler import (
     ConfigError,
@@ -23,6 +22,8 @@ from wireframe.scheduler import (
     Scheduler,
     Submitted,
 )
+
+from support import running
 
 pytestmark = pytest.mark.anyio
 
