@@ -58,7 +58,8 @@ async def measure(url: str, n: int, rounds: int, console: Console) -> None:
             await done.wait()
             gc.collect()
             console.print(
-                f"  round {r + 1}: {target:>8,} jobs done, {per_round / (time.perf_counter() - t0):>8,.0f} jobs/s, "
+                f"  round {r + 1}: {target:>8,} jobs done, "
+                f"{per_round / (time.perf_counter() - t0):>8,.0f} jobs/s, "
                 f"RSS {rss_mb():7.1f} MiB"
             )
         stop._request(StopReason(StopReasonKind.REQUESTED))
