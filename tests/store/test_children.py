@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from wireframe.store import Beat, JobRecord, JobState, LeaseStatus, Store
+
 from store_support import (
     TTL,
     claim,
@@ -16,8 +19,6 @@ from store_support import (
     states,
     submit,
 )
-
-from wireframe.store import Beat, JobRecord, JobState, LeaseStatus, Store
 
 pytestmark = pytest.mark.anyio
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+
+from wireframe.store import JobRecord, JobState, Store
+
 from store_support import (
     TTL,
     claim,
@@ -17,8 +20,6 @@ from store_support import (
     states,
     submit,
 )
-
-from wireframe.store import JobRecord, JobState, Store
 
 pytestmark = pytest.mark.anyio
 

@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 import pytest
+
+from wireframe.store import (
+    Beat,
+    DuplicateKeyError,
+    InvalidTransitionError,
+    JobState,
+    LeaseStatus,
+    Store,
+    Submitted,
+    UnknownJobError,
+)
+
 from store_support import (
     TTL,
     claim,
@@ -15,17 +27,6 @@ from store_support import (
     state,
     states,
     submit,
-)
-
-from wireframe.store import (
-    Beat,
-    DuplicateKeyError,
-    InvalidTransitionError,
-    JobState,
-    LeaseStatus,
-    Store,
-    Submitted,
-    UnknownJobError,
 )
 
 pytestmark = pytest.mark.anyio

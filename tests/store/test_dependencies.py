@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from store_support import claim_ids, claim_one, fail, run, state, states, submit
 
 from wireframe.store import JobState, Store
+
+from store_support import claim_ids, claim_one, fail, run, state, states, submit
 
 pytestmark = pytest.mark.anyio
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from wireframe.store import Complete, Fail, JobState, Lease, Release, Store
+
 from store_support import (
     claim,
     claim_ids,
@@ -13,8 +16,6 @@ from store_support import (
     state,
     submit,
 )
-
-from wireframe.store import Complete, Fail, JobState, Lease, Release, Store
 
 pytestmark = pytest.mark.anyio
 

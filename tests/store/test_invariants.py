@@ -6,7 +6,6 @@ import os
 import random
 
 import pytest
-from store_support import TTL, job, request
 
 from wireframe.store import (
     Complete,
@@ -18,6 +17,8 @@ from wireframe.store import (
     Release,
     Store,
 )
+
+from store_support import TTL, job, request
 
 pytestmark = pytest.mark.anyio
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from wireframe.store import Beat, JobState, LeaseStatus, Store
+
 from store_support import (
     TTL,
     claim_ids,
@@ -13,8 +16,6 @@ from store_support import (
     state,
     submit,
 )
-
-from wireframe.store import Beat, JobState, LeaseStatus, Store
 
 pytestmark = pytest.mark.anyio
 

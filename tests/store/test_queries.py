@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from store_support import claim_one, complete, fail, job, submit
 
 from wireframe.store import JobState, Store
+
+from store_support import claim_one, complete, fail, job, submit
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from store_support import claim_one, job, run, state
 
 from wireframe.store import (
     Fired,
@@ -14,6 +13,8 @@ from wireframe.store import (
     Submitted,
     UnknownJobError,
 )
+
+from store_support import claim_one, job, run, state
 
 pytestmark = pytest.mark.anyio
 

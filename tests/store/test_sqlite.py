@@ -11,7 +11,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from store_support import claim_ids, job, request, submit
 
 from wireframe.store import (
     Complete,
@@ -23,6 +22,8 @@ from wireframe.store import (
     store_from_url,
 )
 from wireframe.store.sql.schema import SCHEMA_VERSION
+
+from store_support import claim_ids, job, request, submit
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from store_support import claim_one, complete, fail, job, run, state, submit
 
 from wireframe.store import (
     Duplicate,
@@ -13,6 +12,8 @@ from wireframe.store import (
     Submitted,
     UnknownJobError,
 )
+
+from store_support import claim_one, complete, fail, job, run, state, submit
 
 pytestmark = pytest.mark.anyio
 
