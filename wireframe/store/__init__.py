@@ -14,12 +14,15 @@ from wireframe.store.errors import (
 )
 from wireframe.store.records import (
     ACTIVE_STATES,
+    FAR_FUTURE,
     TERMINAL_STATES,
     AttemptRecord,
     Beat,
+    Checkpoint,
     ClaimRequest,
     Complete,
     Duplicate,
+    EventRecord,
     Fail,
     Fired,
     JobRecord,
@@ -39,14 +42,17 @@ from wireframe.store.url import store_from_url
 
 __all__ = [
     "ACTIVE_STATES",
+    "FAR_FUTURE",
     "TERMINAL_STATES",
     "AttemptRecord",
     "Beat",
+    "Checkpoint",
     "Chooser",
     "ClaimRequest",
     "Complete",
     "Duplicate",
     "DuplicateKeyError",
+    "EventRecord",
     "Fail",
     "Fired",
     "InvalidTransitionError",

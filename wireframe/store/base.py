@@ -8,10 +8,13 @@ from typing import Protocol, runtime_checkable
 from wireframe.store.records import (
     AttemptRecord,
     Beat,
+    Checkpoint,
     ClaimRequest,
+    EventRecord,
     Fired,
     JobRecord,
     JobState,
+    Lease,
     LeaseStatus,
     NewJob,
     Outcome,
@@ -115,6 +118,25 @@ class Store(Protocol):
         self, schedule_id: int, state: str, next_run_at: float | None = None
     ) -> ScheduleRecord:
         """Pause, resume (firing next at `next_run_at`) or cancel a schedule."""
+
+    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
+        """Every checkpoint of a job, in call order."""
+
+    async def put_checkpoint(
+        self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
+    ) -> bool:
+        """Record the checkpoint at `seq` and extend the lease; False if the lease is not held."""
+
+    async def spawn_child(
+        self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
+    ) -> int | None:
+        """Submit a child and its spawn checkpoint atomically; None if the lease is not held."""
+
+    async def emit_event(self, name: str, payload: str | None) -> bool:
+        """Set an event latch and wake its waiters; False if it had been emitted already."""
+
+    async def get_event(self, name: str) -> EventRecord | None:
+        """An emitted event, or None."""
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""

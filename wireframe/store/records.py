@@ -137,6 +137,7 @@ class JobRecord:
     cancel_requested: bool
     pause_requested: bool
     schedule_id: int | None
+    wait_for: str | None
     depends_on: tuple[int, ...] = ()
 
     @property
@@ -207,9 +208,37 @@ class Release:
     to: ReleaseTo
     reason: str
     run_at: float | None = None
+    wait_for: str | None = None
+    """For `suspended`: `event:<name>` or `job:<id>`; the job wakes early when that happens,
+    at once if it already has."""
 
 
 Outcome = Complete | Fail | Release
+
+
+@attrs.frozen
+class Checkpoint:
+    """One recorded durable call of a job: its position, identity, kind and JSON value."""
+
+    job_id: int
+    seq: int
+    name: str
+    kind: str
+    value: str | None
+    created_at: float
+
+
+@attrs.frozen
+class EventRecord:
+    """An emitted event: a latch, so the first emit's payload is the one kept."""
+
+    name: str
+    payload: str | None
+    emitted_at: float
+
+
+FAR_FUTURE = 9.0e15
+"""`run_at` of a suspended job that waits without a deadline."""
 
 
 @attrs.frozen

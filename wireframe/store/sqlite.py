@@ -21,10 +21,13 @@ from wireframe.store.errors import StoreError
 from wireframe.store.records import (
     AttemptRecord,
     Beat,
+    Checkpoint,
     ClaimRequest,
+    EventRecord,
     Fired,
     JobRecord,
     JobState,
+    Lease,
     LeaseStatus,
     NewJob,
     Outcome,
@@ -32,7 +35,7 @@ from wireframe.store.records import (
     SubmitResult,
 )
 from wireframe.store.sql import claim as claim_sql
-from wireframe.store.sql import control, finish, query, schedules, schema
+from wireframe.store.sql import control, durable, finish, query, schedules, schema
 from wireframe.store.sql.submit import submit as submit_sql
 
 P = ParamSpec("P")
@@ -253,6 +256,32 @@ class SqliteStore:
     ) -> ScheduleRecord:
         """Pause, resume or cancel a schedule."""
         return await self._write(schedules.set_state, schedule_id, state, next_run_at)
+
+    # -- durable jobs -----------------------------------------------------------------------
+
+    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
+        """Checkpoints of a job."""
+        return await self._read(_without_now(durable.checkpoints), job_id)
+
+    async def put_checkpoint(
+        self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
+    ) -> bool:
+        """Record a checkpoint, fenced on the lease."""
+        return await self._write(durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl)
+
+    async def spawn_child(
+        self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
+    ) -> int | None:
+        """Submit a child with its spawn checkpoint."""
+        return await self._write(durable.spawn_child, lease, seq, name, job, lease_ttl)
+
+    async def emit_event(self, name: str, payload: str | None) -> bool:
+        """Set an event latch."""
+        return await self._write(durable.emit_event, name, payload)
+
+    async def get_event(self, name: str) -> EventRecord | None:
+        """An emitted event."""
+        return await self._read(_without_now(durable.get_event), name)
 
     # -- wake-ups ---------------------------------------------------------------------------
 

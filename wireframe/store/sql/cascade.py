@@ -34,6 +34,7 @@ def settle(conn: sqlite3.Connection, now: float, ended: Iterable[Ended]) -> None
                 )
             if e.parent_id is not None:
                 following.extend(_child_ended(conn, now, e))
+        wake(conn, now, [f"job:{job_id}" for job_id in ids])
         wave = following
 
 
@@ -96,12 +97,15 @@ def _child_ended(conn: sqlite3.Connection, now: float, child: Ended) -> list[End
     """Count a child out of its parent and move the parent on when it was the last one."""
     row = conn.execute(
         "UPDATE jobs SET active_children = max(0, active_children - 1) WHERE id = ? "
-        "RETURNING state, active_children, fail_fast, needs_finalize, paused_from, parent_id",
+        "RETURNING state, active_children, fail_fast, needs_finalize, paused_from, parent_id, "
+        "wait_for",
         (child.parent_id,),
     ).fetchone()
     if row is None:
         return []
-    state, remaining, fail_fast, needs_finalize, paused_from, grandparent = row
+    state, remaining, fail_fast, needs_finalize, paused_from, grandparent, wait_for = row
+    if wait_for == f"job:{child.id}":
+        return []  # the parent is joining this child: it wakes and sees the outcome itself
     parent_id = child.parent_id
     assert parent_id is not None
     if state in TERMINAL:
@@ -175,3 +179,20 @@ def cancel_tree(
         )
         out.append(Ended(job_id, "cancelled", parent_id, active_children, error))
     return out
+
+
+def wake(conn: sqlite3.Connection, now: float, reasons: Iterable[str]) -> None:
+    """Move suspended jobs waiting for any of `reasons` back to pending."""
+    keys = list(reasons)
+    for part in chunks(keys):
+        conn.execute(
+            f"UPDATE jobs SET state = 'pending', run_at = ?, ready_at = ?, wait_for = NULL "
+            f"WHERE state = 'suspended' AND wait_for IN ({placeholders(len(part))})",
+            (now, now, *part),
+        )
+        conn.execute(
+            f"UPDATE jobs SET paused_from = 'pending', wait_for = NULL "
+            f"WHERE state = 'paused' AND paused_from = 'suspended' "
+            f"AND wait_for IN ({placeholders(len(part))})",
+            tuple(part),
+        )

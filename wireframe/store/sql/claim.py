@@ -16,7 +16,7 @@ Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 def housekeep(conn: sqlite3.Connection, now: float) -> None:
     """Wake due jobs, expire stale ones and take back expired leases: one step, many workers."""
     conn.execute(
-        "UPDATE jobs SET state = 'pending', ready_at = run_at "
+        "UPDATE jobs SET state = 'pending', ready_at = run_at, wait_for = NULL "
         "WHERE state IN ('scheduled', 'suspended') AND run_at <= ?",
         (now,),
     )
@@ -109,7 +109,8 @@ def _candidate_filter(req: ClaimRequest) -> tuple[str, list[object]]:
 _LEASE = (
     "UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, "
     "claim_seq = claim_seq + 1, attempt = attempt + new_attempt, new_attempt = 0, "
-    "started_at = coalesce(started_at, ?), cancel_requested = 0, pause_requested = 0 "
+    "started_at = coalesce(started_at, ?), cancel_requested = 0, pause_requested = 0, "
+    "wait_for = NULL "
 )
 
 

@@ -123,5 +123,6 @@ def prune(conn: sqlite3.Connection, finished_before: float) -> int:
         part = ids[start : start + 500]
         marks = ",".join("?" * len(part))
         conn.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", part)
+        conn.execute(f"DELETE FROM checkpoints WHERE job_id IN ({marks})", part)
         conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
     return len(ids)

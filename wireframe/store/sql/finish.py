@@ -14,6 +14,7 @@ from wireframe.store.records import (
     Release,
 )
 from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.durable import already_happened
 from wireframe.store.sql.rows import Ended, chunks, placeholders
 
 _Running = tuple[int, int, int | None, int, int, int, int, str, int, str | None, str | None]
@@ -170,14 +171,19 @@ def _release(
     if outcome.to == "paused":
         state, paused_from = "paused", "pending"
     elif outcome.to == "suspended":
-        state, paused_from = "suspended", None
+        if outcome.wait_for is not None and already_happened(conn, outcome.wait_for):
+            state, paused_from, run_at = "pending", None, now
+        else:
+            state, paused_from = "suspended", None
     elif run_at > now:
         state, paused_from = "scheduled", None
     else:
         state, paused_from = "pending", None
+    wait_for = outcome.wait_for if state == "suspended" else None
     conn.execute(
         "UPDATE jobs SET state = ?, paused_from = ?, run_at = ?, ready_at = ?, reason = ?, "
-        "pause_requested = 0, worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
-        (state, paused_from, run_at, max(now, run_at), outcome.reason, job_id),
+        "pause_requested = 0, worker_id = NULL, lease_expires_at = NULL, wait_for = ? "
+        "WHERE id = ?",
+        (state, paused_from, run_at, max(now, run_at), outcome.reason, wait_for, job_id),
     )
     return None

@@ -94,6 +94,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX schedules_due ON schedules (next_run_at) WHERE state = 'active';
     """,
+    # 2: durable jobs: checkpoints, events, and what a suspended job waits for.
+    """
+    ALTER TABLE jobs ADD COLUMN wait_for TEXT;
+    CREATE INDEX jobs_wait_for ON jobs (wait_for) WHERE wait_for IS NOT NULL;
+    CREATE TABLE checkpoints (
+        job_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        value TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        name TEXT PRIMARY KEY,
+        payload TEXT,
+        emitted_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
