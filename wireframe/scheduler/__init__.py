@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wireframe.scheduler.context import ChildHandle, JobContext
+from wireframe.durable import ChildHandle, NonDeterminismError
+from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain, Handler, JobType
 from wireframe.scheduler.errors import (
     ChildCancelled,
@@ -72,6 +73,7 @@ __all__ = [
     "JobType",
     "JobUnblocked",
     "JobWaiting",
+    "NonDeterminismError",
     "PayloadError",
     "Permanent",
     "Priority",

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import attrs
-
+from wireframe.durable import ChildHandle, DurableRun
+from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import JobProgress
-from wireframe.store import JobRecord, SubmitResult, Submitted
+from wireframe.store import JobRecord
 
 if TYPE_CHECKING:
     from wireframe.scheduler.scheduler import Scheduler
     from wireframe.scheduler.worker import Running
 
 T = TypeVar("T")
-
-
-@attrs.frozen
-class ChildHandle:
-    """A child job spawned by a handler: pass it to `join`, or read its id."""
-
-    id: int
 
 
 class JobContext:
@@ -35,6 +29,7 @@ class JobContext:
         self._scheduler = scheduler
         self._running = running
         self._global_state = global_state
+        self._durable: DurableRun | None = None
 
     @property
     def job(self) -> JobRecord:
@@ -95,10 +90,50 @@ class JobContext:
             )
         return cast(T, found)
 
+    # -- durable calls (recorded once, replayed on every later run) ---------------------------
+
+    @property
+    def durable(self) -> DurableRun:
+        """The replay engine of this invocation (created on the first durable call)."""
+        if self._durable is None:
+            scheduler = self._scheduler
+            worker = scheduler.require_worker()
+            job = self.job
+            self._durable = DurableRun(
+                scheduler.store,
+                job.lease,
+                worker.claim_ttl,
+                job.type,
+                build_child=lambda payload, options: scheduler.build_job(
+                    payload, options.pop("type", None), {"parent": job.id, **options}
+                ),
+                decode_result=decode_result,
+            )
+        return self._durable
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; re-runs return it."""
+        return await self.durable.step(name, fn, *args, **kwargs)
+
+    async def sleep(self, name: str, seconds: float) -> None:
+        """Durable sleep: the job leaves its slot and runs again from the top after `seconds`."""
+        await self.durable.sleep(name, seconds)
+
+    async def sleep_until(self, name: str, when: float) -> None:
+        """Durable sleep until the Unix time `when`."""
+        await self.durable.sleep_until(name, when)
+
+    async def wait_event(self, name: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait (suspended) for the event `name`; return its payload or raise EventTimeout."""
+        return await self.durable.wait_event(name, timeout)
+
+    async def emit_event(self, name: str, payload: object = None) -> bool:
+        """Emit an event (a latch: the first emit wins); True if this emit set it."""
+        return await self.durable.emit_event(name, payload)
+
     async def spawn(self, payload: object, **options: Any) -> ChildHandle:
-        """Submit a child job; this job waits for its children before it completes."""
-        result = await self._scheduler.submit(payload, parent=self.job.id, **options)
-        return ChildHandle(_submitted_id(result))
+        """Submit a child job (checkpointed: a re-run gets the same child back)."""
+        return await self.durable.spawn(payload, options)
 
     async def spawn_sibling(self, payload: object, **options: Any) -> ChildHandle:
         """Submit a peer of this job under the same parent; an error for a job without a parent."""
@@ -107,8 +142,27 @@ class JobContext:
                 f"spawn_sibling: job {self.job.id} ({self.job.type}) has no parent, "
                 f"so it can have no siblings"
             )
-        result = await self._scheduler.submit(payload, parent=self.job.parent_id, **options)
-        return ChildHandle(_submitted_id(result))
+        return await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
+
+    async def join(self, handle: ChildHandle) -> Any:
+        """Wait (suspended) for a child; return its result or raise ChildFailed/ChildCancelled."""
+        return await self.durable.join(handle)
+
+    async def now(self) -> float:
+        """The current time, recorded once: the same on every re-run."""
+        return await self.durable.now()
+
+    async def rand(self) -> float:
+        """A random float in [0, 1), recorded once."""
+        return await self.durable.rand()
+
+    async def uuid7(self) -> uuid.UUID:
+        """A time-ordered UUID, recorded once."""
+        return await self.durable.uuid7()
+
+    async def defer_until(self, condition: Callable[[], Any], poll_interval: float = 1.0) -> None:
+        """Give the concurrency slot back while polling `condition`, then take one and go on."""
+        await self._scheduler.require_worker().defer(self._running, condition, poll_interval)
 
     async def children(self) -> list[JobRecord]:
         """This job's children, oldest first."""
@@ -117,7 +171,3 @@ class JobContext:
     async def heartbeat(self) -> None:
         """Extend this job's lease now; if the lease was lost, the handler is cancelled."""
         await self._scheduler.require_worker().heartbeat_now(self._running)
-
-
-def _submitted_id(result: SubmitResult) -> int:
-    return result.id if isinstance(result, Submitted) else result.existing_id

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wireframe.durable.errors import ChildCancelled, ChildFailed, EventTimeout
+
 __all__ = [
     "ChildCancelled",
     "ChildFailed",
@@ -54,34 +56,6 @@ class JobNotFound(SchedulerError, LookupError):
     def __init__(self, job_id: int, message: str | None = None) -> None:
         self.job_id = job_id
         self.message = message if message is not None else f"job {job_id} not found"
-        super().__init__(self.message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (self.job_id, self.message), {}))
-
-
-class EventTimeout(SchedulerError, TimeoutError):
-    """Waiting for a job (or a durable event) did not finish in time."""
-
-
-class ChildFailed(SchedulerError):
-    """A child job failed (raised in the parent when ``fail_fast`` applies)."""
-
-    def __init__(self, job_id: int, message: str | None = None) -> None:
-        self.job_id = job_id
-        self.message = message if message is not None else f"child job {job_id} failed"
-        super().__init__(self.message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (self.job_id, self.message), {}))
-
-
-class ChildCancelled(SchedulerError):
-    """A child job was cancelled."""
-
-    def __init__(self, job_id: int, message: str | None = None) -> None:
-        self.job_id = job_id
-        self.message = message if message is not None else f"child job {job_id} was cancelled"
         super().__init__(self.message)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -51,6 +51,21 @@ class Limits:
         self.by_type[job.type] -= 1
         self.in_use.subtract(job.resources)
 
+    def can_take(self, job: JobRecord) -> bool:
+        """True if one more `job` fits under every limit right now."""
+        if self.free <= 0:
+            return False
+        cap = self.domain_limits.get(job.domain)
+        if cap is not None and self.by_domain[job.domain] >= cap:
+            return False
+        cap = self.type_limits.get(job.type)
+        if cap is not None and self.by_type[job.type] >= cap:
+            return False
+        return all(
+            self.budgets.get(name, 0) - self.in_use[name] >= amount
+            for name, amount in job.resources.items()
+        )
+
     def full_domains(self) -> tuple[str, ...]:
         """Domains at their concurrency limit."""
         return tuple(d for d, cap in self.domain_limits.items() if self.by_domain[d] >= cap)

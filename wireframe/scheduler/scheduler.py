@@ -179,9 +179,10 @@ class Scheduler(Task):
             f"pass type='domain::name' (known types: {', '.join(sorted(self.types)) or 'none'})"
         )
 
-    def _build(
+    def build_job(
         self, payload: object, type: str | JobType[Any, Any] | None, options: dict[str, Any]
-    ) -> Any:
+    ) -> NewJob:
+        """Validate a submission and build its store row (nothing is written)."""
         job_type = self.job_type(payload, type)
         budgets = self.worker.limits.budgets if self.worker is not None else None
         return build_job(job_type, payload, budgets=budgets, **options)
@@ -194,7 +195,7 @@ class Scheduler(Task):
         Options: priority, delay,
         run_at, key, depends_on, on_dependency_failure, parent, tags, ttl, recurring, fail_fast,
         resources."""
-        return (await self._submit([self._build(payload, type, options)]))[0]
+        return (await self._submit([self.build_job(payload, type, options)]))[0]
 
     async def submit_many(
         self,
@@ -210,7 +211,7 @@ class Scheduler(Task):
             cls = payload.__class__
             template = templates.get(cls)
             if template is None or cls is dict:
-                job = self._build(payload, type, options)
+                job = self.build_job(payload, type, options)
                 templates[cls] = job
             else:
                 # Options were checked once for this payload type: only the payload and the key
@@ -286,6 +287,7 @@ class Scheduler(Task):
                     started_at=job.started_at,
                     progress=mine.progress if mine is not None else job.progress,
                     message=mine.message if mine is not None else job.progress_message,
+                    deferred=mine.deferred if mine is not None else False,
                 )
             )
         return Snapshot.from_counts(counts, rows)
@@ -358,6 +360,18 @@ class Scheduler(Task):
         """Let this process's worker see cancel and pause requests at once, not at its next beat."""
         if self.worker is not None:
             await self.worker.check_requests()
+
+    async def emit_event(self, name: str, payload: object = None) -> bool:
+        """Emit a durable event (a latch: the first emit wins); True if this one set it."""
+        from wireframe.durable.run import to_json
+
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"emit_event: event name must be a non-empty str, got {name!r}")
+        await self.open()
+        won = await self.store.emit_event(name, to_json(payload, where=f"event {name!r}"))
+        if won and self.worker is not None:
+            self.worker.notify()
+        return won
 
     # -- schedules --------------------------------------------------------------------------
 

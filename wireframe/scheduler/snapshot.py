@@ -19,6 +19,7 @@ class RunningJob:
     started_at: float | None
     progress: float | None
     message: str | None
+    deferred: bool = False
 
 
 @attrs.frozen
@@ -41,6 +42,11 @@ class Snapshot:
             by_domain[domain][state] += n
             by_type.setdefault(type_, {})[state] = n
         return cls(by_domain, by_type, tuple(running))
+
+    @property
+    def deferred(self) -> int:
+        """Running jobs that gave their slot back while they wait (`defer_until`)."""
+        return sum(1 for job in self.running if job.deferred)
 
     def count(self, state: JobState | str, domain: str | None = None) -> int:
         """How many jobs are in `state` (in one domain, or in all)."""

@@ -3,19 +3,21 @@ their outcomes in batches, renewing leases while they run."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
 import socket
 import time
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from wireframe.durable import LeaseLost, Suspend
 from wireframe.scheduler.codec import decode_payload, encode_result
 from wireframe.scheduler.domain import Domain, JobType, check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError, Permanent
@@ -26,6 +28,7 @@ from wireframe.scheduler.events import (
     JobPreempted,
     JobRetrying,
     JobStarted,
+    JobSuspended,
     JobWaiting,
 )
 from wireframe.scheduler.limits import Limits
@@ -33,6 +36,7 @@ from wireframe.scheduler.priority import AGING_STEP, PRIORITY_MAX
 from wireframe.scheduler.recurring import recurrence_from_json
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
+    FAR_FUTURE,
     Beat,
     ClaimRequest,
     Complete,
@@ -85,7 +89,16 @@ def default_worker_id() -> str:
 class Running:
     """Book-keeping of one job while a runner executes it."""
 
-    __slots__ = ("job_type", "message", "progress", "record", "scope", "started", "stop_reason")
+    __slots__ = (
+        "deferred",
+        "job_type",
+        "message",
+        "progress",
+        "record",
+        "scope",
+        "started",
+        "stop_reason",
+    )
 
     def __init__(self, record: JobRecord, job_type: JobType[Any, Any] | None) -> None:
         self.record = record
@@ -95,6 +108,7 @@ class Running:
         self.progress: float | None = None
         self.message: str | None = None
         self.started = time.time()
+        self.deferred = False
 
     def interrupt(self, reason: str, grace: float = 0.0) -> None:
         """Ask the handler to stop: `ctx.cancelled` now, cancellation after `grace` seconds."""
@@ -169,6 +183,11 @@ class Worker(Task):
         self._outcomes: list[tuple[Running, Outcome]] = []
         self._outcomes_ready = anyio.Event()
         self._idle = anyio.Event()
+        self._slot_freed = anyio.Event()
+        self._resuming = 0
+        self._deferred = 0
+        self._runners = 0
+        self._add_runner: Callable[[], None] = lambda: None
         self._stopping = False
         self._send: MemoryObjectSendStream[Running] | None = None
 
@@ -192,6 +211,40 @@ class Worker(Task):
         self._apply_status(running, status.get(running.record.id, LeaseStatus.LOST))
         await anyio.lowlevel.checkpoint()
 
+    async def defer(
+        self, running: Running, condition: Callable[[], Any], poll_interval: float
+    ) -> None:
+        """Run `condition` every `poll_interval` seconds without holding a concurrency slot."""
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
+            raise ConfigError(f"defer_until: poll_interval must be a number, got {poll_interval!r}")
+        if not poll_interval > 0:
+            raise ConfigError(f"defer_until: poll_interval must be > 0, got {poll_interval!r}")
+        if await _truth(condition):
+            return
+        running.deferred = True
+        self._deferred += 1
+        self.limits.give_back(running.record)
+        if self._runners < self.limits.max_concurrency + self._deferred:
+            self._add_runner()  # this runner waits here: another one runs the freed slot
+        self._slot_freed.set()
+        self._wake.set()
+        try:
+            while not await _truth(condition):  # noqa: ASYNC110 (polling an outside condition)
+                await anyio.sleep(poll_interval)
+            self._resuming += 1
+            try:
+                while not self.limits.can_take(running.record):
+                    self._slot_freed = anyio.Event()
+                    await self._slot_freed.wait()
+            finally:
+                self._resuming -= 1
+        except BaseException:
+            self._deferred -= 1  # cancelled while deferred: it holds no slot to give back
+            raise
+        self.limits.take(running.record)
+        self._deferred -= 1
+        running.deferred = False
+
     # -- task -----------------------------------------------------------------------------
 
     async def run(self, stop: StopReceiver) -> None:
@@ -202,8 +255,9 @@ class Worker(Task):
         )
         self._send = send
         async with anyio.create_task_group() as runners:
+            self._add_runner = lambda: runners.start_soon(self._runner, receive.clone())
             for _ in range(self.limits.max_concurrency):
-                runners.start_soon(self._runner, receive.clone())
+                self._add_runner()
             async with anyio.create_task_group() as loops:
                 loops.start_soon(self._flush_loop)
                 loops.start_soon(self._heartbeat_loop)
@@ -232,8 +286,9 @@ class Worker(Task):
                 1 if busy == 0 else max(1, min(self.batch_size, limits.max_concurrency) // 4)
             )
             claimed = 0
-            if limits.free >= threshold:
-                want = min(limits.free, self.batch_size)
+            free = limits.free - self._resuming  # deferred jobs coming back go first
+            if free >= threshold:
+                want = min(free, self.batch_size)
                 request = ClaimRequest(
                     self.worker_id,
                     want,
@@ -312,9 +367,18 @@ class Worker(Task):
     # -- running ----------------------------------------------------------------------------
 
     async def _runner(self, receive: MemoryObjectReceiveStream[Running]) -> None:
+        self._runners += 1
+        try:
+            await self._run_jobs(receive)
+        finally:
+            self._runners -= 1
+
+    async def _run_jobs(self, receive: MemoryObjectReceiveStream[Running]) -> None:
         with receive:
             streak = 0
             while True:
+                if self._runners > self.limits.max_concurrency + self._deferred:
+                    return  # an extra runner started for a deferred job that has resumed
                 # Take queued jobs without a trip through the event loop, but still yield every
                 # so often so that the flusher and the claim loop keep up.
                 try:
@@ -331,7 +395,9 @@ class Worker(Task):
                     return
                 outcome = await self._execute(running)
                 self.running.pop(running.record.id, None)
-                self.limits.give_back(running.record)
+                if not running.deferred:
+                    self.limits.give_back(running.record)
+                    self._slot_freed.set()
                 if outcome is not None:
                     self._outcomes.append((running, outcome))
                     self._outcomes_ready.set()
@@ -367,6 +433,7 @@ class Worker(Task):
             return Complete(record.lease, record.result)
         result: Any = None
         error: BaseException | None = None
+        suspended: Suspend | None = None
         timed_out = False
         with anyio.CancelScope() as scope:
             running.scope = scope
@@ -380,6 +447,10 @@ class Worker(Task):
                 result = await handler(payload, ctx)
             except Exception as exc:
                 error = exc
+            except Suspend as exc:
+                suspended = exc
+            except LeaseLost:
+                running.stop_reason = "lease_lost"
         running.scope = None
         if scope.cancelled_caught:
             timed_out = running.stop_reason is None
@@ -397,6 +468,18 @@ class Worker(Task):
                 events.publish(JobPreempted(job_id=record.id, job_type=record.type))
             to: ReleaseTo = "paused" if reason == "paused" else "pending"
             return Release(record.lease, to, reason)
+        if suspended is not None and not scope.cancelled_caught:
+            if events.subscriber_count:
+                events.publish(
+                    JobSuspended(
+                        job_id=record.id,
+                        job_type=record.type,
+                        until=suspended.until,
+                        reason=suspended.reason,
+                    )
+                )
+            until = suspended.until if suspended.until is not None else FAR_FUTURE
+            return Release(record.lease, "suspended", suspended.reason, until, suspended.wait_for)
         if timed_out:
             message = f"timed out after {job_type.timeout}s"
             return self._failure(running, message, None, outcome="timeout")
@@ -573,6 +656,9 @@ class Worker(Task):
                 running.stop_reason = "shutdown"
 
     async def _wind_down(self) -> None:
+        for running in list(self.running.values()):
+            if running.deferred:  # holds no slot and only polls: put it back at once
+                running.interrupt("shutdown")
         if self.running and self.shutdown.seconds > 0:
             with anyio.move_on_after(self.shutdown.seconds):
                 while self.running:
@@ -621,3 +707,10 @@ def _count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"Worker {name} must be an int >= 1, got {value!r}")
     return value
+
+
+async def _truth(condition: Callable[[], Any]) -> bool:
+    value = condition()
+    if inspect.isawaitable(value):
+        value = await value
+    return bool(value)

@@ -1,0 +1,28 @@
+"""Durable jobs: checkpointed steps, durable sleep and events, spawn/join, durable values."""
+
+from __future__ import annotations
+
+from wireframe.durable.errors import (
+    ChildCancelled,
+    ChildFailed,
+    DurableError,
+    EventTimeout,
+    LeaseLost,
+    NonDeterminismError,
+    Suspend,
+)
+from wireframe.durable.run import CheckpointNameError, ChildHandle, DurableRun, uuid7
+
+__all__ = [
+    "CheckpointNameError",
+    "ChildCancelled",
+    "ChildFailed",
+    "ChildHandle",
+    "DurableError",
+    "DurableRun",
+    "EventTimeout",
+    "LeaseLost",
+    "NonDeterminismError",
+    "Suspend",
+    "uuid7",
+]

@@ -1,0 +1,63 @@
+"""Errors of durable jobs, raised inside handlers (re-exported by `wireframe.scheduler`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> Any:
+    """Recreate an exception from its constructor arguments (for pickle)."""
+    return cls(*args)
+
+
+class DurableError(Exception):
+    """Base class of the errors durable calls raise."""
+
+
+class NonDeterminismError(DurableError):
+    """A re-run asked for a different checkpoint than the one recorded at that position."""
+
+
+class EventTimeout(DurableError, TimeoutError):
+    """`ctx.wait_event` reached its timeout before the event was emitted."""
+
+
+class ChildFailed(DurableError):
+    """A joined child job failed."""
+
+    def __init__(self, job_id: int, message: str | None = None) -> None:
+        self.job_id = job_id
+        self.message = message if message is not None else f"child job {job_id} failed"
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.job_id, self.message)))
+
+
+class ChildCancelled(DurableError):
+    """A joined child job was cancelled."""
+
+    def __init__(self, job_id: int, message: str | None = None) -> None:
+        self.job_id = job_id
+        self.message = message if message is not None else f"child job {job_id} was cancelled"
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.job_id, self.message)))
+
+
+class Suspend(BaseException):
+    """Control flow, not an error: the job leaves its slot and runs again from the top later.
+
+    A BaseException so that a handler's `except Exception` cannot swallow it.
+    """
+
+    def __init__(self, until: float | None, wait_for: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.wait_for = wait_for
+        self.reason = reason
+
+
+class LeaseLost(BaseException):
+    """Control flow: this worker no longer holds the job (lease expired, or it was cancelled)."""

@@ -1,0 +1,292 @@
+"""Suspend-and-replay: one invocation of a durable job, checked call by call against its record.
+
+Every durable call takes the next position. If the job recorded a checkpoint there on an earlier
+run, the call must have the same identity and kind (else `NonDeterminismError`) and returns the
+recorded value; otherwise it does the work and records it, fenced on the job's lease.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from wireframe.durable.errors import (
+    ChildCancelled,
+    ChildFailed,
+    DurableError,
+    EventTimeout,
+    LeaseLost,
+    NonDeterminismError,
+    Suspend,
+)
+from wireframe.store import Checkpoint, JobState, Lease, NewJob, Store
+
+T = TypeVar("T")
+
+
+class CheckpointNameError(DurableError, ValueError):
+    """A checkpoint name that is empty, not a str, or uses the reserved `$` prefix."""
+
+
+def _jsonable(value: object) -> object:
+    if attrs.has(type(value)):
+        return attrs.asdict(value)  # type: ignore[arg-type]
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"object of type {type(value).__qualname__} is not JSON-serialisable")
+
+
+def to_json(value: object, *, where: str) -> str:
+    """Canonical JSON (sorted keys, no NaN) or a DurableError naming `where`."""
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_jsonable
+        )
+    except (TypeError, ValueError) as exc:
+        raise DurableError(f"{where}: {exc}") from None
+
+
+def uuid7(now: float, rand_bits: int) -> uuid.UUID:
+    """A version-7 UUID: 48 bits of Unix milliseconds, then 74 random bits."""
+    ms = int(now * 1000) & ((1 << 48) - 1)
+    value = (ms << 80) | (0x7 << 76) | ((rand_bits >> 62) & 0xFFF) << 64
+    value |= (0b10 << 62) | (rand_bits & ((1 << 62) - 1))
+    return uuid.UUID(int=value)
+
+
+@attrs.frozen
+class ChildHandle:
+    """A child job spawned by a handler: pass it to `join`, or read its id."""
+
+    id: int
+
+
+ChildBuilder = Callable[[object, dict[str, Any]], NewJob]
+
+
+class DurableRun:
+    """The durable calls of one invocation of one job."""
+
+    def __init__(
+        self,
+        store: Store,
+        lease: Lease,
+        lease_ttl: float,
+        job_type: str,
+        *,
+        build_child: ChildBuilder,
+        decode_result: Callable[[str | None], object],
+    ) -> None:
+        self._store = store
+        self._lease = lease
+        self._ttl = lease_ttl
+        self._where = f"job {lease.job_id} ({job_type})"
+        self._build_child = build_child
+        self._decode_result = decode_result
+        self._recorded: list[Checkpoint] | None = None
+        self._position = 0
+        self._repeats: Counter[str] = Counter()
+
+    # -- the replay cursor ------------------------------------------------------------------
+
+    def _identity(self, base: str) -> str:
+        self._repeats[base] += 1
+        n = self._repeats[base]
+        return base if n == 1 else f"{base}#{n}"
+
+    async def _next(self, identity: str, kind: str) -> tuple[Checkpoint | None, int]:
+        if self._recorded is None:
+            self._recorded = await self._store.checkpoints(self._lease.job_id)
+        position = self._position
+        self._position += 1
+        if position < len(self._recorded):
+            found = self._recorded[position]
+            if found.name != identity or found.kind != kind:
+                raise NonDeterminismError(
+                    f"{self._where}: durable call #{position + 1} was recorded as {found.kind} "
+                    f"{found.name!r}, but this run asked for {kind} {identity!r}; a handler must "
+                    f"make the same durable calls in the same order on every run"
+                )
+            return found, position
+        return None, position
+
+    async def _record(self, position: int, identity: str, kind: str, value: str | None) -> None:
+        if not await self._store.put_checkpoint(
+            self._lease, position, identity, kind, value, self._ttl
+        ):
+            raise LeaseLost()
+        assert self._recorded is not None
+        record = Checkpoint(self._lease.job_id, position, identity, kind, value, time.time())
+        if position < len(self._recorded):
+            self._recorded[position] = record
+        else:
+            self._recorded.append(record)
+
+    def _user_name(self, name: object, call: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise CheckpointNameError(
+                f"{self._where}: {call} name must be a non-empty str, got {name!r}"
+            )
+        if name.startswith("$"):
+            raise CheckpointNameError(
+                f"{self._where}: {call} name {name!r}: names starting with '$' are reserved"
+            )
+        return name
+
+    # -- steps and values -------------------------------------------------------------------
+
+    async def step(
+        self, name: str, fn: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Run `fn(*args, **kwargs)` once; later runs return its recorded JSON result."""
+        self._user_name(name, "step")
+        arguments = to_json([list(args), kwargs], where=f"{self._where}: step {name!r} arguments")
+        digest = hashlib.sha256(arguments.encode()).hexdigest()[:12]
+        identity = self._identity(f"{name}:{digest}")
+        found, position = await self._next(identity, "step")
+        if found is not None:
+            return json.loads(found.value) if found.value is not None else None
+        result = fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        value = to_json(result, where=f"{self._where}: result of step {name!r}")
+        await self._record(position, identity, "step", value)
+        return json.loads(value)
+
+    async def _value(self, kind: str, make: Callable[[], object]) -> Any:
+        identity = self._identity(f"${kind}")
+        found, position = await self._next(identity, kind)
+        if found is not None:
+            return json.loads(found.value) if found.value is not None else None
+        value = to_json(make(), where=f"{self._where}: {kind}")
+        await self._record(position, identity, kind, value)
+        return json.loads(value)
+
+    async def now(self) -> float:
+        """The time of the first run of this call, as a Unix timestamp."""
+        return float(await self._value("now", time.time))
+
+    async def rand(self) -> float:
+        """A random float in [0, 1), the same on every run."""
+        return float(await self._value("rand", random.random))
+
+    async def uuid7(self) -> uuid.UUID:
+        """A time-ordered UUID (version 7), the same on every run."""
+        text = await self._value(
+            "uuid7", lambda: str(uuid7(time.time(), int.from_bytes(os.urandom(10), "big")))
+        )
+        return uuid.UUID(str(text))
+
+    # -- sleeping and events ----------------------------------------------------------------
+
+    async def sleep_until(self, name: str, when: float) -> None:
+        """Suspend the job until `when`; the wake time is recorded once."""
+        identity = self._identity(self._user_name(name, "sleep"))
+        found, position = await self._next(identity, "sleep")
+        if found is None:
+            wake = float(when)
+            await self._record(position, identity, "sleep", to_json(wake, where=self._where))
+        else:
+            wake = float(json.loads(found.value or "0"))
+        if time.time() < wake:
+            raise Suspend(wake, None, f"sleeping ({name}) until {wake:.3f}")
+
+    async def sleep(self, name: str, seconds: float) -> None:
+        """Suspend the job for `seconds`, counted from the first run of this call."""
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise DurableError(
+                f"{self._where}: sleep {name!r} seconds must be >= 0, got {seconds!r}"
+            )
+        await self.sleep_until(name, time.time() + float(seconds))
+
+    async def wait_event(self, name: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait for the event `name` (a latch); suspended meanwhile. Raises EventTimeout."""
+        identity = self._identity(self._user_name(name, "wait_event"))
+        found, position = await self._next(identity, "event")
+        if found is None:
+            deadline = None if timeout is None else time.time() + float(timeout)
+            state: dict[str, Any] = {"deadline": deadline}
+            await self._record(position, identity, "event", to_json(state, where=self._where))
+        else:
+            state = json.loads(found.value or "{}")
+            if state.get("done"):
+                return state.get("payload")
+            if state.get("timed_out"):
+                raise EventTimeout(f"{self._where}: event {name!r} was not emitted in time")
+        event = await self._store.get_event(name)
+        if event is not None:
+            state.update(done=True, payload=json.loads(event.payload) if event.payload else None)
+            await self._record(position, identity, "event", to_json(state, where=self._where))
+            return state["payload"]
+        deadline = state.get("deadline")
+        if deadline is not None and time.time() >= deadline:
+            state.update(timed_out=True)
+            await self._record(position, identity, "event", to_json(state, where=self._where))
+            raise EventTimeout(f"{self._where}: event {name!r} was not emitted within {timeout}s")
+        raise Suspend(deadline, f"event:{name}", f"waiting for event {name!r}")
+
+    async def emit_event(self, name: str, payload: object = None) -> bool:
+        """Emit an event once per run history; True if this emit set the latch."""
+        if not isinstance(name, str) or not name:
+            raise CheckpointNameError(
+                f"{self._where}: event name must be a non-empty str, got {name!r}"
+            )
+        identity = self._identity(f"$emit:{name}")
+        found, position = await self._next(identity, "emit")
+        if found is not None:
+            return bool(json.loads(found.value or "false"))
+        text = to_json(payload, where=f"{self._where}: payload of event {name!r}")
+        won = await self._store.emit_event(name, text)
+        await self._record(position, identity, "emit", to_json(won, where=self._where))
+        return won
+
+    # -- children ---------------------------------------------------------------------------
+
+    async def spawn(self, payload: object, options: dict[str, Any]) -> ChildHandle:
+        """Submit a child once; later runs get the same child back."""
+        job = self._build_child(payload, options)
+        identity = self._identity(f"$spawn:{job.type}")
+        found, position = await self._next(identity, "spawn")
+        if found is not None:
+            return ChildHandle(int(found.value or "0"))
+        child_id = await self._store.spawn_child(self._lease, position, identity, job, self._ttl)
+        if child_id is None:
+            raise LeaseLost()
+        assert self._recorded is not None
+        self._recorded.append(
+            Checkpoint(self._lease.job_id, position, identity, "spawn", str(child_id), time.time())
+        )
+        return ChildHandle(child_id)
+
+    async def join(self, handle: ChildHandle) -> Any:
+        """The child's result; suspends until it ends. Raises ChildFailed or ChildCancelled."""
+        identity = self._identity(f"$join:{handle.id}")
+        found, position = await self._next(identity, "join")
+        if found is not None:
+            outcome = json.loads(found.value or "{}")
+        else:
+            child = await self._store.get(handle.id)
+            if child is None:
+                raise ChildFailed(handle.id, f"child job {handle.id} no longer exists")
+            if not child.terminal:
+                raise Suspend(None, f"job:{handle.id}", f"joining child job {handle.id}")
+            outcome = {"state": str(child.state), "result": child.result, "error": child.error}
+            await self._record(position, identity, "join", to_json(outcome, where=self._where))
+        state = outcome.get("state")
+        if state == JobState.COMPLETED:
+            return self._decode_result(outcome.get("result"))
+        if state == JobState.CANCELLED:
+            raise ChildCancelled(handle.id)
+        raise ChildFailed(
+            handle.id, f"child job {handle.id} ended as {state}: {outcome.get('error')}"
+        )
