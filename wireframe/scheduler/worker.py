@@ -255,7 +255,11 @@ class Worker(Task):
         )
         self._send = send
         async with anyio.create_task_group() as runners:
-            self._add_runner = lambda: runners.start_soon(self._runner, receive.clone())
+
+            def add_runner() -> None:
+                runners.start_soon(self._runner, receive.clone())
+
+            self._add_runner = add_runner
             for _ in range(self.limits.max_concurrency):
                 self._add_runner()
             async with anyio.create_task_group() as loops:
