@@ -21,6 +21,7 @@ from wireframe.scheduler.snapshot import RunningJob, Snapshot
 from wireframe.scheduler.submission import build_job, key_of
 from wireframe.scheduler.worker import Running, ShutdownMode, Worker
 from wireframe.service import StopReceiver, Task, TaskKind
+from wireframe.service.log import current_job
 from wireframe.store import (
     JobRecord,
     JobState,
@@ -411,7 +412,8 @@ class Scheduler(Task):
         return self.domains.get(job_type.split("::", 1)[0])
 
     def make_context(self, running: Running) -> JobContext:
-        """The JobContext for one running job."""
+        """The JobContext for one running job; the caller's log records name the job from now on."""
+        current_job.set(running.record.id)
         return JobContext(self, running, self._state)
 
     def provide(self, value: object) -> Scheduler:

@@ -20,7 +20,7 @@ from wireframe.service.errors import (
     WiringError,
 )
 from wireframe.service.hooks import ShutdownHook
-from wireframe.service.log import Summary, logger
+from wireframe.service.log import Summary, current_task, log_context, logger
 from wireframe.service.status import (
     HookStatus,
     ServicePhase,
@@ -146,6 +146,10 @@ class Runtime:
 
     async def run(self) -> None:
         """Wire, run the tasks until stop, run the hooks; raise ServiceError on failures."""
+        with log_context(service=self.name):
+            await self._run()
+
+    async def _run(self) -> None:
         await self._wire()
         service = self.service
         if not service._tasks:
@@ -222,6 +226,7 @@ class Runtime:
 
     async def _run_one(self, rec: TaskRecord) -> None:
         kind = rec.kind
+        current_task.set(rec.id)  # this task's own context: its log records name it
         try:
             # Whether a task runs is decided when the service commits to it, not when the
             # event loop gets round to it: unconstrained tasks at spawn, constrained ones

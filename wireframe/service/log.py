@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
+import json
 import logging
+import os
+import sys
+import time
+import traceback
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -72,17 +81,162 @@ class ServiceRichHandler(RichHandler):
             super().emit(record)
 
 
-def configure_logging(level: int = logging.INFO) -> bool:
-    """Install a rich handler on the root logger unless logging is already configured.
+LogFormat = Literal["rich", "json", "auto"]
+"""How log records are written: rich console output, JSON lines, or rich on a TTY only."""
 
-    Returns True if a handler was installed.
+LOG_FORMATS: tuple[str, ...] = ("rich", "json", "auto")
+"""The accepted values of ``LogFormat`` (also of the ``WIREFRAME_LOG_FORMAT`` variable)."""
+
+LOG_FORMAT_ENV = "WIREFRAME_LOG_FORMAT"
+"""Environment variable choosing the format when ``configure_logging`` is given none."""
+
+current_service: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "wireframe_service", default=None
+)
+"""The name of the service whose code is running (set by ``Service.run``)."""
+current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "wireframe_task", default=None
+)
+"""The id of the task whose code is running (set for each task by the service)."""
+current_job: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "wireframe_job_id", default=None
+)
+"""The id of the job whose handler is running (set by the scheduler for each job)."""
+
+CONTEXT_FIELDS = ("service", "task", "job_id")
+"""The attributes ``ContextFilter`` adds to every record."""
+
+
+@contextlib.contextmanager
+def log_context(
+    *, service: str | None = None, task: str | None = None, job_id: int | None = None
+) -> Iterator[None]:
+    """Within the block, records carry these ids (the ones given; others are left as they are)."""
+    tokens: list[tuple[contextvars.ContextVar[Any], contextvars.Token[Any]]] = []
+    for var, value in ((current_service, service), (current_task, task), (current_job, job_id)):
+        if value is not None:
+            tokens.append((var, var.set(value)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``service``, ``task`` and ``job_id`` (None when unknown) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Fill the context fields the record does not already carry; never drops a record."""
+        values = {
+            "service": current_service.get(),
+            "task": current_task.get(),
+            "job_id": current_job.get(),
+        }
+        for name, value in values.items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
+def context_suffix(record: logging.LogRecord) -> str:
+    """``[service/task job=N]`` for a record's context fields, or '' when it has none."""
+    service = getattr(record, "service", None)
+    task = getattr(record, "task", None)
+    job_id = getattr(record, "job_id", None)
+    where = "/".join(str(v) for v in (service, task) if v is not None)
+    if job_id is not None:
+        where = f"{where} job={job_id}" if where else f"job={job_id}"
+    return f" [{where}]" if where else ""
+
+
+class RichContextFormatter(logging.Formatter):
+    """The message followed by its context (``[service/task job=N]``) for the rich handler."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format the message and append the record's context."""
+        text = super().format(record)
+        suffix = context_suffix(record)
+        if not suffix:
+            return text
+        first, newline, rest = text.partition("\n")
+        return f"{first}{suffix}{newline}{rest}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, service, task, job_id, extras."""
+
+    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as one line of JSON (tracebacks go in ``exc_info`` as text)."""
+        data: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            data[name] = getattr(record, name, None)
+        for name, value in record.__dict__.items():
+            if name not in self._STANDARD and name not in data and not name.startswith("_"):
+                data[name] = value if _jsonable(value) else repr(value)
+        if record.exc_info and record.exc_info[1] is not None:
+            data["exc_info"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        if record.stack_info:
+            data["stack_info"] = record.stack_info
+        return json.dumps(data, ensure_ascii=False, default=repr)
+
+
+def _jsonable(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+def resolve_log_format(format: str | None = None, stream: Any = None) -> Literal["rich", "json"]:
+    """Pick rich or JSON: ``format``, else ``$WIREFRAME_LOG_FORMAT``, else rich.
+
+    ``auto`` means rich on a TTY (``stream``, default stderr) and JSON lines otherwise.
+    A value that is none of rich, json, auto is a ValueError naming it.
+    """
+    chosen = format if format is not None else os.environ.get(LOG_FORMAT_ENV) or "rich"
+    if chosen not in LOG_FORMATS:
+        raise ValueError(f"log format {chosen!r}: use one of {', '.join(LOG_FORMATS)}")
+    if chosen == "auto":
+        target = sys.stderr if stream is None else stream
+        isatty = getattr(target, "isatty", None)
+        return "rich" if callable(isatty) and isatty() else "json"
+    return "rich" if chosen == "rich" else "json"
+
+
+def make_handler(format: str | None = None, stream: Any = None) -> logging.Handler:
+    """A handler in the chosen format (see ``resolve_log_format``) with the ``ContextFilter``."""
+    handler: logging.Handler
+    if resolve_log_format(format, stream) == "rich":
+        console = Console(stderr=True) if stream is None else Console(file=stream)
+        handler = ServiceRichHandler(
+            console=console, show_path=False, rich_tracebacks=True, markup=False
+        )
+        handler.setFormatter(RichContextFormatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+        handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
+    return handler
+
+
+def configure_logging(level: int = logging.INFO, format: str | None = None) -> bool:
+    """Install a handler on the root logger unless logging is already configured.
+
+    ``format`` is rich, json or auto (rich on a TTY, JSON lines otherwise); without it,
+    ``$WIREFRAME_LOG_FORMAT`` decides, and rich is the default. Every record carries
+    ``service``, ``task`` and ``job_id``. Returns True if a handler was installed.
     """
     root = logging.getLogger()
     if root.handlers or logger.handlers:
         return False
-    handler = ServiceRichHandler(show_path=False, rich_tracebacks=True, markup=False)
-    handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
-    root.addHandler(handler)
+    root.addHandler(make_handler(format))
     root.setLevel(level)
     return True
 
