@@ -112,15 +112,26 @@ def log_context(
     *, service: str | None = None, task: str | None = None, job_id: int | None = None
 ) -> Iterator[None]:
     """Within the block, records carry these ids (the ones given; others are left as they are)."""
-    tokens: list[tuple[contextvars.ContextVar[Any], contextvars.Token[Any]]] = []
-    for var, value in ((current_service, service), (current_task, task), (current_job, job_id)):
-        if value is not None:
-            tokens.append((var, var.set(value)))
+    resets: list[contextlib.AbstractContextManager[None]] = []
+    if service is not None:
+        resets.append(_setting(current_service, service))
+    if task is not None:
+        resets.append(_setting(current_task, task))
+    if job_id is not None:
+        resets.append(_setting(current_job, job_id))
+    with contextlib.ExitStack() as stack:
+        for reset in resets:
+            stack.enter_context(reset)
+        yield
+
+
+@contextlib.contextmanager
+def _setting(var: contextvars.ContextVar[Any], value: object) -> Iterator[None]:
+    token = var.set(value)
     try:
         yield
     finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
+        var.reset(token)
 
 
 class ContextFilter(logging.Filter):
