@@ -21,8 +21,7 @@ from wireframe import (
 )
 from wireframe.durable import CheckpointNameError, NonDeterminismError
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
-
-from support import running
+from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,7 @@ from wireframe import (
     Service,
     StopReceiver,
 )
-
-from support import running
+from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
 

@@ -21,8 +21,7 @@ from wireframe.scheduler import (
     ShutdownMode,
 )
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
-
-from support import running
+from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
 

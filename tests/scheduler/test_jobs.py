@@ -22,8 +22,7 @@ from wireframe.scheduler import (
     Scheduler,
     Submitted,
 )
-
-from support import running
+from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
 
