@@ -36,9 +36,10 @@ from wireframe.scheduler.events import (
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Cron, Every, Recurrence
 from wireframe.scheduler.retry import Retry
+from wireframe.scheduler.running import ShutdownMode
 from wireframe.scheduler.scheduler import Scheduler
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
-from wireframe.scheduler.worker import ShutdownMode, Worker
+from wireframe.scheduler.worker import Worker
 from wireframe.store import Duplicate, JobRecord, JobState, Submitted
 
 __all__ = [

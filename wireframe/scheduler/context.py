@@ -14,8 +14,8 @@ from wireframe.scheduler.events import JobProgress
 from wireframe.store import JobRecord
 
 if TYPE_CHECKING:
+    from wireframe.scheduler.running import Running
     from wireframe.scheduler.scheduler import Scheduler
-    from wireframe.scheduler.worker import Running
 
 T = TypeVar("T")
 

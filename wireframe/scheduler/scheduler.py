@@ -17,9 +17,10 @@ from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
 from wireframe.scheduler.events import EventBus, JobCancelled, JobSubmitted
+from wireframe.scheduler.running import Running, ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
 from wireframe.scheduler.submission import build_job, key_of
-from wireframe.scheduler.worker import Running, ShutdownMode, Worker
+from wireframe.scheduler.worker import Worker
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.service.log import current_job
 from wireframe.store import (

@@ -3,121 +3,41 @@ their outcomes in batches, renewing leases while they run."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
-import os
-import socket
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from wireframe.durable import LeaseLost, Suspend
-from wireframe.scheduler.codec import decode_payload, encode_result
+from wireframe.scheduler.defer import defer
 from wireframe.scheduler.domain import Domain, JobType, check_resources, check_tags
-from wireframe.scheduler.errors import ConfigError, Permanent
+from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.events import (
-    JobCancelled,
     JobCompleted,
-    JobFailedEvent,
-    JobPreempted,
-    JobRetrying,
-    JobStarted,
-    JobSuspended,
     JobWaiting,
 )
+from wireframe.scheduler.execute import execute
 from wireframe.scheduler.limits import Limits
-from wireframe.scheduler.priority import AGING_STEP, PRIORITY_MAX
-from wireframe.scheduler.recurring import recurrence_from_json
+from wireframe.scheduler.maintenance import housekeeping_loop
+from wireframe.scheduler.running import Running, ShutdownMode, default_worker_id
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
-    FAR_FUTURE,
     Beat,
     ClaimRequest,
     Complete,
-    Fail,
     JobRecord,
     LeaseStatus,
     Outcome,
-    Release,
     Store,
 )
-from wireframe.store.records import ReleaseTo
 
 if TYPE_CHECKING:
     from wireframe.scheduler.scheduler import Scheduler
 
 log = logging.getLogger("wireframe.scheduler")
-
-
-@attrs.frozen
-class ShutdownMode:
-    """How a worker stops: let running jobs finish for `seconds`, then put the rest back."""
-
-    seconds: float
-
-    @classmethod
-    def graceful(cls, seconds: float = 20.0) -> ShutdownMode:
-        """Stop claiming; give running jobs up to `seconds` to finish, then release the rest."""
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not seconds >= 0
-            or math.isinf(seconds)
-        ):
-            raise ConfigError(
-                f"ShutdownMode.graceful(seconds) must be a finite number >= 0, got {seconds!r}"
-            )
-        return cls(float(seconds))
-
-    @classmethod
-    def hard(cls) -> ShutdownMode:
-        """Cancel running handlers at once and put their jobs back to pending."""
-        return cls(0.0)
-
-
-def default_worker_id() -> str:
-    """`hostname-pid`."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class Running:
-    """Book-keeping of one job while a runner executes it."""
-
-    __slots__ = (
-        "deferred",
-        "job_type",
-        "message",
-        "progress",
-        "record",
-        "scope",
-        "started",
-        "stop_reason",
-    )
-
-    def __init__(self, record: JobRecord, job_type: JobType[Any, Any] | None) -> None:
-        self.record = record
-        self.job_type = job_type
-        self.scope: anyio.CancelScope | None = None
-        self.stop_reason: str | None = None
-        self.progress: float | None = None
-        self.message: str | None = None
-        self.started = time.time()
-        self.deferred = False
-
-    def interrupt(self, reason: str, grace: float = 0.0) -> None:
-        """Ask the handler to stop: `ctx.cancelled` now, cancellation after `grace` seconds."""
-        if self.stop_reason is None or reason in ("lease_lost", "shutdown"):
-            self.stop_reason = reason
-        if self.scope is not None:
-            deadline = anyio.current_time() + grace
-            if deadline < self.scope.deadline:
-                self.scope.deadline = deadline
 
 
 class Worker(Task):
@@ -215,35 +135,7 @@ class Worker(Task):
         self, running: Running, condition: Callable[[], Any], poll_interval: float
     ) -> None:
         """Run `condition` every `poll_interval` seconds without holding a concurrency slot."""
-        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
-            raise ConfigError(f"defer_until: poll_interval must be a number, got {poll_interval!r}")
-        if not poll_interval > 0:
-            raise ConfigError(f"defer_until: poll_interval must be > 0, got {poll_interval!r}")
-        if await _truth(condition):
-            return
-        running.deferred = True
-        self._deferred += 1
-        self.limits.give_back(running.record)
-        if self._runners < self.limits.max_concurrency + self._deferred:
-            self._add_runner()  # this runner waits here: another one runs the freed slot
-        self._slot_freed.set()
-        self._wake.set()
-        try:
-            while not await _truth(condition):  # noqa: ASYNC110 (polling an outside condition)
-                await anyio.sleep(poll_interval)
-            self._resuming += 1
-            try:
-                while not self.limits.can_take(running.record):
-                    self._slot_freed = anyio.Event()
-                    await self._slot_freed.wait()
-            finally:
-                self._resuming -= 1
-        except BaseException:
-            self._deferred -= 1  # cancelled while deferred: it holds no slot to give back
-            raise
-        self.limits.take(running.record)
-        self._deferred -= 1
-        running.deferred = False
+        await defer(self, running, condition, poll_interval)
 
     # -- task -----------------------------------------------------------------------------
 
@@ -265,7 +157,7 @@ class Worker(Task):
             async with anyio.create_task_group() as loops:
                 loops.start_soon(self._flush_loop)
                 loops.start_soon(self._heartbeat_loop)
-                loops.start_soon(self._housekeeping_loop)
+                loops.start_soon(housekeeping_loop, self)
                 async with anyio.create_task_group() as claiming:
                     claiming.start_soon(self._claim_loop)
                     await stop.wait()
@@ -397,7 +289,7 @@ class Worker(Task):
                         return
                 except anyio.EndOfStream:
                     return
-                outcome = await self._execute(running)
+                outcome = await execute(self, running)
                 self.running.pop(running.record.id, None)
                 if not running.deferred:
                     self.limits.give_back(running.record)
@@ -408,144 +300,6 @@ class Worker(Task):
                 self._wake.set()
                 if not self.running:
                     self._idle.set()
-
-    async def _execute(self, running: Running) -> Outcome | None:
-        record = running.record
-        job_type = running.job_type
-        events = self.scheduler.events
-        if running.stop_reason == "shutdown":
-            return Release(record.lease, "pending", "worker shut down before the job started")
-        if job_type is None:
-            known = ", ".join(sorted(self.types)) or "none"
-            missing = (
-                f"no handler for job type {record.type!r} in worker {self.worker_id} "
-                f"(known types: {known})"
-            )
-            return self._failure(running, missing, None, permanent=True)
-        if events.subscriber_count:
-            events.publish(
-                JobStarted(
-                    job_id=record.id,
-                    job_type=record.type,
-                    attempt=record.attempt,
-                    worker_id=self.worker_id,
-                )
-            )
-        finalize = record.phase == "finalize"
-        handler = job_type.finalize_fn if finalize else job_type.execute
-        if handler is None:
-            return Complete(record.lease, record.result)
-        result: Any = None
-        error: BaseException | None = None
-        suspended: Suspend | None = None
-        timed_out = False
-        with anyio.CancelScope() as scope:
-            running.scope = scope
-            if job_type.timeout is not None:
-                scope.deadline = anyio.current_time() + job_type.timeout
-            if running.stop_reason is not None:
-                scope.deadline = anyio.current_time()
-            try:
-                payload = decode_payload(record.payload, job_type.payload_type)
-                ctx = self.scheduler.make_context(running)
-                result = await handler(payload, ctx)
-            except Exception as exc:
-                error = exc
-            except Suspend as exc:
-                suspended = exc
-            except LeaseLost:
-                running.stop_reason = "lease_lost"
-        running.scope = None
-        if scope.cancelled_caught:
-            timed_out = running.stop_reason is None
-        reason = running.stop_reason
-        if reason == "lease_lost":
-            log.warning("job %s: lease lost; dropping its outcome", record.id)
-            return None
-        if reason in ("cancelled", "child_failed"):
-            events.publish(JobCancelled(job_id=record.id, job_type=record.type))
-            return Release(record.lease, "cancelled", "cancelled while running")
-        if reason in ("preempted", "shutdown", "paused") and (
-            scope.cancelled_caught or error is not None
-        ):
-            if reason == "preempted":
-                events.publish(JobPreempted(job_id=record.id, job_type=record.type))
-            to: ReleaseTo = "paused" if reason == "paused" else "pending"
-            return Release(record.lease, to, reason)
-        if suspended is not None and not scope.cancelled_caught:
-            if events.subscriber_count:
-                events.publish(
-                    JobSuspended(
-                        job_id=record.id,
-                        job_type=record.type,
-                        until=suspended.until,
-                        reason=suspended.reason,
-                    )
-                )
-            until = suspended.until if suspended.until is not None else FAR_FUTURE
-            return Release(record.lease, "suspended", suspended.reason, until, suspended.wait_for)
-        if timed_out:
-            message = f"timed out after {job_type.timeout}s"
-            return self._failure(running, message, None, outcome="timeout")
-        if error is not None:
-            text = f"{type(error).__name__}: {error}"
-            tb = "".join(traceback.format_exception(error))
-            return self._failure(running, text, tb, permanent=isinstance(error, Permanent))
-        if finalize and result is None:
-            encoded = record.result
-        else:
-            try:
-                encoded = encode_result(result, where=f"result of job {record.id} ({record.type})")
-            except Exception as exc:
-                return self._failure(running, f"{type(exc).__name__}: {exc}", None, permanent=True)
-        needs_finalize = not finalize and job_type.finalize_fn is not None
-        return Complete(record.lease, encoded, needs_finalize)
-
-    def _failure(
-        self,
-        running: Running,
-        error: str,
-        tb: str | None,
-        *,
-        permanent: bool = False,
-        outcome: str = "failed",
-    ) -> Fail:
-        record = running.record
-        retry = running.job_type.retry if running.job_type is not None else None
-        will_retry = (
-            not permanent
-            and retry is not None
-            and retry.should_retry(record.attempt)
-            and record.attempt < record.max_attempts
-        )
-        retry_at = None
-        events = self.scheduler.events
-        if will_retry and retry is not None:
-            delay = retry.delay(record.attempt)
-            retry_at = time.time() + delay
-            events.publish(
-                JobRetrying(
-                    job_id=record.id, job_type=record.type, attempt=record.attempt, delay=delay
-                )
-            )
-        events.publish(
-            JobFailedEvent(
-                job_id=record.id,
-                job_type=record.type,
-                error=error,
-                attempt=record.attempt,
-                will_retry=will_retry,
-            )
-        )
-        log.info(
-            "job %s (%s) attempt %s failed: %s%s",
-            record.id,
-            record.type,
-            record.attempt,
-            error,
-            " (will retry)" if will_retry else "",
-        )
-        return Fail(record.lease, error, tb, retry_at, outcome)
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -623,34 +377,6 @@ class Worker(Task):
             with anyio.CancelScope(shield=True):
                 await self.check_requests()
 
-    async def _housekeeping_loop(self) -> None:
-        store = self.scheduler.store
-        last_aging = last_prune = time.time()
-        while True:
-            now = time.time()
-            if self.aging_interval is not None and now - last_aging >= self.aging_interval / 2:
-                last_aging = now
-                await store.age(self.aging_interval, AGING_STEP, PRIORITY_MAX)
-            if self.keep_history is not None and now - last_prune >= min(60.0, self.keep_history):
-                last_prune = now
-                await store.prune(now - self.keep_history)
-            fired = await self._fire_schedules()
-            if fired:
-                self.notify()
-            await anyio.sleep(min(self.poll_interval, 1.0))
-
-    async def _fire_schedules(self) -> int:
-        store = self.scheduler.store
-        fired = 0
-        for schedule in await store.due_schedules(self.domain_names):
-            assert schedule.next_run_at is not None
-            recurrence = recurrence_from_json(_json(schedule.spec))
-            following = recurrence.next_run(max(time.time(), schedule.next_run_at))
-            result = await store.fire_schedule(schedule.id, schedule.next_run_at, following)
-            if result is not None and result.job_id is not None:
-                fired += 1
-        return fired
-
     # -- stopping ---------------------------------------------------------------------------
 
     async def _drain(self, receive: MemoryObjectReceiveStream[Running]) -> None:
@@ -675,14 +401,6 @@ class Worker(Task):
             with anyio.move_on_after(1.0):
                 await self._idle.wait()
         await self._flush()
-
-
-def _json(text: str) -> dict[str, object]:
-    import json
-
-    data = json.loads(text)
-    assert isinstance(data, dict)
-    return data
 
 
 def _positive(value: object, name: str) -> float:
@@ -711,10 +429,3 @@ def _count(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"Worker {name} must be an int >= 1, got {value!r}")
     return value
-
-
-async def _truth(condition: Callable[[], Any]) -> bool:
-    value = condition()
-    if inspect.isawaitable(value):
-        value = await value
-    return bool(value)
