@@ -37,11 +37,12 @@ from wireframe.store.records import (
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import control, durable, finish, query, schedules, schema
 from wireframe.store.sql.submit import submit as submit_sql
+from wireframe.store.sql.tx import Tx
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Op = Callable[Concatenate[sqlite3.Connection, float, P], T]
+Op = Callable[Concatenate[Tx, float, P], T]
 
 
 class SqliteStore:
@@ -63,6 +64,7 @@ class SqliteStore:
         self._busy_timeout = busy_timeout
         self._poll_interval = poll_interval
         self._conn: sqlite3.Connection | None = None
+        self._txn: Tx | None = None
         self._watch: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
 
@@ -89,12 +91,13 @@ class SqliteStore:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            schema.migrate(conn, self.url)
+            schema.migrate(Tx.sqlite(conn), self.url)
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+        self._txn = Tx.sqlite(conn)
         if self.path != ":memory:":
             self._watch = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
 
@@ -103,12 +106,12 @@ class SqliteStore:
 
     def _tx(self, op: Callable[..., T], *args: Any, write: bool = True) -> Callable[[], T]:
         def call() -> T:
-            conn = self._conn
-            if conn is None:
+            conn, txn = self._conn, self._txn
+            if conn is None or txn is None:
                 raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                result = op(conn, self.clock(), *args)
+                result = op(txn, self.clock(), *args)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -134,6 +137,7 @@ class SqliteStore:
         """Close the connections."""
         conn, watch = self._conn, self._watch
         self._conn = self._watch = None
+        self._txn = None
         if conn is not None:
             await self._run(conn.close)
         if watch is not None:
@@ -197,9 +201,9 @@ class SqliteStore:
     ) -> list[JobRecord]:
         """Jobs matching the filters."""
 
-        def op(conn: sqlite3.Connection, now: float) -> list[JobRecord]:
+        def op(tx: Tx, now: float) -> list[JobRecord]:
             return query.list_jobs(
-                conn, states=states, domain=domain, type=type, parent_id=parent_id,
+                tx, states=states, domain=domain, type=type, parent_id=parent_id,
                 limit=limit, offset=offset, newest_first=newest_first,
             )
 
@@ -314,7 +318,7 @@ class MemoryStore(SqliteStore):
 def _without_now(fn: Callable[..., T]) -> Callable[..., T]:
     """Adapt an operation that does not need the clock to the (conn, now, ...) calling form."""
 
-    def op(conn: sqlite3.Connection, now: float, *args: Any) -> T:
-        return fn(conn, *args)
+    def op(tx: Tx, now: float, *args: Any) -> T:
+        return fn(tx, *args)
 
     return op

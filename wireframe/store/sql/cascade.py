@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 
 from wireframe.store.sql.rows import (
@@ -12,33 +11,34 @@ from wireframe.store.sql.rows import (
     chunks,
     placeholders,
 )
+from wireframe.store.sql.tx import Tx
 
 FAILED_CHILD_STATES = ("failed", "expired", "dependency_failed")
 
 
-def settle(conn: sqlite3.Connection, now: float, ended: Iterable[Ended]) -> None:
+def settle(tx: Tx, now: float, ended: Iterable[Ended]) -> None:
     """Propagate the consequences of jobs that just became terminal, wave after wave."""
     wave = list(ended)
     while wave:
         following: list[Ended] = []
         ids = [e.id for e in wave]
         for part in chunks(ids):
-            conn.execute(
+            tx.execute(
                 f"DELETE FROM job_deps WHERE job_id IN ({placeholders(len(part))})", tuple(part)
             )
-        following.extend(_resolve_dependents(conn, now, [e for e in wave if e.cascade]))
+        following.extend(_resolve_dependents(tx, now, [e for e in wave if e.cascade]))
         for e in wave:
             if e.active_children > 0:
                 following.extend(
-                    cancel_descendants(conn, now, e.id, f"parent job {e.id} ended ({e.state})")
+                    cancel_descendants(tx, now, e.id, f"parent job {e.id} ended ({e.state})")
                 )
             if e.parent_id is not None:
-                following.extend(_child_ended(conn, now, e))
-        wake(conn, now, [f"job:{job_id}" for job_id in ids])
+                following.extend(_child_ended(tx, now, e))
+        wake(tx, now, [f"job:{job_id}" for job_id in ids])
         wave = following
 
 
-def _resolve_dependents(conn: sqlite3.Connection, now: float, wave: list[Ended]) -> list[Ended]:
+def _resolve_dependents(tx: Tx, now: float, wave: list[Ended]) -> list[Ended]:
     """Unblock, fail or cancel the jobs that depend on the jobs in `wave`."""
     if not wave:
         return []
@@ -46,10 +46,10 @@ def _resolve_dependents(conn: sqlite3.Connection, now: float, wave: list[Ended])
     edges: list[tuple[int, int, str, str | None, int | None, int]] = []
     for part in chunks(list(by_id)):
         edges.extend(
-            conn.execute(
+            tx.execute(
                 f"SELECT d.job_id, d.dep_id, j.on_dep_failure, j.state, j.parent_id, "
                 f"j.active_children FROM job_deps d JOIN jobs j ON j.id = d.job_id "
-                f"WHERE d.dep_id IN ({placeholders(len(part))})",
+                f"WHERE d.dep_id IN ({placeholders(len(part))}){tx.dialect.lock_of('j')}",
                 tuple(part),
             ).fetchall()
         )
@@ -60,13 +60,13 @@ def _resolve_dependents(conn: sqlite3.Connection, now: float, wave: list[Ended])
             continue
         dep = by_id[dep_id]
         if dep.state == "completed" or policy == "ignore":
-            conn.execute("DELETE FROM job_deps WHERE job_id = ? AND dep_id = ?", (job_id, dep_id))
-            _unblock_if_free(conn, now, job_id)
+            tx.execute("DELETE FROM job_deps WHERE job_id = ? AND dep_id = ?", (job_id, dep_id))
+            _unblock_if_free(tx, now, job_id)
             continue
         decided.add(job_id)
         new_state = "cancelled" if policy == "cancel" else "dependency_failed"
         error = f"dependency job {dep_id} ended as {dep.state}"
-        conn.execute(
+        tx.execute(
             "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?, "
             "paused_from = NULL WHERE id = ?",
             (new_state, now, error, error, job_id),
@@ -77,26 +77,28 @@ def _resolve_dependents(conn: sqlite3.Connection, now: float, wave: list[Ended])
     return out
 
 
-def _unblock_if_free(conn: sqlite3.Connection, now: float, job_id: int) -> None:
+def _unblock_if_free(tx: Tx, now: float, job_id: int) -> None:
     """Move a blocked job on once no dependency is outstanding."""
-    if conn.execute("SELECT 1 FROM job_deps WHERE job_id = ? LIMIT 1", (job_id,)).fetchone():
+    if tx.execute("SELECT 1 FROM job_deps WHERE job_id = ? LIMIT 1", (job_id,)).fetchone():
         return
-    conn.execute(
+    tx.wakes = True
+    tx.execute(
         "UPDATE jobs SET state = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END, "
         "ready_at = ?, reason = 'dependencies completed' WHERE id = ? AND state = 'blocked'",
         (now, now, job_id),
     )
-    conn.execute(
+    tx.execute(
         "UPDATE jobs SET paused_from = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END "
         "WHERE id = ? AND state = 'paused' AND paused_from = 'blocked'",
         (now, job_id),
     )
 
 
-def _child_ended(conn: sqlite3.Connection, now: float, child: Ended) -> list[Ended]:
+def _child_ended(tx: Tx, now: float, child: Ended) -> list[Ended]:
     """Count a child out of its parent and move the parent on when it was the last one."""
-    row = conn.execute(
-        "UPDATE jobs SET active_children = max(0, active_children - 1) WHERE id = ? "
+    row = tx.execute(
+        f"UPDATE jobs SET active_children = {tx.dialect.greatest('0', 'active_children - 1')} "
+        "WHERE id = ? "
         "RETURNING state, active_children, fail_fast, needs_finalize, paused_from, parent_id, "
         "wait_for",
         (child.parent_id,),
@@ -112,13 +114,13 @@ def _child_ended(conn: sqlite3.Connection, now: float, child: Ended) -> list[End
         return []
     if child.state in FAILED_CHILD_STATES and fail_fast:
         error = f"child job {child.id} ended as {child.state}: {child.error}"
-        out = cancel_descendants(conn, now, parent_id, f"sibling job {child.id} failed")
+        out = cancel_descendants(tx, now, parent_id, f"sibling job {child.id} failed")
         if state == "running":
-            conn.execute(
+            tx.execute(
                 "UPDATE jobs SET child_failed = 1, error = ? WHERE id = ?", (error, parent_id)
             )
             return out
-        conn.execute(
+        tx.execute(
             "UPDATE jobs SET state = 'failed', finished_at = ?, error = ?, reason = ?, "
             "paused_from = NULL WHERE id = ?",
             (now, error, "fail_fast", parent_id),
@@ -129,15 +131,16 @@ def _child_ended(conn: sqlite3.Connection, now: float, child: Ended) -> list[End
         return []
     if state == "waiting" or (state == "paused" and paused_from == "waiting"):
         if needs_finalize:
+            tx.wakes = True
             target = "pending" if state == "waiting" else "paused"
-            conn.execute(
+            tx.execute(
                 "UPDATE jobs SET state = ?, paused_from = CASE WHEN ? = 'paused' "
                 "THEN 'pending' ELSE NULL END, phase = 'finalize', ready_at = ?, "
                 "reason = 'children finished' WHERE id = ?",
                 (target, target, now, parent_id),
             )
             return []
-        conn.execute(
+        tx.execute(
             "UPDATE jobs SET state = 'completed', finished_at = ?, paused_from = NULL, "
             "reason = 'children finished' WHERE id = ?",
             (now, parent_id),
@@ -147,32 +150,34 @@ def _child_ended(conn: sqlite3.Connection, now: float, child: Ended) -> list[End
 
 
 def cancel_descendants(
-    conn: sqlite3.Connection, now: float, root_id: int, reason: str
+    tx: Tx, now: float, root_id: int, reason: str
 ) -> list[Ended]:
     """Cancel every active descendant of `root_id`; running ones are asked to stop."""
-    return cancel_tree(conn, now, root_id, reason, include_root=False)
+    return cancel_tree(tx, now, root_id, reason, include_root=False)
 
 
 def cancel_tree(
-    conn: sqlite3.Connection, now: float, root_id: int, reason: str, *, include_root: bool = True
+    tx: Tx, now: float, root_id: int, reason: str, *, include_root: bool = True
 ) -> list[Ended]:
     """Cancel a job and its active descendants: idle ones at once, running ones by request."""
-    start = "SELECT ?" if include_root else "SELECT id FROM jobs WHERE parent_id = ?"
-    rows = conn.execute(
+    start = (
+        "SELECT CAST(? AS BIGINT)" if include_root else "SELECT id FROM jobs WHERE parent_id = ?"
+    )
+    rows = tx.execute(
         f"WITH RECURSIVE tree(id) AS ({start} UNION ALL "
         f"SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) "
         f"SELECT id, state, parent_id, active_children, error FROM jobs "
-        f"WHERE id IN (SELECT id FROM tree) AND state NOT IN {TERMINAL_SQL}",
+        f"WHERE id IN (SELECT id FROM tree) AND state NOT IN {TERMINAL_SQL}{tx.dialect.lock}",
         (root_id,),
     ).fetchall()
     out: list[Ended] = []
     for job_id, state, parent_id, active_children, error in rows:
         if state == "running":
-            conn.execute(
+            tx.execute(
                 "UPDATE jobs SET cancel_requested = 1, reason = ? WHERE id = ?", (reason, job_id)
             )
             continue
-        conn.execute(
+        tx.execute(
             "UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ?, paused_from = NULL "
             "WHERE id = ?",
             (now, reason, job_id),
@@ -181,16 +186,18 @@ def cancel_tree(
     return out
 
 
-def wake(conn: sqlite3.Connection, now: float, reasons: Iterable[str]) -> None:
+def wake(tx: Tx, now: float, reasons: Iterable[str]) -> None:
     """Move suspended jobs waiting for any of `reasons` back to pending."""
     keys = list(reasons)
     for part in chunks(keys):
-        conn.execute(
+        woken = tx.execute(
             f"UPDATE jobs SET state = 'pending', run_at = ?, ready_at = ?, wait_for = NULL "
             f"WHERE state = 'suspended' AND wait_for IN ({placeholders(len(part))})",
             (now, now, *part),
         )
-        conn.execute(
+        if woken.rowcount:
+            tx.wakes = True
+        tx.execute(
             f"UPDATE jobs SET paused_from = 'pending', wait_for = NULL "
             f"WHERE state = 'paused' AND paused_from = 'suspended' "
             f"AND wait_for IN ({placeholders(len(part))})",

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Callable, Sequence
 
 from wireframe.store.records import ClaimRequest, JobRecord
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, job_from_row, placeholders
+from wireframe.store.sql.tx import Tx
 
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
 
-def housekeep(conn: sqlite3.Connection, now: float) -> None:
+def housekeep(tx: Tx, now: float) -> None:
     """Wake due jobs, expire stale ones and take back expired leases: one step, many workers."""
-    conn.execute(
+    woken = tx.execute(
         "UPDATE jobs SET state = 'pending', ready_at = run_at, wait_for = NULL "
         "WHERE state IN ('scheduled', 'suspended') AND run_at <= ?",
         (now,),
     )
-    expired = conn.execute(
+    if woken.rowcount:
+        tx.wakes = True
+    expired = tx.execute(
         "UPDATE jobs SET state = 'expired', finished_at = ?, "
         "error = 'not started before its ttl ran out', reason = 'ttl' "
         "WHERE expires_at <= ? AND state IN ('pending', 'scheduled', 'blocked') "
@@ -28,24 +29,24 @@ def housekeep(conn: sqlite3.Connection, now: float) -> None:
         (now, now),
     ).fetchall()
     ended = [Ended(i, "expired", p, a, "ttl") for i, p, a in expired]
-    ended.extend(reclaim_expired_leases(conn, now))
+    ended.extend(reclaim_expired_leases(tx, now))
     if ended:
-        settle(conn, now, ended)
+        settle(tx, now, ended)
 
 
-def reclaim_expired_leases(conn: sqlite3.Connection, now: float) -> list[Ended]:
+def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
     """Take back running jobs whose worker stopped renewing the lease; that attempt is spent."""
-    rows = conn.execute(
+    rows = tx.execute(
         "SELECT id, worker_id, attempt, max_attempts, cancel_requested, pause_requested, "
         "child_failed, parent_id, active_children, error FROM jobs "
-        "WHERE state = 'running' AND lease_expires_at <= ?",
+        f"WHERE state = 'running' AND lease_expires_at <= ?{tx.dialect.skip_locked}",
         (now,),
     ).fetchall()
     ended: list[Ended] = []
     for row in rows:
         job_id, worker, attempt, max_attempts, cancel, pause, child_failed, parent, kids, err = row
         reason = f"lease of worker {worker} expired (attempt {attempt} of {max_attempts})"
-        conn.execute(
+        tx.execute(
             "UPDATE attempts SET finished_at = ?, outcome = 'lease_expired', error = ? "
             "WHERE job_id = ? AND attempt = ?",
             (now, reason, job_id, attempt),
@@ -53,21 +54,22 @@ def reclaim_expired_leases(conn: sqlite3.Connection, now: float) -> list[Ended]:
         if child_failed or cancel or attempt >= max_attempts:
             state = "failed" if child_failed or not cancel else "cancelled"
             error = err if child_failed else (reason if state == "failed" else err)
-            conn.execute(
+            tx.execute(
                 "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?, "
                 "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
                 (state, now, error, reason, job_id),
             )
             ended.append(Ended(job_id, state, parent, kids, error))
         elif pause:
-            conn.execute(
+            tx.execute(
                 "UPDATE jobs SET state = 'paused', paused_from = 'pending', pause_requested = 0, "
                 "new_attempt = 1, reason = ?, worker_id = NULL, lease_expires_at = NULL "
                 "WHERE id = ?",
                 (reason, job_id),
             )
         else:
-            conn.execute(
+            tx.wakes = True
+            tx.execute(
                 "UPDATE jobs SET state = 'pending', new_attempt = 1, ready_at = ?, reason = ?, "
                 "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
                 (now, reason, job_id),
@@ -75,17 +77,17 @@ def reclaim_expired_leases(conn: sqlite3.Connection, now: float) -> list[Ended]:
     return ended
 
 
-def age(conn: sqlite3.Connection, now: float, older_than: float, step: int, cap: int) -> int:
+def age(tx: Tx, now: float, older_than: float, step: int, cap: int) -> int:
     """Raise by `step` (up to `cap`) the priority of jobs pending longer than `older_than`."""
-    cur = conn.execute(
-        "UPDATE jobs SET priority = min(?, priority + ?), ready_at = ? "
+    cur = tx.execute(
+        f"UPDATE jobs SET priority = {tx.dialect.least('?', 'priority + ?')}, ready_at = ? "
         "WHERE state = 'pending' AND ready_at <= ? AND priority < ?",
         (cap, step, now, now - older_than, cap),
     )
     return cur.rowcount
 
 
-def _candidate_filter(req: ClaimRequest) -> tuple[str, list[object]]:
+def _candidate_filter(tx: Tx, req: ClaimRequest) -> tuple[str, list[object]]:
     """The WHERE clause selecting pending jobs this request may take."""
     clauses = ["state = 'pending'", f"domain IN ({placeholders(len(req.domains))})"]
     params: list[object] = list(req.domains)
@@ -96,11 +98,8 @@ def _candidate_filter(req: ClaimRequest) -> tuple[str, list[object]]:
         clauses.append(f"type NOT IN ({placeholders(len(req.exclude_types))})")
         params.extend(req.exclude_types)
     if req.tags:
-        clauses.append(
-            "(tags IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(jobs.tags) t "
-            "WHERE t.value NOT IN (SELECT value FROM json_each(?))))"
-        )
-        params.append(json.dumps(list(req.tags)))
+        clauses.append(tx.dialect.tags_subset())
+        params.append(tx.dialect.tags_param(req.tags))
     else:
         clauses.append("tags IS NULL")
     return " AND ".join(clauses), params
@@ -115,26 +114,29 @@ _LEASE = (
 
 
 def claim(
-    conn: sqlite3.Connection, now: float, req: ClaimRequest, chooser: Chooser | None
+    tx: Tx, now: float, req: ClaimRequest, chooser: Chooser | None
 ) -> list[JobRecord]:
     """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority."""
-    housekeep(conn, now)
+    housekeep(tx, now)
     if req.limit <= 0 or not req.domains:
         return []
-    where, params = _candidate_filter(req)
+    where, params = _candidate_filter(tx, req)
+    skip = tx.dialect.skip_locked
     lease = (req.worker_id, now + req.lease_ttl, now)
     if chooser is None:
         # The common case: one statement picks and leases the best jobs.
-        claimed = conn.execute(
+        claimed = tx.execute(
             f"{_LEASE} WHERE id IN (SELECT id FROM jobs WHERE {where} "
-            f"ORDER BY priority DESC, id LIMIT ?) AND state = 'pending' RETURNING {JOB_COLUMNS}",
+            f"ORDER BY priority DESC, id LIMIT ?{skip}) AND state = 'pending' "
+            f"RETURNING {JOB_COLUMNS}",
             (*lease, *params, req.limit),
         ).fetchall()
         jobs = [job_from_row(r) for r in claimed]
         jobs.sort(key=lambda j: (-j.priority, j.id))
     else:
-        rows = conn.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?",
+        rows = tx.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY priority DESC, id "
+            f"LIMIT ?{skip}",
             (*params, max(req.scan, req.limit)),
         ).fetchall()
         if not rows:
@@ -145,7 +147,7 @@ def claim(
         chosen = list(picked)[: req.limit]
         if not chosen:
             return []
-        claimed = conn.execute(
+        claimed = tx.execute(
             f"{_LEASE} WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
             f"RETURNING {JOB_COLUMNS}",
             (*lease, *chosen),
@@ -153,7 +155,7 @@ def claim(
         order = {job_id: i for i, job_id in enumerate(chosen)}
         jobs = sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
     if jobs:
-        conn.executemany(
+        tx.executemany(
             "INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = excluded.worker_id, "
             "finished_at = NULL, outcome = NULL, error = NULL",
@@ -162,20 +164,20 @@ def claim(
     return jobs
 
 
-def next_due_at(conn: sqlite3.Connection) -> float | None:
+def next_due_at(tx: Tx) -> float | None:
     """The earliest time a scheduled or suspended job becomes due, or None."""
-    row = conn.execute(
+    row = tx.execute(
         "SELECT min(run_at) FROM jobs WHERE state IN ('scheduled', 'suspended')"
     ).fetchone()
     return float(row[0]) if row and row[0] is not None else None
 
 
 def top_pending_priority(
-    conn: sqlite3.Connection, domains: Sequence[str], tags: Sequence[str]
+    tx: Tx, domains: Sequence[str], tags: Sequence[str]
 ) -> int | None:
     """The highest base priority among pending jobs a worker with these domains and tags takes."""
     if not domains:
         return None
-    where, params = _candidate_filter(ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags)))
-    row = conn.execute(f"SELECT max(base_priority) FROM jobs WHERE {where}", params).fetchone()
+    where, params = _candidate_filter(tx, ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags)))
+    row = tx.execute(f"SELECT max(base_priority) FROM jobs WHERE {where}", params).fetchone()
     return int(row[0]) if row and row[0] is not None else None

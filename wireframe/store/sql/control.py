@@ -2,47 +2,46 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from wireframe.store.errors import DuplicateKeyError, InvalidTransitionError, UnknownJobError
 from wireframe.store.records import JobState
 from wireframe.store.sql.cascade import cancel_tree, settle
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL
+from wireframe.store.sql.tx import Tx
 
 _TREE = (
-    "(WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
+    "(WITH RECURSIVE tree(id) AS (SELECT CAST(? AS BIGINT) UNION ALL "
     "SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) SELECT id FROM tree)"
 )
 """The ids of a job and all its descendants (a subquery taking the root id)."""
 
 
-def _state(conn: sqlite3.Connection, job_id: int, where: str) -> str:
-    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+def _state(tx: Tx, job_id: int, where: str) -> str:
+    row = tx.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise UnknownJobError(job_id, where)
     return str(row[0])
 
 
-def cancel(conn: sqlite3.Connection, now: float, job_id: int, reason: str) -> JobState:
+def cancel(tx: Tx, now: float, job_id: int, reason: str) -> JobState:
     """Cancel a job and its descendants; return the job's state afterwards."""
-    state = _state(conn, job_id, "cancel")
+    state = _state(tx, job_id, "cancel")
     if state in TERMINAL:
         return JobState(state)
-    settle(conn, now, cancel_tree(conn, now, job_id, reason))
-    return JobState(_state(conn, job_id, "cancel"))
+    settle(tx, now, cancel_tree(tx, now, job_id, reason))
+    return JobState(_state(tx, job_id, "cancel"))
 
 
-def pause(conn: sqlite3.Connection, job_id: int) -> int:
+def pause(tx: Tx, job_id: int) -> int:
     """Pause a job and its active descendants; running ones are asked to stop. Return how many."""
-    state = _state(conn, job_id, "pause")
+    state = _state(tx, job_id, "pause")
     if state in TERMINAL:
         raise InvalidTransitionError(f"pause: job {job_id} has already ended ({state})")
-    requested = conn.execute(
+    requested = tx.execute(
         f"UPDATE jobs SET pause_requested = 1 WHERE id IN {_TREE} AND state = 'running' "
         f"RETURNING id",
         (job_id,),
     ).fetchall()
-    paused = conn.execute(
+    paused = tx.execute(
         f"UPDATE jobs SET paused_from = state, state = 'paused', reason = 'paused' "
         f"WHERE id IN {_TREE} AND state NOT IN {TERMINAL_SQL} "
         f"AND state NOT IN ('running', 'paused') RETURNING id",
@@ -51,16 +50,16 @@ def pause(conn: sqlite3.Connection, job_id: int) -> int:
     return len(requested) + len(paused)
 
 
-def resume(conn: sqlite3.Connection, now: float, job_id: int) -> int:
+def resume(tx: Tx, now: float, job_id: int) -> int:
     """Resume a paused job and its paused descendants. Return how many moved."""
-    state = _state(conn, job_id, "resume")
+    state = _state(tx, job_id, "resume")
     if state in TERMINAL:
         raise InvalidTransitionError(f"resume: job {job_id} has already ended ({state})")
-    conn.execute(
+    tx.execute(
         f"UPDATE jobs SET pause_requested = 0 WHERE id IN {_TREE} AND state = 'running'",
         (job_id,),
     )
-    moved = conn.execute(
+    moved = tx.execute(
         "UPDATE jobs SET state = CASE "
         "WHEN paused_from = 'scheduled' AND run_at <= ? THEN 'pending' "
         "ELSE coalesce(paused_from, 'pending') END, "
@@ -68,13 +67,15 @@ def resume(conn: sqlite3.Connection, now: float, job_id: int) -> int:
         f"WHERE id IN {_TREE} AND state = 'paused' RETURNING id",
         (now, now, job_id),
     ).fetchall()
+    if moved:
+        tx.wakes = True
     return len(moved)
 
 
-def retry(conn: sqlite3.Connection, now: float, job_id: int) -> None:
+def retry(tx: Tx, now: float, job_id: int) -> None:
     """Run an ended, unsuccessful job again with a fresh retry budget."""
-    row = conn.execute(
-        "SELECT state, type, key, parent_id FROM jobs WHERE id = ?", (job_id,)
+    row = tx.execute(
+        f"SELECT state, type, key, parent_id FROM jobs WHERE id = ?{tx.dialect.lock}", (job_id,)
     ).fetchone()
     if row is None:
         raise UnknownJobError(job_id, "retry")
@@ -85,7 +86,7 @@ def retry(conn: sqlite3.Connection, now: float, job_id: int) -> None:
             f"dependency_failed jobs can be retried"
         )
     if key is not None:
-        holder = conn.execute(
+        holder = tx.execute(
             f"SELECT id FROM jobs WHERE type = ? AND key = ? AND state NOT IN {TERMINAL_SQL}",
             (type_, key),
         ).fetchone()
@@ -93,7 +94,7 @@ def retry(conn: sqlite3.Connection, now: float, job_id: int) -> None:
             raise DuplicateKeyError(
                 f"retry: job {job_id}'s key {key!r} is held by active job {holder[0]}"
             )
-    conn.execute(
+    tx.execute(
         f"UPDATE jobs SET state = 'pending', max_attempts = attempt + retry_budget, "
         "new_attempt = 1, finished_at = NULL, run_at = ?, ready_at = ?, expires_at = NULL, "
         "cancel_requested = 0, pause_requested = 0, child_failed = 0, phase = 'execute', "
@@ -102,19 +103,20 @@ def retry(conn: sqlite3.Connection, now: float, job_id: int) -> None:
         f"AND c.state NOT IN {TERMINAL_SQL}) WHERE id = ?",
         (now, now, job_id, job_id),
     )
+    tx.wakes = True
     if parent_id is not None:
-        conn.execute(
+        tx.execute(
             f"UPDATE jobs SET active_children = active_children + 1 WHERE id = ? "
             f"AND state NOT IN {TERMINAL_SQL}",
             (parent_id,),
         )
 
 
-def prune(conn: sqlite3.Connection, finished_before: float) -> int:
+def prune(tx: Tx, finished_before: float) -> int:
     """Delete ended jobs (with their attempts) that finished before the given time."""
     ids = [
         r[0]
-        for r in conn.execute(
+        for r in tx.execute(
             f"SELECT id FROM jobs WHERE finished_at < ? AND state IN {TERMINAL_SQL}",
             (finished_before,),
         )
@@ -122,7 +124,7 @@ def prune(conn: sqlite3.Connection, finished_before: float) -> int:
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
         marks = ",".join("?" * len(part))
-        conn.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", part)
-        conn.execute(f"DELETE FROM checkpoints WHERE job_id IN ({marks})", part)
-        conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
+        tx.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", part)
+        tx.execute(f"DELETE FROM checkpoints WHERE job_id IN ({marks})", part)
+        tx.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
     return len(ids)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from wireframe.store.records import Checkpoint, EventRecord, Lease, NewJob
 from wireframe.store.sql.cascade import wake
 from wireframe.store.sql.rows import TERMINAL
 from wireframe.store.sql.submit import submit
+from wireframe.store.sql.tx import Tx
 
 
-def hold_lease(conn: sqlite3.Connection, now: float, lease: Lease, lease_ttl: float) -> bool:
+def hold_lease(tx: Tx, now: float, lease: Lease, lease_ttl: float) -> bool:
     """Extend the lease if the writer still holds it and nobody asked the job to stop."""
-    row = conn.execute(
+    row = tx.execute(
         "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND claim_seq = ? "
         "AND state = 'running' AND cancel_requested = 0 AND child_failed = 0 RETURNING id",
         (now + lease_ttl, lease.job_id, lease.claim_seq),
@@ -20,11 +19,11 @@ def hold_lease(conn: sqlite3.Connection, now: float, lease: Lease, lease_ttl: fl
     return row is not None
 
 
-def checkpoints(conn: sqlite3.Connection, job_id: int) -> list[Checkpoint]:
+def checkpoints(tx: Tx, job_id: int) -> list[Checkpoint]:
     """Every checkpoint of a job, in call order."""
     return [
         Checkpoint(*row)
-        for row in conn.execute(
+        for row in tx.execute(
             "SELECT job_id, seq, name, kind, value, created_at FROM checkpoints "
             "WHERE job_id = ? ORDER BY seq",
             (job_id,),
@@ -33,7 +32,7 @@ def checkpoints(conn: sqlite3.Connection, job_id: int) -> list[Checkpoint]:
 
 
 def put_checkpoint(
-    conn: sqlite3.Connection,
+    tx: Tx,
     now: float,
     lease: Lease,
     seq: int,
@@ -43,9 +42,9 @@ def put_checkpoint(
     lease_ttl: float,
 ) -> bool:
     """Record (or update) the checkpoint at `seq`, fenced on the lease; False if not held."""
-    if not hold_lease(conn, now, lease, lease_ttl):
+    if not hold_lease(tx, now, lease, lease_ttl):
         return False
-    conn.execute(
+    tx.execute(
         "INSERT INTO checkpoints (job_id, seq, name, kind, value, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, seq) DO UPDATE SET "
         "name = excluded.name, kind = excluded.kind, value = excluded.value",
@@ -55,7 +54,7 @@ def put_checkpoint(
 
 
 def spawn_child(
-    conn: sqlite3.Connection,
+    tx: Tx,
     now: float,
     lease: Lease,
     seq: int,
@@ -64,10 +63,10 @@ def spawn_child(
     lease_ttl: float,
 ) -> int | None:
     """Submit a child and record the spawn checkpoint in one step; None if the lease is lost."""
-    if not hold_lease(conn, now, lease, lease_ttl):
+    if not hold_lease(tx, now, lease, lease_ttl):
         return None
-    [result] = submit(conn, now, [job])
-    conn.execute(
+    [result] = submit(tx, now, [job])
+    tx.execute(
         "INSERT INTO checkpoints (job_id, seq, name, kind, value, created_at) "
         "VALUES (?, ?, ?, 'spawn', ?, ?)",
         (lease.job_id, seq, name, str(result.id), now),
@@ -75,33 +74,39 @@ def spawn_child(
     return result.id
 
 
-def emit_event(conn: sqlite3.Connection, now: float, name: str, payload: str | None) -> bool:
+def emit_event(tx: Tx, now: float, name: str, payload: str | None) -> bool:
     """Set the latch and wake every job waiting for it; False if it was already set."""
-    cur = conn.execute(
+    tx.dialect.lock_name(tx, f"event:{name}")
+    cur = tx.execute(
         "INSERT INTO events (name, payload, emitted_at) VALUES (?, ?, ?) "
         "ON CONFLICT (name) DO NOTHING",
         (name, payload, now),
     )
     if cur.rowcount == 0:
         return False
-    wake(conn, now, [f"event:{name}"])
+    wake(tx, now, [f"event:{name}"])
     return True
 
 
-def get_event(conn: sqlite3.Connection, name: str) -> EventRecord | None:
+def get_event(tx: Tx, name: str) -> EventRecord | None:
     """The emitted event, or None if nobody emitted it yet."""
-    row = conn.execute(
+    row = tx.execute(
         "SELECT name, payload, emitted_at FROM events WHERE name = ?", (name,)
     ).fetchone()
     return EventRecord(*row) if row else None
 
 
-def already_happened(conn: sqlite3.Connection, wait_for: str) -> bool:
+def already_happened(tx: Tx, wait_for: str) -> bool:
     """True if what a job is about to wait for has happened already (no lost wake-up)."""
     kind, _, key = wait_for.partition(":")
     if kind == "event":
-        return conn.execute("SELECT 1 FROM events WHERE name = ?", (key,)).fetchone() is not None
+        # Serialised with emit_event, so an emit racing this suspension is never lost.
+        tx.dialect.lock_name(tx, wait_for)
+        return tx.execute("SELECT 1 FROM events WHERE name = ?", (key,)).fetchone() is not None
     if kind == "job":
-        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (int(key),)).fetchone()
+        # Locked, so the job cannot end between this check and this transaction's commit.
+        row = tx.execute(
+            f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (int(key),)
+        ).fetchone()
         return row is None or row[0] in TERMINAL
     raise ValueError(f"suspend: unknown wait_for {wait_for!r}; use 'event:<name>' or 'job:<id>'")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from wireframe.store.records import (
@@ -16,17 +15,18 @@ from wireframe.store.records import (
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.durable import already_happened
 from wireframe.store.sql.rows import Ended, chunks, placeholders
+from wireframe.store.sql.tx import Tx
 
 _Running = tuple[int, int, int | None, int, int, int, int, str, int, str | None, str | None]
 
 
 def heartbeat(
-    conn: sqlite3.Connection, now: float, beats: Sequence[Beat], lease_ttl: float
+    tx: Tx, now: float, beats: Sequence[Beat], lease_ttl: float
 ) -> dict[int, LeaseStatus]:
     """Extend the leases still held; report lost ones and requests to cancel or pause."""
     status: dict[int, LeaseStatus] = {}
     for beat in beats:
-        row = conn.execute(
+        row = tx.execute(
             "UPDATE jobs SET lease_expires_at = ?, progress = coalesce(?, progress), "
             "progress_message = coalesce(?, progress_message) "
             "WHERE id = ? AND claim_seq = ? AND state = 'running' "
@@ -44,9 +44,9 @@ def heartbeat(
     return status
 
 
-def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
+def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     """Apply each outcome if its writer still holds the lease; return which were applied."""
-    held = _held_leases(conn, outcomes)
+    held = _held_leases(tx, outcomes)
     applied: list[bool] = []
     ended: list[Ended] = []
     closes: list[tuple[float, str, str | None, int, int]] = []
@@ -60,7 +60,7 @@ def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) ->
         applied.append(True)
         job_id, _, parent_id, kids, attempt, max_attempts, child_failed, phase, cancel, _, err = row
         if child_failed:
-            _end(conn, now, job_id, "failed", err, None)
+            _end(tx, now, job_id, "failed", err, None)
             ended.append(Ended(job_id, "failed", parent_id, kids, err))
             closes.append((now, "failed", err, job_id, attempt))
         elif isinstance(outcome, Complete):
@@ -72,7 +72,8 @@ def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) ->
         elif isinstance(outcome, Fail):
             closes.append((now, outcome.outcome, outcome.error, job_id, attempt))
             if outcome.retry_at is not None and not cancel and attempt < max_attempts:
-                conn.execute(
+                tx.wakes = True
+                tx.execute(
                     "UPDATE jobs SET state = CASE WHEN ? > ? THEN 'scheduled' ELSE 'pending' END, "
                     "run_at = ?, ready_at = ?, new_attempt = 1, error = ?, traceback = ?, "
                     "reason = ?, worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
@@ -84,35 +85,35 @@ def finish(conn: sqlite3.Connection, now: float, outcomes: Sequence[Outcome]) ->
                 )
             else:
                 state = "cancelled" if cancel else "failed"
-                _end(conn, now, job_id, state, outcome.error, outcome.traceback)
+                _end(tx, now, job_id, state, outcome.error, outcome.traceback)
                 ended.append(Ended(job_id, state, parent_id, kids, outcome.error))
         else:
-            done_state = _release(conn, now, job_id, outcome, cancel)
+            done_state = _release(tx, now, job_id, outcome, cancel)
             closes.append((now, outcome.reason, None, job_id, attempt))
             if done_state is not None:
                 ended.append(Ended(job_id, done_state, parent_id, kids, err))
     if completes:
-        conn.executemany(COMPLETE, completes)
+        tx.executemany(COMPLETE, completes)
     if closes:
-        conn.executemany(
+        tx.executemany(
             "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? "
             "WHERE job_id = ? AND attempt = ?",
             closes,
         )
     if ended:
-        settle(conn, now, ended)
+        settle(tx, now, ended)
     return applied
 
 
-def _held_leases(conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
+def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
     """The running rows the outcomes refer to, keyed by job id."""
     ids = [o.lease.job_id for o in outcomes]
     rows: dict[int, _Running] = {}
     for part in chunks(ids):
-        for row in conn.execute(
+        for row in tx.execute(
             f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts, "
             f"child_failed, phase, cancel_requested, result, error FROM jobs "
-            f"WHERE id IN ({placeholders(len(part))}) AND state = 'running'",
+            f"WHERE id IN ({placeholders(len(part))}) AND state = 'running'{tx.dialect.lock}",
             tuple(part),
         ):
             rows[row[0]] = row
@@ -120,11 +121,11 @@ def _held_leases(conn: sqlite3.Connection, outcomes: Sequence[Outcome]) -> dict[
 
 
 def _end(
-    conn: sqlite3.Connection, now: float, job_id: int, state: str, error: str | None,
+    tx: Tx, now: float, job_id: int, state: str, error: str | None,
     traceback: str | None,
 ) -> None:
     """Move a running job to a terminal state."""
-    conn.execute(
+    tx.execute(
         "UPDATE jobs SET state = ?, finished_at = ?, error = ?, "
         "traceback = coalesce(?, traceback), "
         "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
@@ -157,11 +158,11 @@ def _complete(
 
 
 def _release(
-    conn: sqlite3.Connection, now: float, job_id: int, outcome: Release, cancel: int
+    tx: Tx, now: float, job_id: int, outcome: Release, cancel: int
 ) -> str | None:
     """Give a running job back without spending an attempt; return a terminal state if it ended."""
     if outcome.to == "cancelled" or cancel:
-        conn.execute(
+        tx.execute(
             "UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ?, worker_id = NULL, "
             "lease_expires_at = NULL WHERE id = ?",
             (now, outcome.reason, job_id),
@@ -171,7 +172,7 @@ def _release(
     if outcome.to == "paused":
         state, paused_from = "paused", "pending"
     elif outcome.to == "suspended":
-        if outcome.wait_for is not None and already_happened(conn, outcome.wait_for):
+        if outcome.wait_for is not None and already_happened(tx, outcome.wait_for):
             state, paused_from, run_at = "pending", None, now
         else:
             state, paused_from = "suspended", None
@@ -180,7 +181,8 @@ def _release(
     else:
         state, paused_from = "pending", None
     wait_for = outcome.wait_for if state == "suspended" else None
-    conn.execute(
+    tx.wakes = True
+    tx.execute(
         "UPDATE jobs SET state = ?, paused_from = ?, run_at = ?, ready_at = ?, reason = ?, "
         "pause_requested = 0, worker_id = NULL, lease_expires_at = NULL, wait_for = ? "
         "WHERE id = ?",

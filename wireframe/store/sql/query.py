@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from wireframe.store.records import AttemptRecord, JobRecord, JobState
 from wireframe.store.sql.rows import JOB_COLUMNS, job_from_row, placeholders
+from wireframe.store.sql.tx import Tx
 
 
-def get(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
+def get(tx: Tx, job_id: int) -> JobRecord | None:
     """One job with its outstanding dependencies, or None."""
-    row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    row = tx.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         return None
     deps = tuple(
         r[0]
-        for r in conn.execute(
+        for r in tx.execute(
             "SELECT dep_id FROM job_deps WHERE job_id = ? ORDER BY dep_id", (job_id,)
         )
     )
@@ -24,7 +24,7 @@ def get(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
 
 
 def list_jobs(
-    conn: sqlite3.Connection,
+    tx: Tx,
     *,
     states: Sequence[JobState] = (),
     domain: str | None = None,
@@ -47,24 +47,24 @@ def list_jobs(
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     order = "DESC" if newest_first else "ASC"
     sql = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY id {order} LIMIT ? OFFSET ?"
-    return [job_from_row(r) for r in conn.execute(sql, (*params, limit, offset))]
+    return [job_from_row(r) for r in tx.execute(sql, (*params, limit, offset))]
 
 
-def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, JobState], int]:
+def counts(tx: Tx) -> dict[tuple[str, str, JobState], int]:
     """How many jobs there are per (domain, type, state)."""
     return {
         (domain, type_, JobState(state)): n
-        for domain, type_, state, n in conn.execute(
+        for domain, type_, state, n in tx.execute(
             "SELECT domain, type, state, count(*) FROM jobs GROUP BY domain, type, state"
         )
     }
 
 
-def attempts(conn: sqlite3.Connection, job_id: int) -> list[AttemptRecord]:
+def attempts(tx: Tx, job_id: int) -> list[AttemptRecord]:
     """Every attempt of a job, first to last."""
     return [
         AttemptRecord(*row)
-        for row in conn.execute(
+        for row in tx.execute(
             "SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error "
             "FROM attempts WHERE job_id = ? ORDER BY attempt",
             (job_id,),

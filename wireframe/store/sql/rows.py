@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import attrs
 
 from wireframe.store.records import JobRecord, JobState
+from wireframe.store.sql.tx import Tx
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "dependency_failed")
 TERMINAL_SQL = "('completed','failed','cancelled','expired','dependency_failed')"
@@ -52,13 +52,13 @@ def placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-def select_jobs(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, JobRecord]:
+def select_jobs(tx: Tx, ids: Iterable[int]) -> dict[int, JobRecord]:
     """Fetch the rows of `ids` as records, keyed by id."""
     wanted = list(ids)
     found: dict[int, JobRecord] = {}
     for part in chunks(wanted):
         sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({placeholders(len(part))})"
-        for row in conn.execute(sql, tuple(part)):
+        for row in tx.execute(sql, tuple(part)):
             found[row[0]] = job_from_row(row)
     return found
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from wireframe.store.errors import InvalidTransitionError, UnknownScheduleError
 from wireframe.store.records import Fired, NewJob, ScheduleRecord
 from wireframe.store.sql.cascade import cancel_tree, settle
 from wireframe.store.sql.submit import submit
+from wireframe.store.sql.tx import Tx
 
 SCHEDULE_COLUMNS = (
     "id, type, domain, spec, state, next_run_at, occurrences, max_occurrences, last_job_id, "
@@ -18,12 +18,12 @@ SETTABLE_STATES = ("active", "paused", "cancelled")
 NOT_STARTED = "('pending', 'scheduled', 'blocked', 'paused')"
 
 
-def due(conn: sqlite3.Connection, now: float, domains: tuple[str, ...]) -> list[ScheduleRecord]:
+def due(tx: Tx, now: float, domains: tuple[str, ...]) -> list[ScheduleRecord]:
     """Active schedules of these domains whose next occurrence is due."""
     marks = ",".join("?" * len(domains))
     return [
         ScheduleRecord(*row)
-        for row in conn.execute(
+        for row in tx.execute(
             f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE state = 'active' "
             f"AND next_run_at <= ? AND domain IN ({marks}) ORDER BY next_run_at",
             (now, *domains),
@@ -32,7 +32,7 @@ def due(conn: sqlite3.Connection, now: float, domains: tuple[str, ...]) -> list[
 
 
 def fire(
-    conn: sqlite3.Connection,
+    tx: Tx,
     now: float,
     schedule_id: int,
     expected_run_at: float,
@@ -42,38 +42,38 @@ def fire(
 
     Returns None when another process fired it first (the expected time no longer matches).
     """
-    row = conn.execute(
+    row = tx.execute(
         "SELECT template, state, next_run_at, occurrences, max_occurrences, last_job_id "
-        "FROM schedules WHERE id = ?",
+        f"FROM schedules WHERE id = ?{tx.dialect.lock}",
         (schedule_id,),
     ).fetchone()
     if row is None or row[1] != "active" or row[2] != expected_run_at:
         return None
     template, _, _, occurrences, max_occurrences, last_job_id = row
-    busy = last_job_id is not None and conn.execute(
+    busy = last_job_id is not None and tx.execute(
         f"SELECT 1 FROM jobs WHERE id = ? AND state IN {NOT_STARTED}", (last_job_id,)
     ).fetchone()
     if busy:
-        conn.execute(
+        tx.execute(
             "UPDATE schedules SET next_run_at = ? WHERE id = ?", (following_run_at, schedule_id)
         )
         if following_run_at is None:
-            conn.execute("UPDATE schedules SET state = 'finished' WHERE id = ?", (schedule_id,))
+            tx.execute("UPDATE schedules SET state = 'finished' WHERE id = ?", (schedule_id,))
         return Fired(None, skipped=True)
     fields = json.loads(template)
     fields["depends_on"] = tuple(fields.get("depends_on") or ())
     fields["tags"] = tuple(fields.get("tags") or ())
     fields["expires_at"] = None
     job = NewJob(**{**fields, "run_at": expected_run_at})
-    result = submit(conn, now, [job])[0]
+    result = submit(tx, now, [job])[0]
     occurrences += 1
     finished = following_run_at is None or (
         max_occurrences is not None and occurrences >= max_occurrences
     )
-    conn.execute(
+    tx.execute(
         "UPDATE jobs SET schedule_id = ? WHERE id = ?", (schedule_id, result.id)
     )
-    conn.execute(
+    tx.execute(
         "UPDATE schedules SET occurrences = ?, last_job_id = ?, next_run_at = ?, state = ? "
         "WHERE id = ?",
         (
@@ -87,24 +87,24 @@ def fire(
     return Fired(result.id, skipped=False)
 
 
-def get(conn: sqlite3.Connection, schedule_id: int) -> ScheduleRecord | None:
+def get(tx: Tx, schedule_id: int) -> ScheduleRecord | None:
     """One schedule, or None."""
-    row = conn.execute(
+    row = tx.execute(
         f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,)
     ).fetchone()
     return ScheduleRecord(*row) if row else None
 
 
-def list_all(conn: sqlite3.Connection) -> list[ScheduleRecord]:
+def list_all(tx: Tx) -> list[ScheduleRecord]:
     """Every schedule, oldest first."""
     return [
         ScheduleRecord(*row)
-        for row in conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY id")
+        for row in tx.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY id")
     ]
 
 
 def set_state(
-    conn: sqlite3.Connection,
+    tx: Tx,
     now: float,
     schedule_id: int,
     state: str,
@@ -116,7 +116,7 @@ def set_state(
             f"schedule {schedule_id}: cannot set state {state!r}; "
             f"use one of {', '.join(SETTABLE_STATES)}"
         )
-    current = get(conn, schedule_id)
+    current = get(tx, schedule_id)
     if current is None:
         raise UnknownScheduleError(schedule_id, f"{state} schedule")
     if current.state in ("cancelled", "finished"):
@@ -124,22 +124,22 @@ def set_state(
             f"schedule {schedule_id} has already ended ({current.state})"
         )
     if state == "active":
-        conn.execute(
+        tx.execute(
             "UPDATE schedules SET state = 'active', next_run_at = coalesce(?, next_run_at) "
             "WHERE id = ?",
             (next_run_at, schedule_id),
         )
     else:
-        conn.execute(
+        tx.execute(
             "UPDATE schedules SET state = ? WHERE id = ?", (state, schedule_id)
         )
     if state == "cancelled" and current.last_job_id is not None:
-        unstarted = conn.execute(
+        unstarted = tx.execute(
             f"SELECT 1 FROM jobs WHERE id = ? AND state IN {NOT_STARTED}", (current.last_job_id,)
         ).fetchone()
         if unstarted:
-            settle(conn, now, cancel_tree(conn, now, current.last_job_id, "schedule cancelled"))
-    result = get(conn, schedule_id)
+            settle(tx, now, cancel_tree(tx, now, current.last_job_id, "schedule cancelled"))
+    result = get(tx, schedule_id)
     assert result is not None
     return result
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from wireframe.store.errors import SchemaVersionError
+from wireframe.store.sql.tx import Tx
 
 TERMINAL_SQL = "('completed','failed','cancelled','expired','dependency_failed')"
 
@@ -118,19 +117,24 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection, where: str) -> int:
-    """Bring the schema up to date inside the caller's write transaction; return the version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+def migrate(tx: Tx, where: str, migrations: tuple[str, ...] = MIGRATIONS) -> int:
+    """Bring the schema up to date inside the caller's write transaction; return the version.
+
+    `migrations` is the dialect's list (SQLite's `MIGRATIONS` or PostgreSQL's); both have the
+    same length and the same `schema_version` semantics.
+    """
+    tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = tx.execute("SELECT max(version) FROM schema_version").fetchone()
     current = int(row[0]) if row and row[0] is not None else 0
-    if current > SCHEMA_VERSION:
+    latest = len(migrations)
+    if current > latest:
         raise SchemaVersionError(
             f"{where}: schema version {current} was written by a newer wireframe; "
-            f"this one understands up to version {SCHEMA_VERSION}. Upgrade wireframe."
+            f"this one understands up to version {latest}. Upgrade wireframe."
         )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        for statement in MIGRATIONS[version - 1].split(";"):
+    for version in range(current + 1, latest + 1):
+        for statement in migrations[version - 1].split(";"):
             if statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-    return SCHEMA_VERSION
+                tx.execute(statement)
+        tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    return latest

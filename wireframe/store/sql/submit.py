@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
 import attrs
@@ -12,6 +11,7 @@ from wireframe.store.errors import InvalidTransitionError, UnknownJobError
 from wireframe.store.records import Duplicate, NewJob, SubmitResult, Submitted
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
+from wireframe.store.sql.tx import Tx
 
 INSERT_JOB = (
     "INSERT INTO jobs (id, type, domain, payload, state, priority, base_priority, key, "
@@ -19,21 +19,6 @@ INSERT_JOB = (
     "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-
-
-def next_ids(conn: sqlite3.Connection, table: str, count: int) -> int:
-    """Reserve `count` consecutive ids in `table`; return the first. Ids are never reused."""
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-    first = (int(row[0]) if row else 0) + 1
-    if row:
-        conn.execute(
-            "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (first + count - 1, table)
-        )
-    else:
-        conn.execute(
-            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, first + count - 1)
-        )
-    return first
 
 
 def job_row(
@@ -68,7 +53,7 @@ def job_row(
     )
 
 
-def submit(conn: sqlite3.Connection, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     """Insert `jobs` (or find their duplicates) in one transaction, in order."""
     results: list[SubmitResult] = []
     rows: list[tuple[object, ...]] = []
@@ -76,13 +61,12 @@ def submit(conn: sqlite3.Connection, now: float, jobs: Sequence[NewJob]) -> list
     parents: list[int] = []
     born_ended: list[Ended] = []
     batch_keys: dict[tuple[str, str], int] = {}
-    first = next_ids(conn, "jobs", len(jobs))
-    next_id = first
+    ids = iter(tx.dialect.reserve_ids(tx, "jobs", len(jobs)))
     for job in jobs:
         if job.key is not None:
             held = batch_keys.get((job.type, job.key))
             if held is None:
-                found = conn.execute(
+                found = tx.execute(
                     f"SELECT id FROM jobs WHERE type = ? AND key = ? "
                     f"AND state NOT IN {TERMINAL_SQL} LIMIT 1",
                     (job.type, job.key),
@@ -91,14 +75,13 @@ def submit(conn: sqlite3.Connection, now: float, jobs: Sequence[NewJob]) -> list
             if held is not None:
                 results.append(Duplicate(held))
                 continue
-        job_id = next_id
-        next_id += 1
-        state, error, waiting_on = _initial_state(conn, now, job)
+        job_id = next(ids)
+        state, error, waiting_on = _initial_state(tx, now, job)
         if job.parent_id is not None:
-            _check_parent(conn, job.parent_id)
+            _check_parent(tx, job.parent_id)
             # Counted even when born ended: settling that end counts it out again.
             parents.append(job.parent_id)
-        schedule_id = _insert_schedule(conn, now, job, job_id) if job.recurring else None
+        schedule_id = _insert_schedule(tx, now, job, job_id) if job.recurring else None
         rows.append(job_row(job, job_id, now, state, schedule_id, error))
         edges.extend((job_id, dep) for dep in waiting_on)
         if job.key is not None and state not in TERMINAL:
@@ -106,26 +89,33 @@ def submit(conn: sqlite3.Connection, now: float, jobs: Sequence[NewJob]) -> list
         if state in TERMINAL:
             born_ended.append(Ended(job_id, state, job.parent_id, 0, error))
         results.append(Submitted(job_id, schedule_id))
-    conn.executemany(INSERT_JOB, rows)
+    if rows:
+        tx.executemany(INSERT_JOB, rows)
+        tx.wakes = True
     if edges:
-        conn.executemany("INSERT OR IGNORE INTO job_deps (job_id, dep_id) VALUES (?, ?)", edges)
+        tx.executemany(
+            "INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?) ON CONFLICT DO NOTHING", edges
+        )
     if parents:
-        conn.executemany(
+        tx.executemany(
             "UPDATE jobs SET active_children = active_children + 1 WHERE id = ?",
             [(p,) for p in parents],
         )
     if born_ended:
-        settle(conn, now, born_ended)
+        settle(tx, now, born_ended)
     return results
 
 
 def _initial_state(
-    conn: sqlite3.Connection, now: float, job: NewJob
+    tx: Tx, now: float, job: NewJob
 ) -> tuple[str, str | None, list[int]]:
     """Decide the state a new job starts in, and the dependencies it still waits on."""
     waiting_on: list[int] = []
     for dep in dict.fromkeys(job.depends_on):
-        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (dep,)).fetchone()
+        # Locked, so a dependency ending concurrently sees the edge this transaction adds.
+        row = tx.execute(
+            f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (dep,)
+        ).fetchone()
         if row is None:
             raise UnknownJobError(dep, f"submit {job.type}: depends_on")
         dep_state = row[0]
@@ -144,9 +134,11 @@ def _initial_state(
     return ("scheduled" if run_at > now else "pending"), None, []
 
 
-def _check_parent(conn: sqlite3.Connection, parent_id: int) -> None:
+def _check_parent(tx: Tx, parent_id: int) -> None:
     """A child may only join a parent that exists and has not ended."""
-    row = conn.execute("SELECT state FROM jobs WHERE id = ?", (parent_id,)).fetchone()
+    row = tx.execute(
+        f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (parent_id,)
+    ).fetchone()
     if row is None:
         raise UnknownJobError(parent_id, "submit: parent")
     if row[0] in TERMINAL:
@@ -155,16 +147,16 @@ def _check_parent(conn: sqlite3.Connection, parent_id: int) -> None:
         )
 
 
-def _insert_schedule(conn: sqlite3.Connection, now: float, job: NewJob, job_id: int) -> int:
+def _insert_schedule(tx: Tx, now: float, job: NewJob, job_id: int) -> int:
     """Record the schedule of a recurring submission whose first occurrence is `job_id`."""
     rec = job.recurring
     assert rec is not None
     template = attrs.asdict(attrs.evolve(job, recurring=None, run_at=None, key=None))
     template["resources"] = dict(job.resources)
     finished = rec.next_run_at is None or rec.max_occurrences == 1
-    cur = conn.execute(
+    row = tx.execute(
         "INSERT INTO schedules (type, domain, template, spec, state, next_run_at, occurrences, "
-        "max_occurrences, last_job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "max_occurrences, last_job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (
             job.type,
             job.domain,
@@ -177,6 +169,5 @@ def _insert_schedule(conn: sqlite3.Connection, now: float, job: NewJob, job_id: 
             job_id,
             now,
         ),
-    )
-    assert cur.lastrowid is not None
-    return cur.lastrowid
+    ).fetchone()
+    return int(row[0])

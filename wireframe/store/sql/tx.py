@@ -1,0 +1,116 @@
+"""One transaction of the transition engine, on SQLite or PostgreSQL.
+
+The engine (`wireframe.store.sql.*`) is written once, as sync functions taking a `Tx`. A `Tx`
+offers `execute` / `executemany` with `?` placeholders, returning DB-API cursors, and a `Dialect`
+for the few things the two databases spell differently: scalar `max`/`min`, row locks (`FOR
+UPDATE [SKIP LOCKED]`), the tag-subset test, id reservation and named locks. The caller opens and
+commits the transaction; the engine never does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the engine uses."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows changed by the last statement."""
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+
+    def fetchall(self) -> list[Any]:
+        """Every remaining row."""
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Execute(Protocol):
+    """`execute(sql, params)` with `?` placeholders."""
+
+    def __call__(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
+        """Run one statement."""
+
+
+class ExecuteMany(Protocol):
+    """`executemany(sql, rows)` with `?` placeholders."""
+
+    def __call__(self, sql: str, rows: Sequence[Sequence[Any]], /) -> Any:
+        """Run one statement per row of parameters."""
+
+
+class Dialect:
+    """SQLite spelling of the non-portable bits (the base class); PostgreSQL overrides it."""
+
+    name = "sqlite"
+    lock = ""
+    """Suffix of a SELECT that must lock its rows until commit (SQLite: the write lock does)."""
+    skip_locked = ""
+    """Suffix of a claim SELECT that skips rows other transactions hold."""
+
+    def greatest(self, a: str, b: str) -> str:
+        """The larger of two SQL expressions."""
+        return f"max({a}, {b})"
+
+    def least(self, a: str, b: str) -> str:
+        """The smaller of two SQL expressions."""
+        return f"min({a}, {b})"
+
+    def lock_of(self, alias: str) -> str:
+        """Suffix locking the rows of one table of a join."""
+        return ""
+
+    def tags_subset(self) -> str:
+        """A condition (one parameter: a JSON list) true when the job's tags are all in it."""
+        return (
+            "(tags IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(jobs.tags) t "
+            "WHERE t.value NOT IN (SELECT value FROM json_each(?))))"
+        )
+
+    def tags_param(self, tags: Sequence[str]) -> object:
+        """The parameter of `tags_subset`."""
+        return json.dumps(list(tags))
+
+    def reserve_ids(self, tx: Tx, table: str, count: int) -> list[int]:
+        """Reserve `count` new ids of `table`, ascending; ids are never reused."""
+        row = tx.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        first = (int(row[0]) if row else 0) + 1
+        if row:
+            tx.execute(
+                "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (first + count - 1, table)
+            )
+        else:
+            tx.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, first + count - 1)
+            )
+        return list(range(first, first + count))
+
+    def lock_name(self, tx: Tx, name: str) -> None:
+        """Serialise transactions on `name` until commit (SQLite: the write lock already does)."""
+
+
+SQLITE = Dialect()
+
+
+class Tx:
+    """An open transaction: `execute`, `executemany`, the dialect, and whether to wake workers."""
+
+    __slots__ = ("dialect", "execute", "executemany", "wakes")
+
+    def __init__(self, execute: Execute, executemany: ExecuteMany, dialect: Dialect) -> None:
+        self.execute = execute
+        self.executemany = executemany
+        self.dialect = dialect
+        self.wakes = False
+        """Set by the engine when work may have become claimable (a NOTIFY on PostgreSQL)."""
+
+    @classmethod
+    def sqlite(cls, conn: sqlite3.Connection) -> Tx:
+        """A Tx over a SQLite connection: its bound methods, no wrapping on the hot path."""
+        return cls(conn.execute, conn.executemany, SQLITE)
