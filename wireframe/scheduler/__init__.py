@@ -33,6 +33,7 @@ from wireframe.scheduler.events import (
     JobUnblocked,
     JobWaiting,
 )
+from wireframe.scheduler.metrics import SchedulerMetrics, scheduler_metrics
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Cron, Every, Recurrence
 from wireframe.scheduler.retry import Retry
@@ -83,8 +84,10 @@ __all__ = [
     "RunningJob",
     "Scheduler",
     "SchedulerError",
+    "SchedulerMetrics",
     "ShutdownMode",
     "Snapshot",
     "Submitted",
     "Worker",
+    "scheduler_metrics",
 ]

@@ -14,7 +14,9 @@ from wireframe.service.errors import (
     TaskNotStoppedError,
     WiringError,
 )
+from wireframe.service.health import HealthServer
 from wireframe.service.hooks import ShutdownHook
+from wireframe.service.metrics import MetricFamily, MetricsRegistry
 from wireframe.service.service import Service
 from wireframe.service.status import (
     HookStatus,
@@ -36,7 +38,10 @@ from wireframe.service.wiring import ServiceContext, WiringLayer
 
 __all__ = [
     "DuplicateResourceError",
+    "HealthServer",
     "HookStatus",
+    "MetricFamily",
+    "MetricsRegistry",
     "MissingResourceError",
     "OneshotTask",
     "Precondition",

@@ -1,0 +1,328 @@
+"""HealthServer over real sockets: liveness, readiness around the barrier, Prometheus metrics."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from wireframe import (
+    Domain,
+    HealthServer,
+    JobContext,
+    Precondition,
+    Retry,
+    Scheduler,
+    Service,
+    StopReceiver,
+    Task,
+    TaskKind,
+    scheduler_metrics,
+)
+from wireframe.service.metrics import Histogram, MetricsRegistry, counter, gauge, render
+from wireframe.store import ClaimRequest, MemoryStore
+
+LIMIT = 10.0
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+def fetch(port: int, path: str, method: str = "GET") -> Response:
+    """One request with the standard library's HTTP client (blocking: run it in a thread)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, headers, response.read()
+    finally:
+        conn.close()
+
+
+async def get(port: int, path: str, method: str = "GET") -> Response:
+    return await anyio.to_thread.run_sync(fetch, port, path, method)
+
+
+async def eventually(check: Callable[[], Any], what: str) -> Any:
+    """Poll an async check until it returns something truthy (fail after LIMIT seconds)."""
+    with anyio.fail_after(LIMIT):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await anyio.sleep(0.02)
+
+
+Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
+_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> tuple[Metrics, dict[str, str]]:
+    """Parse the Prometheus text format: samples by (name, labels), and each family's TYPE."""
+    samples: Metrics = {}
+    types: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+            continue
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        assert match, f"not a sample line: {line!r}"
+        name, labels, value = match.groups()
+        pairs = frozenset(_PAIR.findall(labels or ""))
+        samples[(name, pairs)] = float(value)
+    return samples, types
+
+
+def value(samples: Metrics, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def make_service(name: str = "svc") -> Service:
+    return Service(name, handle_signals=False, graceful_timeout=5.0)
+
+
+@pytest.mark.anyio
+async def test_ready_is_503_until_the_barrier_is_released_then_200() -> None:
+    service = make_service()
+    release = anyio.Event()
+    health = HealthServer(service, port=0)
+
+    class WaitForDatabase(Precondition):
+        id = "database"
+
+        async def run(self, stop: StopReceiver) -> None:
+            await release.wait()
+
+    async def work(stop: StopReceiver) -> None:
+        await stop.wait()
+
+    service.add_task(health).add_task(WaitForDatabase()).add_task(Task.from_fn("work", work))
+    with anyio.fail_after(LIMIT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run)
+            port = await health.started()
+            assert health.url == f"http://127.0.0.1:{port}"
+
+            status, headers, body = await get(port, "/health")
+            assert status == 200 and json.loads(body)["status"] == "ok"
+            status, headers, body = await get(port, "/ready")
+            assert status == 503
+            assert headers["content-type"] == "application/json"
+            ready = json.loads(body)
+            assert ready["ready"] is False and ready["phase"] == "starting"
+            assert set(ready["waiting"]) == {"work"}
+
+            release.set()
+
+            async def is_ready() -> bool:
+                return (await get(port, "/ready"))[0] == 200
+
+            await eventually(is_ready, "/ready to answer 200")
+            body = (await get(port, "/ready"))[2]
+            assert json.loads(body) == {
+                "ready": True,
+                "service": "svc",
+                "phase": "ready",
+                "waiting": [],
+            }
+            service.stop("test over")
+    assert service.status().task("health").state.value == "finished"
+
+
+@pytest.mark.anyio
+async def test_unknown_paths_methods_head_and_keep_alive() -> None:
+    service = make_service()
+    health = HealthServer(service, port=0)
+    service.add_task(health)
+    with anyio.fail_after(LIMIT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run)
+            port = await health.started()
+            status, _, body = await get(port, "/nope")
+            assert status == 404 and "/nope" in json.loads(body)["error"]
+            status, _, body = await get(port, "/health", "POST")
+            assert status == 405
+            status, headers, body = await get(port, "/health", "HEAD")
+            assert status == 200 and body == b"" and int(headers["content-length"]) > 0
+
+            def two_requests_one_connection() -> list[int]:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                try:
+                    codes = []
+                    for path in ("/health", "/metrics"):
+                        conn.request("GET", path)
+                        response = conn.getresponse()
+                        response.read()
+                        codes.append(response.status)
+                    return codes
+                finally:
+                    conn.close()
+
+            assert await anyio.to_thread.run_sync(two_requests_one_connection) == [200, 200]
+
+            def garbage() -> bytes:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                    return sock.recv(4096)
+
+            reply = await anyio.to_thread.run_sync(garbage)
+            assert reply.startswith(b"HTTP/1.1 400")
+            assert (await get(port, "/health"))[0] == 200  # still serving
+            service.stop()
+
+
+@pytest.mark.anyio
+async def test_metrics_report_tasks_jobs_outcomes_durations_and_reclaims() -> None:
+    media = Domain("media")
+
+    @media.job(retry=Retry.fixed(attempts=3, delay=0))
+    async def resize(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        if job.get("fail"):
+            raise ValueError("broken image")
+        return {"ok": True}
+
+    store = MemoryStore()
+    scheduler = Scheduler(store, domains=[media], max_concurrency=2, poll_interval=0.05)
+    service = make_service("media-svc")
+    health = HealthServer(service, port=0, collectors=[scheduler_metrics(scheduler)])
+
+    idle_stop = anyio.Event()
+
+    async def idle(stop: StopReceiver) -> None:
+        await idle_stop.wait()
+
+    service.add_task(health).add_task(scheduler)
+    service.add_task(Task.from_fn("idle", idle, kind=TaskKind.ONESHOT))
+    with anyio.fail_after(LIMIT):
+        async with anyio.create_task_group() as tg:
+            # A job claimed by a worker that dies: its lease (50 ms) expires, ours reclaims it.
+            await scheduler.open()
+            orphan = (await scheduler.submit({"n": 0}, type="media::resize")).id
+            taken = await store.claim(ClaimRequest("dead-worker", 1, 0.05, ("media",)))
+            assert [j.id for j in taken] == [orphan]
+
+            tg.start_soon(service.run)
+            port = await health.started()
+            ok = [(await scheduler.submit({"n": i}, type="media::resize")).id for i in (1, 2)]
+            bad = (await scheduler.submit({"fail": True}, type="media::resize")).id
+            for job_id in [*ok, orphan]:
+                await scheduler.result(job_id, timeout=LIMIT)
+
+            async def failed_for_good() -> bool:
+                job = await scheduler.get(bad)
+                return job is not None and job.state.value == "failed"
+
+            await eventually(failed_for_good, "the failing job to fail")
+
+            async def scrape() -> tuple[Metrics, dict[str, str]] | None:
+                status, headers, body = await get(port, "/metrics")
+                assert status == 200
+                assert headers["content-type"].startswith("text/plain; version=0.0.4")
+                samples, types = parse_metrics(body.decode())
+                done = value(samples, "wireframe_jobs_completed_total", type="media::resize")
+                failed = value(
+                    samples, "wireframe_jobs_failed_total", type="media::resize", will_retry="false"
+                )
+                return (samples, types) if done == 3 and failed == 1 else None
+
+            samples, types = await eventually(scrape, "the counters to catch up")
+            t = "media::resize"
+            assert value(samples, "wireframe_jobs", domain="media", type=t, state="completed") == 3
+            assert value(samples, "wireframe_jobs", domain="media", type=t, state="failed") == 1
+            assert value(samples, "wireframe_jobs_failed_total", type=t, will_retry="true") == 2
+            assert value(samples, "wireframe_lease_reclaims_total", type=t) == 1
+            assert value(samples, "wireframe_job_duration_seconds_count", type=t) == 3
+            assert value(samples, "wireframe_job_duration_seconds_bucket", type=t, le="+Inf") == 3
+            buckets = sorted(
+                (float(dict(labels)["le"]), v)
+                for (name, labels), v in samples.items()
+                if name == "wireframe_job_duration_seconds_bucket"
+            )
+            assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
+            assert value(samples, "wireframe_job_duration_seconds_sum", type=t) >= 0
+            assert types["wireframe_job_duration_seconds"] == "histogram"
+            assert types["wireframe_jobs_completed_total"] == "counter"
+            assert types["wireframe_jobs"] == "gauge"
+            assert value(samples, "wireframe_service_ready", service="media-svc") == 1
+            for task, kind in (("health", "unconstrained"), ("scheduler", "task")):
+                labels = {"task": task, "kind": kind, "state": "running"}
+                assert value(samples, "wireframe_task_state", **labels) == 1
+            assert value(samples, "wireframe_tasks", kind="oneshot", state="running") == 1
+            idle_stop.set()
+            service.stop()
+
+
+def test_registry_rendering_escapes_and_rejects_bad_names() -> None:
+    histogram = Histogram("h_seconds", "A histogram.", ("type",), buckets=(0.1, 1.0))
+    for v in (0.05, 0.1, 0.5, 5.0):
+        histogram.observe(v, "a")
+    text = render(
+        [
+            gauge("g", 'Help with \\ and\nnewline.', [({"path": 'a"b\\c\nd'}, 1.5)]),
+            counter("c_total", "A counter.", [({}, 3)]),
+            histogram.family(),
+        ]
+    )
+    assert '# HELP g Help with \\\\ and\\nnewline.' in text
+    assert 'g{path="a\\"b\\\\c\\nd"} 1.5' in text
+    assert "c_total 3\n" in text
+    samples, _ = parse_metrics(text)
+    assert value(samples, "h_seconds_bucket", type="a", le="0.1") == 2
+    assert value(samples, "h_seconds_bucket", type="a", le="1") == 3
+    assert value(samples, "h_seconds_bucket", type="a", le="+Inf") == 4
+    assert value(samples, "h_seconds_sum", type="a") == pytest.approx(5.65)
+    with pytest.raises(ValueError, match="'bad-name'"):
+        gauge("bad-name", "x")
+    with pytest.raises(ValueError, match="expected labels"):
+        histogram.observe(1.0)
+    with pytest.raises(ValueError, match="port must be"):
+        HealthServer(make_service(), port=70000)
+
+
+@pytest.mark.anyio
+async def test_a_duplicated_family_and_a_failing_collector_answer_500() -> None:
+    registry = MetricsRegistry([lambda: [gauge("x", "x")], lambda: [gauge("x", "x")]])
+    with pytest.raises(ValueError, match="'x' is produced twice"):
+        await registry.render()
+    service = make_service()
+
+    def broken() -> list[Any]:
+        raise RuntimeError("collector down")
+
+    health = HealthServer(service, port=0, collectors=[broken])
+    service.add_task(health)
+    with anyio.fail_after(LIMIT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run)
+            port = await health.started()
+            status, _, body = await get(port, "/metrics")
+            assert status == 500 and "collector down" in json.loads(body)["error"]
+            assert (await get(port, "/health"))[0] == 200
+            service.stop()
+
+
+@pytest.mark.anyio
+async def test_a_port_in_use_fails_the_task_with_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = make_service()
+        health = HealthServer(service, port=port)
+        service.add_task(health)
+        with anyio.fail_after(LIMIT), pytest.raises(Exception) as info:
+            await service.run()
+        assert f"cannot listen on 127.0.0.1:{port}" in str(info.value.exceptions[0])
+        with pytest.raises(RuntimeError, match="did not start"):
+            await health.started()

@@ -1,0 +1,206 @@
+"""HealthServer: ``/health``, ``/ready`` and ``/metrics`` over HTTP/1.1 (h11 on anyio sockets).
+
+h11 is a sans-IO HTTP/1.1 state machine: it parses and frames bytes and never touches a
+socket, so the same server runs on asyncio and trio through anyio streams.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import h11
+
+from wireframe.service.metrics import CONTENT_TYPE, Collector, MetricsRegistry, service_collector
+from wireframe.service.task import UnconstrainedTask
+
+if TYPE_CHECKING:
+    from wireframe.service.service import Service
+    from wireframe.service.stop import StopReceiver
+
+log = logging.getLogger("wireframe.service.health")
+
+MAX_REQUEST_BYTES = 16 * 1024
+"""Requests whose head is larger than this are refused (431) and the connection closed."""
+
+READ_TIMEOUT = 10.0
+"""Seconds a connection may stay silent before the server closes it."""
+
+
+class HealthServer(UnconstrainedTask):
+    """Serves liveness (``/health``), readiness (``/ready``) and Prometheus ``/metrics``.
+
+    It is an ``UnconstrainedTask``: it starts at once, so ``/ready`` answers 503 while the
+    preconditions run and 200 once ``service.status().ready``. Pass ``port=0`` to bind a
+    free port; ``await server.started()`` returns the port actually bound.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        collectors: tuple[Collector, ...] | list[Collector] = (),
+        registry: MetricsRegistry | None = None,
+        id: str = "health",
+    ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"HealthServer port must be an int in 0..65535, got {port!r}")
+        self.id = id
+        self.service = service
+        self.host = host
+        self.port = port
+        self.registry = registry if registry is not None else MetricsRegistry()
+        self.registry.register(service_collector(service))
+        for collector in collectors:
+            self.registry.register(collector)
+        self._bound = anyio.Event()
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<HealthServer {self.id!r} on {self.host}:{self.port}>"
+
+    def add_collector(self, collector: Collector) -> HealthServer:
+        """Add a metrics collector (a callable returning metric families); returns the server."""
+        self.registry.register(collector)
+        return self
+
+    async def started(self) -> int:
+        """Wait until the server listens; return the bound port (raises if binding failed)."""
+        await self._bound.wait()
+        if self._error is not None:
+            raise RuntimeError(f"{self!r} did not start: {self._error}") from self._error
+        return self.port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (the bound port once started)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def run(self, stop: StopReceiver) -> None:
+        """Listen and answer requests until stop."""
+        try:
+            listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        except OSError as exc:
+            self._error = exc
+            self._bound.set()
+            raise OSError(
+                exc.errno, f"health server cannot listen on {self.host}:{self.port}: {exc}"
+            ) from exc
+        async with listener:
+            self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+            self._bound.set()
+            log.info("health server listening on %s", self.url)
+            async with anyio.create_task_group() as tg:
+                for collector in self.registry.collectors:
+                    background = getattr(collector, "background", None)
+                    if callable(background):
+                        tg.start_soon(background)
+                tg.start_soon(listener.serve, self._serve_connection, tg)
+                await stop.wait()
+                tg.cancel_scope.cancel()
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
+        async with stream:
+            try:
+                while await self._serve_one(conn, stream):
+                    conn.start_next_cycle()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, TimeoutError):
+                pass
+            except h11.RemoteProtocolError as exc:
+                await self._send_error(conn, stream, exc)
+            except Exception:  # one bad connection must not take the server down
+                log.exception("health server: error while serving a connection")
+
+    async def _serve_one(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> bool:
+        """Answer one request; True if the connection can carry another one."""
+        request: h11.Request | None = None
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                with anyio.fail_after(READ_TIMEOUT):
+                    try:
+                        data = await stream.receive()
+                    except anyio.EndOfStream:
+                        data = b""
+                conn.receive_data(data)
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                return False
+        assert request is not None
+        status, content_type, body = await self._route(request)
+        head = request.method == b"HEAD"
+        await self._send(conn, stream, status, content_type, body, head=head)
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    async def _route(self, request: h11.Request) -> tuple[int, str, bytes]:
+        path = request.target.split(b"?", 1)[0].decode("ascii", "replace")
+        if request.method not in (b"GET", b"HEAD"):
+            return _json(405, {"error": f"method {request.method.decode()} not allowed"})
+        if path == "/health":
+            status = self.service.status()
+            return _json(200, {"status": "ok", "service": status.name, "phase": status.phase.value})
+        if path == "/ready":
+            status = self.service.status()
+            waiting = [t.id for t in status.tasks if t.state.value in ("pending", "waiting")]
+            body = {
+                "ready": status.ready,
+                "service": status.name,
+                "phase": status.phase.value,
+                "waiting": waiting,
+            }
+            return _json(200 if status.ready else 503, body)
+        if path == "/metrics":
+            try:
+                text = await self.registry.render()
+            except Exception as exc:
+                log.exception("metrics collection failed")
+                return _json(500, {"error": f"metrics collection failed: {exc!r}"})
+            return 200, CONTENT_TYPE, text.encode()
+        return _json(404, {"error": f"no such path {path!r}; try /health, /ready or /metrics"})
+
+    async def _send(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        status: int,
+        content_type: str,
+        body: bytes,
+        *,
+        head: bool = False,
+    ) -> None:
+        headers = [
+            ("content-type", content_type),
+            ("content-length", str(len(body))),
+            ("cache-control", "no-store"),
+        ]
+        await stream.send(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
+        if body and not head:
+            await stream.send(conn.send(h11.Data(data=body)) or b"")
+        await stream.send(conn.send(h11.EndOfMessage()) or b"")
+
+    async def _send_error(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, exc: h11.RemoteProtocolError
+    ) -> None:
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        status, content_type, body = _json(exc.error_status_hint, {"error": str(exc)})
+        try:
+            await self._send(conn, stream, status, content_type, body)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, h11.LocalProtocolError):
+            pass
+
+
+def _json(status: int, data: dict[str, Any]) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(data).encode()
