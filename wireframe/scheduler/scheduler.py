@@ -10,7 +10,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
-import attrs
 
 from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.context import JobContext
@@ -209,26 +208,36 @@ class Scheduler(Task):
         """Submit many jobs with the same options in one transaction: all are stored or none."""
         templates: dict[object, NewJob] = {}
         jobs: list[NewJob] = []
+        explicit_key = options.get("key")
         for payload in payloads:
             cls = payload.__class__
-            template = templates.get(cls)
-            if template is None or cls is dict:
+            t = templates.get(cls)
+            if t is None or cls is dict:
                 job = self.build_job(payload, type, options)
                 templates[cls] = job
             else:
                 # Options were checked once for this payload type: only the payload and the key
                 # differ from one job to the next.
-                job_type = self.types[template.type]
-                job = attrs.evolve(
-                    template,
-                    payload=encode_payload(
-                        payload,
-                        expected=job_type.payload_type,
-                        where=f"submit {job_type.type} payload",
-                    ),
-                    key=key_of(
-                        job_type, payload, options.get("key"), where=f"submit {job_type.type}"
-                    ),
+                job_type = self.types[t.type]
+                where = f"submit {job_type.type}"
+                job = NewJob(
+                    type=t.type,
+                    domain=t.domain,
+                    payload=encode_payload(payload, expected=job_type.payload_type, where=where),
+                    priority=t.priority,
+                    run_at=t.run_at,
+                    key=key_of(job_type, payload, explicit_key, where=where)
+                    if explicit_key is not None or job_type.key is not None
+                    else None,
+                    depends_on=t.depends_on,
+                    on_dependency_failure=t.on_dependency_failure,
+                    parent_id=t.parent_id,
+                    tags=t.tags,
+                    resources=t.resources,
+                    expires_at=t.expires_at,
+                    max_attempts=t.max_attempts,
+                    fail_fast=t.fail_fast,
+                    recurring=t.recurring,
                 )
             jobs.append(job)
         return await self._submit(jobs)
