@@ -91,8 +91,9 @@ def main() -> int:
         out = await scheduler.submit(Tick("heartbeat"), recurring=Every(0.1))
         sid = out.schedule_id  # type: ignore[union-attr]
         await anyio.sleep(0.35)
-        await scheduler.pause_schedule(sid)
-        await anyio.sleep(0.15)  # let an occurrence already fired finish
+        record = await scheduler.pause_schedule(sid)
+        if record.last_job_id is not None:  # an occurrence fired before the pause still runs
+            await scheduler.result(record.last_job_id, timeout=10)
         paused_at = count("heartbeat")
         await anyio.sleep(0.4)
         print(f"heartbeat: {paused_at} runs, paused; {count('heartbeat')} runs 0.4 s later")
