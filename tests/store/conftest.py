@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from wireframe.store import MemoryStore, SqliteStore, Store
+from wireframe.store import MemoryStore, PostgresStore, SqliteStore, Store
+
+from pg_support import drop_schema, new_schema_name, require_pg
 
 
 class FakeClock:
@@ -55,9 +57,26 @@ async def sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]
         await store.close()
 
 
+@asynccontextmanager
+async def postgres_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+    """A PostgreSQL store in a fresh schema of its own, dropped afterwards."""
+    dsn = require_pg()
+    name = new_schema_name()
+    store = PostgresStore(dsn, schema=name, clock=clock, pool_size=2)
+    try:
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+    finally:
+        drop_schema(name)
+
+
 STORE_FACTORIES: list[object] = [
     pytest.param(memory_store, id="memory"),
     pytest.param(sqlite_store, id="sqlite"),
+    pytest.param(postgres_store, id="postgres", marks=pytest.mark.postgres),
 ]
 
 

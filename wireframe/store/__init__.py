@@ -1,4 +1,4 @@
-"""Durable job storage: the Store protocol and its memory and SQLite implementations."""
+"""Durable job storage: the Store protocol and its memory, SQLite and PostgreSQL stores."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from wireframe.store.errors import (
     UnknownJobError,
     UnknownScheduleError,
 )
+from wireframe.store.postgres import PostgresStore
 from wireframe.store.records import (
     ACTIVE_STATES,
     FAR_FUTURE,
@@ -64,6 +65,7 @@ __all__ = [
     "NewJob",
     "NewSchedule",
     "Outcome",
+    "PostgresStore",
     "Release",
     "ScheduleRecord",
     "SchemaVersionError",

@@ -24,9 +24,9 @@ def store_from_url(url: str | os.PathLike[str]) -> Store:
             )
         return SqliteStore(path[1:])
     if text.startswith(("postgresql://", "postgres://")):
-        raise StoreURLError(
-            f"store URL {text!r}: the PostgreSQL store is not available yet in this version"
-        )
+        from wireframe.store.postgres import PostgresStore
+
+        return PostgresStore(text)
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise StoreURLError(

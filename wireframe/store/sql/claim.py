@@ -125,12 +125,19 @@ def claim(
     lease = (req.worker_id, now + req.lease_ttl, now)
     if chooser is None:
         # The common case: one statement picks and leases the best jobs.
-        claimed = tx.execute(
-            f"{_LEASE} WHERE id IN (SELECT id FROM jobs WHERE {where} "
-            f"ORDER BY priority DESC, id LIMIT ?{skip}) AND state = 'pending' "
-            f"RETURNING {JOB_COLUMNS}",
-            (*lease, *params, req.limit),
-        ).fetchall()
+        pick = f"SELECT id FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?{skip}"
+        if tx.dialect.materialize_pick:
+            # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
+            sql = (
+                f"WITH picked AS MATERIALIZED ({pick}) {_LEASE} "
+                f"WHERE id IN (SELECT id FROM picked) AND state = 'pending' "
+                f"RETURNING {JOB_COLUMNS}"
+            )
+            args: tuple[object, ...] = (*params, req.limit, *lease)
+        else:
+            sql = f"{_LEASE} WHERE id IN ({pick}) AND state = 'pending' RETURNING {JOB_COLUMNS}"
+            args = (*lease, *params, req.limit)
+        claimed = tx.execute(sql, args).fetchall()
         jobs = [job_from_row(r) for r in claimed]
         jobs.sort(key=lambda j: (-j.priority, j.id))
     else:

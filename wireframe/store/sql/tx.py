@@ -53,6 +53,8 @@ class Dialect:
     """Suffix of a SELECT that must lock its rows until commit (SQLite: the write lock does)."""
     skip_locked = ""
     """Suffix of a claim SELECT that skips rows other transactions hold."""
+    materialize_pick = False
+    """Pick claim candidates in a MATERIALIZED CTE before leasing them."""
 
     def greatest(self, a: str, b: str) -> str:
         """The larger of two SQL expressions."""

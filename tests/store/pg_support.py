@@ -1,0 +1,60 @@
+"""PostgreSQL test plumbing: the server's DSN, a reachability check, and throwaway schemas.
+
+`WIREFRAME_TEST_PG_DSN` (default postgresql://postgres@127.0.0.1:5432/test) names the server.
+When it cannot be reached, PostgreSQL tests skip with the reason, except under `CI=true`, where
+they fail: in CI they must run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+
+import pytest
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pg_dsn() -> str:
+    """The test server's DSN."""
+    return os.environ.get("WIREFRAME_TEST_PG_DSN", DEFAULT_DSN)
+
+
+@functools.cache
+def unreachable_reason() -> str | None:
+    """Why the test server cannot be used, or None if it can (checked once per session)."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[postgres]')"
+    try:
+        psycopg.connect(pg_dsn(), connect_timeout=3).close()
+    except psycopg.Error as exc:
+        from wireframe.store.postgres import redact
+
+        return f"PostgreSQL at {redact(pg_dsn())} is unreachable: {' '.join(str(exc).split())}"
+    return None
+
+
+def require_pg() -> str:
+    """The DSN, or skip (fail under CI=true) when the server is unreachable."""
+    reason = unreachable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)", pytrace=False)
+        pytest.skip(reason)
+    return pg_dsn()
+
+
+def new_schema_name(prefix: str = "wft") -> str:
+    """A fresh schema name for one test."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def drop_schema(name: str) -> None:
+    """Drop a test schema and everything in it."""
+    import psycopg
+
+    with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")

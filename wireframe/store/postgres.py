@@ -1,0 +1,582 @@
+"""The PostgreSQL store: many worker processes on many machines share one database.
+
+The store runs the same transition engine as SQLite (`wireframe.store.sql.*`, sync functions over
+a `Tx`) on psycopg 3 *sync* connections from a `psycopg_pool.ConnectionPool`, each operation in
+a worker thread (`anyio.to_thread`). One engine means one behaviour on every database, and the
+store works on asyncio and on trio alike. PostgreSQL-specific parts live in `PostgresDialect`:
+`FOR UPDATE SKIP LOCKED` claims, row locks where SQLite's single writer made them implicit,
+`GREATEST`/`LEAST`, jsonb tag containment, sequence ids and advisory locks.
+
+Times come from the database clock (`clock_timestamp()` as epoch seconds), so leases agree across
+machines; times the scheduler computes itself (delays, ttl, retry backoff) use the client clock,
+which only shifts them by the clocks' skew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+
+from wireframe.store.base import Chooser
+from wireframe.store.errors import StoreError, StoreURLError
+from wireframe.store.records import (
+    AttemptRecord,
+    Beat,
+    Checkpoint,
+    ClaimRequest,
+    EventRecord,
+    Fired,
+    JobRecord,
+    JobState,
+    Lease,
+    LeaseStatus,
+    NewJob,
+    Outcome,
+    ScheduleRecord,
+    SubmitResult,
+)
+from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import control, durable, finish, query, schedules, schema
+from wireframe.store.sql.submit import submit as submit_sql
+from wireframe.store.sql.tx import Cursor, Dialect, Tx
+
+try:
+    import psycopg
+    import psycopg.errors
+    import psycopg_pool
+except ImportError:  # pragma: no cover - depends on the installed extras
+    psycopg = None  # type: ignore[assignment]
+    psycopg_pool = None  # type: ignore[assignment]
+
+T = TypeVar("T")
+log = logging.getLogger("wireframe.store")
+
+DEFAULT_SCHEMA = "wireframe"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL spelling of the engine's non-portable bits."""
+
+    name = "postgresql"
+    lock = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    materialize_pick = True
+
+    def greatest(self, a: str, b: str) -> str:
+        """GREATEST(a, b)."""
+        return f"GREATEST({a}, {b})"
+
+    def least(self, a: str, b: str) -> str:
+        """LEAST(a, b)."""
+        return f"LEAST({a}, {b})"
+
+    def lock_of(self, alias: str) -> str:
+        """FOR UPDATE OF alias."""
+        return f" FOR UPDATE OF {alias}"
+
+    def tags_subset(self) -> str:
+        """jsonb containment: every tag of the job is in the worker's list."""
+        return "(tags IS NULL OR tags::jsonb <@ ?::jsonb)"
+
+    def reserve_ids(self, tx: Tx, table: str, count: int) -> list[int]:
+        """`count` values of the table's sequence, ascending."""
+        if table not in ("jobs",):
+            raise ValueError(f"reserve_ids: no id sequence for table {table!r}")
+        rows = tx.execute(
+            f"SELECT nextval('{table}_id_seq') FROM generate_series(1, ?)", (count,)
+        ).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def lock_name(self, tx: Tx, name: str) -> None:
+        """A transaction-scoped advisory lock on the name's hash."""
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
+
+
+POSTGRES = PostgresDialect()
+
+_placeholders: dict[str, str] = {}
+
+
+def _translate(sql: str) -> str:
+    """`?` placeholders to psycopg's `%s` (a literal `%` doubled); cached per statement."""
+    out = _placeholders.get(sql)
+    if out is None:
+        out = _placeholders[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return out
+
+
+def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
+    """A Tx over a psycopg connection whose transaction the caller commits."""
+
+    def execute(sql: str, params: Sequence[Any] = (), /) -> Cursor:
+        return conn.execute(_translate(sql), tuple(params))
+
+    def executemany(sql: str, rows: Sequence[Sequence[Any]], /) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(_translate(sql), rows)
+
+    return Tx(execute, executemany, POSTGRES)
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
+
+
+def parse_url(url: str, schema_name: str | None) -> tuple[str, str]:
+    """Split a store URL into (libpq conninfo URL without `schema=`, schema name)."""
+    safe = redact(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        raise StoreURLError(f"store URL {safe!r}: not a valid PostgreSQL URL ({exc})") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StoreURLError(f"store URL {safe!r}: expected postgresql://user@host:port/dbname")
+    query_items = parse_qsl(parts.query, keep_blank_values=True)
+    from_url = [v for k, v in query_items if k == "schema"]
+    kept = [(k, v) for k, v in query_items if k != "schema"]
+    name = schema_name if schema_name is not None else (from_url[-1] if from_url else None)
+    name = DEFAULT_SCHEMA if name is None else name
+    if not isinstance(name, str) or not _SCHEMA_NAME.match(name):
+        raise StoreURLError(
+            f"store URL {safe!r}: schema name {name!r} must be lowercase letters, digits and "
+            f"underscores, starting with a letter or underscore (at most 63 characters)"
+        )
+    conninfo = urlunsplit(parts._replace(query=urlencode(kept)))
+    return conninfo, name
+
+
+_RETRY_TX = ("40001", "40P01", "23505")
+"""Serialization failure, deadlock, unique violation (a concurrent submit of the same key)."""
+
+
+class PostgresStore:
+    """Jobs in a PostgreSQL schema, shared by worker processes on many machines."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        clock: Callable[[], float] | None = None,
+        pool_size: int = 4,
+        connect_timeout: float = 10.0,
+        reconnect_timeout: float = 120.0,
+    ) -> None:
+        if psycopg is None or psycopg_pool is None:  # pragma: no cover
+            raise StoreError(
+                f"{redact(url)}: the PostgreSQL store needs psycopg; "
+                f"install it with `pip install 'wireframe[postgres]'`"
+            )
+        self._conninfo, self.schema = parse_url(url, schema)
+        self.url = redact(url)
+        self.clock = clock
+        if pool_size < 1:
+            raise ValueError(f"PostgresStore pool_size must be >= 1, got {pool_size!r}")
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._reconnect_timeout = reconnect_timeout
+        self.channel = f"wireframe_{self.schema}"[:63]
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._limiter = anyio.CapacityLimiter(pool_size)
+        self._lock = threading.Lock()
+        self._waiters: dict[int, tuple[anyio.lowlevel.EventLoopToken, anyio.Event]] = {}
+        self._generation = 0
+        self._claim_generation = 0
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r}, schema={self.schema!r})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f"SET search_path TO {self.schema}")
+        conn.commit()
+
+    def _open_sync(self) -> None:
+        pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            kwargs={"autocommit": False, "connect_timeout": max(1, int(self._connect_timeout))},
+            configure=self._configure,
+            timeout=self._connect_timeout,
+            reconnect_timeout=self._reconnect_timeout,
+            name=f"wireframe-{self.schema}",
+        )
+        try:
+            pool.open(wait=True, timeout=self._connect_timeout)
+        except psycopg_pool.PoolTimeout:
+            reason = _connect_reason(self._conninfo, self._connect_timeout)
+            pool.close()
+            raise StoreError(f"{self.url}: cannot connect to PostgreSQL: {reason}") from None
+        try:
+            with pool.connection() as conn:
+                # Many processes may start at once: one migrates, the others wait and find it done.
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    (f"wireframe.migrate.{self.schema}",),
+                )
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                conn.execute(f"SET LOCAL search_path TO {self.schema}")
+                schema.migrate(pg_tx(conn), self.url, schema.PG_MIGRATIONS)
+                conn.commit()
+        except BaseException:
+            pool.close()
+            raise
+        self._pool = pool
+
+    def _call(self, op: Callable[..., T], args: tuple[Any, ...], retry_commit: bool) -> T:
+        """Run `op(tx, now, *args)` in one transaction; reconnect and retry transient failures."""
+        deadline = time.monotonic() + self._reconnect_timeout
+        delay = 0.01
+        conflicts = 0
+        while True:
+            pool = self._pool
+            if pool is None:
+                raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+            committing = False
+            try:
+                with pool.connection() as conn:
+                    tx = pg_tx(conn)
+                    try:
+                        if self.clock is not None:
+                            now = self.clock()
+                        elif getattr(op, "needs_now", True):
+                            row = conn.execute(_NOW).fetchone()
+                            now = float(row[0]) if row else time.time()
+                        else:
+                            now = 0.0
+                        result = op(tx, now, *args)
+                        if tx.wakes:
+                            conn.execute(f"NOTIFY {self.channel}")
+                    except BaseException:
+                        if not conn.closed:
+                            conn.rollback()
+                        raise
+                    committing = True
+                    conn.commit()
+                    return result
+            except (
+                psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout
+            ) as exc:
+                sqlstate = getattr(exc, "sqlstate", None)
+                if sqlstate in _RETRY_TX and conflicts < 20:
+                    conflicts += 1
+                    time.sleep(random.uniform(0, 0.002 * conflicts))
+                    continue
+                if committing and not retry_commit:
+                    raise StoreError(
+                        f"{self.url}: the connection was lost while committing; the change may or "
+                        f"may not have been applied ({_one_line(exc)})"
+                    ) from exc
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(
+                        f"{self.url}: PostgreSQL unreachable for {self._reconnect_timeout:g} s: "
+                        f"{_one_line(exc)}"
+                    ) from exc
+                log.warning("%s: %s; retrying in %.2f s", self.url, _one_line(exc), delay)
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 2.0)
+            except psycopg.errors.Error as exc:
+                if exc.sqlstate in _RETRY_TX and conflicts < 20:
+                    conflicts += 1
+                    time.sleep(random.uniform(0, 0.002 * conflicts))
+                    continue
+                raise StoreError(f"{self.url}: {_one_line(exc)}") from exc
+
+    async def _run(self, op: Callable[..., T], *args: Any, retry_commit: bool = True) -> T:
+        return await anyio.to_thread.run_sync(
+            self._call, op, args, retry_commit, limiter=self._limiter
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the schema if needed and migrate it under an advisory lock."""
+        if self._pool is None:
+            self._stop = threading.Event()
+            await anyio.to_thread.run_sync(self._open_sync)
+
+    async def close(self) -> None:
+        """Close the pool and stop listening; the store may be opened again."""
+        pool, self._pool = self._pool, None
+        self._stop.set()
+        self._listener = None
+        if pool is not None:
+            await anyio.to_thread.run_sync(pool.close)
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+        """Insert jobs in one transaction."""
+        return await self._run(submit_sql, list(jobs), retry_commit=False) if jobs else []
+
+    async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
+        """Lease pending jobs with FOR UPDATE SKIP LOCKED."""
+        self._claim_generation = self._generation
+        return await self._run(claim_sql.claim, request, chooser)
+
+    async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
+        """Extend held leases."""
+        return await self._run(finish.heartbeat, list(beats), lease_ttl) if beats else {}
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply fenced outcomes (a retried duplicate is rejected by the fence)."""
+        return await self._run(finish.finish, list(outcomes)) if outcomes else []
+
+    async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
+        """Cancel a job tree."""
+        return await self._run(control.cancel, job_id, reason)
+
+    async def pause(self, job_id: int) -> int:
+        """Pause a job tree."""
+        return await self._run(_without_now(control.pause), job_id)
+
+    async def resume(self, job_id: int) -> int:
+        """Resume a job tree."""
+        return await self._run(control.resume, job_id)
+
+    async def retry(self, job_id: int) -> None:
+        """Retry an ended job."""
+        await self._run(control.retry, job_id, retry_commit=False)
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        """One job."""
+        return await self._run(_without_now(query.get), job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        type: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs matching the filters."""
+
+        def op(tx: Tx, now: float) -> list[JobRecord]:
+            return query.list_jobs(
+                tx, states=states, domain=domain, type=type, parent_id=parent_id,
+                limit=limit, offset=offset, newest_first=newest_first,
+            )
+
+        return await self._run(op)
+
+    async def counts(self) -> dict[tuple[str, str, JobState], int]:
+        """Counts per (domain, type, state)."""
+        return await self._run(_without_now(query.counts))
+
+    async def attempts(self, job_id: int) -> list[AttemptRecord]:
+        """Attempts of a job."""
+        return await self._run(_without_now(query.attempts), job_id)
+
+    async def age(self, older_than: float, step: int, cap: int) -> int:
+        """Boost long-waiting pending jobs."""
+        return await self._run(claim_sql.age, older_than, step, cap)
+
+    async def next_due_at(self) -> float | None:
+        """Earliest due time of scheduled or suspended jobs."""
+        return await self._run(_without_now(claim_sql.next_due_at))
+
+    async def top_pending_priority(
+        self, domains: Sequence[str], tags: Sequence[str]
+    ) -> int | None:
+        """Highest pending base priority."""
+        return await self._run(_without_now(claim_sql.top_pending_priority), domains, tags)
+
+    async def prune(self, finished_before: float) -> int:
+        """Delete old ended jobs."""
+        return await self._run(_without_now(control.prune), finished_before)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
+        """Due schedules."""
+        return await self._run(schedules.due, tuple(domains)) if domains else []
+
+    async def fire_schedule(
+        self, schedule_id: int, expected_run_at: float, following_run_at: float | None
+    ) -> Fired | None:
+        """Fire a due occurrence once across all processes."""
+        return await self._run(
+            schedules.fire, schedule_id, expected_run_at, following_run_at, retry_commit=False
+        )
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule."""
+        return await self._run(_without_now(schedules.list_all))
+
+    async def get_schedule(self, schedule_id: int) -> ScheduleRecord | None:
+        """One schedule."""
+        return await self._run(_without_now(schedules.get), schedule_id)
+
+    async def set_schedule_state(
+        self, schedule_id: int, state: str, next_run_at: float | None = None
+    ) -> ScheduleRecord:
+        """Pause, resume or cancel a schedule."""
+        return await self._run(schedules.set_state, schedule_id, state, next_run_at)
+
+    # -- durable jobs -----------------------------------------------------------------------
+
+    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
+        """Checkpoints of a job."""
+        return await self._run(_without_now(durable.checkpoints), job_id)
+
+    async def put_checkpoint(
+        self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
+    ) -> bool:
+        """Record a checkpoint, fenced on the lease."""
+        return await self._run(durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl)
+
+    async def spawn_child(
+        self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
+    ) -> int | None:
+        """Submit a child with its spawn checkpoint."""
+        return await self._run(
+            durable.spawn_child, lease, seq, name, job, lease_ttl, retry_commit=False
+        )
+
+    async def emit_event(self, name: str, payload: str | None) -> bool:
+        """Set an event latch."""
+        return await self._run(durable.emit_event, name, payload)
+
+    async def get_event(self, name: str) -> EventRecord | None:
+        """An emitted event."""
+        return await self._run(_without_now(durable.get_event), name)
+
+    # -- wake-ups ---------------------------------------------------------------------------
+
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Return on a NOTIFY from any process, or after a jittered `timeout` (fallback poll)."""
+        if self._pool is None:
+            await anyio.sleep(timeout)
+            return
+        self._ensure_listener()
+        if self._generation != self._claim_generation:
+            # A notification arrived since the last claim started: look again at once.
+            self._claim_generation = self._generation
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        key = id(event)
+        with self._lock:
+            self._waiters[key] = (anyio.lowlevel.current_token(), event)
+        try:
+            with anyio.move_on_after(timeout * random.uniform(0.8, 1.0)):
+                await event.wait()
+        finally:
+            with self._lock:
+                self._waiters.pop(key, None)
+
+    def _ensure_listener(self) -> None:
+        if self._listener is None or not self._listener.is_alive():
+            thread = threading.Thread(
+                target=self._listen,
+                args=(self._stop,),
+                name=f"wireframe-listen-{self.schema}",
+                daemon=True,
+            )
+            self._listener = thread
+            thread.start()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            self._generation += 1
+            waiters = list(self._waiters.values())
+        for token, event in waiters:
+            with contextlib.suppress(Exception):  # that event loop has finished
+                anyio.from_thread.run_sync(event.set, token=token)
+
+    def _listen(self, stop: threading.Event) -> None:
+        """The listening connection: wake waiters on NOTIFY; reconnect with backoff."""
+        delay = 0.05
+        conn: psycopg.Connection[Any] | None = None
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    conn = psycopg.connect(
+                        self._conninfo, autocommit=True,
+                        connect_timeout=max(1, int(self._connect_timeout)),
+                    )
+                    conn.execute(f"LISTEN {self.channel}")
+                    self._listening.set()
+                    delay = 0.05
+                    self._wake_all()  # notifications may have been missed while disconnected
+                for _ in conn.notifies(timeout=0.5):
+                    self._wake_all()
+                    if stop.is_set():
+                        break
+            except psycopg.Error as exc:
+                self._listening.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    conn = None
+                    log.warning("%s: listening connection lost: %s", self.url, _one_line(exc))
+                stop.wait(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 2.0)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def _without_now(fn: Callable[..., T]) -> Callable[..., T]:
+    """Adapt an operation that does not need the clock to the (tx, now, ...) calling form."""
+
+    def op(tx: Tx, now: float, *args: Any) -> T:
+        return fn(tx, *args)
+
+    op.needs_now = False  # type: ignore[attr-defined]
+    return op
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _connect_reason(conninfo: str, timeout: float) -> str:
+    """Why a connection fails, in one line (the pool only reports a timeout)."""
+    try:
+        psycopg.connect(conninfo, connect_timeout=max(1, int(timeout))).close()
+    except psycopg.Error as exc:
+        return _one_line(exc)
+    return f"no connection within {timeout:g} s"
