@@ -1,0 +1,128 @@
+"""`wireframe run` and `wireframe worker`: long-running commands hosting a Service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any, Literal, cast
+
+from wireframe.cli.commands import STORE_ENV, make_store
+from wireframe.cli.errors import UsageError
+from wireframe.cli.loading import load_object
+from wireframe.cli.values import parse_positive_int, parse_tags
+from wireframe.scheduler import ConfigError, Domain, Scheduler, Worker, scheduler_metrics
+from wireframe.service import HealthServer, Service
+from wireframe.service.log import configure_logging
+
+Backend = Literal["asyncio", "trio"]
+
+
+def setup_logging(args: argparse.Namespace) -> int:
+    """Install the log handler the options ask for (rich on a TTY, JSON lines otherwise)."""
+    level = logging.getLevelName(args.log_level.upper())
+    if not isinstance(level, int):
+        raise UsageError(f"--log-level: unknown level {args.log_level!r}")
+    try:
+        configure_logging(level, args.log_format)
+    except ValueError as exc:
+        raise UsageError(f"--log-format: {exc}") from None
+    return level
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Load a Service from ``module:attr`` or ``path/to/main.py`` and run it until stopped."""
+    service = load_object(
+        args.target,
+        default_attrs=("service", "app"),
+        accept=lambda o: isinstance(o, Service),
+        what="a wireframe Service",
+    )
+    level = setup_logging(args)
+    return cast(Service, service).run_sync(backend=args.backend, log_level=level)
+
+
+def _is_app(obj: object) -> bool:
+    if isinstance(obj, Scheduler | Worker | Domain):
+        return True
+    return isinstance(obj, list | tuple) and bool(obj) and all(isinstance(d, Domain) for d in obj)
+
+
+def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
+    """A Scheduler running the app's domains on ``--store``, with the worker options applied."""
+    base: Scheduler | None = None
+    if isinstance(app, Worker):
+        base = app.scheduler
+    elif isinstance(app, Scheduler):
+        base = app
+    if base is not None:
+        domains: list[Domain] = list(base.domains.values())
+    elif isinstance(app, Domain):
+        domains = [app]
+    else:
+        domains = list(cast(Iterable[Domain], app))
+    url = args.store or os.environ.get(STORE_ENV)
+    if not url:
+        if base is None:
+            raise UsageError(f"no store given: pass --store URL or set {STORE_ENV}")
+        url = base.store.url
+    store = make_store(url)
+    options: dict[str, Any] = {}
+    template = base.worker if base is not None else None
+    if isinstance(app, Worker):
+        template = app
+    if template is not None:
+        options = {
+            "max_concurrency": template.limits.max_concurrency,
+            "claim_ttl": template.claim_ttl,
+            "batch_size": template.batch_size,
+            "tags": template.tags,
+            "aging_interval": template.aging_interval,
+            "poll_interval": template.poll_interval,
+            "resources": template.limits.budgets,
+            "shutdown": template.shutdown,
+            "cancel_grace": template.cancel_grace,
+            "keep_history": template.keep_history,
+        }
+    if args.concurrency is not None:
+        options["max_concurrency"] = parse_positive_int(args.concurrency, option="--concurrency")
+    if args.tags is not None:
+        options["tags"] = parse_tags(args.tags)
+    if args.worker_id:
+        options["worker_id"] = args.worker_id
+    state = tuple(getattr(base, "_state", {}).values()) if base is not None else ()
+    try:
+        return Scheduler(store, domains=domains, state=state, id="scheduler", **options)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the app's job handlers against ``--store`` until SIGINT/SIGTERM."""
+    app = load_object(
+        args.app,
+        default_attrs=("scheduler", "worker", "domains", "app"),
+        accept=_is_app,
+        what="a Scheduler, a Worker, a Domain or a list of Domains",
+    )
+    scheduler = build_worker(args, app)
+    service = Service(name=args.name, graceful_timeout=args.graceful_timeout)
+    service.add_task(scheduler)
+    if args.health_port is not None:
+        service.add_task(
+            HealthServer(
+                service,
+                host=args.health_host,
+                port=args.health_port,
+                collectors=[scheduler_metrics(scheduler)],
+            )
+        )
+    level = setup_logging(args)
+    logging.getLogger("wireframe.cli").info(
+        "worker %s: domains %s on %s",
+        scheduler.require_worker().worker_id,
+        ", ".join(scheduler.domains),
+        scheduler.store.url,
+    )
+    return service.run_sync(backend=cast(Backend, args.backend), log_level=level)

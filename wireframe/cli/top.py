@@ -1,0 +1,196 @@
+"""`wireframe top`: a live view of a store that other processes are using.
+
+Each refresh reads `counts()` and the running jobs; completions and failures per second are the
+differences between two successive `counts()` divided by the time between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+
+import anyio
+import attrs
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from wireframe.cli import render
+from wireframe.cli.commands import Output, opened, snapshot_counts
+from wireframe.cli.errors import UsageError
+from wireframe.cli.values import parse_duration
+from wireframe.store import JobRecord, JobState, Store
+
+RUNNING_SHOWN = 20
+"""At most this many running jobs get a progress bar; the rest are counted."""
+
+QUEUE_STATES: tuple[JobState, ...] = (
+    JobState.PENDING,
+    JobState.SCHEDULED,
+    JobState.BLOCKED,
+    JobState.RUNNING,
+    JobState.WAITING,
+    JobState.SUSPENDED,
+    JobState.PAUSED,
+    JobState.COMPLETED,
+    JobState.FAILED,
+    JobState.CANCELLED,
+)
+
+ALWAYS_SHOWN = frozenset({JobState.PENDING, JobState.RUNNING, JobState.COMPLETED, JobState.FAILED})
+"""Queue columns shown even when empty; the other states appear once a job is in them."""
+
+
+@attrs.frozen
+class Frame:
+    """One reading of the store."""
+
+    at: float
+    counts: Mapping[tuple[str, str, JobState], int]
+    running: Sequence[JobRecord]
+
+    def total(self, state: JobState) -> int:
+        """Jobs in `state` across every domain and type."""
+        return sum(n for (_d, _t, s), n in self.counts.items() if s is state)
+
+
+@attrs.frozen
+class Rates:
+    """Completions and failures per second between two frames (None on the first frame)."""
+
+    completed: float | None
+    failed: float | None
+
+    @classmethod
+    def between(cls, previous: Frame | None, current: Frame) -> Rates:
+        """Rates from two successive frames; a count that went down (pruned) counts as 0."""
+        if previous is None or current.at <= previous.at:
+            return cls(None, None)
+        span = current.at - previous.at
+        done = max(0, current.total(JobState.COMPLETED) - previous.total(JobState.COMPLETED))
+        failed = max(0, current.total(JobState.FAILED) - previous.total(JobState.FAILED))
+        return cls(done / span, failed / span)
+
+
+async def read_frame(store: Store) -> Frame:
+    """Counts and running jobs, now."""
+    counts = await store.counts()
+    running = await store.list_jobs(states=(JobState.RUNNING,), limit=RUNNING_SHOWN + 1)
+    return Frame(time.monotonic(), counts, running)
+
+
+def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> RenderableType:
+    """The screen: a header with rates, queue depth per domain and state, running jobs."""
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}/s"
+
+    header = Text.assemble(
+        ("wireframe top", "bold"),
+        f"  {store_url}\n",
+        f"refresh {refresh} at {time.strftime('%H:%M:%S')}  ",
+        ("completed ", "green"),
+        (rate(rates.completed), "bold green"),
+        ("  failed ", "red"),
+        (rate(rates.failed), "bold red"),
+    )
+    by_domain = snapshot_counts(dict(frame.counts))
+    present = {state for per in by_domain.values() for state in per}
+    states = [s for s in QUEUE_STATES if s in ALWAYS_SHOWN or s.value in present]
+    states += [s for s in JobState if s not in QUEUE_STATES and s.value in present]
+    queue = Table(title="jobs by domain and state", title_justify="left")
+    queue.add_column("domain", no_wrap=True)
+    for state in states:
+        queue.add_column(
+            state.value, justify="right", style=render.STATE_STYLE.get(state, ""), no_wrap=True
+        )
+    for domain in sorted(by_domain):
+        per = by_domain[domain]
+        queue.add_row(domain, *(str(per.get(s.value, 0)) for s in states))
+    if not by_domain:
+        queue.add_row(Text("(no jobs)", style="dim"), *("" for _ in states))
+
+    running = Table(title="running jobs", title_justify="left")
+    for name in ("id", "type", "worker", "for", "progress", "", "message"):
+        running.add_column(name, no_wrap=True)
+    now = time.time()
+    for job in frame.running[:RUNNING_SHOWN]:
+        fraction = job.progress or 0.0
+        running.add_row(
+            str(job.id),
+            job.type,
+            job.worker_id or "",
+            render.seconds(max(0.0, now - job.started_at)) if job.started_at else "",
+            ProgressBar(total=1.0, completed=fraction, width=20),
+            f"{fraction:.0%}" if job.progress is not None else "",
+            render.short(job.progress_message, 40),
+        )
+    more = frame.total(JobState.RUNNING) - min(len(frame.running), RUNNING_SHOWN)
+    if more > 0:
+        running.add_row("", Text(f"... and {more} more", style="dim"), "", "", "", "", "")
+    if not frame.running:
+        running.add_row("", Text("(none)", style="dim"), "", "", "", "", "")
+    return Group(header, queue, running)
+
+
+async def cmd_top(args: argparse.Namespace, out: Output) -> int:
+    """Refresh a live view every ``--interval`` until Ctrl-C (or ``--once``, ``--iterations``)."""
+    interval = parse_duration(args.interval, option="--interval")
+    if interval <= 0:
+        raise UsageError(f"--interval must be > 0, got {args.interval!r}")
+    iterations = 1 if args.once else args.iterations
+    if iterations is not None and iterations < 1:
+        raise UsageError(f"--iterations must be >= 1, got {iterations}")
+    async with opened(args) as store:
+        if out.as_json:
+            return await _json_frames(store, out, interval, iterations or 1)
+        previous: Frame | None = None
+        refresh = 0
+        if iterations == 1:
+            frame = await read_frame(store)
+            out.print(view(store.url, frame, Rates(None, None), 1))
+            return 0
+        with Live(console=out.console, auto_refresh=False, transient=False) as live:
+            while True:
+                frame = await read_frame(store)
+                refresh += 1
+                live.update(
+                    view(store.url, frame, Rates.between(previous, frame), refresh), refresh=True
+                )
+                if iterations is not None and refresh >= iterations:
+                    return 0
+                previous = frame
+                await anyio.sleep(interval)
+
+
+async def _json_frames(store: Store, out: Output, interval: float, iterations: int) -> int:
+    previous: Frame | None = None
+    for refresh in range(1, iterations + 1):
+        frame = await read_frame(store)
+        rates = Rates.between(previous, frame)
+        out.json(
+            {
+                "refresh": refresh,
+                "by_domain": snapshot_counts(dict(frame.counts)),
+                "completed_per_second": rates.completed,
+                "failed_per_second": rates.failed,
+                "running": [
+                    {
+                        "id": j.id,
+                        "type": j.type,
+                        "worker_id": j.worker_id,
+                        "started_at": j.started_at,
+                        "progress": j.progress,
+                        "message": j.progress_message,
+                    }
+                    for j in frame.running[:RUNNING_SHOWN]
+                ],
+            }
+        )
+        previous = frame
+        if refresh < iterations:
+            await anyio.sleep(interval)
+    return 0
