@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import anyio
 import attrs
@@ -184,3 +185,20 @@ async def test_scheduler_is_one_task_of_a_service() -> None:
     service.add_task(Driver())
     await service.run()
     assert results == [0, 2, 4, "JobFailed", 8]
+
+
+async def test_a_standalone_worker_runs_jobs_and_closes_its_store(tmp_path: Path) -> None:
+    from wireframe import Worker
+
+    work = Domain("work")
+
+    @work.job
+    async def double(job: Item, ctx: JobContext) -> int:
+        return job.n * 2
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    worker = Worker(url, [work], poll_interval=0.02)
+    async with Scheduler(url, domains=[work], worker=False) as client, running(worker):
+        out = await client.submit(Item(21))
+        assert await client.result(out.id, timeout=10) == 42
+    assert worker.scheduler._opened is False

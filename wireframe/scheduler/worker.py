@@ -142,6 +142,14 @@ class Worker(Task):
     async def run(self, stop: StopReceiver) -> None:
         """Claim and run jobs until stop, then shut down as `self.shutdown` says."""
         await self.scheduler.open()
+        try:
+            await self._work(stop)
+        finally:
+            if self.scheduler.worker is not self:  # a standalone worker owns its store
+                with anyio.CancelScope(shield=True):
+                    await self.scheduler.close()
+
+    async def _work(self, stop: StopReceiver) -> None:
         send, receive = anyio.create_memory_object_stream[Running](
             self.limits.max_concurrency + self.batch_size
         )
