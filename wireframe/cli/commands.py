@@ -86,10 +86,9 @@ async def opened(args: argparse.Namespace) -> AsyncIterator[Store]:
     store = make_store(store_url(args))
     try:
         await store.open()
-    except StoreError as exc:
-        raise CLIError(f"cannot open store {store.url}: {exc}") from None
-    except OSError as exc:
-        raise CLIError(f"cannot open store {store.url}: {exc}") from None
+    except Exception as exc:  # any store's driver error (sqlite3, psycopg, OSError...)
+        detail = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+        raise CLIError(f"cannot open store {store.url}: {detail}") from None
     try:
         yield store
     finally:
@@ -187,7 +186,7 @@ async def _attempts(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
     attempts = await store.attempts(job.id)
     if not attempts:
         return "attempts", [], None
-    table = Table(title="attempts")
+    table = Table()
     for name in ("#", "worker", "started", "took", "outcome", "error"):
         table.add_column(name)
     for a in attempts:
@@ -200,7 +199,7 @@ async def _attempts(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
             a.outcome or "running",
             render.short(a.error, 80),
         )
-    return "attempts", [render.attempt_dict(a) for a in attempts], table
+    return "attempts", [render.attempt_dict(a) for a in attempts], titled("attempts", table)
 
 
 async def _dependencies(store: Store, job: JobRecord) -> tuple[str, Any, RenderableType | None]:
@@ -218,16 +217,22 @@ async def _dependencies(store: Store, job: JobRecord) -> tuple[str, Any, Rendera
     outstanding = [r for r in rows if r["outstanding"]]
     if not rows:
         return "dependencies", [], None
-    table = Table(title=f"dependencies ({len(outstanding)} of {len(rows)} outstanding)")
+    table = Table()
     for name in ("id", "type", "state"):
         table.add_column(name)
     for r in rows:
         style = "bold" if r["outstanding"] else "dim"
         table.add_row(str(r["id"]), str(r["type"] or "?"), Text(str(r["state"]), style=style))
-    return "dependencies", rows, table
+    title = f"dependencies ({len(outstanding)} of {len(rows)} outstanding)"
+    return "dependencies", rows, titled(title, table)
 
 
 CHILDREN_SHOWN = 50
+
+
+def titled(title: str, body: RenderableType) -> RenderableType:
+    """A section: a bold title line (never wrapped to the table's width) above its body."""
+    return Group(Text(title, style="bold"), body)
 
 
 async def _children(store: Store, job: JobRecord) -> tuple[str, Any, RenderableType | None]:
@@ -238,21 +243,25 @@ async def _children(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
     data = [
         {"id": c.id, "type": c.type, "state": c.state.value, "error": c.error} for c in children
     ]
-    return "children", data, render.jobs_table(children, title=title)
+    return "children", data, titled(title, render.jobs_table(children))
 
 
 async def _checkpoints(store: Store, job: JobRecord) -> tuple[str, Any, RenderableType | None]:
     checkpoints = await store.checkpoints(job.id)
     if not checkpoints:
         return "checkpoints", [], None
-    table = Table(title="checkpoints")
+    table = Table()
     for name in ("seq", "name", "kind", "value", "at"):
         table.add_column(name)
     for c in checkpoints:
         table.add_row(
             str(c.seq), c.name, c.kind, render.short(c.value, 60), render.when(c.created_at)
         )
-    return "checkpoints", [render.checkpoint_dict(c) for c in checkpoints], table
+    return (
+        "checkpoints",
+        [render.checkpoint_dict(c) for c in checkpoints],
+        titled("checkpoints", table),
+    )
 
 
 async def _events(store: Store, job: JobRecord) -> tuple[str, Any, RenderableType | None]:

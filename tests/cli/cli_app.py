@@ -1,0 +1,58 @@
+"""The app the CLI tests run: `python -m wireframe worker --app cli_app:scheduler`.
+
+`slow` reports progress and then waits until the file named in its payload exists (or until it
+is cancelled), so a test can see it running and then let it finish.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from wireframe import Domain, JobContext, Retry, Scheduler
+
+demo = Domain("demo")
+
+
+def double(n: int) -> int:
+    return 2 * n
+
+
+@demo.job()
+async def ok(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    return {"echo": job}
+
+
+@demo.job(retry=Retry.none())
+async def boom(job: dict[str, Any], ctx: JobContext) -> None:
+    raise ValueError(f"boom: {job.get('why', '?')}")
+
+
+@demo.job()
+async def parent(job: dict[str, Any], ctx: JobContext) -> int:
+    value: int = await ctx.step("double", double, 21)
+    child = await ctx.spawn({"from": "parent"}, type="demo::ok")
+    await ctx.join(child)
+    return value
+
+
+@demo.job()
+async def slow(job: dict[str, Any], ctx: JobContext) -> str:
+    ctx.progress(0.5, "halfway there")
+    await ctx.heartbeat()
+    release = Path(job["release"])
+    while not release.exists():  # the test creates the file to let the job finish
+        await anyio.sleep(0.02)
+    return "released"
+
+
+scheduler = Scheduler(
+    os.environ.get("CLI_APP_STORE", "memory://"),
+    domains=[demo],
+    max_concurrency=4,
+    poll_interval=0.05,
+    claim_ttl=5.0,
+)
