@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import Cli, assert_one_line_error, in_store
+from cli_support import Cli, assert_one_line_error, in_store
 
 from wireframe.store import JobRecord, JobState, Store
 
@@ -35,8 +35,21 @@ def test_submit_validates_and_writes_to_the_store(cli: Cli, wf: Cli, store_url: 
     result = cli("submit", "media::resize", "--payload", '{"path": "a.jpg", "width": 300}')
     assert result.code == 0 and "submitted job 1 (media::resize)" in result.out, result
     data = cli(
-        "submit", "media::resize", "--payload", "{}", "--priority", "high", "--delay", "1h",
-        "--key", "k1", "--tags", "gpu,eu", "--max-attempts", "3", "--json",
+        "submit",
+        "media::resize",
+        "--payload",
+        "{}",
+        "--priority",
+        "high",
+        "--delay",
+        "1h",
+        "--key",
+        "k1",
+        "--tags",
+        "gpu,eu",
+        "--max-attempts",
+        "3",
+        "--json",
     ).json()
     assert data == {"id": 2, "type": "media::resize", "duplicate": False}
     assert_one_line_error(cli("submit", "a::b", "--payload", "[1, 2]"), 2, "JSON object", "list")
@@ -70,7 +83,10 @@ def test_cancel_pause_resume_retry(
     assert result.code == 0 and f"job {pending}: 1 job(s) paused" in result.out, result
     assert in_store(store_url, _state, pending) is JobState.PAUSED
     assert cli("resume", str(pending), "--json").json() == {
-        "id": pending, "action": "resume", "resumed": 1, "job_state": "pending",
+        "id": pending,
+        "action": "resume",
+        "resumed": 1,
+        "job_state": "pending",
     }
     assert in_store(store_url, _state, pending) is JobState.PENDING
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Cli, assert_one_line_error
+from cli_support import Cli, assert_one_line_error
 
 
 def test_jobs_table_and_json(cli: Cli, seeded: dict[str, int]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -33,11 +34,22 @@ def load_object(
                 obj = getattr(obj, part)
             except AttributeError:
                 raise UsageError(f"{spec!r}: {module.__name__} has no attribute {attr!r}") from None
-    if not accept(obj) and callable(obj):
+    if not accept(obj) and callable(obj) and _takes_no_arguments(obj):
         obj = obj()
     if not accept(obj):
         raise UsageError(f"{spec!r} is {type(obj).__name__} {obj!r:.80}, not {what}")
     return obj
+
+
+def _takes_no_arguments(fn: Callable[..., object]) -> bool:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in signature.parameters.values()
+    )
 
 
 def _split(spec: str) -> tuple[str, str | None]:
