@@ -14,7 +14,15 @@ from pathlib import Path
 
 import anyio
 
-from wireframe.store import ClaimRequest, Complete, MemoryStore, NewJob, SqliteStore, Store
+from wireframe.store import (
+    ClaimRequest,
+    Complete,
+    MemoryStore,
+    NewJob,
+    PostgresStore,
+    SqliteStore,
+    Store,
+)
 
 
 async def bench(store: Store, label: str, n: int, batch: int) -> None:
@@ -45,7 +53,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--store", choices=["memory", "sqlite", "both"], default="both")
+    parser.add_argument("--store", choices=["memory", "sqlite", "both", "postgres"], default="both")
+    parser.add_argument(
+        "--pg", default="postgresql://postgres@127.0.0.1:5432/test", help="with --store postgres"
+    )
     args = parser.parse_args()
     if args.store in ("memory", "both"):
         await bench(MemoryStore(), "memory", args.n, args.batch)
@@ -53,6 +64,11 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             store = SqliteStore(Path(tmp) / "bench.db", synchronous="NORMAL")
             await bench(store, "sqlite", args.n, args.batch)
+    if args.store == "postgres":
+        from _procs import fresh_schema
+
+        with fresh_schema(args.pg) as url:
+            await bench(PostgresStore(url), "postgres", args.n, args.batch)
 
 
 if __name__ == "__main__":

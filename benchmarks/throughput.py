@@ -2,6 +2,10 @@
 
 python benchmarks/throughput.py --store sqlite -n 20000 --concurrency 64
 python benchmarks/throughput.py --store memory
+python benchmarks/throughput.py --store postgresql://postgres@127.0.0.1/test --workers 4
+
+With --workers N, N worker processes drain the store while this process enqueues (in
+transactions of --chunk jobs): end to end is from the first enqueue to the last completion.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from wireframe import Domain, JobContext, JobState, Scheduler
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
 
 from _common import Noop, store_url, temp_dir
+from _procs import bench_domain, fresh_schema, worker_processes
 
 
 async def measure(url: str, n: int, concurrency: int, batch: int) -> dict[str, float]:
@@ -52,6 +57,25 @@ async def measure(url: str, n: int, concurrency: int, batch: int) -> dict[str, f
     }
 
 
+async def measure_processes(
+    url: str, n: int, workers: int, concurrency: int, batch: int, chunk: int
+) -> dict[str, float]:
+    client = Scheduler(url, domains=[bench_domain()], worker=False)
+    await client.open()  # creates the schema before the workers start
+    try:
+        with worker_processes(url, workers, max_concurrency=concurrency, batch_size=batch):
+            t0 = time.perf_counter()
+            for start in range(0, n, chunk):
+                await client.submit_many([Noop(i) for i in range(start, min(n, start + chunk))])
+            t1 = time.perf_counter()
+            while (await client.snapshot()).count(JobState.COMPLETED) < n:  # noqa: ASYNC110
+                await anyio.sleep(0.005)
+            t2 = time.perf_counter()
+    finally:
+        await client.close()
+    return {"enqueue": n / (t1 - t0), "end to end": n / (t2 - t0)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,17 +85,35 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--backend", default="asyncio", choices=["asyncio", "trio"])
+    parser.add_argument(
+        "--workers", type=int, default=0, help="N worker processes (0: run in this process)"
+    )
+    parser.add_argument("--chunk", type=int, default=1000, help="jobs per enqueue (--workers)")
     args = parser.parse_args()
     console = Console()
-    with temp_dir() as tmp:
-        url = store_url(args.store, tmp)
-        rates = anyio.run(measure, url, args.n, args.concurrency, args.batch, backend=args.backend)
+    with temp_dir() as tmp, fresh_schema(store_url(args.store, tmp)) as url:
+        if args.workers:
+            rates = anyio.run(
+                measure_processes, url, args.n, args.workers, args.concurrency, args.batch,
+                args.chunk, backend=args.backend,
+            )
+        else:
+            rates = anyio.run(
+                measure, url, args.n, args.concurrency, args.batch, backend=args.backend
+            )
     console.print(
-        f"[bold]throughput[/] store={args.store} n={args.n} "
-        f"concurrency={args.concurrency} backend={args.backend}"
+        f"[bold]throughput[/] store={_safe(args.store)} n={args.n} "
+        f"workers={args.workers or 'in-process'} "
+        f"concurrency={args.concurrency} batch={args.batch} backend={args.backend}"
     )
     for name, rate in rates.items():
         console.print(f"  {name:>14}: {rate:>10,.0f} jobs/s")
+
+
+def _safe(url: str) -> str:
+    from wireframe.store.postgres import redact
+
+    return redact(url)
 
 
 if __name__ == "__main__":

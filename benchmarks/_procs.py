@@ -1,0 +1,92 @@
+"""Worker processes for the cross-process benchmarks, and a throwaway PostgreSQL schema."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from wireframe import Domain, JobContext, Scheduler
+from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+
+from _common import Noop
+
+
+def bench_domain() -> Domain:
+    """The `bench` domain: a no-op job returning the time it started (epoch seconds)."""
+    bench = Domain("bench")
+
+    @bench.job
+    async def noop(job: Noop, ctx: JobContext) -> float:
+        return time.time()
+
+    return bench
+
+
+async def _serve(url: str, options: dict[str, Any], ready: Event, stop: Event) -> None:
+    scheduler = Scheduler(url, domains=[bench_domain()], **options)
+    await scheduler.open()
+    receiver = StopReceiver()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run, receiver)
+        ready.set()
+        await anyio.to_thread.run_sync(stop.wait)
+        receiver._request(StopReason(StopReasonKind.REQUESTED))
+    await scheduler.close()
+
+
+def _worker_main(url: str, options: dict[str, Any], ready: Event, stop: Event) -> None:
+    anyio.run(_serve, url, options, ready, stop)
+
+
+@contextmanager
+def worker_processes(url: str, n: int, **options: Any) -> Iterator[None]:
+    """Run `n` worker processes on `url` (ready when entered); stop them on exit."""
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    readies = [ctx.Event() for _ in range(n)]
+    procs = [
+        ctx.Process(target=_worker_main, args=(url, options, r, stop), daemon=True)
+        for r in readies
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for r, p in zip(readies, procs, strict=True):
+            while not r.wait(0.1):
+                if not p.is_alive():
+                    raise RuntimeError(f"a worker process exited with code {p.exitcode}")
+        yield
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+
+
+@contextmanager
+def fresh_schema(url: str) -> Iterator[str]:
+    """For a postgresql:// URL, the URL of a new schema, dropped afterwards; else `url`."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        yield url
+        return
+    import psycopg
+
+    from wireframe.store.postgres import parse_url
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    conninfo, _ = parse_url(url, None)
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}schema={name}"
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
