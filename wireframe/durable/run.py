@@ -278,6 +278,11 @@ class DurableRun:
             child = await self._store.get(handle.id)
             if child is None:
                 raise ChildFailed(handle.id, f"child job {handle.id} no longer exists")
+            if child.parent_id != self._lease.job_id:
+                raise DurableError(
+                    f"{self._where}: join({handle!r}): job {handle.id} is not a child of job "
+                    f"{self._lease.job_id}; join the handles that ctx.spawn returned"
+                )
             if not child.terminal:
                 raise Suspend(None, f"job:{handle.id}", f"joining child job {handle.id}")
             outcome = {"state": str(child.state), "result": child.result, "error": child.error}

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wireframe.scheduler")
 
+HOUSEKEEP_EVERY = 0.05
+"""Seconds between a busy worker's housekeeping claims (waking due jobs, reclaiming leases)."""
+
 
 class Worker(Task):
     """Runs jobs of the given domains from a store; a Task, so a Service hosts it."""
@@ -105,6 +108,8 @@ class Worker(Task):
         self._idle = anyio.Event()
         self._slot_freed = anyio.Event()
         self._resuming = 0
+        self._housekept = -math.inf
+        self._due: float | None = None
         self._deferred = 0
         self._runners = 0
         self._add_runner: Callable[[], None] = lambda: None
@@ -202,6 +207,7 @@ class Worker(Task):
                     exclude_types=limits.full_types(),
                     exclude_domains=limits.full_domains(),
                     scan=want * 4 if limits.constrained else want,
+                    housekeep=self._housekeeping_due(),
                 )
                 chooser = limits.chooser(want) if limits.constrained else None
                 with anyio.CancelScope(shield=True):
@@ -213,6 +219,15 @@ class Worker(Task):
             elif limits.free == 0:
                 await self._maybe_preempt()
             await self._sleep_until_work(claimed)
+
+    def _housekeeping_due(self) -> bool:
+        """Housekeep on a claim when a due time has come, else at most every HOUSEKEEP_EVERY."""
+        now = time.monotonic()
+        due = self._due is not None and time.time() >= self._due
+        if not due and now - self._housekept < HOUSEKEEP_EVERY:
+            return False
+        self._housekept, self._due = now, None
+        return True
 
     def _start(self, jobs: Sequence[JobRecord]) -> None:
         assert self._send is not None
@@ -226,7 +241,7 @@ class Worker(Task):
         store = self.scheduler.store
         timeout = self.poll_interval
         if claimed == 0 and self.limits.free > 0:
-            due = await store.next_due_at()
+            due = self._due = await store.next_due_at()
             if due is not None:
                 timeout = max(0.0, min(timeout, due - time.time()))
         if self._wake.is_set():

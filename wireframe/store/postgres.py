@@ -66,6 +66,7 @@ log = logging.getLogger("wireframe.store")
 DEFAULT_SCHEMA = "wireframe"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
+_SKEW_EVERY = 10.0
 
 
 class PostgresDialect(Dialect):
@@ -75,6 +76,7 @@ class PostgresDialect(Dialect):
     lock = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     materialize_pick = True
+    by_columns = True
 
     def greatest(self, a: str, b: str) -> str:
         """GREATEST(a, b)."""
@@ -209,6 +211,10 @@ class PostgresStore:
         self._listener: threading.Thread | None = None
         self._listening = threading.Event()
         self._stop = threading.Event()
+        self._inserted = 0
+        self._skew = 0.0
+        self._skew_due = 0.0
+        self._next_analyze = 0.0
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
@@ -225,7 +231,14 @@ class PostgresStore:
             min_size=1,
             max_size=self._pool_size,
             open=False,
-            kwargs={"autocommit": False, "connect_timeout": max(1, int(self._connect_timeout))},
+            kwargs={
+                "autocommit": False,
+                "connect_timeout": max(1, int(self._connect_timeout)),
+                # A queue table's statistics go stale within seconds (rows stream through
+                # `pending`); with stale ones the planner picks bitmap scans that sort every
+                # pending row, where the partial indexes' ordered scans read only what they need.
+                "options": "-c enable_bitmapscan=off",
+            },
             configure=self._configure,
             timeout=self._connect_timeout,
             reconnect_timeout=self._reconnect_timeout,
@@ -270,8 +283,7 @@ class PostgresStore:
                         if self.clock is not None:
                             now = self.clock()
                         elif getattr(op, "needs_now", True):
-                            row = conn.execute(_NOW).fetchone()
-                            now = float(row[0]) if row else time.time()
+                            now = self._now(conn)
                         else:
                             now = 0.0
                         result = op(tx, now, *args)
@@ -312,6 +324,21 @@ class PostgresStore:
                     continue
                 raise StoreError(f"{self.url}: {_one_line(exc)}") from exc
 
+    def _now(self, conn: psycopg.Connection[Any]) -> float:
+        """The database clock, read through this machine's clock and their measured offset.
+
+        Every process reads the same clock, so leases agree across machines; the offset is
+        measured again every `_SKEW_EVERY` seconds rather than costing a round trip each time.
+        """
+        if time.monotonic() >= self._skew_due:
+            before = time.time()
+            row = conn.execute(_NOW).fetchone()
+            after = time.time()
+            if row is not None:
+                self._skew = float(row[0]) - (before + after) / 2
+                self._skew_due = time.monotonic() + _SKEW_EVERY
+        return time.time() + self._skew
+
     async def _run(self, op: Callable[..., T], *args: Any, retry_commit: bool = True) -> T:
         return await anyio.to_thread.run_sync(
             self._call, op, args, retry_commit, limiter=self._limiter
@@ -344,7 +371,15 @@ class PostgresStore:
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         """Insert jobs in one transaction."""
-        return await self._run(submit_sql, list(jobs), retry_commit=False) if jobs else []
+        if not jobs:
+            return []
+        results = await self._run(submit_sql, list(jobs), retry_commit=False)
+        self._inserted += len(jobs)
+        if self._inserted >= _ANALYZE_ROWS and time.monotonic() >= self._next_analyze:
+            self._inserted = 0
+            self._next_analyze = time.monotonic() + _ANALYZE_EVERY
+            await self._run(_without_now(_analyze))
+        return results
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs with FOR UPDATE SKIP LOCKED."""
@@ -556,6 +591,22 @@ class PostgresStore:
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+_ANALYZE_ROWS = 1000
+_ANALYZE_EVERY = 30.0
+
+
+def _analyze(tx: Tx) -> None:
+    """Refresh the planner's statistics of the jobs table, unless another process is at it.
+
+    A fresh or suddenly busy queue has statistics that describe a table with no pending rows;
+    autovacuum refreshes them only after its next nap (a minute by default). Until then plans
+    that suit an empty table scan every row. Submitters refresh them after bulk inserts instead.
+    """
+    got = tx.execute("SELECT pg_try_advisory_xact_lock(hashtextextended('wireframe.analyze', 0))")
+    if got.fetchone()[0]:
+        tx.execute("ANALYZE jobs")
 
 
 def _without_now(fn: Callable[..., T]) -> Callable[..., T]:

@@ -253,6 +253,9 @@ class ClaimRequest:
     exclude_types: tuple[str, ...] = ()
     exclude_domains: tuple[str, ...] = ()
     scan: int = 0
+    housekeep: bool = True
+    """Also wake due jobs, expire stale ones and reclaim expired leases (a busy worker skips it
+    between claims that come quickly after one another)."""
 
 
 @attrs.frozen

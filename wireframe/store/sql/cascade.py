@@ -21,12 +21,12 @@ def settle(tx: Tx, now: float, ended: Iterable[Ended]) -> None:
     wave = list(ended)
     while wave:
         following: list[Ended] = []
-        ids = [e.id for e in wave]
-        for part in chunks(ids):
+        for part in chunks([e.id for e in wave if e.blocked_on]):
             tx.execute(
                 f"DELETE FROM job_deps WHERE job_id IN ({placeholders(len(part))})", tuple(part)
             )
-        following.extend(_resolve_dependents(tx, now, [e for e in wave if e.cascade]))
+        resolving = [e for e in wave if e.cascade and e.dependents]
+        following.extend(_resolve_dependents(tx, now, resolving))
         for e in wave:
             if e.active_children > 0:
                 following.extend(
@@ -34,7 +34,8 @@ def settle(tx: Tx, now: float, ended: Iterable[Ended]) -> None:
                 )
             if e.parent_id is not None:
                 following.extend(_child_ended(tx, now, e))
-        wake(tx, now, [f"job:{job_id}" for job_id in ids])
+        # Only a parent joins a job (`ctx.join` takes its own children), so only children wake.
+        wake(tx, now, [f"job:{e.id}" for e in wave if e.parent_id is not None])
         wave = following
 
 
@@ -190,16 +191,16 @@ def wake(tx: Tx, now: float, reasons: Iterable[str]) -> None:
     """Move suspended jobs waiting for any of `reasons` back to pending."""
     keys = list(reasons)
     for part in chunks(keys):
+        # A suspended job goes back to pending; a paused one will resume to pending.
         woken = tx.execute(
-            f"UPDATE jobs SET state = 'pending', run_at = ?, ready_at = ?, wait_for = NULL "
-            f"WHERE state = 'suspended' AND wait_for IN ({placeholders(len(part))})",
+            "UPDATE jobs SET "
+            "state = CASE WHEN state = 'suspended' THEN 'pending' ELSE state END, "
+            "paused_from = CASE WHEN state = 'paused' THEN 'pending' ELSE paused_from END, "
+            "run_at = CASE WHEN state = 'suspended' THEN ? ELSE run_at END, "
+            "ready_at = CASE WHEN state = 'suspended' THEN ? ELSE ready_at END, "
+            f"wait_for = NULL WHERE wait_for IN ({placeholders(len(part))}) "
+            "AND (state = 'suspended' OR (state = 'paused' AND paused_from = 'suspended'))",
             (now, now, *part),
         )
         if woken.rowcount:
             tx.wakes = True
-        tx.execute(
-            f"UPDATE jobs SET paused_from = 'pending', wait_for = NULL "
-            f"WHERE state = 'paused' AND paused_from = 'suspended' "
-            f"AND wait_for IN ({placeholders(len(part))})",
-            tuple(part),
-        )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from wireframe.store.records import ClaimRequest, JobRecord
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, job_from_row, placeholders
-from wireframe.store.sql.tx import Tx
+from wireframe.store.sql.tx import Bulk, Tx, unnest
 
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
@@ -59,7 +59,7 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
                 "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
                 (state, now, error, reason, job_id),
             )
-            ended.append(Ended(job_id, state, parent, kids, error))
+            ended.append(Ended(job_id, state, parent, kids, error, blocked_on=False))
         elif pause:
             tx.execute(
                 "UPDATE jobs SET state = 'paused', paused_from = 'pending', pause_requested = 0, "
@@ -117,23 +117,29 @@ def claim(
     tx: Tx, now: float, req: ClaimRequest, chooser: Chooser | None
 ) -> list[JobRecord]:
     """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority."""
-    housekeep(tx, now)
+    if req.housekeep:
+        housekeep(tx, now)
     if req.limit <= 0 or not req.domains:
         return []
     where, params = _candidate_filter(tx, req)
     skip = tx.dialect.skip_locked
     lease = (req.worker_id, now + req.lease_ttl, now)
+    recorded = False
     if chooser is None:
         # The common case: one statement picks and leases the best jobs.
         pick = f"SELECT id FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?{skip}"
         if tx.dialect.materialize_pick:
             # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
+            # The same statement opens the attempts: one round trip for the whole claim.
             sql = (
-                f"WITH picked AS MATERIALIZED ({pick}) {_LEASE} "
+                f"WITH picked AS MATERIALIZED ({pick}), leased AS ({_LEASE} "
                 f"WHERE id IN (SELECT id FROM picked) AND state = 'pending' "
-                f"RETURNING {JOB_COLUMNS}"
+                f"RETURNING {JOB_COLUMNS}), opened AS ("
+                f"INSERT INTO attempts (job_id, attempt, worker_id, started_at) "
+                f"SELECT id, attempt, ?, ? FROM leased {_REOPEN}) SELECT * FROM leased"
             )
-            args: tuple[object, ...] = (*params, req.limit, *lease)
+            args: tuple[object, ...] = (*params, req.limit, *lease, req.worker_id, now)
+            recorded = True
         else:
             sql = f"{_LEASE} WHERE id IN ({pick}) AND state = 'pending' RETURNING {JOB_COLUMNS}"
             args = (*lease, *params, req.limit)
@@ -161,14 +167,23 @@ def claim(
         ).fetchall()
         order = {job_id: i for i, job_id in enumerate(chosen)}
         jobs = sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
-    if jobs:
-        tx.executemany(
-            "INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = excluded.worker_id, "
-            "finished_at = NULL, outcome = NULL, error = NULL",
-            [(j.id, j.attempt, req.worker_id, now) for j in jobs],
-        )
+    if not recorded:
+        tx.bulk(OPEN_ATTEMPT, [(j.id, j.attempt, req.worker_id, now) for j in jobs])
     return jobs
+
+
+_REOPEN = (
+    "ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = excluded.worker_id, "
+    "finished_at = NULL, outcome = NULL, error = NULL"
+)
+"""A preempted or released attempt keeps its number: claiming it again reopens its row."""
+
+OPEN_ATTEMPT = Bulk(
+    f"INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?) {_REOPEN}",
+    "INSERT INTO attempts (job_id, attempt, worker_id, started_at) "
+    f"SELECT * FROM {unnest('bigint', 'int', 'text', 'float8')} {_REOPEN}",
+)
+"""Record the start of an attempt."""
 
 
 def next_due_at(tx: Tx) -> float | None:

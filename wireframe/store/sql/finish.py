@@ -15,9 +15,9 @@ from wireframe.store.records import (
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.durable import already_happened
 from wireframe.store.sql.rows import Ended, chunks, placeholders
-from wireframe.store.sql.tx import Tx
+from wireframe.store.sql.tx import Bulk, Tx, unnest
 
-_Running = tuple[int, int, int | None, int, int, int, int, str, int, str | None, str | None]
+_Running = tuple[int, int, int | None, int, int, int, int, str, int, str | None, str | None, int]
 
 
 def heartbeat(
@@ -59,17 +59,20 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
             continue
         del held[outcome.lease.job_id]
         applied.append(True)
-        job_id, _, parent_id, kids, attempt, max_attempts, child_failed, phase, cancel, _, err = row
+        job_id, _, parent_id, kids, attempt, max_attempts, child_failed, phase, cancel = row[:9]
+        err, deps = row[10], row[11]
+        # A job that ran holds no dependency edges; the row says whether anything depends on it.
+        flags = {"blocked_on": False, "dependents": bool(deps)}
         if child_failed:
             _end(tx, now, job_id, "failed", err, None)
-            ended.append(Ended(job_id, "failed", parent_id, kids, err))
+            ended.append(Ended(job_id, "failed", parent_id, kids, err, **flags))
             closes.append((now, "failed", err, job_id, attempt))
         elif isinstance(outcome, Complete):
             closes.append((now, "completed", None, job_id, attempt))
             params = _complete(now, job_id, outcome, kids, phase)
             completes.append(params)
             if params[0] == "completed":
-                ended.append(Ended(job_id, "completed", parent_id, kids, None))
+                ended.append(Ended(job_id, "completed", parent_id, kids, None, **flags))
         elif isinstance(outcome, Fail):
             closes.append((now, outcome.outcome, outcome.error, job_id, attempt))
             if outcome.retry_at is not None and not cancel and attempt < max_attempts:
@@ -87,20 +90,14 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
             else:
                 state = "cancelled" if cancel else "failed"
                 _end(tx, now, job_id, state, outcome.error, outcome.traceback)
-                ended.append(Ended(job_id, state, parent_id, kids, outcome.error))
+                ended.append(Ended(job_id, state, parent_id, kids, outcome.error, **flags))
         else:
             done_state = _release(tx, now, job_id, outcome, cancel)
             closes.append((now, outcome.reason, None, job_id, attempt))
             if done_state is not None:
-                ended.append(Ended(job_id, done_state, parent_id, kids, err))
-    if completes:
-        tx.executemany(COMPLETE, completes)
-    if closes:
-        tx.executemany(
-            "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? "
-            "WHERE job_id = ? AND attempt = ?",
-            closes,
-        )
+                ended.append(Ended(job_id, done_state, parent_id, kids, err, **flags))
+    tx.bulk(COMPLETE, completes)
+    tx.bulk(CLOSE_ATTEMPT, closes)
     if ended:
         settle(tx, now, ended)
     return applied
@@ -113,7 +110,7 @@ def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
     for part in chunks(ids):
         for row in tx.execute(
             f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts, "
-            f"child_failed, phase, cancel_requested, result, error FROM jobs "
+            f"child_failed, phase, cancel_requested, result, error, has_dependents FROM jobs "
             f"WHERE id IN ({placeholders(len(part))}) AND state = 'running' "
             f"ORDER BY id{tx.dialect.lock}",
             tuple(part),
@@ -135,12 +132,31 @@ def _end(
     )
 
 
-COMPLETE = (
-    "UPDATE jobs SET state = ?, phase = ?, needs_finalize = ?, result = ?, "
-    "finished_at = CASE WHEN ? = 'completed' THEN ? ELSE NULL END, ready_at = ?, "
-    "progress = CASE WHEN ? = 'completed' THEN 1.0 ELSE progress END, "
-    "worker_id = NULL, lease_expires_at = NULL WHERE id = ?"
+COMPLETE = Bulk(
+    "UPDATE jobs SET state = ?1, phase = ?2, needs_finalize = ?3, result = ?4, "
+    "finished_at = CASE WHEN ?1 = 'completed' THEN ?5 END, ready_at = ?5, "
+    "progress = CASE WHEN ?1 = 'completed' THEN 1.0 ELSE progress END, "
+    "worker_id = NULL, lease_expires_at = NULL WHERE id = ?6",
+    "UPDATE jobs SET state = v.state, phase = v.phase, needs_finalize = v.nf, result = v.result, "
+    "finished_at = CASE WHEN v.state = 'completed' THEN v.now END, ready_at = v.now, "
+    "progress = CASE WHEN v.state = 'completed' THEN 1.0 ELSE jobs.progress END, "
+    "worker_id = NULL, lease_expires_at = NULL "
+    f"FROM {unnest('text', 'text', 'int', 'text', 'float8', 'bigint')} "
+    "AS v(state, phase, nf, result, now, id) WHERE jobs.id = v.id",
 )
+"""Store a result, then end the job, wait for its children or queue its finalize."""
+
+CLOSE_ATTEMPT = Bulk(
+    "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND attempt = ?",
+    # An upsert (the row exists since the claim) finds each row through the primary key; an
+    # UPDATE ... FROM would leave the choice of join to statistics that lag behind a busy queue.
+    "INSERT INTO attempts (finished_at, outcome, error, job_id, attempt, started_at) "
+    f"SELECT *, v.finished_at FROM {unnest('float8', 'text', 'text', 'bigint', 'int')} "
+    "AS v(finished_at, outcome, error, job_id, attempt) "
+    "ON CONFLICT (job_id, attempt) DO UPDATE SET finished_at = excluded.finished_at, "
+    "outcome = excluded.outcome, error = excluded.error",
+)
+"""Record how an attempt ended."""
 
 
 def _complete(
@@ -153,10 +169,7 @@ def _complete(
         state, next_phase = "pending", "finalize"
     else:
         state, next_phase = "completed", phase
-    return (
-        state, next_phase, int(outcome.needs_finalize), outcome.result, state, now, now,
-        state, job_id,
-    )
+    return (state, next_phase, int(outcome.needs_finalize), outcome.result, now, job_id)
 
 
 def _release(

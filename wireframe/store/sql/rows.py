@@ -73,6 +73,11 @@ class Ended:
     active_children: int
     error: str | None
     cascade: bool = True
+    """Whether its dependents are resolved (a job the "fail" policy failed does not cascade)."""
+    blocked_on: bool = True
+    """Whether it may still hold dependency edges (a job that ran had none left)."""
+    dependents: bool = True
+    """Whether other jobs may depend on it (False only when its row says none ever did)."""
 
 
 def ended_from(job: JobRecord, state: str, error: str | None = None) -> Ended:

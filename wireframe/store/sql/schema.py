@@ -112,6 +112,12 @@ MIGRATIONS: tuple[str, ...] = (
         emitted_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 3: a flag on each job that other jobs depend on, so ending a job nobody waits for skips
+    # the dependents query (the hot path of every completion).
+    """
+    ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET has_dependents = 1 WHERE id IN (SELECT dep_id FROM job_deps)
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -221,6 +227,12 @@ PG_MIGRATIONS: tuple[str, ...] = (
         payload TEXT,
         emitted_at DOUBLE PRECISION NOT NULL
     );
+    """,
+    # 3: a flag on each job that other jobs depend on, so ending a job nobody waits for skips
+    # the dependents query (the hot path of every completion).
+    """
+    ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET has_dependents = 1 WHERE id IN (SELECT dep_id FROM job_deps)
     """,
 )
 

@@ -11,13 +11,22 @@ from wireframe.store.errors import InvalidTransitionError, UnknownJobError
 from wireframe.store.records import Duplicate, NewJob, SubmitResult, Submitted
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
-from wireframe.store.sql.tx import Tx
+from wireframe.store.sql.tx import Bulk, Tx, unnest
 
-INSERT_JOB = (
+_JOB_COLUMNS = (
     "INSERT INTO jobs (id, type, domain, payload, state, priority, base_priority, key, "
     "parent_id, tags, resources, created_at, run_at, ready_at, expires_at, max_attempts, "
     "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_JOB = Bulk(
+    _JOB_COLUMNS + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    _JOB_COLUMNS
+    + "SELECT * FROM "
+    + unnest(
+        "bigint", "text", "text", "text", "text", "int", "int", "text", "bigint", "text", "text",
+        "float8", "float8", "float8", "float8", "int", "int", "text", "int", "bigint", "float8",
+        "text", "text",
+    ),
 )
 
 
@@ -90,11 +99,15 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
             born_ended.append(Ended(job_id, state, job.parent_id, 0, error))
         results.append(Submitted(job_id, schedule_id))
     if rows:
-        tx.executemany(INSERT_JOB, rows)
+        tx.bulk(INSERT_JOB, rows)
         tx.wakes = True
     if edges:
         tx.executemany(
             "INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?) ON CONFLICT DO NOTHING", edges
+        )
+        tx.executemany(
+            "UPDATE jobs SET has_dependents = 1 WHERE id = ? AND has_dependents = 0",
+            [(dep,) for dep in sorted({dep for _, dep in edges})],
         )
     if parents:
         tx.executemany(
