@@ -28,6 +28,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
+import attrs
 
 from wireframe.store.base import Chooser
 from wireframe.store.errors import StoreError, StoreURLError
@@ -50,7 +51,7 @@ from wireframe.store.records import (
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import control, durable, finish, query, schedules, schema
 from wireframe.store.sql.submit import submit as submit_sql
-from wireframe.store.sql.tx import Cursor, Dialect, Tx
+from wireframe.store.sql.tx import Bulk, Cursor, Dialect, Tx
 
 try:
     import psycopg
@@ -76,7 +77,6 @@ class PostgresDialect(Dialect):
     lock = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     materialize_pick = True
-    by_columns = True
 
     def greatest(self, a: str, b: str) -> str:
         """GREATEST(a, b)."""
@@ -131,7 +131,17 @@ def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
         with conn.cursor() as cur:
             cur.executemany(_translate(sql), rows)
 
-    return Tx(execute, executemany, POSTGRES)
+    def bulk(statement: Bulk, rows: Sequence[Sequence[Any]]) -> None:
+        if statement.columns.startswith("COPY "):
+            with conn.cursor() as cur, cur.copy(statement.columns) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            conn.execute(
+                _translate(statement.columns), [list(column) for column in zip(*rows, strict=True)]
+            )
+
+    return Tx(execute, executemany, POSTGRES, bulk)
 
 
 def redact(url: str) -> str:
@@ -266,8 +276,14 @@ class PostgresStore:
             raise
         self._pool = pool
 
-    def _call(self, op: Callable[..., T], args: tuple[Any, ...], retry_commit: bool) -> T:
-        """Run `op(tx, now, *args)` in one transaction; reconnect and retry transient failures."""
+    def _call(
+        self, op: Callable[..., T], args: tuple[Any, ...], retry_commit: bool, single: bool
+    ) -> T:
+        """Run `op(tx, now, *args)` in one transaction; reconnect and retry transient failures.
+
+        `single`: the operation runs exactly one statement, which is atomic by itself; it runs
+        without BEGIN and COMMIT, saving two round trips.
+        """
         deadline = time.monotonic() + self._reconnect_timeout
         delay = 0.01
         conflicts = 0
@@ -279,6 +295,7 @@ class PostgresStore:
             try:
                 with pool.connection() as conn:
                     tx = pg_tx(conn)
+                    conn.autocommit = single
                     try:
                         if self.clock is not None:
                             now = self.clock()
@@ -292,9 +309,13 @@ class PostgresStore:
                     except BaseException:
                         if not conn.closed:
                             conn.rollback()
+                            conn.autocommit = False
                         raise
                     committing = True
-                    conn.commit()
+                    if single:
+                        conn.autocommit = False
+                    else:
+                        conn.commit()
                     return result
             except (
                 psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout
@@ -339,9 +360,11 @@ class PostgresStore:
                 self._skew_due = time.monotonic() + _SKEW_EVERY
         return time.time() + self._skew
 
-    async def _run(self, op: Callable[..., T], *args: Any, retry_commit: bool = True) -> T:
+    async def _run(
+        self, op: Callable[..., T], *args: Any, retry_commit: bool = True, single: bool = False
+    ) -> T:
         return await anyio.to_thread.run_sync(
-            self._call, op, args, retry_commit, limiter=self._limiter
+            self._call, op, args, retry_commit, single, limiter=self._limiter
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -384,7 +407,11 @@ class PostgresStore:
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs with FOR UPDATE SKIP LOCKED."""
         self._claim_generation = self._generation
-        return await self._run(claim_sql.claim, request, chooser)
+        if request.housekeep:
+            await self._run(claim_sql.housekeep)
+        # Without a chooser, a claim is one statement (pick, lease, open the attempts).
+        request = attrs.evolve(request, housekeep=False)
+        return await self._run(claim_sql.claim, request, chooser, single=chooser is None)
 
     async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
         """Extend held leases."""

@@ -11,22 +11,17 @@ from wireframe.store.errors import InvalidTransitionError, UnknownJobError
 from wireframe.store.records import Duplicate, NewJob, SubmitResult, Submitted
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
-from wireframe.store.sql.tx import Bulk, Tx, unnest
+from wireframe.store.sql.tx import Bulk, Tx
 
 _JOB_COLUMNS = (
-    "INSERT INTO jobs (id, type, domain, payload, state, priority, base_priority, key, "
+    "jobs (id, type, domain, payload, state, priority, base_priority, key, "
     "parent_id, tags, resources, created_at, run_at, ready_at, expires_at, max_attempts, "
-    "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason) "
+    "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason)"
 )
 INSERT_JOB = Bulk(
-    _JOB_COLUMNS + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    _JOB_COLUMNS
-    + "SELECT * FROM "
-    + unnest(
-        "bigint", "text", "text", "text", "text", "int", "int", "text", "bigint", "text", "text",
-        "float8", "float8", "float8", "float8", "int", "int", "text", "int", "bigint", "float8",
-        "text", "text",
-    ),
+    f"INSERT INTO {_JOB_COLUMNS} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    # Ids are reserved first; a racing duplicate key fails the COPY as it would an INSERT.
+    f"COPY {_JOB_COLUMNS} FROM STDIN",
 )
 
 

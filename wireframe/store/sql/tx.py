@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 
@@ -49,8 +49,9 @@ class Bulk:
     """One write applied to many rows, spelled twice: once per row, and once for whole columns.
 
     SQLite runs `each` through `executemany` (in-process, so a statement per row is cheap).
-    PostgreSQL runs `columns` once, with one array parameter per column (`unnest(?::type[],
-    ...)`), so a batch costs one round trip and one statement instead of one per row.
+    PostgreSQL runs `columns` once: either a statement with one array parameter per column
+    (`unnest(?::type[], ...)`), or a `COPY ... FROM STDIN` fed the rows, so a batch costs one
+    round trip and one statement instead of one per row.
     """
 
     __slots__ = ("columns", "each")
@@ -75,8 +76,6 @@ class Dialect:
     """Suffix of a claim SELECT that skips rows other transactions hold."""
     materialize_pick = False
     """Pick claim candidates in a MATERIALIZED CTE before leasing them."""
-    by_columns = False
-    """Run `Bulk` statements once with a column per parameter, rather than once per row."""
 
     def greatest(self, a: str, b: str) -> str:
         """The larger of two SQL expressions."""
@@ -125,12 +124,19 @@ SQLITE = Dialect()
 class Tx:
     """An open transaction: `execute`, `executemany`, the dialect, and whether to wake workers."""
 
-    __slots__ = ("dialect", "execute", "executemany", "wakes")
+    __slots__ = ("_bulk", "dialect", "execute", "executemany", "wakes")
 
-    def __init__(self, execute: Execute, executemany: ExecuteMany, dialect: Dialect) -> None:
+    def __init__(
+        self,
+        execute: Execute,
+        executemany: ExecuteMany,
+        dialect: Dialect,
+        bulk: Callable[[Bulk, Sequence[Sequence[Any]]], None] | None = None,
+    ) -> None:
         self.execute = execute
         self.executemany = executemany
         self.dialect = dialect
+        self._bulk = bulk
         self.wakes = False
         """Set by the engine when work may have become claimable (a NOTIFY on PostgreSQL)."""
 
@@ -138,10 +144,10 @@ class Tx:
         """Apply `statement` to every row, the way this database does it fastest."""
         if not rows:
             return
-        if self.dialect.by_columns:
-            self.execute(statement.columns, [list(column) for column in zip(*rows, strict=True)])
-        else:
+        if self._bulk is None:
             self.executemany(statement.each, rows)
+        else:
+            self._bulk(statement, rows)
 
     @classmethod
     def sqlite(cls, conn: sqlite3.Connection) -> Tx:
