@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any
 
 import anyio
@@ -15,7 +15,15 @@ from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
-from wireframe.scheduler.events import EventBus, JobCancelled, JobSubmitted
+from wireframe.scheduler.events import (
+    Event,
+    EventBus,
+    JobBlocked,
+    JobCancelled,
+    JobExpired,
+    JobSubmitted,
+    JobUnblocked,
+)
 from wireframe.scheduler.running import Running, ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
 from wireframe.scheduler.submission import build_job, key_of
@@ -30,6 +38,7 @@ from wireframe.store import (
     Store,
     SubmitResult,
     Submitted,
+    Transition,
     UnknownJobError,
     store_from_url,
 )
@@ -79,6 +88,8 @@ class Scheduler(Task):
                 self._by_payload.setdefault(job_type.payload_type, []).append(job_type)
         self._state: dict[type, object] = {type(value): value for value in state}
         self.events = EventBus(buffer=event_buffer)
+        self._holding = 0
+        self._held: list[Transition] = []
         self._event_buffer = event_buffer
         self._finished = anyio.Event()
         self._open_lock: anyio.Lock | None = None
@@ -117,13 +128,52 @@ class Scheduler(Task):
         async with self._open_lock:
             if not self._opened:
                 await self.store.open()
+                self.store.observe(self._observed)
                 self._opened = True
 
     async def close(self) -> None:
         """Close the store."""
         if self._opened:
             self._opened = False
+            self.store.unobserve(self._observed)
             await self.store.close()
+
+    def _observed(self, transitions: Sequence[Transition]) -> None:
+        """Publish the moves the store made on its own: blocked, unblocked, expired."""
+        if not self.events.subscriber_count:
+            return
+        if self._holding:
+            self._held.extend(transitions)
+        else:
+            self._publish_transitions(transitions)
+
+    @contextmanager
+    def holding_transitions(self) -> Iterator[None]:
+        """Publish the store's own moves only after the events the caller publishes inside.
+
+        So a submit says `submitted` before `blocked`, and a completion `completed` before
+        the `unblocked` of its dependents.
+        """
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            if not self._holding and self._held:
+                held, self._held = self._held, []
+                self._publish_transitions(held)
+
+    def _publish_transitions(self, transitions: Sequence[Transition]) -> None:
+        for t in transitions:
+            if t.state is JobState.BLOCKED:
+                event: Event = JobBlocked(
+                    job_id=t.job_id, job_type=t.job_type, depends_on=t.depends_on
+                )
+            elif t.state is JobState.EXPIRED:
+                event = JobExpired(job_id=t.job_id, job_type=t.job_type)
+            else:
+                event = JobUnblocked(job_id=t.job_id, job_type=t.job_type)
+            self.events.publish(event)
 
     async def __aenter__(self) -> Scheduler:
         await self.open()
@@ -244,14 +294,15 @@ class Scheduler(Task):
 
     async def _submit(self, jobs: list[NewJob]) -> list[SubmitResult]:
         await self.open()
-        try:
-            results = await self.store.submit(jobs)
-        except UnknownJobError as exc:
-            raise JobNotFound(exc.job_id, str(exc)) from exc
-        if self.events.subscriber_count:
-            for job, result in zip(jobs, results, strict=True):
-                if isinstance(result, Submitted):
-                    self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
+        with self.holding_transitions():
+            try:
+                results = await self.store.submit(jobs)
+            except UnknownJobError as exc:
+                raise JobNotFound(exc.job_id, str(exc)) from exc
+            if self.events.subscriber_count:
+                for job, result in zip(jobs, results, strict=True):
+                    if isinstance(result, Submitted):
+                        self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
         if self.worker is not None:
             self.worker.notify()
         return results

@@ -335,7 +335,7 @@ class Worker(Task):
     async def _flush(self) -> None:
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), self.scheduler.holding_transitions():
                 applied = await self.scheduler.store.finish([outcome for _, outcome in batch])
                 self._after_flush(batch, applied)
                 if self.running and any(not isinstance(o, Complete) for _, o in batch):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wireframe.store.base import Chooser, Store
+from wireframe.store.base import Chooser, Observer, Store
 from wireframe.store.errors import (
     DuplicateKeyError,
     InvalidTransitionError,
@@ -37,6 +37,7 @@ from wireframe.store.records import (
     ScheduleRecord,
     SubmitResult,
     Submitted,
+    Transition,
 )
 from wireframe.store.sqlite import MemoryStore, SqliteStore
 from wireframe.store.url import store_from_url
@@ -64,6 +65,7 @@ __all__ = [
     "MemoryStore",
     "NewJob",
     "NewSchedule",
+    "Observer",
     "Outcome",
     "PostgresStore",
     "Release",
@@ -75,6 +77,7 @@ __all__ = [
     "StoreURLError",
     "SubmitResult",
     "Submitted",
+    "Transition",
     "UnknownJobError",
     "UnknownScheduleError",
     "store_from_url",

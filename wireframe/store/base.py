@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -20,10 +22,55 @@ from wireframe.store.records import (
     Outcome,
     ScheduleRecord,
     SubmitResult,
+    Transition,
 )
+
+log = logging.getLogger("wireframe.store")
 
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 """Given claim candidates (best first), return the ids to take; called inside the claim."""
+
+Observer = Callable[[Sequence[Transition]], None]
+"""Told, on the event loop and after commit, of the moves a store operation made on its own."""
+
+
+class Observers:
+    """The observers of one store, and the transitions waiting to reach them.
+
+    Operations run in worker threads; they `collect` what they committed there, and the calling
+    coroutine `deliver`s it back on the event loop.
+    """
+
+    def __init__(self) -> None:
+        self._observers: list[Observer] = []
+        self._waiting: deque[Transition] = deque()
+
+    def add(self, observer: Observer) -> None:
+        """Start telling `observer`."""
+        self._observers.append(observer)
+
+    def remove(self, observer: Observer) -> None:
+        """Stop telling `observer` (no error if it was not added)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def collect(self, transitions: Sequence[Transition]) -> None:
+        """Keep committed transitions for the next delivery (thread-safe)."""
+        if transitions and self._observers:
+            self._waiting.extend(transitions)
+
+    def deliver(self) -> None:
+        """Hand the kept transitions to every observer; an observer's error is logged."""
+        if not self._waiting:
+            return
+        batch: list[Transition] = []
+        while self._waiting:
+            batch.append(self._waiting.popleft())
+        for observer in list(self._observers):
+            try:
+                observer(batch)
+            except Exception:
+                log.exception("store observer %r failed", observer)
 
 
 @runtime_checkable
@@ -140,3 +187,9 @@ class Store(Protocol):
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""
+
+    def observe(self, observer: Observer) -> None:
+        """Tell `observer` of jobs this process's operations blocked, unblocked or expired."""
+
+    def unobserve(self, observer: Observer) -> None:
+        """Stop telling `observer`."""

@@ -30,7 +30,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from wireframe.store.base import Chooser
+from wireframe.store.base import Chooser, Observer, Observers
 from wireframe.store.errors import StoreError, StoreURLError
 from wireframe.store.records import (
     AttemptRecord,
@@ -221,6 +221,7 @@ class PostgresStore:
         self._listener: threading.Thread | None = None
         self._listening = threading.Event()
         self._stop = threading.Event()
+        self._observers = Observers()
         self._inserted = 0
         self._skew = 0.0
         self._skew_due = 0.0
@@ -316,6 +317,7 @@ class PostgresStore:
                         conn.autocommit = False
                     else:
                         conn.commit()
+                    self._observers.collect(tx.transitions)
                     return result
             except (
                 psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout
@@ -363,9 +365,12 @@ class PostgresStore:
     async def _run(
         self, op: Callable[..., T], *args: Any, retry_commit: bool = True, single: bool = False
     ) -> T:
-        return await anyio.to_thread.run_sync(
-            self._call, op, args, retry_commit, single, limiter=self._limiter
-        )
+        try:
+            return await anyio.to_thread.run_sync(
+                self._call, op, args, retry_commit, single, limiter=self._limiter
+            )
+        finally:
+            self._observers.deliver()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -543,6 +548,16 @@ class PostgresStore:
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
         return await self._run(_without_now(durable.get_event), name)
+
+    # -- observers --------------------------------------------------------------------------
+
+    def observe(self, observer: Observer) -> None:
+        """Tell `observer` of jobs this store's operations blocked, unblocked or expired."""
+        self._observers.add(observer)
+
+    def unobserve(self, observer: Observer) -> None:
+        """Stop telling `observer`."""
+        self._observers.remove(observer)
 
     # -- wake-ups ---------------------------------------------------------------------------
 

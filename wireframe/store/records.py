@@ -242,6 +242,19 @@ FAR_FUTURE = 9.0e15
 
 
 @attrs.frozen
+class Transition:
+    """A move the store made on its own while doing something else: a job became blocked on its
+    dependencies at submit, was unblocked when the last one completed, or expired unstarted."""
+
+    job_id: int
+    job_type: str
+    state: JobState
+    """BLOCKED, PENDING or SCHEDULED (unblocked), or EXPIRED."""
+    depends_on: tuple[int, ...] = ()
+    """For BLOCKED: the dependencies it still waits for."""
+
+
+@attrs.frozen
 class ClaimRequest:
     """What a worker may take: how many, from which domains, with which tags and exclusions."""
 

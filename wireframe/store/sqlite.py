@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
-from wireframe.store.base import Chooser
+from wireframe.store.base import Chooser, Observer, Observers
 from wireframe.store.errors import StoreError
 from wireframe.store.records import (
     AttemptRecord,
@@ -67,6 +67,7 @@ class SqliteStore:
         self._txn: Tx | None = None
         self._watch: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
+        self._observers = Observers()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -114,14 +115,21 @@ class SqliteStore:
                 result = op(txn, self.clock(), *args)
             except BaseException:
                 conn.execute("ROLLBACK")
+                txn.transitions.clear()
                 raise
             conn.execute("COMMIT")
+            if txn.transitions:
+                self._observers.collect(txn.transitions)
+                txn.transitions.clear()
             return result
 
         return call
 
     async def _write(self, op: Callable[..., T], *args: Any) -> T:
-        return await self._run(self._tx(op, *args))
+        try:
+            return await self._run(self._tx(op, *args))
+        finally:
+            self._observers.deliver()
 
     async def _read(self, op: Callable[..., T], *args: Any) -> T:
         return await self._run(self._tx(op, *args, write=False))
@@ -286,6 +294,16 @@ class SqliteStore:
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
         return await self._read(_without_now(durable.get_event), name)
+
+    # -- observers --------------------------------------------------------------------------
+
+    def observe(self, observer: Observer) -> None:
+        """Tell `observer` of jobs this store's operations blocked, unblocked or expired."""
+        self._observers.add(observer)
+
+    def unobserve(self, observer: Observer) -> None:
+        """Stop telling `observer`."""
+        self._observers.remove(observer)
 
     # -- wake-ups ---------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from wireframe.store.records import JobState, Transition
 from wireframe.store.sql.rows import (
     TERMINAL,
     TERMINAL_SQL,
@@ -83,11 +84,14 @@ def _unblock_if_free(tx: Tx, now: float, job_id: int) -> None:
     if tx.execute("SELECT 1 FROM job_deps WHERE job_id = ? LIMIT 1", (job_id,)).fetchone():
         return
     tx.wakes = True
-    tx.execute(
+    row = tx.execute(
         "UPDATE jobs SET state = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END, "
-        "ready_at = ?, reason = 'dependencies completed' WHERE id = ? AND state = 'blocked'",
+        "ready_at = ?, reason = 'dependencies completed' WHERE id = ? AND state = 'blocked' "
+        "RETURNING type, state",
         (now, now, job_id),
-    )
+    ).fetchone()
+    if row is not None:
+        tx.transitions.append(Transition(job_id, row[0], JobState(row[1])))
     tx.execute(
         "UPDATE jobs SET paused_from = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END "
         "WHERE id = ? AND state = 'paused' AND paused_from = 'blocked'",

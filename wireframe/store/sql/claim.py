@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from wireframe.store.records import ClaimRequest, JobRecord
+from wireframe.store.records import ClaimRequest, JobRecord, JobState, Transition
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, job_from_row, placeholders
 from wireframe.store.sql.tx import Bulk, Tx, unnest
@@ -25,10 +25,11 @@ def housekeep(tx: Tx, now: float) -> None:
         "UPDATE jobs SET state = 'expired', finished_at = ?, "
         "error = 'not started before its ttl ran out', reason = 'ttl' "
         "WHERE expires_at <= ? AND state IN ('pending', 'scheduled', 'blocked') "
-        "AND started_at IS NULL RETURNING id, parent_id, active_children",
+        "AND started_at IS NULL RETURNING id, parent_id, active_children, type",
         (now, now),
     ).fetchall()
-    ended = [Ended(i, "expired", p, a, "ttl") for i, p, a in expired]
+    ended = [Ended(i, "expired", p, a, "ttl") for i, p, a, _ in expired]
+    tx.transitions.extend(Transition(i, t, JobState.EXPIRED) for i, _, _, t in expired)
     ended.extend(reclaim_expired_leases(tx, now))
     if ended:
         settle(tx, now, ended)
@@ -87,10 +88,19 @@ def age(tx: Tx, now: float, older_than: float, step: int, cap: int) -> int:
     return cur.rowcount
 
 
-def _candidate_filter(tx: Tx, req: ClaimRequest) -> tuple[str, list[object]]:
-    """The WHERE clause selecting pending jobs this request may take."""
+def _candidate_filter(
+    tx: Tx, req: ClaimRequest, now: float | None = None
+) -> tuple[str, list[object]]:
+    """The WHERE clause selecting pending jobs this request may take.
+
+    With `now`, a job whose ttl has run out is never taken, even before housekeeping marks it
+    expired.
+    """
     clauses = ["state = 'pending'", f"domain IN ({placeholders(len(req.domains))})"]
     params: list[object] = list(req.domains)
+    if now is not None:
+        clauses.append("(expires_at IS NULL OR expires_at > ?)")
+        params.append(now)
     if req.exclude_domains:
         clauses.append(f"domain NOT IN ({placeholders(len(req.exclude_domains))})")
         params.extend(req.exclude_domains)
@@ -121,7 +131,7 @@ def claim(
         housekeep(tx, now)
     if req.limit <= 0 or not req.domains:
         return []
-    where, params = _candidate_filter(tx, req)
+    where, params = _candidate_filter(tx, req, now)
     skip = tx.dialect.skip_locked
     lease = (req.worker_id, now + req.lease_ttl, now)
     recorded = False

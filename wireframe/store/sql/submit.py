@@ -8,7 +8,14 @@ from collections.abc import Sequence
 import attrs
 
 from wireframe.store.errors import InvalidTransitionError, UnknownJobError
-from wireframe.store.records import Duplicate, NewJob, SubmitResult, Submitted
+from wireframe.store.records import (
+    Duplicate,
+    JobState,
+    NewJob,
+    SubmitResult,
+    Submitted,
+    Transition,
+)
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
 from wireframe.store.sql.tx import Bulk, Tx
@@ -92,6 +99,10 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
             batch_keys[(job.type, job.key)] = job_id
         if state in TERMINAL:
             born_ended.append(Ended(job_id, state, job.parent_id, 0, error))
+        elif state == "blocked":
+            tx.transitions.append(
+                Transition(job_id, job.type, JobState.BLOCKED, tuple(waiting_on))
+            )
         results.append(Submitted(job_id, schedule_id))
     if rows:
         tx.bulk(INSERT_JOB, rows)

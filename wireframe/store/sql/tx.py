@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from wireframe.store.records import Transition
+
 
 class Cursor(Protocol):
     """The part of a DB-API cursor the engine uses."""
@@ -124,7 +126,7 @@ SQLITE = Dialect()
 class Tx:
     """An open transaction: `execute`, `executemany`, the dialect, and whether to wake workers."""
 
-    __slots__ = ("_bulk", "dialect", "execute", "executemany", "wakes")
+    __slots__ = ("_bulk", "dialect", "execute", "executemany", "transitions", "wakes")
 
     def __init__(
         self,
@@ -139,6 +141,8 @@ class Tx:
         self._bulk = bulk
         self.wakes = False
         """Set by the engine when work may have become claimable (a NOTIFY on PostgreSQL)."""
+        self.transitions: list[Transition] = []
+        """Moves made along the way (blocked, unblocked, expired), reported after commit."""
 
     def bulk(self, statement: Bulk, rows: Sequence[Sequence[Any]]) -> None:
         """Apply `statement` to every row, the way this database does it fastest."""
