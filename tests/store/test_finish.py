@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wireframe.store import Complete, Fail, JobState, Lease, Release, Store
+from wireframe.store import FAR_FUTURE, Complete, Fail, JobState, Lease, Release, Store
 
 from store_support import (
     claim,
@@ -13,6 +13,7 @@ from store_support import (
     complete,
     fail,
     release,
+    run,
     state,
     submit,
 )
@@ -184,3 +185,50 @@ async def test_finish_batch_mixes_outcomes_and_stale_leases(store: Store, clock)
         JobState.COMPLETED, JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING,
     ]
     assert await store.finish([]) == []
+
+
+async def test_suspended_waiting_for_its_child_wakes_when_the_child_ends(store: Store) -> None:
+    parent = await submit(store)
+    claimed = await claim_one(store, parent)
+    child = await submit(store, parent_id=parent)
+    assert await release(
+        store, claimed.lease, "suspended", wait_for=f"job:{child}", run_at=FAR_FUTURE
+    )
+    assert await state(store, parent) is JobState.SUSPENDED
+    await run(store, child)
+    assert await state(store, parent) is JobState.PENDING
+    assert (await claim_one(store, parent)).attempt == 1
+
+
+async def test_suspended_waiting_for_a_job_that_is_not_its_child_runs_again_at_once(
+    store: Store,
+) -> None:
+    # Only children wake their parent; a wait on any other job would never end.
+    job_id = await submit(store)
+    claimed = await claim_one(store, job_id)
+    other = await submit(store)
+    assert await release(
+        store, claimed.lease, "suspended", wait_for=f"job:{other}", run_at=FAR_FUTURE
+    )
+    assert await state(store, job_id) is JobState.PENDING
+    assert await state(store, other) is JobState.PENDING
+
+
+async def test_suspended_waiting_for_an_event_wakes_on_emit_or_at_once_if_emitted(
+    store: Store,
+) -> None:
+    first = await submit(store)
+    claimed = await claim_one(store, first)
+    assert await release(
+        store, claimed.lease, "suspended", wait_for="event:paid", run_at=FAR_FUTURE
+    )
+    assert await state(store, first) is JobState.SUSPENDED
+    assert await store.emit_event("paid", None)
+    assert await state(store, first) is JobState.PENDING
+    await run(store, first)
+    second = await submit(store)
+    claimed = await claim_one(store, second)
+    assert await release(
+        store, claimed.lease, "suspended", wait_for="event:paid", run_at=FAR_FUTURE
+    )
+    assert await state(store, second) is JobState.PENDING

@@ -207,13 +207,16 @@ class Worker(Task):
                     exclude_types=limits.full_types(),
                     exclude_domains=limits.full_domains(),
                     scan=want * 4 if limits.constrained else want,
-                    housekeep=self._housekeeping_due(),
+                    housekeep=False,
                 )
                 chooser = limits.chooser(want) if limits.constrained else None
                 with anyio.CancelScope(shield=True):
                     jobs = await store.claim(request, chooser)
                     self._start(jobs)
                 claimed = len(jobs)
+                # Housekeeping after the claim, so new work starts first; it may free more.
+                if self._housekeeping_due() and await store.housekeep():
+                    continue
                 if claimed == want:
                     continue
             elif limits.free == 0:

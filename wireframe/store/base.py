@@ -91,6 +91,9 @@ class Store(Protocol):
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases."""
 
+    async def housekeep(self) -> bool:
+        """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
+
     async def heartbeat(
         self, beats: Sequence[Beat], lease_ttl: float
     ) -> dict[int, LeaseStatus]:

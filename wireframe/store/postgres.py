@@ -418,6 +418,10 @@ class PostgresStore:
         request = attrs.evolve(request, housekeep=False)
         return await self._run(claim_sql.claim, request, chooser, single=chooser is None)
 
+    async def housekeep(self) -> bool:
+        """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
+        return await self._run(claim_sql.housekeep)
+
     async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
         """Extend held leases."""
         return await self._run(finish.heartbeat, list(beats), lease_ttl) if beats else {}

@@ -209,8 +209,8 @@ class Release:
     reason: str
     run_at: float | None = None
     wait_for: str | None = None
-    """For `suspended`: `event:<name>` or `job:<id>`; the job wakes early when that happens,
-    at once if it already has."""
+    """For `suspended`: `event:<name>` or `job:<id>` of one of its own children; the job wakes
+    early when that happens, at once if it already has (or if `<id>` is not its child)."""
 
 
 Outcome = Complete | Fail | Release

@@ -68,6 +68,7 @@ class SqliteStore:
         self._watch: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
         self._observers = Observers()
+        self._seen_version: int | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -166,7 +167,12 @@ class SqliteStore:
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs."""
+        self._seen_version = self._data_version()
         return await self._write(claim_sql.claim, request, chooser)
+
+    async def housekeep(self) -> bool:
+        """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
+        return await self._write(claim_sql.housekeep)
 
     async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
         """Extend held leases."""
@@ -307,18 +313,32 @@ class SqliteStore:
 
     # -- wake-ups ---------------------------------------------------------------------------
 
-    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Return once another connection committed (PRAGMA data_version moved), or on timeout."""
+    def _data_version(self) -> int | None:
+        """PRAGMA data_version as the watching connection sees it: moves on others' commits."""
         watch = self._watch
-        if watch is None:
-            await anyio.sleep(timeout)
-            return
-        deadline = anyio.current_time() + timeout
-        start = watch.execute("PRAGMA data_version").fetchone()[0]
-        while anyio.current_time() < deadline:
-            await anyio.sleep(min(self._poll_interval, max(0.0, deadline - anyio.current_time())))
-            if watch.execute("PRAGMA data_version").fetchone()[0] != start:
+        return None if watch is None else int(watch.execute("PRAGMA data_version").fetchone()[0])
+
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Return once another connection committed (PRAGMA data_version moved), or on timeout.
+
+        Compared with the version seen when the last claim began, so a commit that lands between
+        that claim and this wait is not missed.
+        """
+        start = self._seen_version
+        if start is None:
+            start = self._data_version()
+            if start is None:
+                await anyio.sleep(timeout)
                 return
+        self._seen_version = None
+        deadline = anyio.current_time() + timeout
+        while True:
+            if self._data_version() != start:
+                return
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                return
+            await anyio.sleep(min(self._poll_interval, left))
 
 
 class MemoryStore(SqliteStore):

@@ -12,8 +12,11 @@ from wireframe.store.sql.tx import Bulk, Tx, unnest
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
 
-def housekeep(tx: Tx, now: float) -> None:
-    """Wake due jobs, expire stale ones and take back expired leases: one step, many workers."""
+def housekeep(tx: Tx, now: float) -> bool:
+    """Wake due jobs, expire stale ones and take back expired leases: one step, many workers.
+
+    Returns whether work may have become claimable.
+    """
     woken = tx.execute(
         "UPDATE jobs SET state = 'pending', ready_at = run_at, wait_for = NULL "
         "WHERE state IN ('scheduled', 'suspended') AND run_at <= ?",
@@ -33,6 +36,7 @@ def housekeep(tx: Tx, now: float) -> None:
     ended.extend(reclaim_expired_leases(tx, now))
     if ended:
         settle(tx, now, ended)
+    return tx.wakes
 
 
 def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:

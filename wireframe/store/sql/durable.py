@@ -96,8 +96,12 @@ def get_event(tx: Tx, name: str) -> EventRecord | None:
     return EventRecord(*row) if row else None
 
 
-def already_happened(tx: Tx, wait_for: str) -> bool:
-    """True if what a job is about to wait for has happened already (no lost wake-up)."""
+def already_happened(tx: Tx, wait_for: str, job_id: int) -> bool:
+    """True if what job `job_id` is about to wait for has happened already (no lost wake-up).
+
+    Only a job's own children wake it when they end, so waiting for any other job counts as
+    happened: the job runs again at once and sees for itself.
+    """
     kind, _, key = wait_for.partition(":")
     if kind == "event":
         # Serialised with emit_event, so an emit racing this suspension is never lost.
@@ -106,7 +110,7 @@ def already_happened(tx: Tx, wait_for: str) -> bool:
     if kind == "job":
         # Locked, so the job cannot end between this check and this transaction's commit.
         row = tx.execute(
-            f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (int(key),)
+            f"SELECT state, parent_id FROM jobs WHERE id = ?{tx.dialect.lock}", (int(key),)
         ).fetchone()
-        return row is None or row[0] in TERMINAL
+        return row is None or row[0] in TERMINAL or row[1] != job_id
     raise ValueError(f"suspend: unknown wait_for {wait_for!r}; use 'event:<name>' or 'job:<id>'")

@@ -187,7 +187,7 @@ def _release(
     if outcome.to == "paused":
         state, paused_from = "paused", "pending"
     elif outcome.to == "suspended":
-        if outcome.wait_for is not None and already_happened(tx, outcome.wait_for):
+        if outcome.wait_for is not None and already_happened(tx, outcome.wait_for, job_id):
             state, paused_from, run_at = "pending", None, now
         else:
             state, paused_from = "suspended", None
