@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wireframe.scheduler.defer import defer
 from wireframe.scheduler.domain import Domain, JobType, check_resources, check_tags
@@ -20,6 +19,7 @@ from wireframe.scheduler.events import (
     JobWaiting,
 )
 from wireframe.scheduler.execute import execute
+from wireframe.scheduler.handoff import Handoff
 from wireframe.scheduler.limits import Limits
 from wireframe.scheduler.maintenance import housekeeping_loop
 from wireframe.scheduler.running import Running, ShutdownMode, default_worker_id
@@ -114,7 +114,7 @@ class Worker(Task):
         self._runners = 0
         self._add_runner: Callable[[], None] = lambda: None
         self._stopping = False
-        self._send: MemoryObjectSendStream[Running] | None = None
+        self._jobs: Handoff[Running] = Handoff()
 
     # -- public ---------------------------------------------------------------------------
 
@@ -155,14 +155,11 @@ class Worker(Task):
                     await self.scheduler.close()
 
     async def _work(self, stop: StopReceiver) -> None:
-        send, receive = anyio.create_memory_object_stream[Running](
-            self.limits.max_concurrency + self.batch_size
-        )
-        self._send = send
+        jobs = self._jobs = Handoff[Running]()
         async with anyio.create_task_group() as runners:
 
             def add_runner() -> None:
-                runners.start_soon(self._runner, receive.clone())
+                runners.start_soon(self._runner, jobs)
 
             self._add_runner = add_runner
             for _ in range(self.limits.max_concurrency):
@@ -176,11 +173,10 @@ class Worker(Task):
                     await stop.wait()
                     self._stopping = True
                     claiming.cancel_scope.cancel()
-                await self._drain(receive)
+                self._drain()
                 await self._wind_down()
                 loops.cancel_scope.cancel()
-            send.close()
-            receive.close()
+            jobs.close()
         await self._flush()
 
     # -- claiming ---------------------------------------------------------------------------
@@ -233,12 +229,11 @@ class Worker(Task):
         return True
 
     def _start(self, jobs: Sequence[JobRecord]) -> None:
-        assert self._send is not None
         for job in jobs:
             running = Running(job, self.types.get(job.type))
             self.running[job.id] = running
             self.limits.take(job)
-            self._send.send_nowait(running)
+            self._jobs.put(running)
 
     async def _sleep_until_work(self, claimed: int) -> None:
         store = self.scheduler.store
@@ -288,44 +283,43 @@ class Worker(Task):
 
     # -- running ----------------------------------------------------------------------------
 
-    async def _runner(self, receive: MemoryObjectReceiveStream[Running]) -> None:
+    async def _runner(self, jobs: Handoff[Running]) -> None:
         self._runners += 1
         try:
-            await self._run_jobs(receive)
+            await self._run_jobs(jobs)
         finally:
             self._runners -= 1
 
-    async def _run_jobs(self, receive: MemoryObjectReceiveStream[Running]) -> None:
-        with receive:
-            streak = 0
-            while True:
-                if self._runners > self.limits.max_concurrency + self._deferred:
-                    return  # an extra runner started for a deferred job that has resumed
-                # Take queued jobs without a trip through the event loop, but still yield every
-                # so often so that the flusher and the claim loop keep up.
+    async def _run_jobs(self, jobs: Handoff[Running]) -> None:
+        streak = 0
+        while True:
+            if self._runners > self.limits.max_concurrency + self._deferred:
+                return  # an extra runner started for a deferred job that has resumed
+            # Take queued jobs without a trip through the event loop, but still yield every
+            # so often so that the flusher and the claim loop keep up.
+            try:
+                running = jobs.get_nowait()
+                streak += 1
+                if streak % 32 == 0:
+                    await anyio.lowlevel.checkpoint()
+            except anyio.WouldBlock:
                 try:
-                    running = receive.receive_nowait()
-                    streak += 1
-                    if streak % 32 == 0:
-                        await anyio.lowlevel.checkpoint()
-                except anyio.WouldBlock:
-                    try:
-                        running = await receive.receive()
-                    except anyio.EndOfStream:
-                        return
+                    running = await jobs.get()
                 except anyio.EndOfStream:
                     return
-                outcome = await execute(self, running)
-                self.running.pop(running.record.id, None)
-                if not running.deferred:
-                    self.limits.give_back(running.record)
-                    self._slot_freed.set()
-                if outcome is not None:
-                    self._outcomes.append((running, outcome))
-                    self._outcomes_ready.set()
-                self._wake.set()
-                if not self.running:
-                    self._idle.set()
+            except anyio.EndOfStream:
+                return
+            outcome = await execute(self, running)
+            self.running.pop(running.record.id, None)
+            if not running.deferred:
+                self.limits.give_back(running.record)
+                self._slot_freed.set()
+            if outcome is not None:
+                self._outcomes.append((running, outcome))
+                self._outcomes_ready.set()
+            self._wake.set()
+            if not self.running:
+                self._idle.set()
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -405,7 +399,7 @@ class Worker(Task):
 
     # -- stopping ---------------------------------------------------------------------------
 
-    async def _drain(self, receive: MemoryObjectReceiveStream[Running]) -> None:
+    def _drain(self) -> None:
         """Mark jobs claimed but not started so runners release them at once."""
         for running in self.running.values():
             if running.scope is None:
