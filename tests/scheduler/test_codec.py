@@ -506,3 +506,41 @@ def test_canonical_json() -> None:
         canonical_json(float("nan"))
     with pytest.raises(PayloadError, match="cannot encode set"):
         canonical_json({1})
+
+
+@attrs.frozen
+class _Flat:
+    zeta: str
+    alpha: int
+    mid: float | None
+    flag: bool
+    b_2: str | None = None
+
+
+def test_flat_payloads_encode_exactly_as_canonical_json() -> None:
+    """The hand-written fast path for flat attrs payloads matches `canonical_json` text."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from wireframe.scheduler.codec import canonical_json, encode_payload
+
+    @given(
+        st.text(),
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.none() | st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.none() | st.text(),
+    )
+    def check(zeta: str, alpha: int, mid: float | None, flag: bool, b_2: str | None) -> None:
+        payload = _Flat(zeta, alpha, mid, flag, b_2)
+        text = encode_payload(payload, expected=_Flat, where="test")
+        assert text == canonical_json(attrs.asdict(payload))
+
+    check()
+
+
+def test_flat_payload_with_a_non_finite_float_is_rejected_by_name() -> None:
+    from wireframe.scheduler.codec import PayloadError, encode_payload
+
+    with pytest.raises(PayloadError, match="mid"):
+        encode_payload(_Flat("z", 1, float("nan"), True), expected=_Flat, where="submit t")
