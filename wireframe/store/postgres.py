@@ -277,13 +277,11 @@ class PostgresStore:
             raise
         self._pool = pool
 
-    def _call(
-        self, op: Callable[..., T], args: tuple[Any, ...], retry_commit: bool, single: bool
-    ) -> T:
+    def _call(self, op: Callable[..., T], args: tuple[Any, ...], retry_commit: bool) -> T:
         """Run `op(tx, now, *args)` in one transaction; reconnect and retry transient failures.
 
-        `single`: the operation runs exactly one statement, which is atomic by itself; it runs
-        without BEGIN and COMMIT, saving two round trips.
+        Every operation, a one-statement claim included, runs inside BEGIN ... COMMIT: a
+        connection lost before COMMIT leaves nothing behind, so retrying is safe.
         """
         deadline = time.monotonic() + self._reconnect_timeout
         delay = 0.01
@@ -296,7 +294,6 @@ class PostgresStore:
             try:
                 with pool.connection() as conn:
                     tx = pg_tx(conn)
-                    conn.autocommit = single
                     try:
                         if self.clock is not None:
                             now = self.clock()
@@ -310,13 +307,9 @@ class PostgresStore:
                     except BaseException:
                         if not conn.closed:
                             conn.rollback()
-                            conn.autocommit = False
                         raise
                     committing = True
-                    if single:
-                        conn.autocommit = False
-                    else:
-                        conn.commit()
+                    conn.commit()
                     self._observers.collect(tx.transitions)
                     return result
             except (
@@ -363,11 +356,11 @@ class PostgresStore:
         return time.time() + self._skew
 
     async def _run(
-        self, op: Callable[..., T], *args: Any, retry_commit: bool = True, single: bool = False
+        self, op: Callable[..., T], *args: Any, retry_commit: bool = True
     ) -> T:
         try:
             return await anyio.to_thread.run_sync(
-                self._call, op, args, retry_commit, single, limiter=self._limiter
+                self._call, op, args, retry_commit, limiter=self._limiter
             )
         finally:
             self._observers.deliver()
@@ -414,9 +407,8 @@ class PostgresStore:
         self._claim_generation = self._generation
         if request.housekeep:
             await self._run(claim_sql.housekeep)
-        # Without a chooser, a claim is one statement (pick, lease, open the attempts).
         request = attrs.evolve(request, housekeep=False)
-        return await self._run(claim_sql.claim, request, chooser, single=chooser is None)
+        return await self._run(claim_sql.claim, request, chooser)
 
     async def housekeep(self) -> bool:
         """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
