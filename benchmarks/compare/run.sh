@@ -43,6 +43,9 @@ run "procrastinate" \
     "$COMPARE_PY" benchmarks/compare/procrastinate_bench.py --dsn "$DSN" -n 2000
 run "wireframe, 4 worker processes" \
     "$WIREFRAME_PY" benchmarks/throughput.py --store "$DSN" --workers 4 -n "$N"
+run "wireframe, 4 worker processes, batch 100, concurrency 100" \
+    "$WIREFRAME_PY" benchmarks/throughput.py --store "$DSN" --workers 4 -n "$N" --batch 100 \
+    --concurrency 100
 run "wireframe, 1 worker process" \
     "$WIREFRAME_PY" benchmarks/throughput.py --store "$DSN" --workers 1 -n "$N"
 
