@@ -232,3 +232,29 @@ def test_several_processes_complete_every_job_exactly_once(tmp_path: Path) -> No
     assert attempts == (total, total, 1)
     assert workers <= {f"p{n}" for n in range(processes)}
     print("claims per process:", per_process)
+
+
+@pytest.mark.anyio
+async def test_wait_for_work_wakes_on_another_connections_commit_not_on_its_own(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wake.db"
+    worker, client = SqliteStore(path), SqliteStore(path)
+    await worker.open()
+    await client.open()
+    try:
+        assert await claim_ids(worker) == []
+        # This store's own commit (a submit after its claim) is not news to it...
+        await submit(worker)
+        started = anyio.current_time()
+        await worker.wait_for_work(0.2)
+        assert anyio.current_time() - started >= 0.2
+        assert len(await claim_ids(worker)) == 1
+        # ...but another connection's commit, even one made before the wait began, is.
+        await submit(client)
+        with anyio.fail_after(10):
+            await worker.wait_for_work(60)
+        assert len(await claim_ids(worker)) == 1
+    finally:
+        await worker.close()
+        await client.close()

@@ -65,7 +65,6 @@ class SqliteStore:
         self._poll_interval = poll_interval
         self._conn: sqlite3.Connection | None = None
         self._txn: Tx | None = None
-        self._watch: sqlite3.Connection | None = None
         self._limiter = anyio.CapacityLimiter(1)
         self._observers = Observers()
         self._seen_version: int | None = None
@@ -100,17 +99,19 @@ class SqliteStore:
             raise
         self._conn = conn
         self._txn = Tx.sqlite(conn)
-        if self.path != ":memory:":
-            self._watch = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
 
-    def _tx(self, op: Callable[..., T], *args: Any, write: bool = True) -> Callable[[], T]:
+    def _tx(
+        self, op: Callable[..., T], *args: Any, write: bool = True, note_version: bool = False
+    ) -> Callable[[], T]:
         def call() -> T:
             conn, txn = self._conn, self._txn
             if conn is None or txn is None:
                 raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+            if note_version:
+                self._seen_version = conn.execute("PRAGMA data_version").fetchone()[0]
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 result = op(txn, self.clock(), *args)
@@ -144,13 +145,11 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Close the connections."""
-        conn, watch = self._conn, self._watch
-        self._conn = self._watch = None
+        conn = self._conn
+        self._conn = None
         self._txn = None
         if conn is not None:
             await self._run(conn.close)
-        if watch is not None:
-            watch.close()
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -167,8 +166,10 @@ class SqliteStore:
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs."""
-        self._seen_version = self._data_version()
-        return await self._write(claim_sql.claim, request, chooser)
+        try:
+            return await self._run(self._tx(claim_sql.claim, request, chooser, note_version=True))
+        finally:
+            self._observers.deliver()
 
     async def housekeep(self) -> bool:
         """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
@@ -314,26 +315,27 @@ class SqliteStore:
     # -- wake-ups ---------------------------------------------------------------------------
 
     def _data_version(self) -> int | None:
-        """PRAGMA data_version as the watching connection sees it: moves on others' commits."""
-        watch = self._watch
-        return None if watch is None else int(watch.execute("PRAGMA data_version").fetchone()[0])
+        """PRAGMA data_version of the store's connection: it moves on other connections' commits
+        only, so this store's own writes never look like new work."""
+        conn = self._conn
+        return None if conn is None else int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return once another connection committed (PRAGMA data_version moved), or on timeout.
 
-        Compared with the version seen when the last claim began, so a commit that lands between
-        that claim and this wait is not missed.
+        Compared with the version noted when the last claim began, so a commit that lands
+        between that claim and this wait is not missed.
         """
+        if self.path == ":memory:":  # private to this store: nobody else can add work
+            await anyio.sleep(timeout)
+            return
         start = self._seen_version
-        if start is None:
-            start = self._data_version()
-            if start is None:
-                await anyio.sleep(timeout)
-                return
         self._seen_version = None
+        if start is None:
+            start = await self._run(self._data_version)
         deadline = anyio.current_time() + timeout
         while True:
-            if self._data_version() != start:
+            if await self._run(self._data_version) != start:
                 return
             left = deadline - anyio.current_time()
             if left <= 0:
