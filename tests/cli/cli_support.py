@@ -17,14 +17,18 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 WAIT = 20.0  # seconds; only ever waited for in full when something is broken
 
-STORE_KINDS = ["sqlite"]
+STORE_KINDS = ["sqlite", "postgresql"]
 
 
 def store_url_for(kind: str, tmp_path: Path) -> str:
-    """A fresh, empty store of this kind."""
+    """A fresh, empty store of this kind (PostgreSQL: a schema the caller drops afterwards)."""
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.db'}"
-    raise NotImplementedError(f"no CLI test store for {kind!r} yet")
+    if kind == "postgresql":
+        from pg_support import new_schema_name, require_pg
+
+        return f"{require_pg()}?schema={new_schema_name('wfcli')}"
+    raise NotImplementedError(f"no CLI test store for {kind!r}")
 
 
 def cli_env(store: str | None, **extra: str) -> dict[str, str]:

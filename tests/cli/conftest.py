@@ -1,8 +1,7 @@
-"""CLI test fixtures: a real store file, the command as a subprocess, a seeded store.
+"""CLI test fixtures: a real store (a SQLite file, or a fresh PostgreSQL schema), the command as
+a subprocess, a seeded store.
 
-Store kinds: `STORE_KINDS` (in cli_support.py) lists the stores the CLI tests run against. The
-PostgreSQL store plugs in there: add "postgresql" and return its URL (a fresh schema per test)
-from `store_url_for`; every test that takes the `store_url` fixture then runs on it too.
+Every test that takes the `store_url` fixture runs once per kind in `STORE_KINDS`.
 """
 
 from __future__ import annotations
@@ -14,13 +13,26 @@ from pathlib import Path
 
 import anyio
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "store"))
+
 from cli_support import HERE, STORE_KINDS, WAIT, Cli, Result, cli_env, store_url_for
 
 
-@pytest.fixture(params=STORE_KINDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh store URL for one test."""
-    return store_url_for(str(request.param), tmp_path)
+@pytest.fixture(
+    params=[
+        pytest.param(kind, marks=[pytest.mark.postgres] if kind == "postgresql" else [])
+        for kind in STORE_KINDS
+    ]
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URL for one test; a PostgreSQL schema is dropped afterwards."""
+    url = store_url_for(str(request.param), tmp_path)
+    yield url
+    if "?schema=" in url:
+        from pg_support import drop_schema
+
+        drop_schema(url.rsplit("?schema=", 1)[1])
 
 
 @pytest.fixture
