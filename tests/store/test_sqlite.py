@@ -258,3 +258,54 @@ async def test_wait_for_work_wakes_on_another_connections_commit_not_on_its_own(
     finally:
         await worker.close()
         await client.close()
+
+
+@pytest.mark.anyio
+async def test_a_held_write_lock_sends_work_to_a_thread_and_the_loop_keeps_running(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    store = SqliteStore(path)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        done = anyio.Event()
+        ids: list[int] = []
+
+        async def submit_one() -> None:
+            ids.append(await submit(store))
+            done.set()
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(submit_one)
+                await anyio.wait_all_tasks_blocked()  # reached only if the loop is not blocked
+                assert not done.is_set()
+                other.execute("COMMIT")
+                await done.wait()
+        assert len(ids) == 1
+        assert await store.get(ids[0]) is not None
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_wal_is_checkpointed_every_so_many_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wireframe.store.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 20)
+    path = tmp_path / "wal.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for _ in range(400):
+            await submit(store)
+        wal = Path(f"{path}-wal")
+        # 400 commits of a page or more each would make a WAL of well over 1.6 MB
+        assert wal.stat().st_size < 1_000_000
+    finally:
+        await store.close()

@@ -10,10 +10,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from wireframe.store.base import Chooser, Observer, Observers
@@ -38,6 +40,12 @@ from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import control, durable, finish, query, schedules, schema
 from wireframe.store.sql.submit import submit as submit_sql
 from wireframe.store.sql.tx import Tx
+
+CHECKPOINT_EVERY = 500
+"""Write transactions between two WAL checkpoints (run in a worker thread)."""
+_BUSY = object()
+INLINE_SUBMIT = 100
+"""Submissions of up to this many jobs may run on the event loop."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,6 +76,8 @@ class SqliteStore:
         self._limiter = anyio.CapacityLimiter(1)
         self._observers = Observers()
         self._seen_version: int | None = None
+        self._writes = 0
+        """Write transactions since the last WAL checkpoint."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -86,6 +96,9 @@ class SqliteStore:
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.url}: could not switch the database to WAL ({mode})")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # Checkpoints run in a worker thread every CHECKPOINT_EVERY writes (see `_tx`), never
+        # inside a commit made on the event loop.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         return conn
 
     def _open_sync(self) -> None:
@@ -105,8 +118,10 @@ class SqliteStore:
 
     def _tx(
         self, op: Callable[..., T], *args: Any, write: bool = True, note_version: bool = False
-    ) -> Callable[[], T]:
-        def call() -> T:
+    ) -> Callable[[bool], T]:
+        """The transaction running `op`, as a call taking whether it runs in a worker thread."""
+
+        def call(in_thread: bool) -> T:
             conn, txn = self._conn, self._txn
             if conn is None or txn is None:
                 raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
@@ -123,18 +138,60 @@ class SqliteStore:
             if txn.transitions:
                 self._observers.collect(txn.transitions)
                 txn.transitions.clear()
+            if write:
+                self._writes += 1
+                if in_thread and self._writes >= CHECKPOINT_EVERY:
+                    self._writes = 0
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             return result
 
         return call
 
-    async def _write(self, op: Callable[..., T], *args: Any) -> T:
+    async def _call(self, call: Callable[[bool], T], inline: bool) -> T:
+        """Run a transaction: small ones on the event loop when the write lock is free at once,
+        everything else (and anything that would wait for a lock) in a worker thread.
+
+        A commit on the loop costs tens of microseconds; a trip to a thread costs more than
+        that. A transaction never waits for a lock on the loop: with the busy timeout at zero,
+        a held lock makes it roll back and go to the thread, where it waits as usual.
+        """
         try:
-            return await self._run(self._tx(op, *args))
+            if inline and self._may_inline():
+                await anyio.lowlevel.checkpoint()  # before the work: a cancel leaves nothing done
+                if self._may_inline():
+                    result = self._inline(call)
+                    if result is not _BUSY:
+                        return cast(T, result)
+            return await self._run(partial(call, True))
         finally:
             self._observers.deliver()
 
-    async def _read(self, op: Callable[..., T], *args: Any) -> T:
-        return await self._run(self._tx(op, *args, write=False))
+    def _may_inline(self) -> bool:
+        return (
+            self.path != ":memory:"
+            and self._conn is not None
+            and self._limiter.borrowed_tokens == 0
+            and self._writes < CHECKPOINT_EVERY
+        )
+
+    def _inline(self, call: Callable[[bool], T]) -> T | object:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            return call(False)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return _BUSY  # rolled back: the thread will run it again and wait its turn
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+
+    async def _write(self, op: Callable[..., T], *args: Any, inline: bool = False) -> T:
+        return await self._call(self._tx(op, *args), inline)
+
+    async def _read(self, op: Callable[..., T], *args: Any, inline: bool = False) -> T:
+        return await self._call(self._tx(op, *args, write=False), inline)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -162,26 +219,32 @@ class SqliteStore:
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         """Insert jobs in one transaction."""
-        return await self._write(submit_sql, list(jobs)) if jobs else []
+        if not jobs:
+            return []
+        return await self._write(submit_sql, list(jobs), inline=len(jobs) <= INLINE_SUBMIT)
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs."""
         try:
-            return await self._run(self._tx(claim_sql.claim, request, chooser, note_version=True))
+            return await self._call(
+                self._tx(claim_sql.claim, request, chooser, note_version=True), inline=True
+            )
         finally:
             self._observers.deliver()
 
     async def housekeep(self) -> bool:
         """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
-        return await self._write(claim_sql.housekeep)
+        return await self._write(claim_sql.housekeep, inline=True)
 
     async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
         """Extend held leases."""
-        return await self._write(finish.heartbeat, list(beats), lease_ttl) if beats else {}
+        if not beats:
+            return {}
+        return await self._write(finish.heartbeat, list(beats), lease_ttl, inline=True)
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Apply fenced outcomes."""
-        return await self._write(finish.finish, list(outcomes)) if outcomes else []
+        return await self._write(finish.finish, list(outcomes), inline=True) if outcomes else []
 
     async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
         """Cancel a job tree."""
@@ -201,7 +264,7 @@ class SqliteStore:
 
     async def get(self, job_id: int) -> JobRecord | None:
         """One job."""
-        return await self._read(_without_now(query.get), job_id)
+        return await self._read(_without_now(query.get), job_id, inline=True)
 
     async def list_jobs(
         self,
@@ -238,7 +301,7 @@ class SqliteStore:
 
     async def next_due_at(self) -> float | None:
         """Earliest due time of scheduled or suspended jobs."""
-        return await self._read(_without_now(claim_sql.next_due_at))
+        return await self._read(_without_now(claim_sql.next_due_at), inline=True)
 
     async def top_pending_priority(
         self, domains: Sequence[str], tags: Sequence[str]
@@ -280,27 +343,31 @@ class SqliteStore:
 
     async def checkpoints(self, job_id: int) -> list[Checkpoint]:
         """Checkpoints of a job."""
-        return await self._read(_without_now(durable.checkpoints), job_id)
+        return await self._read(_without_now(durable.checkpoints), job_id, inline=True)
 
     async def put_checkpoint(
         self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
     ) -> bool:
         """Record a checkpoint, fenced on the lease."""
-        return await self._write(durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl)
+        return await self._write(
+            durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl, inline=True
+        )
 
     async def spawn_child(
         self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
     ) -> int | None:
         """Submit a child with its spawn checkpoint."""
-        return await self._write(durable.spawn_child, lease, seq, name, job, lease_ttl)
+        return await self._write(
+            durable.spawn_child, lease, seq, name, job, lease_ttl, inline=True
+        )
 
     async def emit_event(self, name: str, payload: str | None) -> bool:
         """Set an event latch."""
-        return await self._write(durable.emit_event, name, payload)
+        return await self._write(durable.emit_event, name, payload, inline=True)
 
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
-        return await self._read(_without_now(durable.get_event), name)
+        return await self._read(_without_now(durable.get_event), name, inline=True)
 
     # -- observers --------------------------------------------------------------------------
 
@@ -320,6 +387,13 @@ class SqliteStore:
         conn = self._conn
         return None if conn is None else int(conn.execute("PRAGMA data_version").fetchone()[0])
 
+    async def _version(self) -> int | None:
+        """`_data_version` on the loop when the connection is free, else in a worker thread."""
+        await anyio.lowlevel.checkpoint()
+        if self._limiter.borrowed_tokens == 0:
+            return self._data_version()
+        return await self._run(self._data_version)
+
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return once another connection committed (PRAGMA data_version moved), or on timeout.
 
@@ -332,10 +406,10 @@ class SqliteStore:
         start = self._seen_version
         self._seen_version = None
         if start is None:
-            start = await self._run(self._data_version)
+            start = await self._version()
         deadline = anyio.current_time() + timeout
         while True:
-            if await self._run(self._data_version) != start:
+            if await self._version() != start:
                 return
             left = deadline - anyio.current_time()
             if left <= 0:
