@@ -73,6 +73,20 @@ class Observers:
                 log.exception("store observer %r failed", observer)
 
 
+class Observed:
+    """The `observe`/`unobserve` half of a store: its `Observers`, made in `__init__`."""
+
+    _observers: Observers
+
+    def observe(self, observer: Observer) -> None:
+        """Tell `observer` of jobs this store's operations blocked, unblocked or expired."""
+        self._observers.add(observer)
+
+    def unobserve(self, observer: Observer) -> None:
+        """Stop telling `observer`."""
+        self._observers.remove(observer)
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable job storage; a store moves rows and never imports handlers."""

@@ -30,7 +30,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from wireframe.store.base import Chooser, Observer, Observers
+from wireframe.store.base import Chooser, Observed, Observers
 from wireframe.store.errors import StoreError, StoreURLError
 from wireframe.store.records import (
     AttemptRecord,
@@ -185,7 +185,7 @@ _RETRY_TX = ("40001", "40P01", "23505")
 """Serialization failure, deadlock, unique violation (a concurrent submit of the same key)."""
 
 
-class PostgresStore:
+class PostgresStore(Observed):
     """Jobs in a PostgreSQL schema, shared by worker processes on many machines."""
 
     def __init__(
@@ -544,16 +544,6 @@ class PostgresStore:
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
         return await self._run(_without_now(durable.get_event), name)
-
-    # -- observers --------------------------------------------------------------------------
-
-    def observe(self, observer: Observer) -> None:
-        """Tell `observer` of jobs this store's operations blocked, unblocked or expired."""
-        self._observers.add(observer)
-
-    def unobserve(self, observer: Observer) -> None:
-        """Stop telling `observer`."""
-        self._observers.remove(observer)
 
     # -- wake-ups ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from wireframe.store.base import Chooser, Observer, Observers
+from wireframe.store.base import Chooser, Observed, Observers
 from wireframe.store.errors import StoreError
 from wireframe.store.records import (
     AttemptRecord,
@@ -53,7 +53,7 @@ T = TypeVar("T")
 Op = Callable[Concatenate[Tx, float, P], T]
 
 
-class SqliteStore:
+class SqliteStore(Observed):
     """Jobs in one SQLite file, shared safely by the processes of one machine."""
 
     def __init__(
@@ -368,16 +368,6 @@ class SqliteStore:
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
         return await self._read(_without_now(durable.get_event), name, inline=True)
-
-    # -- observers --------------------------------------------------------------------------
-
-    def observe(self, observer: Observer) -> None:
-        """Tell `observer` of jobs this store's operations blocked, unblocked or expired."""
-        self._observers.add(observer)
-
-    def unobserve(self, observer: Observer) -> None:
-        """Stop telling `observer`."""
-        self._observers.remove(observer)
 
     # -- wake-ups ---------------------------------------------------------------------------
 
