@@ -108,6 +108,7 @@ class Worker(Task):
         self._idle = anyio.Event()
         self._slot_freed = anyio.Event()
         self._resuming = 0
+        self._flushing = 0
         self._housekept = -math.inf
         self._due: float | None = None
         self._deferred = 0
@@ -191,7 +192,11 @@ class Worker(Task):
                 1 if busy == 0 else max(1, min(self.batch_size, limits.max_concurrency) // 4)
             )
             claimed = 0
-            free = limits.free - self._resuming  # deferred jobs coming back go first
+            # Deferred jobs coming back go first. Outcomes not yet stored count against the
+            # slots beyond max_concurrency: a crash can make at most twice max_concurrency
+            # jobs run again (those running and those whose completion was not yet written).
+            backlog = len(self._outcomes) + self._flushing
+            free = limits.free - self._resuming - max(0, backlog - limits.max_concurrency)
             if free >= threshold:
                 want = min(free, self.batch_size)
                 request = ClaimRequest(
@@ -332,8 +337,13 @@ class Worker(Task):
     async def _flush(self) -> None:
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
+            self._flushing = len(batch)
             with anyio.CancelScope(shield=True), self.scheduler.holding_transitions():
-                applied = await self.scheduler.store.finish([outcome for _, outcome in batch])
+                try:
+                    applied = await self.scheduler.store.finish([o for _, o in batch])
+                finally:
+                    self._flushing = 0
+                    self._wake.set()  # a claim held back by the backlog may go ahead
                 self._after_flush(batch, applied)
                 if self.running and any(not isinstance(o, Complete) for _, o in batch):
                     # A failure or cancellation may have cascaded to jobs running here.
