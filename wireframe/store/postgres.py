@@ -30,27 +30,17 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from wireframe.store.base import Chooser, Observed, Observers
+from wireframe.store.base import Chooser, Observers
+from wireframe.store.engine import EngineStore, without_now
 from wireframe.store.errors import StoreError, StoreURLError
 from wireframe.store.records import (
-    AttemptRecord,
-    Beat,
-    Checkpoint,
     ClaimRequest,
-    EventRecord,
-    Fired,
     JobRecord,
-    JobState,
-    Lease,
-    LeaseStatus,
     NewJob,
-    Outcome,
-    ScheduleRecord,
     SubmitResult,
 )
 from wireframe.store.sql import claim as claim_sql
-from wireframe.store.sql import control, durable, finish, query, schedules, schema
-from wireframe.store.sql.submit import submit as submit_sql
+from wireframe.store.sql import schema
 from wireframe.store.sql.tx import Bulk, Cursor, Dialect, Tx
 
 try:
@@ -185,7 +175,7 @@ _RETRY_TX = ("40001", "40P01", "23505")
 """Serialization failure, deadlock, unique violation (a concurrent submit of the same key)."""
 
 
-class PostgresStore(Observed):
+class PostgresStore(EngineStore):
     """Jobs in a PostgreSQL schema, shared by worker processes on many machines."""
 
     def __init__(
@@ -355,6 +345,17 @@ class PostgresStore(Observed):
                 self._skew_due = time.monotonic() + _SKEW_EVERY
         return time.time() + self._skew
 
+    async def _op(
+        self,
+        op: Callable[..., T],
+        *args: Any,
+        write: bool = True,
+        inline: bool = False,
+        retry_commit: bool = True,
+    ) -> T:
+        """One transaction in a worker thread, from the pool (`write`, `inline`: no matter)."""
+        return await self._run(op, *args, retry_commit=retry_commit)
+
     async def _run(
         self, op: Callable[..., T], *args: Any, retry_commit: bool = True
     ) -> T:
@@ -391,159 +392,24 @@ class PostgresStore(Observed):
     # -- jobs -------------------------------------------------------------------------------
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
-        """Insert jobs in one transaction."""
+        """Insert jobs in one transaction; refresh the statistics after bulk inserts."""
         if not jobs:
             return []
-        results = await self._run(submit_sql, list(jobs), retry_commit=False)
+        results = await super().submit(jobs)
         self._inserted += len(jobs)
         if self._inserted >= _ANALYZE_ROWS and time.monotonic() >= self._next_analyze:
             self._inserted = 0
             self._next_analyze = time.monotonic() + _ANALYZE_EVERY
-            await self._run(_without_now(_analyze))
+            await self._run(without_now(_analyze))
         return results
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs with FOR UPDATE SKIP LOCKED."""
         self._claim_generation = self._generation
         if request.housekeep:
-            await self._run(claim_sql.housekeep)
+            await self.housekeep()
         request = attrs.evolve(request, housekeep=False)
         return await self._run(claim_sql.claim, request, chooser)
-
-    async def housekeep(self) -> bool:
-        """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
-        return await self._run(claim_sql.housekeep)
-
-    async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
-        """Extend held leases."""
-        return await self._run(finish.heartbeat, list(beats), lease_ttl) if beats else {}
-
-    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Apply fenced outcomes (a retried duplicate is rejected by the fence)."""
-        return await self._run(finish.finish, list(outcomes)) if outcomes else []
-
-    async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
-        """Cancel a job tree."""
-        return await self._run(control.cancel, job_id, reason)
-
-    async def pause(self, job_id: int) -> int:
-        """Pause a job tree."""
-        return await self._run(_without_now(control.pause), job_id)
-
-    async def resume(self, job_id: int) -> int:
-        """Resume a job tree."""
-        return await self._run(control.resume, job_id)
-
-    async def retry(self, job_id: int) -> None:
-        """Retry an ended job."""
-        await self._run(control.retry, job_id, retry_commit=False)
-
-    async def get(self, job_id: int) -> JobRecord | None:
-        """One job."""
-        return await self._run(_without_now(query.get), job_id)
-
-    async def list_jobs(
-        self,
-        *,
-        states: Sequence[JobState] = (),
-        domain: str | None = None,
-        type: str | None = None,
-        parent_id: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        newest_first: bool = False,
-    ) -> list[JobRecord]:
-        """Jobs matching the filters."""
-
-        def op(tx: Tx, now: float) -> list[JobRecord]:
-            return query.list_jobs(
-                tx, states=states, domain=domain, type=type, parent_id=parent_id,
-                limit=limit, offset=offset, newest_first=newest_first,
-            )
-
-        return await self._run(op)
-
-    async def counts(self) -> dict[tuple[str, str, JobState], int]:
-        """Counts per (domain, type, state)."""
-        return await self._run(_without_now(query.counts))
-
-    async def attempts(self, job_id: int) -> list[AttemptRecord]:
-        """Attempts of a job."""
-        return await self._run(_without_now(query.attempts), job_id)
-
-    async def age(self, older_than: float, step: int, cap: int) -> int:
-        """Boost long-waiting pending jobs."""
-        return await self._run(claim_sql.age, older_than, step, cap)
-
-    async def next_due_at(self) -> float | None:
-        """Earliest due time of scheduled or suspended jobs."""
-        return await self._run(_without_now(claim_sql.next_due_at))
-
-    async def top_pending_priority(
-        self, domains: Sequence[str], tags: Sequence[str]
-    ) -> int | None:
-        """Highest pending base priority."""
-        return await self._run(_without_now(claim_sql.top_pending_priority), domains, tags)
-
-    async def prune(self, finished_before: float) -> int:
-        """Delete old ended jobs."""
-        return await self._run(_without_now(control.prune), finished_before)
-
-    # -- schedules --------------------------------------------------------------------------
-
-    async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
-        """Due schedules."""
-        return await self._run(schedules.due, tuple(domains)) if domains else []
-
-    async def fire_schedule(
-        self, schedule_id: int, expected_run_at: float, following_run_at: float | None
-    ) -> Fired | None:
-        """Fire a due occurrence once across all processes."""
-        return await self._run(
-            schedules.fire, schedule_id, expected_run_at, following_run_at, retry_commit=False
-        )
-
-    async def schedules(self) -> list[ScheduleRecord]:
-        """Every schedule."""
-        return await self._run(_without_now(schedules.list_all))
-
-    async def get_schedule(self, schedule_id: int) -> ScheduleRecord | None:
-        """One schedule."""
-        return await self._run(_without_now(schedules.get), schedule_id)
-
-    async def set_schedule_state(
-        self, schedule_id: int, state: str, next_run_at: float | None = None
-    ) -> ScheduleRecord:
-        """Pause, resume or cancel a schedule."""
-        return await self._run(schedules.set_state, schedule_id, state, next_run_at)
-
-    # -- durable jobs -----------------------------------------------------------------------
-
-    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
-        """Checkpoints of a job."""
-        return await self._run(_without_now(durable.checkpoints), job_id)
-
-    async def put_checkpoint(
-        self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
-    ) -> bool:
-        """Record a checkpoint, fenced on the lease."""
-        return await self._run(durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl)
-
-    async def spawn_child(
-        self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
-    ) -> int | None:
-        """Submit a child with its spawn checkpoint."""
-        return await self._run(
-            durable.spawn_child, lease, seq, name, job, lease_ttl, retry_commit=False
-        )
-
-    async def emit_event(self, name: str, payload: str | None) -> bool:
-        """Set an event latch."""
-        return await self._run(durable.emit_event, name, payload)
-
-    async def get_event(self, name: str) -> EventRecord | None:
-        """An emitted event."""
-        return await self._run(_without_now(durable.get_event), name)
 
     # -- wake-ups ---------------------------------------------------------------------------
 
@@ -635,16 +501,6 @@ def _analyze(tx: Tx) -> None:
     got = tx.execute("SELECT pg_try_advisory_xact_lock(hashtextextended('wireframe.analyze', 0))")
     if got.fetchone()[0]:
         tx.execute("ANALYZE jobs")
-
-
-def _without_now(fn: Callable[..., T]) -> Callable[..., T]:
-    """Adapt an operation that does not need the clock to the (tx, now, ...) calling form."""
-
-    def op(tx: Tx, now: float, *args: Any) -> T:
-        return fn(tx, *args)
-
-    op.needs_now = False  # type: ignore[attr-defined]
-    return op
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -18,34 +18,20 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from wireframe.store.base import Chooser, Observed, Observers
+from wireframe.store.base import Chooser, Observers
+from wireframe.store.engine import EngineStore
 from wireframe.store.errors import StoreError
 from wireframe.store.records import (
-    AttemptRecord,
-    Beat,
-    Checkpoint,
     ClaimRequest,
-    EventRecord,
-    Fired,
     JobRecord,
-    JobState,
-    Lease,
-    LeaseStatus,
-    NewJob,
-    Outcome,
-    ScheduleRecord,
-    SubmitResult,
 )
 from wireframe.store.sql import claim as claim_sql
-from wireframe.store.sql import control, durable, finish, query, schedules, schema
-from wireframe.store.sql.submit import submit as submit_sql
+from wireframe.store.sql import schema
 from wireframe.store.sql.tx import Tx
 
 CHECKPOINT_EVERY = 500
 """Write transactions between two WAL checkpoints (run in a worker thread)."""
 _BUSY = object()
-INLINE_SUBMIT = 100
-"""Submissions of up to this many jobs may run on the event loop."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,7 +39,7 @@ T = TypeVar("T")
 Op = Callable[Concatenate[Tx, float, P], T]
 
 
-class SqliteStore(Observed):
+class SqliteStore(EngineStore):
     """Jobs in one SQLite file, shared safely by the processes of one machine."""
 
     def __init__(
@@ -187,11 +173,16 @@ class SqliteStore(Observed):
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
 
-    async def _write(self, op: Callable[..., T], *args: Any, inline: bool = False) -> T:
-        return await self._call(self._tx(op, *args), inline)
-
-    async def _read(self, op: Callable[..., T], *args: Any, inline: bool = False) -> T:
-        return await self._call(self._tx(op, *args, write=False), inline)
+    async def _op(
+        self,
+        op: Callable[..., T],
+        *args: Any,
+        write: bool = True,
+        inline: bool = False,
+        retry_commit: bool = True,
+    ) -> T:
+        """One transaction; `inline` ones may run on the event loop (see `_call`)."""
+        return await self._call(self._tx(op, *args, write=write), inline)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -217,157 +208,11 @@ class SqliteStore(Observed):
 
     # -- jobs -------------------------------------------------------------------------------
 
-    async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
-        """Insert jobs in one transaction."""
-        if not jobs:
-            return []
-        return await self._write(submit_sql, list(jobs), inline=len(jobs) <= INLINE_SUBMIT)
-
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
-        """Lease pending jobs."""
-        try:
-            return await self._call(
-                self._tx(claim_sql.claim, request, chooser, note_version=True), inline=True
-            )
-        finally:
-            self._observers.deliver()
-
-    async def housekeep(self) -> bool:
-        """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
-        return await self._write(claim_sql.housekeep, inline=True)
-
-    async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
-        """Extend held leases."""
-        if not beats:
-            return {}
-        return await self._write(finish.heartbeat, list(beats), lease_ttl, inline=True)
-
-    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
-        """Apply fenced outcomes."""
-        return await self._write(finish.finish, list(outcomes), inline=True) if outcomes else []
-
-    async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
-        """Cancel a job tree."""
-        return await self._write(control.cancel, job_id, reason)
-
-    async def pause(self, job_id: int) -> int:
-        """Pause a job tree."""
-        return await self._write(_without_now(control.pause), job_id)
-
-    async def resume(self, job_id: int) -> int:
-        """Resume a job tree."""
-        return await self._write(control.resume, job_id)
-
-    async def retry(self, job_id: int) -> None:
-        """Retry an ended job."""
-        await self._write(control.retry, job_id)
-
-    async def get(self, job_id: int) -> JobRecord | None:
-        """One job."""
-        return await self._read(_without_now(query.get), job_id, inline=True)
-
-    async def list_jobs(
-        self,
-        *,
-        states: Sequence[JobState] = (),
-        domain: str | None = None,
-        type: str | None = None,
-        parent_id: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        newest_first: bool = False,
-    ) -> list[JobRecord]:
-        """Jobs matching the filters."""
-
-        def op(tx: Tx, now: float) -> list[JobRecord]:
-            return query.list_jobs(
-                tx, states=states, domain=domain, type=type, parent_id=parent_id,
-                limit=limit, offset=offset, newest_first=newest_first,
-            )
-
-        return await self._read(op)
-
-    async def counts(self) -> dict[tuple[str, str, JobState], int]:
-        """Counts per (domain, type, state)."""
-        return await self._read(_without_now(query.counts))
-
-    async def attempts(self, job_id: int) -> list[AttemptRecord]:
-        """Attempts of a job."""
-        return await self._read(_without_now(query.attempts), job_id)
-
-    async def age(self, older_than: float, step: int, cap: int) -> int:
-        """Boost long-waiting pending jobs."""
-        return await self._write(claim_sql.age, older_than, step, cap)
-
-    async def next_due_at(self) -> float | None:
-        """Earliest due time of scheduled or suspended jobs."""
-        return await self._read(_without_now(claim_sql.next_due_at), inline=True)
-
-    async def top_pending_priority(
-        self, domains: Sequence[str], tags: Sequence[str]
-    ) -> int | None:
-        """Highest pending base priority."""
-        return await self._read(_without_now(claim_sql.top_pending_priority), domains, tags)
-
-    async def prune(self, finished_before: float) -> int:
-        """Delete old ended jobs."""
-        return await self._write(_without_now(control.prune), finished_before)
-
-    # -- schedules --------------------------------------------------------------------------
-
-    async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
-        """Due schedules."""
-        return await self._read(schedules.due, tuple(domains)) if domains else []
-
-    async def fire_schedule(
-        self, schedule_id: int, expected_run_at: float, following_run_at: float | None
-    ) -> Fired | None:
-        """Fire a due occurrence once."""
-        return await self._write(schedules.fire, schedule_id, expected_run_at, following_run_at)
-
-    async def schedules(self) -> list[ScheduleRecord]:
-        """Every schedule."""
-        return await self._read(_without_now(schedules.list_all))
-
-    async def get_schedule(self, schedule_id: int) -> ScheduleRecord | None:
-        """One schedule."""
-        return await self._read(_without_now(schedules.get), schedule_id)
-
-    async def set_schedule_state(
-        self, schedule_id: int, state: str, next_run_at: float | None = None
-    ) -> ScheduleRecord:
-        """Pause, resume or cancel a schedule."""
-        return await self._write(schedules.set_state, schedule_id, state, next_run_at)
-
-    # -- durable jobs -----------------------------------------------------------------------
-
-    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
-        """Checkpoints of a job."""
-        return await self._read(_without_now(durable.checkpoints), job_id, inline=True)
-
-    async def put_checkpoint(
-        self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
-    ) -> bool:
-        """Record a checkpoint, fenced on the lease."""
-        return await self._write(
-            durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl, inline=True
+        """Lease pending jobs, noting the data version first (see `wait_for_work`)."""
+        return await self._call(
+            self._tx(claim_sql.claim, request, chooser, note_version=True), inline=True
         )
-
-    async def spawn_child(
-        self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
-    ) -> int | None:
-        """Submit a child with its spawn checkpoint."""
-        return await self._write(
-            durable.spawn_child, lease, seq, name, job, lease_ttl, inline=True
-        )
-
-    async def emit_event(self, name: str, payload: str | None) -> bool:
-        """Set an event latch."""
-        return await self._write(durable.emit_event, name, payload, inline=True)
-
-    async def get_event(self, name: str) -> EventRecord | None:
-        """An emitted event."""
-        return await self._read(_without_now(durable.get_event), name, inline=True)
 
     # -- wake-ups ---------------------------------------------------------------------------
 
@@ -417,12 +262,3 @@ class MemoryStore(SqliteStore):
     async def _run(self, fn: Callable[[], T]) -> T:
         await anyio.lowlevel.checkpoint()
         return fn()
-
-
-def _without_now(fn: Callable[..., T]) -> Callable[..., T]:
-    """Adapt an operation that does not need the clock to the (conn, now, ...) calling form."""
-
-    def op(tx: Tx, now: float, *args: Any) -> T:
-        return fn(tx, *args)
-
-    return op

@@ -1,0 +1,217 @@
+"""The Store methods, written once over the SQL engine; a store supplies how one runs (`_op`).
+
+SQLite and PostgreSQL differ in how an operation reaches the database (on the event loop or a
+worker thread; a connection pool, reconnects and retries), not in what it does: each method here
+names the engine operation and the hints a store may use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from wireframe.store.base import Observed
+from wireframe.store.records import (
+    AttemptRecord,
+    Beat,
+    Checkpoint,
+    EventRecord,
+    Fired,
+    JobRecord,
+    JobState,
+    Lease,
+    LeaseStatus,
+    NewJob,
+    Outcome,
+    ScheduleRecord,
+    SubmitResult,
+)
+from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import control, durable, finish, query, schedules
+from wireframe.store.sql.submit import submit as submit_sql
+from wireframe.store.sql.tx import Tx
+
+T = TypeVar("T")
+
+INLINE_SUBMIT = 100
+"""Submissions of up to this many jobs count as small (a store may run them on the loop)."""
+
+
+class EngineStore(Observed):
+    """Every Store operation as one transaction of the SQL engine, run by `_op`."""
+
+    async def _op(
+        self,
+        op: Callable[..., T],
+        *args: Any,
+        write: bool = True,
+        inline: bool = False,
+        retry_commit: bool = True,
+    ) -> T:
+        """Run `op(tx, now, *args)` as one transaction.
+
+        `write`: it changes rows; `inline`: it is small (a store may run it on the event loop);
+        `retry_commit`: it may be sent again when the connection drops while committing.
+        """
+        raise NotImplementedError
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+        """Insert jobs in one transaction."""
+        if not jobs:
+            return []
+        return await self._op(
+            submit_sql, list(jobs), inline=len(jobs) <= INLINE_SUBMIT, retry_commit=False
+        )
+
+    async def housekeep(self) -> bool:
+        """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
+        return await self._op(claim_sql.housekeep, inline=True)
+
+    async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
+        """Extend held leases."""
+        if not beats:
+            return {}
+        return await self._op(finish.heartbeat, list(beats), lease_ttl, inline=True)
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply fenced outcomes."""
+        return await self._op(finish.finish, list(outcomes), inline=True) if outcomes else []
+
+    async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
+        """Cancel a job tree."""
+        return await self._op(control.cancel, job_id, reason)
+
+    async def pause(self, job_id: int) -> int:
+        """Pause a job tree."""
+        return await self._op(without_now(control.pause), job_id)
+
+    async def resume(self, job_id: int) -> int:
+        """Resume a job tree."""
+        return await self._op(control.resume, job_id)
+
+    async def retry(self, job_id: int) -> None:
+        """Retry an ended job."""
+        await self._op(control.retry, job_id, retry_commit=False)
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        """One job."""
+        return await self._op(without_now(query.get), job_id, inline=True, write=False)
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        type: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs matching the filters."""
+
+        def op(tx: Tx, now: float) -> list[JobRecord]:
+            return query.list_jobs(
+                tx, states=states, domain=domain, type=type, parent_id=parent_id,
+                limit=limit, offset=offset, newest_first=newest_first,
+            )
+
+        return await self._op(op, write=False)
+
+    async def counts(self) -> dict[tuple[str, str, JobState], int]:
+        """Counts per (domain, type, state)."""
+        return await self._op(without_now(query.counts), write=False)
+
+    async def attempts(self, job_id: int) -> list[AttemptRecord]:
+        """Attempts of a job."""
+        return await self._op(without_now(query.attempts), job_id, write=False)
+
+    async def age(self, older_than: float, step: int, cap: int) -> int:
+        """Boost long-waiting pending jobs."""
+        return await self._op(claim_sql.age, older_than, step, cap)
+
+    async def next_due_at(self) -> float | None:
+        """Earliest due time of scheduled or suspended jobs."""
+        return await self._op(without_now(claim_sql.next_due_at), inline=True, write=False)
+
+    async def top_pending_priority(
+        self, domains: Sequence[str], tags: Sequence[str]
+    ) -> int | None:
+        """Highest pending base priority."""
+        return await self._op(
+            without_now(claim_sql.top_pending_priority), domains, tags, write=False
+        )
+
+    async def prune(self, finished_before: float) -> int:
+        """Delete old ended jobs."""
+        return await self._op(without_now(control.prune), finished_before)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
+        """Due schedules."""
+        return await self._op(schedules.due, tuple(domains), write=False) if domains else []
+
+    async def fire_schedule(
+        self, schedule_id: int, expected_run_at: float, following_run_at: float | None
+    ) -> Fired | None:
+        """Fire a due occurrence once."""
+        return await self._op(
+            schedules.fire, schedule_id, expected_run_at, following_run_at, retry_commit=False
+        )
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule."""
+        return await self._op(without_now(schedules.list_all), write=False)
+
+    async def get_schedule(self, schedule_id: int) -> ScheduleRecord | None:
+        """One schedule."""
+        return await self._op(without_now(schedules.get), schedule_id, write=False)
+
+    async def set_schedule_state(
+        self, schedule_id: int, state: str, next_run_at: float | None = None
+    ) -> ScheduleRecord:
+        """Pause, resume or cancel a schedule."""
+        return await self._op(schedules.set_state, schedule_id, state, next_run_at)
+
+    # -- durable jobs -----------------------------------------------------------------------
+
+    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
+        """Checkpoints of a job."""
+        return await self._op(without_now(durable.checkpoints), job_id, inline=True, write=False)
+
+    async def put_checkpoint(
+        self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
+    ) -> bool:
+        """Record a checkpoint, fenced on the lease."""
+        return await self._op(
+            durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl, inline=True
+        )
+
+    async def spawn_child(
+        self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
+    ) -> int | None:
+        """Submit a child with its spawn checkpoint."""
+        return await self._op(
+            durable.spawn_child, lease, seq, name, job, lease_ttl, inline=True, retry_commit=False
+        )
+
+    async def emit_event(self, name: str, payload: str | None) -> bool:
+        """Set an event latch."""
+        return await self._op(durable.emit_event, name, payload, inline=True)
+
+    async def get_event(self, name: str) -> EventRecord | None:
+        """An emitted event."""
+        return await self._op(without_now(durable.get_event), name, inline=True, write=False)
+
+
+def without_now(fn: Callable[..., T]) -> Callable[..., T]:
+    """Adapt an operation that does not need the clock to the (tx, now, ...) calling form."""
+
+    def op(tx: Tx, now: float, *args: Any) -> T:
+        return fn(tx, *args)
+
+    op.needs_now = False  # type: ignore[attr-defined]
+    return op
