@@ -334,3 +334,56 @@ async def check_final(
     assert await store.attempts(job_id) == [
         AttemptRecord(job_id, 1, last_worker, first_claim, seen.finished_at, outcome, error)
     ], where
+
+
+def uniform_batch(t0: float, variant: str) -> list[NewJob]:
+    """Jobs that differ only in payload (SQLite inserts them with one statement) or not."""
+    base = NewJob(
+        type="bulk::u",
+        domain="bulk",
+        payload="{}",
+        priority=7,
+        run_at=t0 + 5.5 if variant == "scheduled" else None,
+        tags=("gpu", "é-tag") if variant == "scheduled" else (),
+        resources={"cpu": 2} if variant == "scheduled" else {},
+        expires_at=t0 + 99.25 if variant == "scheduled" else None,
+        max_attempts=3,
+        fail_fast=False,
+    )
+    jobs = [attrs.evolve(base, payload=payload(i)) for i in range(N)]
+    if variant == "one differs":  # the last job breaks the uniform shape: row-by-row inserts
+        jobs[-1] = attrs.evolve(jobs[-1], priority=8)
+    return jobs
+
+
+@pytest.mark.parametrize("variant", ["pending", "scheduled", "one differs"])
+async def test_batches_of_one_shape_round_trip_every_field(
+    store: Store, clock, variant: str
+) -> None:
+    clock.now = t0 = 1_700_000_000.5
+    first = (await store.submit([NewJob("bulk::before", "bulk", "{}")]))[0].id
+    specs = uniform_batch(t0, variant)
+    results = await store.submit(specs)
+    ids = [r.id for r in results]
+    assert all(isinstance(r, Submitted) for r in results)
+    assert ids == list(range(first + 1, first + 1 + N))  # ascending, in submission order
+    state = JobState.SCHEDULED if variant == "scheduled" else JobState.PENDING
+    for job_id, spec in zip(ids, specs, strict=True):
+        record = await store.get(job_id)
+        assert record is not None
+        assert record.payload == spec.payload, job_id
+        assert record.state is state
+        assert (record.type, record.domain, record.priority) == (
+            spec.type,
+            spec.domain,
+            spec.priority,
+        )
+        assert record.run_at == (spec.run_at if spec.run_at is not None else t0)
+        assert record.tags == tuple(sorted(spec.tags))
+        assert record.resources == dict(spec.resources)
+        assert record.expires_at == spec.expires_at
+        assert (record.max_attempts, record.fail_fast) == (3, False)
+        assert record.created_at == t0 and record.key is None and record.parent_id is None
+    # The batch's ids were reserved: the next submission continues after them.
+    after = (await store.submit([NewJob("bulk::after", "bulk", "{}")]))[0].id
+    assert after == ids[-1] + 1
