@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wireframe.store import FAR_FUTURE, Complete, Fail, JobState, Lease, Release, Store
+from wireframe.store import FAR_FUTURE, Complete, Fail, JobState, Lease, NewJob, Release, Store
 
 from store_support import (
     claim,
@@ -232,3 +232,41 @@ async def test_suspended_waiting_for_an_event_wakes_on_emit_or_at_once_if_emitte
         store, claimed.lease, "suspended", wait_for="event:paid", run_at=FAR_FUTURE
     )
     assert await state(store, second) is JobState.PENDING
+
+
+async def test_one_batch_of_completions_judges_each_job_on_its_own(store: Store, clock) -> None:
+    """Plain completions, a parent with a live child, a finalize, a duplicate and a stale lease
+    in one call (PostgreSQL ends the plain ones with one fenced statement, the rest apart)."""
+    plain = [await submit(store) for _ in range(3)]
+    parent, finalizing, stale = [await submit(store) for _ in range(3)]
+    jobs = {j.id: j for j in await claim(store)}
+    [child_result] = await store.submit(
+        [NewJob("c::t", "c", "{}", parent_id=parent)]
+    )
+    clock.advance(2)
+    outcomes = [
+        Complete(jobs[plain[0]].lease, '"zero"'),
+        Complete(jobs[parent].lease, '"parent"'),
+        Complete(jobs[plain[1]].lease, None),
+        Complete(jobs[plain[0]].lease, '"again"'),  # the same job twice: the second is refused
+        Complete(jobs[finalizing].lease, '"first half"', needs_finalize=True),
+        Complete(Lease(stale, jobs[stale].claim_seq + 1), '"forged"'),
+        Complete(jobs[plain[2]].lease, '{"n": 2}'),
+    ]
+    assert await store.finish(outcomes) == [True, True, True, False, True, False, True]
+    for job_id, result in zip(plain, ['"zero"', None, '{"n": 2}'], strict=True):
+        record = await store.get(job_id)
+        assert record is not None
+        assert (record.state, record.result, record.finished_at) == (
+            JobState.COMPLETED, result, clock.now,
+        )
+        assert record.worker_id is None and record.progress == 1.0
+        [attempt] = await store.attempts(job_id)
+        assert (attempt.outcome, attempt.finished_at) == ("completed", clock.now)
+    record = await store.get(parent)
+    assert record is not None and record.state is JobState.WAITING
+    assert record.result == '"parent"' and record.active_children == 1
+    assert child_result.id != parent
+    record = await store.get(finalizing)
+    assert record is not None and (record.state, record.phase) == (JobState.PENDING, "finalize")
+    assert await state(store, stale) is JobState.RUNNING

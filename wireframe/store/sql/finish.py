@@ -47,12 +47,20 @@ def heartbeat(
 
 def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     """Apply each outcome if its writer still holds the lease; return which were applied."""
-    held = _held_leases(tx, outcomes)
+    plain = _complete_plain(tx, now, outcomes) if tx.dialect.fused_complete else {}
+    held = _held_leases(tx, [o for o in outcomes if o.lease.job_id not in plain])
     applied: list[bool] = []
     ended: list[Ended] = []
     closes: list[tuple[float, str, str | None, int, int]] = []
     completes: list[tuple[object, ...]] = []
     for outcome in outcomes:
+        done = plain.pop(outcome.lease.job_id, None)
+        if done is not None:
+            applied.append(True)
+            ended.append(
+                Ended(done[0], "completed", done[1], 0, None, blocked_on=False, dependents=done[3])
+            )
+            continue
         row = held.get(outcome.lease.job_id)
         if row is None or row[1] != outcome.lease.claim_seq:
             applied.append(False)
@@ -101,6 +109,62 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     if ended:
         settle(tx, now, ended)
     return applied
+
+
+COMPLETE_PLAIN = (
+    f"WITH v AS MATERIALIZED (SELECT * FROM {unnest('bigint', 'int', 'text')} "
+    "AS v(id, seq, result)), "
+    # Lock every row first, in id order like heartbeats and the general path: a join decides
+    # its own order, and two transactions of one worker would deadlock on the difference.
+    # The primary key finds them (a join could pick the index of every running job instead).
+    "locked AS MATERIALIZED (SELECT id, claim_seq FROM jobs WHERE id = ANY(?::bigint[]) "
+    "AND state = 'running' AND active_children = 0 AND child_failed = 0 "
+    "ORDER BY id FOR UPDATE), "
+    "done AS (UPDATE jobs SET state = 'completed', needs_finalize = 0, result = v.result, "
+    "finished_at = ?, ready_at = ?, progress = 1.0, worker_id = NULL, lease_expires_at = NULL "
+    "FROM locked JOIN v ON v.id = locked.id AND v.seq = locked.claim_seq "
+    "WHERE jobs.id = locked.id "
+    "RETURNING jobs.id, jobs.parent_id, jobs.attempt, jobs.has_dependents), "
+    # The attempt row exists since the claim: the upsert only closes it (see CLOSE_ATTEMPT).
+    "closed AS (INSERT INTO attempts (finished_at, outcome, error, job_id, attempt, started_at) "
+    "SELECT ?, 'completed', NULL, id, attempt, ? FROM done ON CONFLICT (job_id, attempt) "
+    "DO UPDATE SET finished_at = excluded.finished_at, outcome = excluded.outcome, "
+    "error = excluded.error) "
+    "SELECT id, parent_id, attempt, has_dependents FROM done"
+)
+"""End held, childless jobs whose handler returned and close their attempts: one statement
+that checks the leases and writes."""
+
+
+def _complete_plain(
+    tx: Tx, now: float, outcomes: Sequence[Outcome]
+) -> dict[int, tuple[int, int | None, int, bool]]:
+    """Complete the jobs `COMPLETE_PLAIN` can end outright; the rest take the general path.
+
+    Returns (id, parent, attempt, has dependents) by job id, attempts already closed. A job
+    whose lease is gone, that has children, or a failed child is left alone here and judged by
+    the general path.
+    """
+    plain = sorted(
+        (o for o in outcomes if isinstance(o, Complete) and not o.needs_finalize),
+        key=lambda o: o.lease.job_id,  # rows lock in id order, like everywhere else
+    )
+    if not plain:
+        return {}
+    rows = tx.execute(
+        COMPLETE_PLAIN,
+        (
+            [o.lease.job_id for o in plain],
+            [o.lease.claim_seq for o in plain],
+            [o.result for o in plain if isinstance(o, Complete)],
+            [o.lease.job_id for o in plain],
+            now,
+            now,
+            now,
+            now,
+        ),
+    ).fetchall()
+    return {row[0]: (row[0], row[1], row[2], bool(row[3])) for row in rows}
 
 
 def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
