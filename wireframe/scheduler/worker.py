@@ -108,7 +108,7 @@ class Worker(Task):
         self._idle = anyio.Event()
         self._slot_freed = anyio.Event()
         self._resuming = 0
-        self._flushing = 0
+        self._in_flight: list[tuple[Running, Outcome]] = []  # outcomes being written
         self._housekept = -math.inf
         self._due: float | None = None
         self._deferred = 0
@@ -195,7 +195,7 @@ class Worker(Task):
             # Deferred jobs coming back go first. Outcomes not yet stored count against the
             # slots beyond max_concurrency: a crash can make at most twice max_concurrency
             # jobs run again (those running and those whose completion was not yet written).
-            backlog = len(self._outcomes) + self._flushing
+            backlog = len(self._outcomes) + len(self._in_flight)
             free = limits.free - self._resuming - max(0, backlog - limits.max_concurrency)
             if free >= threshold:
                 want = min(free, self.batch_size)
@@ -337,12 +337,12 @@ class Worker(Task):
     async def _flush(self) -> None:
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
-            self._flushing = len(batch)
+            self._in_flight = batch
             with anyio.CancelScope(shield=True), self.scheduler.holding_transitions():
                 try:
                     applied = await self.scheduler.store.finish([o for _, o in batch])
                 finally:
-                    self._flushing = 0
+                    self._in_flight = []
                     self._wake.set()  # a claim held back by the backlog may go ahead
                 self._after_flush(batch, applied)
                 if self.running and any(not isinstance(o, Complete) for _, o in batch):
@@ -350,12 +350,17 @@ class Worker(Task):
                     await self.check_requests()
 
     async def check_requests(self) -> None:
-        """Renew every lease now, so cancel and pause requests reach running handlers at once."""
+        """Renew every lease now, so cancel and pause requests reach running handlers at once.
+
+        Jobs whose outcome is not written yet keep their lease too: a slow write must not let
+        another worker reclaim, and run again, a job that has already finished here.
+        """
         current = list(self.running.values())
-        if not current:
+        unwritten = [Beat(o.lease) for _, o in self._in_flight + self._outcomes]
+        if not current and not unwritten:
             return
         status = await self.scheduler.store.heartbeat(
-            [self._beat(r) for r in current], self.claim_ttl
+            [self._beat(r) for r in current] + unwritten, self.claim_ttl
         )
         for running in current:
             if running.record.id in self.running:
