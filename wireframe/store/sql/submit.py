@@ -225,11 +225,19 @@ def _check_parent(tx: Tx, parent_id: int) -> None:
 
 
 def _insert_schedule(tx: Tx, now: float, job: NewJob, job_id: int) -> int:
-    """Record the schedule of a recurring submission whose first occurrence is `job_id`."""
+    """Record the schedule of a recurring submission whose first occurrence is `job_id`.
+
+    The template keeps the ttl relative (`expires_at` minus the first occurrence's run time),
+    so that every occurrence expires as long after its own run time as the first one does.
+    """
     rec = job.recurring
     assert rec is not None
-    template = attrs.asdict(attrs.evolve(job, recurring=None, run_at=None, key=None))
+    template = attrs.asdict(
+        attrs.evolve(job, recurring=None, run_at=None, key=None, expires_at=None)
+    )
     template["resources"] = dict(job.resources)
+    run_at = job.run_at if job.run_at is not None else now
+    template["ttl"] = None if job.expires_at is None else job.expires_at - run_at
     finished = rec.next_run_at is None or rec.max_occurrences == 1
     row = tx.execute(
         "INSERT INTO schedules (type, domain, template, spec, state, next_run_at, occurrences, "
