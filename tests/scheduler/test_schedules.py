@@ -9,6 +9,8 @@ import attrs
 import pytest
 
 from wireframe import Cron, Domain, Every, JobContext, JobState, Scheduler
+from wireframe.scheduler.maintenance import fire_schedules
+from wireframe.store import ClaimRequest, MemoryStore
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -65,3 +67,37 @@ async def test_pause_stops_new_occurrences_and_resume_starts_them_again() -> Non
         while len(ticks) < seen + 2:
             await anyio.sleep(0.01)
         await s.cancel_schedule(sid)
+
+
+async def test_every_occurrence_of_a_schedule_with_a_ttl_expires_after_its_own_run() -> None:
+    clock = Domain("clock")
+
+    @clock.job
+    async def tick(job: Tick, ctx: JobContext) -> None:
+        return None
+
+    now = [time.time()]
+    s = Scheduler(MemoryStore(clock=lambda: now[0]), domains=[clock])
+    assert s.worker is not None
+    await s.open()
+    out = await s.submit(Tick(0), recurring=Every(60), ttl=5)
+    first = await s.get(out.id)
+    assert first is not None and first.expires_at == first.run_at + 5
+    await s.cancel(out.id)
+    occurrences: list[int] = []
+    for _ in range(2):
+        [schedule] = await s.schedules()
+        assert schedule.next_run_at is not None
+        now[0] = schedule.next_run_at  # the store's clock reaches the next occurrence
+        assert await fire_schedules(s.worker) == 1
+        [schedule] = await s.schedules()
+        assert schedule.last_job_id is not None
+        job = await s.get(schedule.last_job_id)
+        assert job is not None and job.state is JobState.PENDING
+        assert job.expires_at == job.run_at + 5
+        occurrences.append(job.id)
+        now[0] += 5  # its ttl runs out before a worker takes it
+        assert await s.store.claim(ClaimRequest("w", 1, 30.0, ("clock",))) == []
+        assert (await s.get(job.id)).state is JobState.EXPIRED  # type: ignore[union-attr]
+    assert len(set(occurrences)) == 2
+    await s.close()

@@ -20,7 +20,7 @@ from wireframe.scheduler import (
     Scheduler,
 )
 from wireframe.scheduler.events import Event
-from wireframe.store import MemoryStore, Transition
+from wireframe.store import InvalidTransitionError, MemoryStore, Transition
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -123,3 +123,46 @@ async def test_store_observers_get_committed_transitions_only() -> None:
     await store.submit([NewJob(type="d::j", domain="d", payload="{}", depends_on=(a.id,))])
     assert len(seen) == 1
     await store.close()
+
+
+async def test_a_dependency_failed_job_retried_after_its_dependency_waits_for_it() -> None:
+    flow = Domain("flow")
+    ran: list[str] = []
+    release = anyio.Event()
+
+    @flow.job
+    async def step(job: Step, ctx: JobContext) -> None:
+        ran.append(job.name)
+        if job.name == "flaky" and ran.count("flaky") == 1:
+            raise RuntimeError("fails the first time")
+        if job.name == "flaky":
+            await release.wait()
+
+    async with running(Scheduler("memory://", domains=[flow])) as s, s.subscribe() as events:
+        flaky = await s.submit(Step("flaky"))
+        after = await s.submit(Step("after"), depends_on=[flaky.id], on_dependency_failure="fail")
+        with anyio.fail_after(10):
+            # The failure is published before the worker writes it; the cascade comes with it.
+            while (await s.get(after.id)).state is not JobState.DEPENDENCY_FAILED:  # type: ignore[union-attr]
+                await anyio.sleep(0.01)
+        with pytest.raises(InvalidTransitionError, match=rf"job {flaky.id} \(failed\)"):
+            await s.retry(after.id)
+        await s.retry(flaky.id)
+        with anyio.fail_after(10):
+            async for event in events:
+                if isinstance(event, JobStarted) and event.job_id == flaky.id:
+                    break
+        await s.retry(after.id)
+        seen: list[Event] = []
+        with anyio.fail_after(10):
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, JobBlocked):
+                    release.set()
+                if isinstance(event, JobCompleted) and event.job_id == after.id:
+                    break
+    kinds = [(type(e), getattr(e, "job_id", None)) for e in seen]
+    assert kinds.index((JobBlocked, after.id)) < kinds.index((JobCompleted, flaky.id))
+    assert kinds.index((JobCompleted, flaky.id)) < kinds.index((JobUnblocked, after.id))
+    assert kinds.index((JobUnblocked, after.id)) < kinds.index((JobStarted, after.id))
+    assert ran == ["flaky", "flaky", "after"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import cast
+
 import pytest
 
 from wireframe.store import (
@@ -13,8 +16,10 @@ from wireframe.store import (
     Submitted,
     UnknownJobError,
 )
+from wireframe.store.engine import EngineStore
+from wireframe.store.sql.tx import Tx
 
-from store_support import claim_one, job, run, state
+from store_support import claim_ids, claim_one, job, run, state
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +196,82 @@ async def test_first_occurrence_in_the_future(store: Store, clock) -> None:
     [result] = await store.submit([job(recurring=schedule, run_at=clock.now + 60)])
     assert isinstance(result, Submitted)
     assert await state(store, result.id) is JobState.SCHEDULED
+
+
+async def test_every_occurrence_expires_ttl_after_its_own_run_time(store: Store, clock) -> None:
+    sub = await recurring(store, clock, expires_at=clock.now + 30)
+    sid = sub.schedule_id
+    assert sid is not None
+    first = await store.get(sub.id)
+    assert first is not None and first.expires_at == first.run_at + 30
+    await run(store, sub.id)
+    clock.advance(60)
+    fired = await store.fire_schedule(sid, clock.now, clock.now + 60)
+    assert fired is not None and fired.job_id is not None
+    second = await store.get(fired.job_id)
+    assert second is not None
+    assert (second.run_at, second.expires_at) == (clock.now, clock.now + 30)
+    clock.advance(30)
+    assert await claim_ids(store) == []
+    assert await state(store, fired.job_id) is JobState.EXPIRED
+    clock.advance(30)
+    again = await store.fire_schedule(sid, clock.now, clock.now + 60)
+    assert again is not None and again.job_id is not None
+    third = await store.get(again.job_id)
+    assert third is not None and third.expires_at == clock.now + 30
+    clock.advance(29)
+    assert await claim_ids(store) == [again.job_id]
+
+
+async def test_ttl_is_relative_to_a_future_first_occurrence(store: Store, clock) -> None:
+    schedule = NewSchedule(EVERY, clock.now + 120)
+    [result] = await store.submit(
+        [job(recurring=schedule, run_at=clock.now + 60, expires_at=clock.now + 70)]
+    )
+    assert isinstance(result, Submitted) and result.schedule_id is not None
+    clock.advance(60)
+    await run(store, result.id)
+    clock.advance(60)
+    fired = await store.fire_schedule(result.schedule_id, clock.now, clock.now + 60)
+    assert fired is not None and fired.job_id is not None
+    record = await store.get(fired.job_id)
+    assert record is not None and record.expires_at == clock.now + 10
+
+
+async def test_occurrences_without_ttl_never_expire(store: Store, clock) -> None:
+    sub = await recurring(store, clock)
+    assert sub.schedule_id is not None
+    await run(store, sub.id)
+    clock.advance(60)
+    fired = await store.fire_schedule(sub.schedule_id, clock.now, clock.now + 60)
+    assert fired is not None and fired.job_id is not None
+    record = await store.get(fired.job_id)
+    assert record is not None and record.expires_at is None
+
+
+async def test_a_schedule_stored_before_ttls_were_kept_fires_without_a_ttl(
+    store: Store, clock
+) -> None:
+    sub = await recurring(store, clock, expires_at=clock.now + 30)
+    assert sub.schedule_id is not None
+    await cast(EngineStore, store)._op(_as_before_ttls_were_kept, sub.schedule_id)
+    await run(store, sub.id)
+    clock.advance(60)
+    fired = await store.fire_schedule(sub.schedule_id, clock.now, clock.now + 60)
+    assert fired is not None and fired.job_id is not None
+    record = await store.get(fired.job_id)
+    assert record is not None and record.expires_at is None
+    clock.advance(3600)
+    assert await claim_ids(store) == [fired.job_id]
+
+
+def _as_before_ttls_were_kept(tx: Tx, now: float, schedule_id: int) -> None:
+    """Rewrite a schedule's template the way earlier versions stored it: without a ttl, and with
+    the first occurrence's absolute expiry time."""
+    [text] = tx.execute("SELECT template FROM schedules WHERE id = ?", (schedule_id,)).fetchone()
+    template = json.loads(text)
+    template.pop("ttl", None)
+    template["expires_at"] = now + 30
+    tx.execute(
+        "UPDATE schedules SET template = ? WHERE id = ?", (json.dumps(template), schedule_id)
+    )

@@ -406,7 +406,12 @@ class Scheduler(Task):
         return count
 
     async def retry(self, job_id: int) -> None:
-        """Run an ended, unsuccessful job again with a fresh retry budget."""
+        """Run an ended, unsuccessful job again with a fresh retry budget.
+
+        A job that ended before its dependencies completed waits again for those still active
+        (blocked); while one of them has ended without completing, the retry is refused with
+        InvalidTransitionError naming it: retry that dependency first.
+        """
         await self.open()
         await self._control(self.store.retry, job_id)
         if self.worker is not None:

@@ -126,7 +126,12 @@ class Store(Protocol):
         """Resume a paused job and its paused descendants; return how many moved."""
 
     async def retry(self, job_id: int) -> None:
-        """Run an ended, unsuccessful job again with a fresh retry budget."""
+        """Run an ended, unsuccessful job again with a fresh retry budget.
+
+        A job that ended before its dependencies completed waits again for those still active
+        (blocked); while one of them has ended without completing, the retry is refused with
+        InvalidTransitionError naming it: retry that dependency first.
+        """
 
     async def get(self, job_id: int) -> JobRecord | None:
         """One job, or None."""

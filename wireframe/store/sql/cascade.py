@@ -80,21 +80,22 @@ def _resolve_dependents(tx: Tx, now: float, wave: list[Ended]) -> list[Ended]:
 
 
 def _unblock_if_free(tx: Tx, now: float, job_id: int) -> None:
-    """Move a blocked job on once no dependency is outstanding."""
+    """Move a blocked job on once no dependency is outstanding (and forget its dependencies)."""
     if tx.execute("SELECT 1 FROM job_deps WHERE job_id = ? LIMIT 1", (job_id,)).fetchone():
         return
     tx.wakes = True
     row = tx.execute(
         "UPDATE jobs SET state = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END, "
-        "ready_at = ?, reason = 'dependencies completed' WHERE id = ? AND state = 'blocked' "
+        "ready_at = ?, reason = 'dependencies completed', deps = NULL "
+        "WHERE id = ? AND state = 'blocked' "
         "RETURNING type, state",
         (now, now, job_id),
     ).fetchone()
     if row is not None:
         tx.transitions.append(Transition(job_id, row[0], JobState(row[1])))
     tx.execute(
-        "UPDATE jobs SET paused_from = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END "
-        "WHERE id = ? AND state = 'paused' AND paused_from = 'blocked'",
+        "UPDATE jobs SET paused_from = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END, "
+        "deps = NULL WHERE id = ? AND state = 'paused' AND paused_from = 'blocked'",
         (now, job_id),
     )
 

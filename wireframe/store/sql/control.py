@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from wireframe.store.errors import DuplicateKeyError, InvalidTransitionError, UnknownJobError
-from wireframe.store.records import JobState
+from wireframe.store.records import JobState, Transition
 from wireframe.store.sql.cascade import cancel_tree, settle
+from wireframe.store.sql.deps import still_waiting, wait_on
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL
 from wireframe.store.sql.tx import Tx
 
@@ -73,13 +74,25 @@ def resume(tx: Tx, now: float, job_id: int) -> int:
 
 
 def retry(tx: Tx, now: float, job_id: int) -> None:
-    """Run an ended, unsuccessful job again with a fresh retry budget."""
+    """Run an ended, unsuccessful job again with a fresh retry budget.
+
+    A job that ended before its dependencies were all met (dependency_failed, cancelled or
+    expired while blocked, or born dependency_failed) re-checks them: completed ones are met;
+    if some are still active (pending, running, blocked, ... e.g. a failed dependency retried
+    first) it goes back to blocked on those, reported as a BLOCKED transition like at submit,
+    and runs once they complete. If one ended without completing (or was pruned, so how it
+    ended is unknown), the retry is refused with InvalidTransitionError naming it, and nothing
+    changes: retry that dependency first. With the "ignore" policy every ended dependency is
+    met. A job that got past its dependencies retries to pending without looking at them.
+    """
     row = tx.execute(
-        f"SELECT state, type, key, parent_id FROM jobs WHERE id = ?{tx.dialect.lock}", (job_id,)
+        f"SELECT state, type, key, parent_id, on_dep_failure, deps FROM jobs "
+        f"WHERE id = ?{tx.dialect.lock}",
+        (job_id,),
     ).fetchone()
     if row is None:
         raise UnknownJobError(job_id, "retry")
-    state, type_, key, parent_id = row
+    state, type_, key, parent_id, policy, deps = row
     if state not in TERMINAL or state == "completed":
         raise InvalidTransitionError(
             f"retry: job {job_id} is {state}; only failed, cancelled, expired or "
@@ -94,16 +107,21 @@ def retry(tx: Tx, now: float, job_id: int) -> None:
             raise DuplicateKeyError(
                 f"retry: job {job_id}'s key {key!r} is held by active job {holder[0]}"
             )
+    waiting = still_waiting(tx, job_id, policy, deps)
     tx.execute(
-        f"UPDATE jobs SET state = 'pending', max_attempts = attempt + retry_budget, "
+        f"UPDATE jobs SET state = ?, max_attempts = attempt + retry_budget, "
         "new_attempt = 1, finished_at = NULL, run_at = ?, ready_at = ?, expires_at = NULL, "
         "cancel_requested = 0, pause_requested = 0, child_failed = 0, phase = 'execute', "
-        "needs_finalize = 0, reason = 'retried by operator', "
+        "needs_finalize = 0, reason = 'retried by operator', deps = NULL, "
         "active_children = (SELECT count(*) FROM jobs c WHERE c.parent_id = ? "
         f"AND c.state NOT IN {TERMINAL_SQL}) WHERE id = ?",
-        (now, now, job_id, job_id),
+        ("blocked" if waiting else "pending", now, now, job_id, job_id),
     )
-    tx.wakes = True
+    if waiting:
+        wait_on(tx, job_id, waiting)
+        tx.transitions.append(Transition(job_id, type_, JobState.BLOCKED, tuple(waiting)))
+    else:
+        tx.wakes = True
     if parent_id is not None:
         tx.execute(
             f"UPDATE jobs SET active_children = active_children + 1 WHERE id = ? "

@@ -40,6 +40,8 @@ def fire(
 ) -> Fired | None:
     """Create the due occurrence, or skip it while the last one has not started yet.
 
+    The occurrence runs at `expected_run_at` and, when the schedule has a ttl, expires that
+    long after it (so one fired late may expire at once, as a late first occurrence would).
     Returns None when another process fired it first (the expected time no longer matches).
     """
     row = tx.execute(
@@ -63,7 +65,10 @@ def fire(
     fields = json.loads(template)
     fields["depends_on"] = tuple(fields.get("depends_on") or ())
     fields["tags"] = tuple(fields.get("tags") or ())
-    fields["expires_at"] = None
+    # The ttl counts from each occurrence's own run time; a template stored before the ttl was
+    # kept has no "ttl" (and the first occurrence's absolute `expires_at`): no expiry.
+    ttl = fields.pop("ttl", None)
+    fields["expires_at"] = None if ttl is None else expected_run_at + ttl
     job = NewJob(**{**fields, "run_at": expected_run_at})
     result = submit(tx, now, [job])[0]
     occurrences += 1

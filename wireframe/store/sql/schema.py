@@ -118,6 +118,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
     UPDATE jobs SET has_dependents = 1 WHERE id IN (SELECT dep_id FROM job_deps)
     """,
+    # 4: the dependencies a blocked job waits on (a JSON list of ids), kept after its edges are
+    # gone so that retrying it re-checks them; NULL once they were all met. Backfilled from the
+    # edges of blocked jobs, and for jobs that already ended because of a dependency, from the
+    # error naming it ("dependency job <id> ended as <state>").
+    """
+    ALTER TABLE jobs ADD COLUMN deps TEXT;
+    UPDATE jobs SET deps = (SELECT json_group_array(d.dep_id) FROM job_deps d
+        WHERE d.job_id = jobs.id) WHERE id IN (SELECT job_id FROM job_deps);
+    UPDATE jobs SET deps = '[' || substr(error, 16, instr(error, ' ended as ') - 16) || ']'
+        WHERE deps IS NULL AND state IN ('dependency_failed', 'cancelled')
+        AND error GLOB 'dependency job [0-9]* ended as *'
+        AND substr(error, 16, instr(error, ' ended as ') - 16) NOT GLOB '*[^0-9]*'
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -233,6 +246,15 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
     UPDATE jobs SET has_dependents = 1 WHERE id IN (SELECT dep_id FROM job_deps)
+    """,
+    # 4: the dependencies a blocked job waits on (see the SQLite version).
+    """
+    ALTER TABLE jobs ADD COLUMN deps TEXT;
+    UPDATE jobs SET deps = (SELECT json_agg(d.dep_id ORDER BY d.dep_id)::text FROM job_deps d
+        WHERE d.job_id = jobs.id) WHERE id IN (SELECT job_id FROM job_deps);
+    UPDATE jobs SET deps = '[' || substring(error from '^dependency job ([0-9]+) ended as ') || ']'
+        WHERE deps IS NULL AND state IN ('dependency_failed', 'cancelled')
+        AND error ~ '^dependency job [0-9]+ ended as '
     """,
 )
 

@@ -18,6 +18,7 @@ from wireframe.store.records import (
     Transition,
 )
 from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.deps import remember
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
 from wireframe.store.sql.tx import Bulk, Tx
 
@@ -72,6 +73,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     results: list[SubmitResult] = []
     rows: list[tuple[object, ...]] = []
     edges: list[tuple[int, int]] = []
+    waits: list[tuple[int, tuple[int, ...]]] = []
     parents: list[int] = []
     born_ended: list[Ended] = []
     batch_keys: dict[tuple[str, str], int] = {}
@@ -98,6 +100,8 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         schedule_id = _insert_schedule(tx, now, job, job_id) if job.recurring else None
         rows.append(job_row(job, job_id, now, state, schedule_id, error))
         edges.extend((job_id, dep) for dep in waiting_on)
+        if waiting_on or (job.depends_on and state in TERMINAL):
+            waits.append((job_id, tuple(waiting_on) or job.depends_on))
         if job.key is not None and state not in TERMINAL:
             batch_keys[(job.type, job.key)] = job_id
         if state in TERMINAL:
@@ -118,6 +122,8 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
             "UPDATE jobs SET has_dependents = 1 WHERE id = ? AND has_dependents = 0",
             [(dep,) for dep in sorted({dep for _, dep in edges})],
         )
+    if waits:
+        remember(tx, waits)
     if parents:
         tx.executemany(
             "UPDATE jobs SET active_children = active_children + 1 WHERE id = ?",
@@ -225,11 +231,19 @@ def _check_parent(tx: Tx, parent_id: int) -> None:
 
 
 def _insert_schedule(tx: Tx, now: float, job: NewJob, job_id: int) -> int:
-    """Record the schedule of a recurring submission whose first occurrence is `job_id`."""
+    """Record the schedule of a recurring submission whose first occurrence is `job_id`.
+
+    The template keeps the ttl relative (`expires_at` minus the first occurrence's run time),
+    so that every occurrence expires as long after its own run time as the first one does.
+    """
     rec = job.recurring
     assert rec is not None
-    template = attrs.asdict(attrs.evolve(job, recurring=None, run_at=None, key=None))
+    template = attrs.asdict(
+        attrs.evolve(job, recurring=None, run_at=None, key=None, expires_at=None)
+    )
     template["resources"] = dict(job.resources)
+    run_at = job.run_at if job.run_at is not None else now
+    template["ttl"] = None if job.expires_at is None else job.expires_at - run_at
     finished = rec.next_run_at is None or rec.max_occurrences == 1
     row = tx.execute(
         "INSERT INTO schedules (type, domain, template, spec, state, next_run_at, occurrences, "
