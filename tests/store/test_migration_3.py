@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wireframe.store import JobState, PostgresStore, SqliteStore, Store
-from wireframe.store.sql.schema import MIGRATIONS, PG_MIGRATIONS
+from wireframe.store.sql.schema import MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION
 
 from pg_support import drop_schema, new_schema_name, pg_dsn, require_pg
 from store_support import claim_ids, claim_one, complete, state
@@ -91,7 +91,7 @@ async def test_sqlite_migration_3_backfills_has_dependents(tmp_path: Path, clock
         flags = dict(conn.execute("SELECT id, has_dependents FROM jobs").fetchall())
     finally:
         conn.close()
-    assert versions == [1, 2, 3]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
     assert flags == {a: 1, b: 0, c: 0}
     async with SqliteStore(path, clock=clock) as store:
         await _check_upgraded_store(store, a, b, c)
@@ -124,7 +124,7 @@ async def test_postgres_migration_3_backfills_has_dependents(clock) -> None:
                     for r in conn.execute(f"SELECT version FROM {name}.schema_version ORDER BY 1")
                 ]
                 flags = dict(conn.execute(f"SELECT id, has_dependents FROM {name}.jobs").fetchall())
-            assert versions == [1, 2, 3]
+            assert versions == list(range(1, SCHEMA_VERSION + 1))
             assert flags == {a: 1, b: 0, c: 0}
             await _check_upgraded_store(store, a, b, c)
         finally:

@@ -118,6 +118,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
     UPDATE jobs SET has_dependents = 1 WHERE id IN (SELECT dep_id FROM job_deps)
     """,
+    # 4: the token of the claim that leased a running job. PostgreSQL looks a claim up by it when
+    # its COMMIT went unacknowledged; SQLite's commits are never in doubt and leave it NULL.
+    """
+    ALTER TABLE jobs ADD COLUMN claim_token TEXT
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -233,6 +238,11 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
     UPDATE jobs SET has_dependents = 1 WHERE id IN (SELECT dep_id FROM job_deps)
+    """,
+    # 4: the token of the claim that leased a running job: a claim whose COMMIT went
+    # unacknowledged is looked up by it (`PostgresStore.claim`) rather than left to expire.
+    """
+    ALTER TABLE jobs ADD COLUMN claim_token TEXT
     """,
 )
 
