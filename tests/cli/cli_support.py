@@ -33,7 +33,9 @@ def store_url_for(kind: str, tmp_path: Path) -> str:
 
 def cli_env(store: str | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("WIREFRAME_STORE", "CLI_APP_STORE")}
-    env.update(PYTHONUNBUFFERED="1", COLUMNS="160", PYTHONPATH=str(HERE))
+    # The checkout under test, not whichever wireframe the interpreter has installed.
+    path = os.pathsep.join([str(HERE), str(ROOT)])
+    env.update(PYTHONUNBUFFERED="1", COLUMNS="160", PYTHONPATH=path)
     env.update(extra)
     if store is not None:
         env["WIREFRAME_STORE"] = store

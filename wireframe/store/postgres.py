@@ -20,8 +20,9 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
@@ -53,6 +54,10 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 T = TypeVar("T")
 log = logging.getLogger("wireframe.store")
+
+Settle = Callable[[T, int], "T | None"]
+"""Given what a transaction returned before its COMMIT was lost and its server process id:
+the result to report if it committed, or None if it did not (see `PostgresStore._call`)."""
 
 DEFAULT_SCHEMA = "wireframe"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -268,11 +273,24 @@ class PostgresStore(EngineStore):
             raise
         self._pool = pool
 
-    def _call(self, op: Callable[..., T], args: tuple[Any, ...], retry_commit: bool) -> T:
+    def _call(
+        self,
+        op: Callable[..., T],
+        args: tuple[Any, ...],
+        retry_commit: bool,
+        settle: Settle[T] | None = None,
+    ) -> T:
         """Run `op(tx, now, *args)` in one transaction; reconnect and retry transient failures.
 
         Every operation, a one-statement claim included, runs inside BEGIN ... COMMIT: a
-        connection lost before COMMIT leaves nothing behind, so retrying is safe.
+        connection lost before COMMIT leaves nothing behind, so retrying is safe. A connection
+        lost *during* COMMIT leaves the outcome unknown: the server may have committed. Then
+        `settle`, if given, finds out (`settle(result, backend_pid)`, with what the transaction
+        returned before COMMIT and the pid of its server process): it returns the result to
+        report if the transaction committed, or None if it did not, and the operation runs
+        again. Without `settle`, the operation runs again if `retry_commit` (it must be
+        harmless to apply twice), else the caller gets a StoreError saying the outcome is
+        unknown.
         """
         deadline = time.monotonic() + self._reconnect_timeout
         delay = 0.01
@@ -282,6 +300,9 @@ class PostgresStore(EngineStore):
             if pool is None:
                 raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
             committing = False
+            tx: Tx | None = None
+            result: T | None = None
+            pid = 0
             try:
                 with pool.connection() as conn:
                     tx = pg_tx(conn)
@@ -300,6 +321,7 @@ class PostgresStore(EngineStore):
                             conn.rollback()
                         raise
                     committing = True
+                    pid = conn.info.backend_pid
                     conn.commit()
                     self._observers.collect(tx.transitions)
                     return result
@@ -311,7 +333,14 @@ class PostgresStore(EngineStore):
                     conflicts += 1
                     time.sleep(random.uniform(0, 0.002 * conflicts))
                     continue
-                if committing and not retry_commit:
+                if committing and settle is not None:
+                    settled = settle(cast(T, result), pid)
+                    if settled is not None:
+                        assert tx is not None
+                        self._observers.collect(tx.transitions)
+                        return settled
+                    # It did not commit: run it again, like an operation cut short earlier.
+                elif committing and not retry_commit:
                     raise StoreError(
                         f"{self.url}: the connection was lost while committing; the change may or "
                         f"may not have been applied ({_one_line(exc)})"
@@ -358,11 +387,15 @@ class PostgresStore(EngineStore):
         return await self._run(op, *args, retry_commit=retry_commit)
 
     async def _run(
-        self, op: Callable[..., T], *args: Any, retry_commit: bool = True
+        self,
+        op: Callable[..., T],
+        *args: Any,
+        retry_commit: bool = True,
+        settle: Settle[T] | None = None,
     ) -> T:
         try:
             return await anyio.to_thread.run_sync(
-                self._call, op, args, retry_commit, limiter=self._limiter
+                self._call, op, args, retry_commit, settle, limiter=self._limiter
             )
         finally:
             self._observers.deliver()
@@ -405,12 +438,39 @@ class PostgresStore(EngineStore):
         return results
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
-        """Lease pending jobs with FOR UPDATE SKIP LOCKED."""
+        """Lease pending jobs with FOR UPDATE SKIP LOCKED; a claim is never lost with its COMMIT.
+
+        Each claim writes a token of its own on the rows it leases. When the connection drops
+        while COMMIT is in flight, `_settle_claim` reconnects and looks for the token: the
+        jobs that carry it are returned as if the COMMIT had been acknowledged (the leases are
+        this worker's, and running them costs nothing more); if none does, the claim did not
+        commit and runs again. Releasing found jobs back to pending instead would have to undo
+        the attempt counter and the attempt rows it opened or reopened, a second write whose
+        own COMMIT could be lost the same way; returning them only reads.
+        """
         self._claim_generation = self._generation
         if request.housekeep:
             await self.housekeep()
         request = attrs.evolve(request, housekeep=False)
-        return await self._run(claim_sql.claim, request, chooser)
+        token = uuid.uuid4().hex
+        return await self._run(
+            claim_sql.claim, request, chooser, token, settle=self._settle_claim(token)
+        )
+
+    def _settle_claim(self, token: str) -> Settle[list[JobRecord]]:
+        """Whether a claim whose COMMIT went unanswered committed: its jobs if so, else None."""
+
+        def settle(claimed: list[JobRecord], pid: int) -> list[JobRecord] | None:
+            if not claimed:
+                return claimed  # it leased nothing: committed or not, the outcome is the same
+            ids = [job.id for job in claimed]
+            found = self._call(without_now(_leased_by), (ids, token, pid), True)
+            held = {job.id: job for job in found}
+            if not held:
+                return None
+            return [held[job_id] for job_id in ids if job_id in held]
+
+        return settle
 
     # -- wake-ups ---------------------------------------------------------------------------
 
@@ -490,6 +550,28 @@ class PostgresStore(EngineStore):
 
 _ANALYZE_ROWS = 1000
 _ANALYZE_EVERY = 30.0
+
+
+def _leased_by(tx: Tx, ids: list[int], token: str, pid: int) -> list[JobRecord]:
+    """The jobs among `ids` still leased by the claim that wrote `token` (`claim_sql.leased_by`).
+
+    The claim's server process `pid` may outlive the client's connection (a network partition:
+    it never learns that the client has gone) and sit in the claim's transaction, holding the
+    rows, until TCP keepalives give up, which can take hours. It is ended first, if it is still
+    the transaction holding the rows (its xid, not only its pid, which may have been reused),
+    so the lookup does not wait for it; ending it rolls back a COMMIT that never arrived, and a
+    COMMIT that did arrive completes first. Any other wait is bounded by `lock_timeout`.
+    """
+    tx.execute(f"SET LOCAL lock_timeout = '{_SETTLE_LOCK_TIMEOUT}'")
+    tx.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ? "
+        "AND pid <> pg_backend_pid() AND backend_xid = (SELECT xmax FROM jobs WHERE id = ?)",
+        (pid, ids[0]),
+    )
+    return claim_sql.leased_by(tx, ids, token)
+
+
+_SETTLE_LOCK_TIMEOUT = "10s"
 
 
 def _analyze(tx: Tx) -> None:

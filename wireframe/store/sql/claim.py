@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from wireframe.store.records import ClaimRequest, JobRecord, JobState, Transition
 from wireframe.store.sql.cascade import settle
-from wireframe.store.sql.rows import JOB_COLUMNS, Ended, job_from_row, placeholders
+from wireframe.store.sql.rows import JOB_COLUMNS, Ended, chunks, job_from_row, placeholders
 from wireframe.store.sql.tx import Bulk, Tx, unnest
 
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
@@ -120,7 +120,7 @@ def _candidate_filter(
 
 
 _LEASE = (
-    "UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, "
+    "UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, claim_token = ?, "
     "claim_seq = claim_seq + 1, attempt = attempt + new_attempt, new_attempt = 0, "
     "started_at = coalesce(started_at, ?), cancel_requested = 0, pause_requested = 0, "
     "wait_for = NULL "
@@ -128,16 +128,19 @@ _LEASE = (
 
 
 def claim(
-    tx: Tx, now: float, req: ClaimRequest, chooser: Chooser | None
+    tx: Tx, now: float, req: ClaimRequest, chooser: Chooser | None, token: str | None = None
 ) -> list[JobRecord]:
-    """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority."""
+    """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority.
+
+    `token`, unique to this claim, is written on every leased row (see `leased_by`).
+    """
     if req.housekeep:
         housekeep(tx, now)
     if req.limit <= 0 or not req.domains:
         return []
     where, params = _candidate_filter(tx, req, now)
     skip = tx.dialect.skip_locked
-    lease = (req.worker_id, now + req.lease_ttl, now)
+    lease = (req.worker_id, now + req.lease_ttl, token, now)
     recorded = False
     if chooser is None:
         # The common case: one statement picks and leases the best jobs.
@@ -184,6 +187,26 @@ def claim(
     if not recorded:
         tx.bulk(OPEN_ATTEMPT, [(j.id, j.attempt, req.worker_id, now) for j in jobs])
     return jobs
+
+
+def leased_by(tx: Tx, ids: Sequence[int], token: str) -> list[JobRecord]:
+    """The jobs among `ids` that the claim which wrote `token` leased and still holds, by id.
+
+    Only a claim sets a job running, and every claim writes its own token, so a running row
+    with the token is still that claim's lease. The rows are locked by id alone: where another
+    transaction still holds one (the claim itself, its commit in flight), this waits for its
+    end and reads the row as it left it.
+    """
+    held: list[JobRecord] = []
+    for part in chunks(sorted(ids)):
+        for row in tx.execute(
+            f"SELECT claim_token, {JOB_COLUMNS} FROM jobs "
+            f"WHERE id IN ({placeholders(len(part))}) ORDER BY id{tx.dialect.lock}",
+            tuple(part),
+        ):
+            if row[0] == token and row[5] == "running":
+                held.append(job_from_row(row[1:]))
+    return held
 
 
 _REOPEN = (

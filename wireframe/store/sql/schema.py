@@ -131,6 +131,11 @@ MIGRATIONS: tuple[str, ...] = (
         AND error GLOB 'dependency job [0-9]* ended as *'
         AND substr(error, 16, instr(error, ' ended as ') - 16) NOT GLOB '*[^0-9]*'
     """,
+    # 5: the token of the claim that leased a running job. PostgreSQL looks a claim up by it when
+    # its COMMIT went unacknowledged; SQLite's commits are never in doubt and leave it NULL.
+    """
+    ALTER TABLE jobs ADD COLUMN claim_token TEXT
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -255,6 +260,11 @@ PG_MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET deps = '[' || substring(error from '^dependency job ([0-9]+) ended as ') || ']'
         WHERE deps IS NULL AND state IN ('dependency_failed', 'cancelled')
         AND error ~ '^dependency job [0-9]+ ended as '
+    """,
+    # 5: the token of the claim that leased a running job: a claim whose COMMIT went
+    # unacknowledged is looked up by it (`PostgresStore.claim`) rather than left to expire.
+    """
+    ALTER TABLE jobs ADD COLUMN claim_token TEXT
     """,
 )
 

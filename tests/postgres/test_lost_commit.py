@@ -1,0 +1,227 @@
+"""A claim whose COMMIT loses its connection: the store finds out whether it happened.
+
+Each test makes the first claim that leases anything lose its connection at COMMIT, in one of
+four ways, on the real server:
+
+- `committed/terminated`: the server committed, then closed the connection (the client never
+  reads the acknowledgement);
+- `committed/partitioned`: the server committed; the client's socket broke, the server's
+  backend lives on, idle;
+- `lost/terminated`: the server closed the connection before COMMIT arrived (it rolled back);
+- `lost/partitioned`: COMMIT never reached the server, whose backend lives on idle in the
+  claim's transaction, holding the claimed rows (a network partition: the server does not
+  know the client is gone).
+
+Whatever happened, the claim returns each job once, with its first attempt, and leaves no job
+leased to nobody.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import attrs
+import psycopg
+import pytest
+
+from wireframe import Domain, JobContext, JobState, Retry, Scheduler
+from wireframe.store import ClaimRequest, Complete, JobRecord, NewJob, PostgresStore, Submitted
+from wireframe.store import postgres as pg_module
+from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql.tx import Tx
+from wireframe.testing import running
+
+from pg_support import drop_schema, new_schema_name, pg_dsn, require_pg
+
+pytestmark = pytest.mark.anyio
+
+MODES = ["committed/terminated", "committed/partitioned", "lost/terminated", "lost/partitioned"]
+
+
+class LoseCommit:
+    """Makes the COMMIT of the first claim that leases anything lose its connection."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+        self.committed, self.how = mode.split("/")
+        self.fired = 0
+        self._conns: dict[int, psycopg.Connection[Any]] = {}
+        self._kept: list[int] = []
+        real_tx, real_claim = pg_module.pg_tx, claim_sql.claim
+
+        def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
+            tx = real_tx(conn)
+            self._conns[id(tx)] = conn
+            return tx
+
+        def claim(tx: Tx, now: float, *args: Any) -> list[JobRecord]:
+            jobs = real_claim(tx, now, *args)
+            if jobs and not self.fired:
+                self.fired += 1
+                self._break(self._conns[id(tx)])
+            return jobs
+
+        monkeypatch.setattr(pg_module, "pg_tx", pg_tx)
+        monkeypatch.setattr(claim_sql, "claim", claim)
+
+    def _break(self, conn: psycopg.Connection[Any]) -> None:
+        """Run by the claim's own transaction, just before the store commits it."""
+        if self.committed == "committed":
+            conn.commit()  # the claim is in the database
+            conn.execute("SELECT 1")  # so that the store's COMMIT goes to the server again
+        if self.how == "terminated":
+            pid = conn.info.backend_pid
+            with psycopg.connect(pg_dsn(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                deadline = time.monotonic() + 10
+                while admin.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone():
+                    assert time.monotonic() < deadline, "the backend outlived its termination"
+                    time.sleep(0.01)
+        else:
+            # The client's socket breaks; the server's end stays open (held here), so its
+            # backend never learns that the client has gone.
+            fd = conn.fileno()
+            self._kept.append(os.dup(fd))
+            dead, peer = socket.socketpair()
+            peer.close()
+            os.dup2(dead.fileno(), fd)
+            dead.close()
+
+    def close(self) -> None:
+        """Let the server see the end of the connections kept open."""
+        for fd in self._kept:
+            os.close(fd)
+        self._kept.clear()
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    """A fresh schema, dropped afterwards."""
+    require_pg()
+    name = new_schema_name("wfl")
+    try:
+        yield name
+    finally:
+        drop_schema(name)
+
+
+@pytest.fixture(params=MODES)
+def lose(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoseCommit]:
+    """The fault of the test's mode."""
+    fault = LoseCommit(monkeypatch, request.param)
+    try:
+        yield fault
+    finally:
+        fault.close()
+
+
+@pytest.fixture
+async def store(schema: str, anyio_backend: str) -> AsyncIterator[PostgresStore]:
+    """An open store on the fresh schema."""
+    store = PostgresStore(pg_dsn(), schema=schema, pool_size=2, reconnect_timeout=20)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def rows(schema: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one statement in the test's schema, read from outside the store."""
+    with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        return conn.execute(sql, params).fetchall()
+
+
+async def test_a_claim_whose_commit_is_lost_returns_each_job_once(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    submitted = await store.submit([NewJob("d::t", "d", "{}") for _ in range(3)])
+    ids = [r.id for r in submitted if isinstance(r, Submitted)]
+    request = ClaimRequest("w1", 10, 60.0, ("d",), housekeep=False)
+
+    claimed = await store.claim(request)
+
+    assert lose.fired == 1
+    assert [j.id for j in claimed] == ids
+    assert all(j.state is JobState.RUNNING and j.worker_id == "w1" for j in claimed)
+    assert [(j.attempt, j.claim_seq) for j in claimed] == [(1, 1)] * 3
+    # Nothing else is leased, nothing left pending, no attempt spent or opened twice.
+    assert await store.claim(request) == []
+    assert sorted(rows(schema, "SELECT id, state, worker_id, attempt FROM jobs")) == [
+        (i, "running", "w1", 1) for i in ids
+    ]
+    assert sorted(rows(schema, "SELECT job_id, attempt, finished_at FROM attempts")) == [
+        (i, 1, None) for i in ids
+    ]
+    # The leases returned are the ones the database holds.
+    assert await store.finish([Complete(j.lease, "null") for j in claimed]) == [True] * 3
+    assert rows(schema, "SELECT DISTINCT state FROM jobs") == [("completed",)]
+
+
+@pytest.mark.parametrize("lose", ["committed/terminated", "lost/partitioned"], indirect=True)
+async def test_a_chosen_claim_comes_back_in_the_chooser_order(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    submitted = await store.submit([NewJob("d::t", "d", "{}") for _ in range(4)])
+    ids = [r.id for r in submitted if isinstance(r, Submitted)]
+    request = ClaimRequest("w1", 3, 60.0, ("d",), scan=10, housekeep=False)
+
+    claimed = await store.claim(request, lambda jobs: [j.id for j in reversed(jobs)])
+
+    assert lose.fired == 1
+    assert [j.id for j in claimed] == ids[::-1][:3]
+    assert sorted(rows(schema, "SELECT id FROM jobs WHERE state = 'running'")) == [
+        (i,) for i in sorted(ids[1:])
+    ]
+
+
+async def test_each_claim_writes_a_token_of_its_own(store: PostgresStore, schema: str) -> None:
+    await store.submit([NewJob("d::t", "d", "{}") for _ in range(4)])
+    for _ in range(2):
+        await store.claim(ClaimRequest("w1", 2, 60.0, ("d",), housekeep=False))
+    tokens = rows(schema, "SELECT claim_token, count(*) FROM jobs GROUP BY 1")
+    assert sorted(n for _, n in tokens) == [2, 2]
+    assert all(isinstance(token, str) and len(token) == 32 for token, _ in tokens)
+
+
+@attrs.frozen
+class Once:
+    n: int
+
+
+async def test_a_worker_runs_single_attempt_jobs_once_across_a_lost_commit(
+    schema: str, lose: LoseCommit, anyio_backend: str
+) -> None:
+    d = Domain("d")
+    runs: Counter[int] = Counter()
+
+    @d.job(name="once", retry=Retry.none())
+    async def once(job: Once, ctx: JobContext) -> int:
+        runs[ctx.job.id] += 1
+        return job.n
+
+    store = PostgresStore(pg_dsn(), schema=schema, pool_size=2, reconnect_timeout=20)
+    # A short lease: a claim left behind would be taken back, its only attempt spent, at once.
+    scheduler = Scheduler(store, domains=[d], claim_ttl=1.0, poll_interval=0.05)
+    try:
+        ids = [o.id for o in await scheduler.submit_many([Once(i) for i in range(5)])]
+        async with running(scheduler):
+            results = [await scheduler.result(i, timeout=20) for i in ids]
+    finally:
+        await scheduler.close()
+    assert lose.fired == 1
+    assert results == list(range(5))
+    assert runs == Counter(ids)
+    assert sorted(rows(schema, "SELECT id, state, attempt, max_attempts FROM jobs")) == [
+        (i, "completed", 1, 1) for i in ids
+    ]
+    assert sorted(rows(schema, "SELECT job_id, attempt, outcome FROM attempts")) == [
+        (i, 1, "completed") for i in ids
+    ]
