@@ -6,15 +6,14 @@ dependents when it completes: the flag is what tells a completion to look for th
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from wireframe.store import JobState, PostgresStore, SqliteStore, Store
-from wireframe.store.sql.schema import MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION
+from wireframe.store.sql.schema import SCHEMA_VERSION
 
+from migration_support import pg_at_version, read_pg, read_sqlite, sqlite_at_version
 from pg_support import drop_schema, new_schema_name, pg_dsn, require_pg
 from store_support import claim_ids, claim_one, complete, state
 
@@ -39,21 +38,10 @@ def _v2_rows(now: float) -> list[tuple[object, ...]]:
     ]
 
 
-def _statements(migration: str) -> Iterator[str]:
-    """A migration's statements, split the way `schema.migrate` splits them."""
-    return (s for s in migration.split(";") if s.strip())
-
-
 def _v2_sqlite(path: Path, now: float) -> tuple[int, int, int]:
     """A SQLite file at schema version 2 holding `_v2_rows` and B's dependency on A."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite_at_version(path, 2)
     try:
-        conn.execute("BEGIN")
-        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for version, migration in enumerate(MIGRATIONS[:2], start=1):
-            for statement in _statements(migration):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         a, b, c = (conn.execute(_V2_JOB, row).fetchone()[0] for row in _v2_rows(now))
         conn.execute("INSERT INTO job_deps (job_id, dep_id) VALUES (?, ?)", (b, a))
         conn.execute("COMMIT")
@@ -85,12 +73,8 @@ async def test_sqlite_migration_3_backfills_has_dependents(tmp_path: Path, clock
     a, b, c = _v2_sqlite(path, clock.now)
     async with SqliteStore(path, clock=clock):
         pass
-    conn = sqlite3.connect(path)
-    try:
-        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
-        flags = dict(conn.execute("SELECT id, has_dependents FROM jobs").fetchall())
-    finally:
-        conn.close()
+    versions, rows = read_sqlite(path, "SELECT id, has_dependents FROM jobs")
+    flags = dict(rows)
     assert versions == list(range(1, SCHEMA_VERSION + 1))
     assert flags == {a: 1, b: 0, c: 0}
     async with SqliteStore(path, clock=clock) as store:
@@ -105,25 +89,15 @@ async def test_postgres_migration_3_backfills_has_dependents(clock) -> None:
     name = new_schema_name()
     try:
         with psycopg.connect(pg_dsn()) as conn:
-            conn.execute(f"CREATE SCHEMA {name}")
-            conn.execute(f"SET LOCAL search_path TO {name}")
-            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            for version, migration in enumerate(PG_MIGRATIONS[:2], start=1):
-                for statement in _statements(migration):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            pg_at_version(conn, name, 2)
             sql = _V2_JOB.replace("?", "%s")
             a, b, c = (conn.execute(sql, row).fetchone()[0] for row in _v2_rows(clock.now))
             conn.execute("INSERT INTO job_deps (job_id, dep_id) VALUES (%s, %s)", (b, a))
         store = PostgresStore(dsn, schema=name, clock=clock, pool_size=2)
         await store.open()
         try:
-            with psycopg.connect(pg_dsn()) as conn:
-                versions = [
-                    r[0]
-                    for r in conn.execute(f"SELECT version FROM {name}.schema_version ORDER BY 1")
-                ]
-                flags = dict(conn.execute(f"SELECT id, has_dependents FROM {name}.jobs").fetchall())
+            versions, rows = read_pg(pg_dsn(), name, "SELECT id, has_dependents FROM jobs")
+            flags = dict(rows)
             assert versions == list(range(1, SCHEMA_VERSION + 1))
             assert flags == {a: 1, b: 0, c: 0}
             await _check_upgraded_store(store, a, b, c)

@@ -8,15 +8,15 @@ instead of running the job without its dependencies.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from wireframe.store import InvalidTransitionError, JobState, PostgresStore, SqliteStore, Store
-from wireframe.store.sql.schema import MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION
+from wireframe.store.sql.schema import SCHEMA_VERSION
 
+from migration_support import pg_at_version, read_pg, read_sqlite, sqlite_at_version
 from pg_support import drop_schema, new_schema_name, pg_dsn, require_pg
 from store_support import claim_ids, run, state
 
@@ -49,11 +49,6 @@ def _v3_jobs(insert: Callable[[tuple[object, ...]], int], edge: Callable[[int, i
     edge(jobs["d"], jobs["c"])
     jobs["e"] = job("b::t", "cancelled")
     return jobs
-
-
-def _statements(migration: str) -> Iterator[str]:
-    """A migration's statements, split the way `schema.migrate` splits them."""
-    return (s for s in migration.split(";") if s.strip())
 
 
 def _expected_deps(jobs: Jobs) -> dict[int, list[int] | None]:
@@ -92,14 +87,8 @@ async def _check_upgraded_store(store: Store, jobs: Jobs) -> None:
 
 async def test_sqlite_migration_4_backfills_deps(tmp_path: Path, clock) -> None:
     path = tmp_path / "v3.db"
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite_at_version(path, 3)
     try:
-        conn.execute("BEGIN")
-        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for version, migration in enumerate(MIGRATIONS[:3], start=1):
-            for statement in _statements(migration):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
         jobs = _v3_jobs(
             lambda row: conn.execute(_V3_JOB, row).fetchone()[0],
             lambda job_id, dep: conn.execute(
@@ -112,12 +101,8 @@ async def test_sqlite_migration_4_backfills_deps(tmp_path: Path, clock) -> None:
         conn.close()
     async with SqliteStore(path, clock=clock):
         pass
-    conn = sqlite3.connect(path)
-    try:
-        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
-        deps = _decode(conn.execute("SELECT id, deps FROM jobs").fetchall())
-    finally:
-        conn.close()
+    versions, rows = read_sqlite(path, "SELECT id, deps FROM jobs")
+    deps = _decode(rows)
     assert versions == list(range(1, SCHEMA_VERSION + 1))
     assert deps == _expected_deps(jobs)
     async with SqliteStore(path, clock=clock) as store:
@@ -132,13 +117,7 @@ async def test_postgres_migration_4_backfills_deps(clock) -> None:
     name = new_schema_name()
     try:
         with psycopg.connect(pg_dsn()) as conn:
-            conn.execute(f"CREATE SCHEMA {name}")
-            conn.execute(f"SET LOCAL search_path TO {name}")
-            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-            for version, migration in enumerate(PG_MIGRATIONS[:3], start=1):
-                for statement in _statements(migration):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            pg_at_version(conn, name, 3)
             sql = _V3_JOB.replace("?", "%s")
             jobs = _v3_jobs(
                 lambda row: conn.execute(sql, row).fetchone()[0],  # type: ignore[index]
@@ -150,12 +129,8 @@ async def test_postgres_migration_4_backfills_deps(clock) -> None:
         store = PostgresStore(dsn, schema=name, clock=clock, pool_size=2)
         await store.open()
         try:
-            with psycopg.connect(pg_dsn()) as conn:
-                versions = [
-                    r[0]
-                    for r in conn.execute(f"SELECT version FROM {name}.schema_version ORDER BY 1")
-                ]
-                deps = _decode(conn.execute(f"SELECT id, deps FROM {name}.jobs").fetchall())
+            versions, rows = read_pg(pg_dsn(), name, "SELECT id, deps FROM jobs")
+            deps = _decode(rows)
             assert versions == list(range(1, SCHEMA_VERSION + 1))
             assert deps == _expected_deps(jobs)
             await _check_upgraded_store(store, jobs)

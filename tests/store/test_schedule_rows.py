@@ -10,6 +10,7 @@ import pytest
 from wireframe.store import (
     Fired,
     InvalidTransitionError,
+    JobRecord,
     JobState,
     NewSchedule,
     Store,
@@ -34,6 +35,15 @@ async def recurring(
     [result] = await store.submit([job(recurring=schedule, payload='{"n": 1}', **kw)])
     assert isinstance(result, Submitted) and result.schedule_id is not None
     return result
+
+
+async def fire_next(store: Store, clock, schedule_id: int) -> JobRecord:
+    """Fire the schedule's occurrence due now (the next one 60 s later); return its job."""
+    fired = await store.fire_schedule(schedule_id, clock.now, clock.now + 60)
+    assert fired is not None and fired.job_id is not None
+    record = await store.get(fired.job_id)
+    assert record is not None
+    return record
 
 
 async def test_submit_creates_a_schedule_and_its_first_job(store: Store, clock) -> None:
@@ -243,10 +253,8 @@ async def test_occurrences_without_ttl_never_expire(store: Store, clock) -> None
     assert sub.schedule_id is not None
     await run(store, sub.id)
     clock.advance(60)
-    fired = await store.fire_schedule(sub.schedule_id, clock.now, clock.now + 60)
-    assert fired is not None and fired.job_id is not None
-    record = await store.get(fired.job_id)
-    assert record is not None and record.expires_at is None
+    record = await fire_next(store, clock, sub.schedule_id)
+    assert record.expires_at is None
 
 
 async def test_a_schedule_stored_before_ttls_were_kept_fires_without_a_ttl(
@@ -257,12 +265,10 @@ async def test_a_schedule_stored_before_ttls_were_kept_fires_without_a_ttl(
     await cast(EngineStore, store)._op(_as_before_ttls_were_kept, sub.schedule_id)
     await run(store, sub.id)
     clock.advance(60)
-    fired = await store.fire_schedule(sub.schedule_id, clock.now, clock.now + 60)
-    assert fired is not None and fired.job_id is not None
-    record = await store.get(fired.job_id)
-    assert record is not None and record.expires_at is None
+    record = await fire_next(store, clock, sub.schedule_id)
+    assert record.expires_at is None
     clock.advance(3600)
-    assert await claim_ids(store) == [fired.job_id]
+    assert await claim_ids(store) == [record.id]
 
 
 def _as_before_ttls_were_kept(tx: Tx, now: float, schedule_id: int) -> None:
