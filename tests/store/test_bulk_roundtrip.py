@@ -387,3 +387,46 @@ async def test_batches_of_one_shape_round_trip_every_field(
     # The batch's ids were reserved: the next submission continues after them.
     after = (await store.submit([NewJob("bulk::after", "bulk", "{}")]))[0].id
     assert after == ids[-1] + 1
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+async def test_small_batches_round_trip_every_field(store: Store, clock, size: int) -> None:
+    """Batches too small for COPY (PostgreSQL INSERTs them row by row) keep every field."""
+    clock.now = t0 = 1_700_000_000.25
+    specs = [
+        NewJob(
+            type=f"bulk::{'ab'[i % 2]}",
+            domain="bulk",
+            payload=payload(i),
+            priority=i - 3,
+            run_at=t0 + 7.5 if i % 4 == 2 else None,
+            key=f"small {size} {i}: {nasty(i)}" if i % 3 == 0 else None,
+            tags=TAGS[i % 3],
+            resources={1: {"cpu": 2, "mem": i}, 3: {"ключ": 1, 'k"ey': 3}}.get(i % 5, {}),
+            expires_at=t0 + 99.5 if i % 5 == 4 else None,
+            max_attempts=1 + i % 3,
+            fail_fast=i % 2 == 0,
+        )
+        for i in range(len(NASTY))
+    ]
+    for start in range(0, len(specs), size):
+        batch = specs[start : start + size]
+        results = await store.submit(batch)
+        for spec, result in zip(batch, results, strict=True):
+            assert isinstance(result, Submitted)
+            record = await store.get(result.id)
+            assert record is not None
+            assert record.payload == spec.payload and record.key == spec.key
+            assert (record.type, record.priority, record.run_at) == (
+                spec.type,
+                spec.priority,
+                spec.run_at if spec.run_at is not None else t0,
+            )
+            assert record.tags == tuple(sorted(set(spec.tags)))
+            assert record.resources == dict(spec.resources)
+            assert (record.expires_at, record.max_attempts, record.fail_fast) == (
+                spec.expires_at,
+                spec.max_attempts,
+                spec.fail_fast,
+            )
+            assert record.state is (JobState.SCHEDULED if spec.run_at else JobState.PENDING)

@@ -117,6 +117,10 @@ def _translate(sql: str) -> str:
     return out
 
 
+_COPY_MIN = 8
+"""Smaller batches for a COPY statement are INSERTed row by row (pipelined) instead."""
+
+
 def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
     """A Tx over a psycopg connection whose transaction the caller commits."""
 
@@ -129,6 +133,11 @@ def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
 
     def bulk(statement: Bulk, rows: Sequence[Sequence[Any]]) -> None:
         if statement.columns.startswith("COPY "):
+            if len(rows) < _COPY_MIN:
+                # A few rows: plain INSERTs in one pipelined round trip, where COPY takes two.
+                with conn.cursor() as cur:
+                    cur.executemany(_translate(statement.each), rows)
+                return
             with conn.cursor() as cur, cur.copy(statement.columns) as copy:
                 for row in rows:
                     copy.write_row(row)
