@@ -1,7 +1,7 @@
-"""A claim whose COMMIT loses its connection: the store finds out whether it happened.
+"""A write whose COMMIT loses its connection: the store finds out whether it happened.
 
-Each test makes the first claim that leases anything lose its connection at COMMIT, in one of
-four ways, on the real server:
+Each test makes the first claim that leases anything (or submit, or finish: `lost_op`) lose its
+connection at COMMIT, in one of four ways, on the real server:
 
 - `committed/terminated`: the server committed, then closed the connection (the client never
   reads the acknowledgement);
@@ -13,7 +13,8 @@ four ways, on the real server:
   know the client is gone).
 
 Whatever happened, the claim returns each job once, with its first attempt, and leaves no job
-leased to nobody.
+leased to nobody; a submit returns its ids and inserts each job once; a finish reports True for
+each outcome written, once.
 """
 
 from __future__ import annotations
@@ -30,9 +31,17 @@ import psycopg
 import pytest
 
 from wireframe import Domain, JobContext, JobState, Retry, Scheduler
-from wireframe.store import ClaimRequest, Complete, JobRecord, NewJob, PostgresStore, Submitted
+from wireframe.store import (
+    ClaimRequest,
+    Complete,
+    NewJob,
+    PostgresStore,
+    Submitted,
+)
 from wireframe.store import postgres as pg_module
 from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import finish as finish_sql
+from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 from wireframe.testing import running
 
@@ -42,36 +51,55 @@ pytestmark = pytest.mark.anyio
 
 MODES = ["committed/terminated", "committed/partitioned", "lost/terminated", "lost/partitioned"]
 
+OPS: dict[str, tuple[Any, str]] = {
+    "claim": (claim_sql, "claim"),
+    "submit": (submit_sql, "submit"),
+    "finish": (finish_sql, "finish"),
+}
+"""The operations whose COMMIT a test may lose: the engine function the store calls."""
+
 
 class LoseCommit:
-    """Makes the COMMIT of the first claim that leases anything lose its connection."""
+    """Makes the COMMIT of the first `op` (claim, submit, finish) that returns anything lose
+    its connection."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str, op: str = "claim") -> None:
         self.committed, self.how = mode.split("/")
         self.fired = 0
         self._conns: dict[int, psycopg.Connection[Any]] = {}
         self._kept: list[int] = []
-        real_tx, real_claim = pg_module.pg_tx, claim_sql.claim
+        module, name = OPS[op]
+        self._armed: psycopg.Connection[Any] | None = None
+        real_tx, real_op = pg_module.pg_tx, getattr(module, name)
+        real_commit = self._real_commit = psycopg.Connection.commit
 
         def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
             tx = real_tx(conn)
             self._conns[id(tx)] = conn
             return tx
 
-        def claim(tx: Tx, now: float, *args: Any) -> list[JobRecord]:
-            jobs = real_claim(tx, now, *args)
-            if jobs and not self.fired:
+        def lossy(tx: Tx, now: float, *args: Any) -> Any:
+            result = real_op(tx, now, *args)
+            if result and not self.fired:
                 self.fired += 1
-                self._break(self._conns[id(tx)])
-            return jobs
+                self._armed = self._conns[id(tx)]
+            return result
+
+        def commit(conn: psycopg.Connection[Any]) -> None:
+            if conn is self._armed:
+                # The store's COMMIT of the transaction (whatever else it sent before it).
+                self._armed = None
+                self._break(conn)
+            real_commit(conn)
 
         monkeypatch.setattr(pg_module, "pg_tx", pg_tx)
-        monkeypatch.setattr(claim_sql, "claim", claim)
+        monkeypatch.setattr(module, name, lossy)
+        monkeypatch.setattr(psycopg.Connection, "commit", commit)
 
     def _break(self, conn: psycopg.Connection[Any]) -> None:
-        """Run by the claim's own transaction, just before the store commits it."""
+        """Run just before the store commits the transaction."""
         if self.committed == "committed":
-            conn.commit()  # the claim is in the database
+            self._real_commit(conn)  # the transaction is in the database
             conn.execute("SELECT 1")  # so that the store's COMMIT goes to the server again
         if self.how == "terminated":
             pid = conn.info.backend_pid
@@ -111,10 +139,18 @@ def schema() -> Iterator[str]:
         drop_schema(name)
 
 
+@pytest.fixture
+def lost_op() -> str:
+    """The operation whose COMMIT is lost (a test parametrizes it to change it)."""
+    return "claim"
+
+
 @pytest.fixture(params=MODES)
-def lose(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoseCommit]:
-    """The fault of the test's mode."""
-    fault = LoseCommit(monkeypatch, request.param)
+def lose(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, lost_op: str
+) -> Iterator[LoseCommit]:
+    """The fault of the test's mode, on `lost_op`."""
+    fault = LoseCommit(monkeypatch, request.param, lost_op)
     try:
         yield fault
     finally:
@@ -225,3 +261,4 @@ async def test_a_worker_runs_single_attempt_jobs_once_across_a_lost_commit(
     assert sorted(rows(schema, "SELECT job_id, attempt, outcome FROM attempts")) == [
         (i, 1, "completed") for i in ids
     ]
+
