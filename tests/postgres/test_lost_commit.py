@@ -34,11 +34,13 @@ from wireframe import Domain, JobContext, JobState, Retry, Scheduler
 from wireframe.store import (
     ClaimRequest,
     Complete,
+    Duplicate,
     NewJob,
     PostgresStore,
     Submitted,
 )
 from wireframe.store import postgres as pg_module
+from wireframe.store.records import NewSchedule
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import finish as finish_sql
 from wireframe.store.sql import submit as submit_sql
@@ -260,5 +262,44 @@ async def test_a_worker_runs_single_attempt_jobs_once_across_a_lost_commit(
     ]
     assert sorted(rows(schema, "SELECT job_id, attempt, outcome FROM attempts")) == [
         (i, 1, "completed") for i in ids
+    ]
+
+
+@pytest.mark.parametrize("lost_op", ["submit"])
+async def test_a_submit_whose_commit_is_lost_inserts_each_job_once(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    lose.fired = 1  # the fault waits for the batch below
+    (parent_id,) = [r.id for r in await store.submit([NewJob("d::p", "d", "{}")])]
+    held = await store.submit([NewJob("d::k", "d", "{}", key="held")])
+    lose.fired = 0
+
+    batch = [
+        NewJob("d::t", "d", "{}"),
+        NewJob("d::k", "d", "{}", key="held"),  # a duplicate of a job already in the database
+        NewJob("d::k", "d", "{}", key="new"),
+        NewJob("d::k", "d", "{}", key="new"),  # a duplicate of one in the batch
+        NewJob("d::c", "d", "{}", parent_id=parent_id),
+        NewJob("d::r", "d", "{}", recurring=NewSchedule("{}", time.time() + 3600)),
+    ]
+    results = await store.submit(batch)
+
+    assert lose.fired == 1
+    assert isinstance(results[0], Submitted)
+    new_id = results[0].id
+    assert results[1] == Duplicate(held[0].id)
+    assert isinstance(results[2], Submitted) and results[3] == Duplicate(results[2].id)
+    inserted = [r for r in results if isinstance(r, Submitted)]
+    assert len(inserted) == 4 and inserted[-1].schedule_id is not None
+    # The database holds exactly what the results say, once.
+    assert sorted(rows(schema, "SELECT id, type, key FROM jobs WHERE id > %s", (held[0].id,))) == [
+        (new_id, "d::t", None),
+        (results[2].id, "d::k", "new"),
+        (results[4].id, "d::c", None),
+        (results[5].id, "d::r", None),
+    ]
+    assert rows(schema, "SELECT active_children FROM jobs WHERE id = %s", (parent_id,)) == [(1,)]
+    assert rows(schema, "SELECT id, last_job_id FROM schedules") == [
+        (inserted[-1].schedule_id, results[5].id)
     ]
 
