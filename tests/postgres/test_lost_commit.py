@@ -35,8 +35,10 @@ from wireframe.store import (
     ClaimRequest,
     Complete,
     Duplicate,
+    Fail,
     NewJob,
     PostgresStore,
+    Release,
     Submitted,
 )
 from wireframe.store import postgres as pg_module
@@ -234,8 +236,9 @@ class Once:
     n: int
 
 
+@pytest.mark.parametrize("lost_op", ["claim", "submit", "finish"])
 async def test_a_worker_runs_single_attempt_jobs_once_across_a_lost_commit(
-    schema: str, lose: LoseCommit, anyio_backend: str
+    schema: str, lose: LoseCommit, anyio_backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     d = Domain("d")
     runs: Counter[int] = Counter()
@@ -257,6 +260,7 @@ async def test_a_worker_runs_single_attempt_jobs_once_across_a_lost_commit(
     assert lose.fired == 1
     assert results == list(range(5))
     assert runs == Counter(ids)
+    assert "outcome rejected" not in caplog.text
     assert sorted(rows(schema, "SELECT id, state, attempt, max_attempts FROM jobs")) == [
         (i, "completed", 1, 1) for i in ids
     ]
@@ -303,3 +307,45 @@ async def test_a_submit_whose_commit_is_lost_inserts_each_job_once(
         (inserted[-1].schedule_id, results[5].id)
     ]
 
+
+async def _claim_all(store: PostgresStore, n: int) -> list[Any]:
+    submitted = await store.submit([NewJob("d::t", "d", "{}") for _ in range(n)])
+    assert all(isinstance(r, Submitted) for r in submitted)
+    claimed = await store.claim(ClaimRequest("w1", n, 60.0, ("d",), housekeep=False))
+    assert len(claimed) == n
+    return claimed
+
+
+@pytest.mark.parametrize("lost_op", ["finish"])
+async def test_a_finish_whose_commit_is_lost_reports_the_outcomes_it_wrote(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    done, failed, released, gone = await _claim_all(store, 4)
+    # One lease is gone before the finish: it is reported rejected, committed or not.
+    stale = attrs.evolve(gone.lease, claim_seq=gone.lease.claim_seq + 1)
+
+    applied = await store.finish(
+        [
+            Complete(done.lease, '"ok"'),  # the fused fast path
+            Fail(failed.lease, "boom"),  # the general path
+            Release(released.lease, "pending", "shutdown"),
+            Complete(stale, "null"),
+        ]
+    )
+
+    assert lose.fired == 1
+    assert applied == [True, True, True, False]
+    assert sorted(rows(schema, "SELECT id, state, result, error FROM jobs")) == [
+        (done.id, "completed", '"ok"', None),
+        (failed.id, "failed", None, "boom"),
+        (released.id, "pending", None, None),
+        (gone.id, "running", None, None),
+    ]
+    assert sorted(rows(schema, "SELECT job_id, attempt, outcome FROM attempts")) == [
+        (done.id, 1, "completed"),
+        (failed.id, 1, "failed"),
+        (released.id, 1, "shutdown"),
+        (gone.id, 1, None),
+    ]
+    # Applied once: a second finish of the same outcomes finds the leases gone.
+    assert await store.finish([Complete(done.lease, "null")]) == [False]

@@ -38,9 +38,11 @@ from wireframe.store.records import (
     ClaimRequest,
     JobRecord,
     NewJob,
+    Outcome,
     SubmitResult,
 )
 from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import finish as finish_sql
 from wireframe.store.sql import schema
 from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.tx import Bulk, Cursor, Dialect, Tx
@@ -487,6 +489,29 @@ class PostgresStore(EngineStore):
         token = uuid.uuid4().hex
         return await self._run(
             claim_sql.claim, request, chooser, token, settle=self._settle_claim(token)
+        )
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply fenced outcomes; one whose COMMIT loses its connection reports what it did.
+
+        The outcomes are fenced on their leases, so running them again after a lost COMMIT
+        never applies one twice; but if the lost transaction did commit, the second run finds
+        the leases gone and reports False, and the worker would take outcomes it wrote for
+        rejected ones (no completed or failed event). Instead `_settle_xact` asks the server
+        about the transaction itself: the rule is that an outcome counts as applied exactly
+        when the transaction that applied it committed. Committed: the list it computed
+        before COMMIT is returned (True for each outcome it applied, False for each lease it
+        found gone, both now the database's state). Not committed (rolled back, or its server
+        process ended because it still held the rows): nothing was written, and finish runs
+        again. Looking at the rows instead (is the job still running under this claim? is
+        its attempt closed with this outcome?) would be ambiguous: a released attempt keeps
+        its number, so a later claim of the same job can reopen and close the same attempt
+        row with the same outcome; the transaction's own status is not.
+        """
+        if not outcomes:
+            return []
+        return await self._run(
+            finish_sql.finish, list(outcomes), settle=self._settle_xact(list[bool])
         )
 
     def _settle_xact(self, kind: type[T]) -> Settle[T]:
