@@ -1,7 +1,7 @@
-"""A claim whose COMMIT loses its connection: the store finds out whether it happened.
+"""A write whose COMMIT loses its connection: the store finds out whether it happened.
 
-Each test makes the first claim that leases anything lose its connection at COMMIT, in one of
-four ways, on the real server:
+Each test makes the first claim that leases anything (or submit, or finish: `lost_op`) lose its
+connection at COMMIT, in one of four ways, on the real server:
 
 - `committed/terminated`: the server committed, then closed the connection (the client never
   reads the acknowledgement);
@@ -13,7 +13,8 @@ four ways, on the real server:
   know the client is gone).
 
 Whatever happened, the claim returns each job once, with its first attempt, and leaves no job
-leased to nobody.
+leased to nobody; a submit returns its ids and inserts each job once; a finish reports True for
+each outcome written, once.
 """
 
 from __future__ import annotations
@@ -30,9 +31,21 @@ import psycopg
 import pytest
 
 from wireframe import Domain, JobContext, JobState, Retry, Scheduler
-from wireframe.store import ClaimRequest, Complete, JobRecord, NewJob, PostgresStore, Submitted
+from wireframe.store import (
+    ClaimRequest,
+    Complete,
+    Duplicate,
+    Fail,
+    NewJob,
+    PostgresStore,
+    Release,
+    Submitted,
+)
 from wireframe.store import postgres as pg_module
+from wireframe.store.records import NewSchedule
 from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import finish as finish_sql
+from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 from wireframe.testing import running
 
@@ -42,36 +55,55 @@ pytestmark = pytest.mark.anyio
 
 MODES = ["committed/terminated", "committed/partitioned", "lost/terminated", "lost/partitioned"]
 
+OPS: dict[str, tuple[Any, str]] = {
+    "claim": (claim_sql, "claim"),
+    "submit": (submit_sql, "submit"),
+    "finish": (finish_sql, "finish"),
+}
+"""The operations whose COMMIT a test may lose: the engine function the store calls."""
+
 
 class LoseCommit:
-    """Makes the COMMIT of the first claim that leases anything lose its connection."""
+    """Makes the COMMIT of the first `op` (claim, submit, finish) that returns anything lose
+    its connection."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str, op: str = "claim") -> None:
         self.committed, self.how = mode.split("/")
         self.fired = 0
         self._conns: dict[int, psycopg.Connection[Any]] = {}
         self._kept: list[int] = []
-        real_tx, real_claim = pg_module.pg_tx, claim_sql.claim
+        module, name = OPS[op]
+        self._armed: psycopg.Connection[Any] | None = None
+        real_tx, real_op = pg_module.pg_tx, getattr(module, name)
+        real_commit = self._real_commit = psycopg.Connection.commit
 
         def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
             tx = real_tx(conn)
             self._conns[id(tx)] = conn
             return tx
 
-        def claim(tx: Tx, now: float, *args: Any) -> list[JobRecord]:
-            jobs = real_claim(tx, now, *args)
-            if jobs and not self.fired:
+        def lossy(tx: Tx, now: float, *args: Any) -> Any:
+            result = real_op(tx, now, *args)
+            if result and not self.fired:
                 self.fired += 1
-                self._break(self._conns[id(tx)])
-            return jobs
+                self._armed = self._conns[id(tx)]
+            return result
+
+        def commit(conn: psycopg.Connection[Any]) -> None:
+            if conn is self._armed:
+                # The store's COMMIT of the transaction (whatever else it sent before it).
+                self._armed = None
+                self._break(conn)
+            real_commit(conn)
 
         monkeypatch.setattr(pg_module, "pg_tx", pg_tx)
-        monkeypatch.setattr(claim_sql, "claim", claim)
+        monkeypatch.setattr(module, name, lossy)
+        monkeypatch.setattr(psycopg.Connection, "commit", commit)
 
     def _break(self, conn: psycopg.Connection[Any]) -> None:
-        """Run by the claim's own transaction, just before the store commits it."""
+        """Run just before the store commits the transaction."""
         if self.committed == "committed":
-            conn.commit()  # the claim is in the database
+            self._real_commit(conn)  # the transaction is in the database
             conn.execute("SELECT 1")  # so that the store's COMMIT goes to the server again
         if self.how == "terminated":
             pid = conn.info.backend_pid
@@ -111,10 +143,18 @@ def schema() -> Iterator[str]:
         drop_schema(name)
 
 
+@pytest.fixture
+def lost_op() -> str:
+    """The operation whose COMMIT is lost (a test parametrizes it to change it)."""
+    return "claim"
+
+
 @pytest.fixture(params=MODES)
-def lose(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[LoseCommit]:
-    """The fault of the test's mode."""
-    fault = LoseCommit(monkeypatch, request.param)
+def lose(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, lost_op: str
+) -> Iterator[LoseCommit]:
+    """The fault of the test's mode, on `lost_op`."""
+    fault = LoseCommit(monkeypatch, request.param, lost_op)
     try:
         yield fault
     finally:
@@ -196,8 +236,9 @@ class Once:
     n: int
 
 
+@pytest.mark.parametrize("lost_op", ["claim", "submit", "finish"])
 async def test_a_worker_runs_single_attempt_jobs_once_across_a_lost_commit(
-    schema: str, lose: LoseCommit, anyio_backend: str
+    schema: str, lose: LoseCommit, anyio_backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     d = Domain("d")
     runs: Counter[int] = Counter()
@@ -219,9 +260,92 @@ async def test_a_worker_runs_single_attempt_jobs_once_across_a_lost_commit(
     assert lose.fired == 1
     assert results == list(range(5))
     assert runs == Counter(ids)
+    assert "outcome rejected" not in caplog.text
     assert sorted(rows(schema, "SELECT id, state, attempt, max_attempts FROM jobs")) == [
         (i, "completed", 1, 1) for i in ids
     ]
     assert sorted(rows(schema, "SELECT job_id, attempt, outcome FROM attempts")) == [
         (i, 1, "completed") for i in ids
     ]
+
+
+@pytest.mark.parametrize("lost_op", ["submit"])
+async def test_a_submit_whose_commit_is_lost_inserts_each_job_once(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    lose.fired = 1  # the fault waits for the batch below
+    (parent_id,) = [r.id for r in await store.submit([NewJob("d::p", "d", "{}")])]
+    held = await store.submit([NewJob("d::k", "d", "{}", key="held")])
+    lose.fired = 0
+
+    batch = [
+        NewJob("d::t", "d", "{}"),
+        NewJob("d::k", "d", "{}", key="held"),  # a duplicate of a job already in the database
+        NewJob("d::k", "d", "{}", key="new"),
+        NewJob("d::k", "d", "{}", key="new"),  # a duplicate of one in the batch
+        NewJob("d::c", "d", "{}", parent_id=parent_id),
+        NewJob("d::r", "d", "{}", recurring=NewSchedule("{}", time.time() + 3600)),
+    ]
+    results = await store.submit(batch)
+
+    assert lose.fired == 1
+    assert isinstance(results[0], Submitted)
+    new_id = results[0].id
+    assert results[1] == Duplicate(held[0].id)
+    assert isinstance(results[2], Submitted) and results[3] == Duplicate(results[2].id)
+    inserted = [r for r in results if isinstance(r, Submitted)]
+    assert len(inserted) == 4 and inserted[-1].schedule_id is not None
+    # The database holds exactly what the results say, once.
+    assert sorted(rows(schema, "SELECT id, type, key FROM jobs WHERE id > %s", (held[0].id,))) == [
+        (new_id, "d::t", None),
+        (results[2].id, "d::k", "new"),
+        (results[4].id, "d::c", None),
+        (results[5].id, "d::r", None),
+    ]
+    assert rows(schema, "SELECT active_children FROM jobs WHERE id = %s", (parent_id,)) == [(1,)]
+    assert rows(schema, "SELECT id, last_job_id FROM schedules") == [
+        (inserted[-1].schedule_id, results[5].id)
+    ]
+
+
+async def _claim_all(store: PostgresStore, n: int) -> list[Any]:
+    submitted = await store.submit([NewJob("d::t", "d", "{}") for _ in range(n)])
+    assert all(isinstance(r, Submitted) for r in submitted)
+    claimed = await store.claim(ClaimRequest("w1", n, 60.0, ("d",), housekeep=False))
+    assert len(claimed) == n
+    return claimed
+
+
+@pytest.mark.parametrize("lost_op", ["finish"])
+async def test_a_finish_whose_commit_is_lost_reports_the_outcomes_it_wrote(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    done, failed, released, gone = await _claim_all(store, 4)
+    # One lease is gone before the finish: it is reported rejected, committed or not.
+    stale = attrs.evolve(gone.lease, claim_seq=gone.lease.claim_seq + 1)
+
+    applied = await store.finish(
+        [
+            Complete(done.lease, '"ok"'),  # the fused fast path
+            Fail(failed.lease, "boom"),  # the general path
+            Release(released.lease, "pending", "shutdown"),
+            Complete(stale, "null"),
+        ]
+    )
+
+    assert lose.fired == 1
+    assert applied == [True, True, True, False]
+    assert sorted(rows(schema, "SELECT id, state, result, error FROM jobs")) == [
+        (done.id, "completed", '"ok"', None),
+        (failed.id, "failed", None, "boom"),
+        (released.id, "pending", None, None),
+        (gone.id, "running", None, None),
+    ]
+    assert sorted(rows(schema, "SELECT job_id, attempt, outcome FROM attempts")) == [
+        (done.id, 1, "completed"),
+        (failed.id, 1, "failed"),
+        (released.id, 1, "shutdown"),
+        (gone.id, 1, None),
+    ]
+    # Applied once: a second finish of the same outcomes finds the leases gone.
+    assert await store.finish([Complete(done.lease, "null")]) == [False]

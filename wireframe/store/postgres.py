@@ -38,10 +38,13 @@ from wireframe.store.records import (
     ClaimRequest,
     JobRecord,
     NewJob,
+    Outcome,
     SubmitResult,
 )
 from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import finish as finish_sql
 from wireframe.store.sql import schema
+from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.tx import Bulk, Cursor, Dialect, Tx
 
 try:
@@ -55,8 +58,9 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 T = TypeVar("T")
 log = logging.getLogger("wireframe.store")
 
-Settle = Callable[[T, int], "T | None"]
-"""Given what a transaction returned before its COMMIT was lost and its server process id:
+Settle = Callable[[T, int, "str | None"], "T | None"]
+"""Given what a transaction returned before its COMMIT was lost, its server process id and its
+transaction id (if the settle asked for it, `needs_xid`, and the transaction wrote anything):
 the result to report if it committed, or None if it did not (see `PostgresStore._call`)."""
 
 DEFAULT_SCHEMA = "wireframe"
@@ -294,8 +298,10 @@ class PostgresStore(EngineStore):
         Every operation, a one-statement claim included, runs inside BEGIN ... COMMIT: a
         connection lost before COMMIT leaves nothing behind, so retrying is safe. A connection
         lost *during* COMMIT leaves the outcome unknown: the server may have committed. Then
-        `settle`, if given, finds out (`settle(result, backend_pid)`, with what the transaction
-        returned before COMMIT and the pid of its server process): it returns the result to
+        `settle`, if given, finds out (`settle(result, backend_pid, xid)`, with what the
+        transaction returned before COMMIT, the pid of its server process and, if the settle
+        has a true `needs_xid` attribute, the transaction's id, read just before COMMIT with
+        the NOTIFY, or None if it wrote nothing): it returns the result to
         report if the transaction committed, or None if it did not, and the operation runs
         again. Without `settle`, the operation runs again if `retry_commit` (it must be
         harmless to apply twice), else the caller gets a StoreError saying the outcome is
@@ -312,6 +318,7 @@ class PostgresStore(EngineStore):
             tx: Tx | None = None
             result: T | None = None
             pid = 0
+            xid: str | None = None
             try:
                 with pool.connection() as conn:
                     tx = pg_tx(conn)
@@ -323,7 +330,9 @@ class PostgresStore(EngineStore):
                         else:
                             now = 0.0
                         result = op(tx, now, *args)
-                        if tx.wakes:
+                        if getattr(settle, "needs_xid", False):
+                            xid = self._xid(conn, tx.wakes)
+                        elif tx.wakes:
                             conn.execute(f"NOTIFY {self.channel}")
                     except BaseException:
                         if not conn.closed:
@@ -343,7 +352,7 @@ class PostgresStore(EngineStore):
                     time.sleep(random.uniform(0, 0.002 * conflicts))
                     continue
                 if committing and settle is not None:
-                    settled = settle(cast(T, result), pid)
+                    settled = settle(cast(T, result), pid, xid)
                     if settled is not None:
                         assert tx is not None
                         self._observers.collect(tx.transitions)
@@ -368,6 +377,21 @@ class PostgresStore(EngineStore):
                     time.sleep(random.uniform(0, 0.002 * conflicts))
                     continue
                 raise StoreError(f"{self.url}: {_one_line(exc)}") from exc
+
+    def _xid(self, conn: psycopg.Connection[Any], notify: bool) -> str | None:
+        """The id of the connection's transaction, or None if it wrote nothing; NOTIFY too.
+
+        Read in the statement that would send the NOTIFY anyway, so a transaction that wakes
+        workers pays no extra round trip for it.
+        """
+        if notify:
+            row = conn.execute(
+                "SELECT pg_current_xact_id_if_assigned()::text, pg_notify(%s, '')",
+                (self.channel,),
+            ).fetchone()
+        else:
+            row = conn.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def _now(self, conn: psycopg.Connection[Any]) -> float:
         """The database clock, read through this machine's clock and their measured offset.
@@ -435,10 +459,20 @@ class PostgresStore(EngineStore):
     # -- jobs -------------------------------------------------------------------------------
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
-        """Insert jobs in one transaction; refresh the statistics after bulk inserts."""
+        """Insert jobs in one transaction; refresh the statistics after bulk inserts.
+
+        A submit whose COMMIT loses its connection is settled by its transaction id
+        (`_settle_xact`): if it committed, the results it computed before COMMIT are returned
+        (ids, duplicates found, schedules created: exactly what the database now holds, the
+        batch being one transaction, all or nothing); if it did not, it runs again, from the
+        start (dedup keys looked up again, new ids reserved). A caller never gets an error
+        that leaves it guessing whether resubmitting would duplicate the jobs.
+        """
         if not jobs:
             return []
-        results = await super().submit(jobs)
+        results = await self._run(
+            submit_sql.submit, list(jobs), settle=self._settle_xact(list[SubmitResult])
+        )
         self._inserted += len(jobs)
         if self._inserted >= _ANALYZE_ROWS and time.monotonic() >= self._next_analyze:
             self._inserted = 0
@@ -466,10 +500,63 @@ class PostgresStore(EngineStore):
             claim_sql.claim, request, chooser, token, settle=self._settle_claim(token)
         )
 
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply fenced outcomes; one whose COMMIT loses its connection reports what it did.
+
+        The outcomes are fenced on their leases, so running them again after a lost COMMIT
+        never applies one twice; but if the lost transaction did commit, the second run finds
+        the leases gone and reports False, and the worker would take outcomes it wrote for
+        rejected ones (no completed or failed event). Instead `_settle_xact` asks the server
+        about the transaction itself: the rule is that an outcome counts as applied exactly
+        when the transaction that applied it committed. Committed: the list it computed
+        before COMMIT is returned (True for each outcome it applied, False for each lease it
+        found gone, both now the database's state). Not committed (rolled back, or its server
+        process ended because it still held the rows): nothing was written, and finish runs
+        again. Looking at the rows instead (is the job still running under this claim? is
+        its attempt closed with this outcome?) would be ambiguous: a released attempt keeps
+        its number, so a later claim of the same job can reopen and close the same attempt
+        row with the same outcome; the transaction's own status is not.
+        """
+        if not outcomes:
+            return []
+        return await self._run(
+            finish_sql.finish, list(outcomes), settle=self._settle_xact(list[bool])
+        )
+
+    def _settle_xact(self, kind: type[T]) -> Settle[T]:
+        """Settle a write whose COMMIT went unanswered by the status of its transaction.
+
+        The transaction's id is read just before COMMIT (`_call`, `needs_xid`). After a lost
+        COMMIT, `_xact_status` ends its server process if that process is still in the
+        transaction (a partition: it would otherwise hold its rows, and the question open,
+        until TCP keepalives give up), waits for the transaction to end, and reads its fate
+        from the commit log (`pg_xact_status`), which is unambiguous: committed means every
+        row it wrote is in the database, so the result it computed is returned; aborted
+        means none is, and the operation runs again (None). A transaction that wrote nothing
+        has no id, and whether it committed makes no difference. `kind` only types the result.
+        """
+
+        def settle(result: T, pid: int, xid: str | None) -> T | None:
+            if xid is None:
+                return result
+            status = self._call(without_now(_xact_status), (xid, pid), True)
+            if status == "committed":
+                return result
+            if status == "aborted":
+                return None
+            raise StoreError(
+                f"{self.url}: the connection was lost while committing and the outcome of "
+                f"transaction {xid} is unknown ({status or 'too old to tell'}); the change may "
+                f"or may not have been applied"
+            )
+
+        settle.needs_xid = True  # type: ignore[attr-defined]
+        return settle
+
     def _settle_claim(self, token: str) -> Settle[list[JobRecord]]:
         """Whether a claim whose COMMIT went unanswered committed: its jobs if so, else None."""
 
-        def settle(claimed: list[JobRecord], pid: int) -> list[JobRecord] | None:
+        def settle(claimed: list[JobRecord], pid: int, xid: str | None) -> list[JobRecord] | None:
             if not claimed:
                 return claimed  # it leased nothing: committed or not, the outcome is the same
             ids = [job.id for job in claimed]
@@ -581,6 +668,33 @@ def _leased_by(tx: Tx, ids: list[int], token: str, pid: int) -> list[JobRecord]:
 
 
 _SETTLE_LOCK_TIMEOUT = "10s"
+_SETTLE_WAIT = 10.0
+
+
+def _xact_status(tx: Tx, xid: str, pid: int) -> str | None:
+    """How transaction `xid` of server process `pid` ended: committed, aborted (or None).
+
+    The process is ended first if it is still in that transaction (its `backend_xid`, the
+    low 32 bits of the full id, not only its pid, which may have been reused): a COMMIT that
+    never arrived is rolled back, one being written completes first. The transaction may take
+    a moment to end; the wait is bounded by `_SETTLE_WAIT`, after which its status, still
+    "in progress", is returned. None means the commit log no longer knows it (wrapped around).
+    """
+    tx.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ? "
+        "AND pid <> pg_backend_pid() "
+        "AND backend_xid::text::bigint = ?::xid8::text::numeric % 4294967296",
+        (pid, xid),
+    )
+    deadline = time.monotonic() + _SETTLE_WAIT
+    delay = 0.001
+    while True:
+        row = tx.execute("SELECT pg_xact_status(?::xid8)", (xid,)).fetchone()
+        status = None if row is None or row[0] is None else str(row[0])
+        if status != "in progress" or time.monotonic() >= deadline:
+            return status
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _analyze(tx: Tx) -> None:
