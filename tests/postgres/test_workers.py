@@ -8,11 +8,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import Cluster, wait_until
 from pg_app import Hold, Rec, t
 
 from wireframe import JobState, Priority, Scheduler
 from wireframe.store import PostgresStore
+
+from cluster_support import Cluster, wait_until
 
 
 def client(cluster: Cluster) -> Scheduler:

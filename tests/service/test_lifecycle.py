@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from conftest import run_bounded, run_capturing
 
 from wireframe.service import (
     Service,
@@ -20,6 +19,8 @@ from wireframe.service import (
     TaskNotStoppedError,
     TaskState,
 )
+
+from service_support import run_bounded, run_capturing
 
 pytestmark = pytest.mark.anyio
 MakeService = Callable[..., Service]

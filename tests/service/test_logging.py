@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from conftest import run_bounded
 
 from wireframe.service import (
     Service,
@@ -20,6 +19,8 @@ from wireframe.service import (
     TaskKind,
 )
 from wireframe.service.log import SUMMARY_ROWS, Summary, configure_logging, render_summary
+
+from service_support import run_bounded
 
 MakeService = Callable[..., Service]
 

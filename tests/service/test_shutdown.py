@@ -8,7 +8,6 @@ from collections.abc import Callable
 import anyio
 import anyio.to_thread
 import pytest
-from conftest import run_bounded, run_capturing
 
 from wireframe.service import (
     Service,
@@ -24,6 +23,8 @@ from wireframe.service import (
     TaskNotStoppedError,
     TaskState,
 )
+
+from service_support import run_bounded, run_capturing
 
 pytestmark = pytest.mark.anyio
 MakeService = Callable[..., Service]

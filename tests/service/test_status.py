@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from conftest import run_bounded
 
 from wireframe.service import (
     Service,
@@ -16,6 +15,8 @@ from wireframe.service import (
     TaskKind,
     TaskState,
 )
+
+from service_support import run_bounded
 
 pytestmark = pytest.mark.anyio
 MakeService = Callable[..., Service]

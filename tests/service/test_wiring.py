@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import attrs
 import pytest
-from conftest import run_bounded
 
 from wireframe.service import (
     DuplicateResourceError,
@@ -21,6 +20,8 @@ from wireframe.service import (
     WiringError,
     WiringLayer,
 )
+
+from service_support import run_bounded
 
 pytestmark = pytest.mark.anyio
 MakeService = Callable[..., Service]
