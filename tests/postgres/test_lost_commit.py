@@ -1,6 +1,6 @@
 """A write whose COMMIT loses its connection: the store finds out whether it happened.
 
-Each test makes the first claim that leases anything (or submit, or finish: `lost_op`) lose its
+Each test makes the first claim that leases anything (or submit, finish, retry: `lost_op`) lose its
 connection at COMMIT, in one of four ways, on the real server:
 
 - `committed/terminated`: the server committed, then closed the connection (the client never
@@ -14,7 +14,7 @@ connection at COMMIT, in one of four ways, on the real server:
 
 Whatever happened, the claim returns each job once, with its first attempt, and leaves no job
 leased to nobody; a submit returns its ids and inserts each job once; a finish reports True for
-each outcome written, once.
+each outcome written, once; a retry is applied once and reported done.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from wireframe.store import (
 from wireframe.store import postgres as pg_module
 from wireframe.store.records import NewSchedule
 from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import control as control_sql
 from wireframe.store.sql import finish as finish_sql
 from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.tx import Tx
@@ -59,6 +60,7 @@ OPS: dict[str, tuple[Any, str]] = {
     "claim": (claim_sql, "claim"),
     "submit": (submit_sql, "submit"),
     "finish": (finish_sql, "finish"),
+    "retry": (control_sql, "retry"),
 }
 """The operations whose COMMIT a test may lose: the engine function the store calls."""
 
@@ -84,7 +86,7 @@ class LoseCommit:
 
         def lossy(tx: Tx, now: float, *args: Any) -> Any:
             result = real_op(tx, now, *args)
-            if result and not self.fired:
+            if (result or op == "retry") and not self.fired:  # retry returns nothing
                 self.fired += 1
                 self._armed = self._conns[id(tx)]
             return result
@@ -349,3 +351,18 @@ async def test_a_finish_whose_commit_is_lost_reports_the_outcomes_it_wrote(
     ]
     # Applied once: a second finish of the same outcomes finds the leases gone.
     assert await store.finish([Complete(done.lease, "null")]) == [False]
+
+
+@pytest.mark.parametrize("lost_op", ["retry"])
+async def test_a_retry_whose_commit_is_lost_is_applied_once(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    [job] = await _claim_all(store, 1)
+    assert await store.finish([Fail(job.lease, "boom")]) == [True]
+
+    await store.retry(job.id)  # no StoreError: the store found out whether it happened
+
+    assert lose.fired == 1
+    assert rows(schema, "SELECT state, attempt, max_attempts FROM jobs") == [("pending", 1, 2)]
+    [again] = await store.claim(ClaimRequest("w2", 1, 60.0, ("d",), housekeep=False))
+    assert (again.id, again.attempt) == (job.id, 2)

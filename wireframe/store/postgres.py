@@ -58,10 +58,16 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 T = TypeVar("T")
 log = logging.getLogger("wireframe.store")
 
-Settle = Callable[[T, int, "str | None"], "T | None"]
+class _Rerun:
+    """What a settle returns when the transaction did not commit: run the operation again."""
+
+
+RERUN = _Rerun()
+
+Settle = Callable[[T, int, "str | None"], "T | _Rerun"]
 """Given what a transaction returned before its COMMIT was lost, its server process id and its
 transaction id (if the settle asked for it, `needs_xid`, and the transaction wrote anything):
-the result to report if it committed, or None if it did not (see `PostgresStore._call`)."""
+the result to report if it committed, or RERUN if it did not (see `PostgresStore._call`)."""
 
 DEFAULT_SCHEMA = "wireframe"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -302,7 +308,7 @@ class PostgresStore(EngineStore):
         transaction returned before COMMIT, the pid of its server process and, if the settle
         has a true `needs_xid` attribute, the transaction's id, read just before COMMIT with
         the NOTIFY, or None if it wrote nothing): it returns the result to
-        report if the transaction committed, or None if it did not, and the operation runs
+        report if the transaction committed, or RERUN if it did not, and the operation runs
         again. Without `settle`, the operation runs again if `retry_commit` (it must be
         harmless to apply twice), else the caller gets a StoreError saying the outcome is
         unknown.
@@ -353,7 +359,7 @@ class PostgresStore(EngineStore):
                     continue
                 if committing and settle is not None:
                     settled = settle(cast(T, result), pid, xid)
-                    if settled is not None:
+                    if not isinstance(settled, _Rerun):
                         assert tx is not None
                         self._observers.collect(tx.transitions)
                         return settled
@@ -416,8 +422,16 @@ class PostgresStore(EngineStore):
         inline: bool = False,
         retry_commit: bool = True,
     ) -> T:
-        """One transaction in a worker thread, from the pool (`write`, `inline`: no matter)."""
-        return await self._run(op, *args, retry_commit=retry_commit)
+        """One transaction in a worker thread, from the pool (`write`, `inline`: no matter).
+
+        A write that must not be applied twice (`retry_commit` false: retry, firing a schedule,
+        spawning a durable child) is settled by its transaction's status if its COMMIT loses
+        the connection, like submit and finish.
+        """
+        settle: Settle[T] | None = None
+        if not retry_commit:
+            settle = cast(Settle[T], self._settle_xact(object))
+        return await self._run(op, *args, retry_commit=retry_commit, settle=settle)
 
     async def _run(
         self,
@@ -536,14 +550,14 @@ class PostgresStore(EngineStore):
         has no id, and whether it committed makes no difference. `kind` only types the result.
         """
 
-        def settle(result: T, pid: int, xid: str | None) -> T | None:
+        def settle(result: T, pid: int, xid: str | None) -> T | _Rerun:
             if xid is None:
                 return result
             status = self._call(without_now(_xact_status), (xid, pid), True)
             if status == "committed":
                 return result
             if status == "aborted":
-                return None
+                return RERUN
             raise StoreError(
                 f"{self.url}: the connection was lost while committing and the outcome of "
                 f"transaction {xid} is unknown ({status or 'too old to tell'}); the change may "
@@ -556,14 +570,16 @@ class PostgresStore(EngineStore):
     def _settle_claim(self, token: str) -> Settle[list[JobRecord]]:
         """Whether a claim whose COMMIT went unanswered committed: its jobs if so, else None."""
 
-        def settle(claimed: list[JobRecord], pid: int, xid: str | None) -> list[JobRecord] | None:
+        def settle(
+            claimed: list[JobRecord], pid: int, xid: str | None
+        ) -> list[JobRecord] | _Rerun:
             if not claimed:
                 return claimed  # it leased nothing: committed or not, the outcome is the same
             ids = [job.id for job in claimed]
             found = self._call(without_now(_leased_by), (ids, token, pid), True)
             held = {job.id: job for job in found}
             if not held:
-                return None
+                return RERUN
             return [held[job_id] for job_id in ids if job_id in held]
 
         return settle
