@@ -62,12 +62,12 @@ class _Rerun:
     """What a settle returns when the transaction did not commit: run the operation again."""
 
 
-RERUN = _Rerun()
+_RERUN = _Rerun()
 
 Settle = Callable[[T, int, "str | None"], "T | _Rerun"]
 """Given what a transaction returned before its COMMIT was lost, its server process id and its
 transaction id (if the settle asked for it, `needs_xid`, and the transaction wrote anything):
-the result to report if it committed, or RERUN if it did not (see `PostgresStore._call`)."""
+the result to report if it committed, or _RERUN if it did not (see `PostgresStore._call`)."""
 
 DEFAULT_SCHEMA = "wireframe"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -308,7 +308,7 @@ class PostgresStore(EngineStore):
         transaction returned before COMMIT, the pid of its server process and, if the settle
         has a true `needs_xid` attribute, the transaction's id, read just before COMMIT with
         the NOTIFY, or None if it wrote nothing): it returns the result to
-        report if the transaction committed, or RERUN if it did not, and the operation runs
+        report if the transaction committed, or _RERUN if it did not, and the operation runs
         again. Without `settle`, the operation runs again if `retry_commit` (it must be
         harmless to apply twice), else the caller gets a StoreError saying the outcome is
         unknown.
@@ -557,7 +557,7 @@ class PostgresStore(EngineStore):
             if status == "committed":
                 return result
             if status == "aborted":
-                return RERUN
+                return _RERUN
             raise StoreError(
                 f"{self.url}: the connection was lost while committing and the outcome of "
                 f"transaction {xid} is unknown ({status or 'too old to tell'}); the change may "
@@ -579,7 +579,7 @@ class PostgresStore(EngineStore):
             found = self._call(without_now(_leased_by), (ids, token, pid), True)
             held = {job.id: job for job in found}
             if not held:
-                return RERUN
+                return _RERUN
             return [held[job_id] for job_id in ids if job_id in held]
 
         return settle
