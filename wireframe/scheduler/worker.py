@@ -18,7 +18,7 @@ from wireframe.scheduler.events import (
     JobCompleted,
     JobWaiting,
 )
-from wireframe.scheduler.execute import execute
+from wireframe.scheduler.execute import run_jobs
 from wireframe.scheduler.handoff import Handoff
 from wireframe.scheduler.limits import Limits
 from wireframe.scheduler.maintenance import housekeeping_loop
@@ -296,35 +296,20 @@ class Worker(Task):
             self._runners -= 1
 
     async def _run_jobs(self, jobs: Handoff[Running]) -> None:
-        streak = 0
-        while True:
-            if self._runners > self.limits.max_concurrency + self._deferred:
-                return  # an extra runner started for a deferred job that has resumed
-            # Take queued jobs without a trip through the event loop, but still yield every
-            # so often so that the flusher and the claim loop keep up.
-            try:
-                running = jobs.get_nowait()
-                streak += 1
-                if streak % 32 == 0:
-                    await anyio.lowlevel.checkpoint()
-            except anyio.WouldBlock:
-                try:
-                    running = await jobs.get()
-                except anyio.EndOfStream:
-                    return
-            except anyio.EndOfStream:
-                return
-            outcome = await execute(self, running)
-            self.running.pop(running.record.id, None)
-            if not running.deferred:
-                self.limits.give_back(running.record)
-                self._slot_freed.set()
-            if outcome is not None:
-                self._outcomes.append((running, outcome))
-                self._outcomes_ready.set()
-            self._wake.set()
-            if not self.running:
-                self._idle.set()
+        await run_jobs(self, jobs)
+
+    def job_done(self, running: Running, outcome: Outcome | None) -> None:
+        """A runner is done with `running`: free its slot and queue its outcome."""
+        self.running.pop(running.record.id, None)
+        if not running.deferred:
+            self.limits.give_back(running.record)
+            self._slot_freed.set()
+        if outcome is not None:
+            self._outcomes.append((running, outcome))
+            self._outcomes_ready.set()
+        self._wake.set()
+        if not self.running:
+            self._idle.set()
 
     # -- reporting --------------------------------------------------------------------------
 
