@@ -99,3 +99,60 @@ async def test_a_consumer_cancelled_while_idle_leaves_no_stale_waiter() -> None:
         await anyio.wait_all_tasks_blocked()
         queue.put(1)
     assert got == [1]
+
+
+async def test_a_burst_reaches_every_idle_consumer_even_if_each_then_blocks() -> None:
+    """Wake-ups pass from consumer to consumer: one that takes an item and then blocks must not
+    strand the items behind it while other consumers sit idle."""
+    queue: Handoff[int] = Handoff()
+    taken: list[int] = []
+    all_taken = anyio.Event()
+    gate = anyio.Event()
+
+    async def consume() -> None:
+        taken.append(await queue.get())
+        if len(taken) == 8:
+            all_taken.set()
+        await gate.wait()  # a long job: this consumer takes nothing more
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(consume)
+            await anyio.wait_all_tasks_blocked()
+            for i in range(8):
+                queue.put(i)
+            await all_taken.wait()
+            gate.set()
+    assert sorted(taken) == list(range(8))
+
+
+async def test_a_consumer_cancelled_after_its_wake_up_passes_on_a_burst() -> None:
+    queue: Handoff[int] = Handoff()
+    taken: list[int] = []
+    both = anyio.Event()
+
+    async with anyio.create_task_group() as tg:
+        first_scope = anyio.CancelScope()
+
+        async def first() -> None:
+            with first_scope:
+                taken.append(await queue.get())
+
+        async def other() -> None:
+            taken.append(await queue.get())
+            if len(taken) == 2:
+                both.set()
+
+        tg.start_soon(first)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(other)
+        tg.start_soon(other)
+        await anyio.wait_all_tasks_blocked()
+        first_scope.cancel()  # `first` is on its way out...
+        queue.put(1)  # ...when the wake-up reaches it: it must pass that on
+        queue.put(2)
+        with anyio.fail_after(5):
+            await both.wait()
+        tg.cancel_scope.cancel()  # one consumer is still waiting, for nothing
+    assert sorted(taken) == [1, 2]
