@@ -220,7 +220,11 @@ def _complete(worker: Worker, running: Running, result: Any, finalize: bool) -> 
     job_type = running.job_type
     assert job_type is not None
     try:
-        encoded = encode_result(result, where=f"result of job {record.id} ({record.type})")
+        encoded = (
+            "null"
+            if result is None
+            else encode_result(result, where=f"result of job {record.id} ({record.type})")
+        )
     except Exception as exc:
         return failure(worker, running, f"{type(exc).__name__}: {exc}", None, permanent=True)
     return Complete(record.lease, encoded, not finalize and job_type.finalize_fn is not None)

@@ -39,17 +39,24 @@ class Limits:
 
     def take(self, job: JobRecord) -> None:
         """Count a claimed job in."""
+        # Per-domain, per-type and resource counts are kept only where a limit reads them.
         self.running += 1
-        self.by_domain[job.domain] += 1
-        self.by_type[job.type] += 1
-        self.in_use.update(job.resources)
+        if self.domain_limits:
+            self.by_domain[job.domain] += 1
+        if self.type_limits:
+            self.by_type[job.type] += 1
+        if job.resources:
+            self.in_use.update(job.resources)
 
     def give_back(self, job: JobRecord) -> None:
         """Count a finished job out."""
         self.running -= 1
-        self.by_domain[job.domain] -= 1
-        self.by_type[job.type] -= 1
-        self.in_use.subtract(job.resources)
+        if self.domain_limits:
+            self.by_domain[job.domain] -= 1
+        if self.type_limits:
+            self.by_type[job.type] -= 1
+        if job.resources:
+            self.in_use.subtract(job.resources)
 
     def can_take(self, job: JobRecord) -> bool:
         """True if one more `job` fits under every limit right now."""
