@@ -25,8 +25,6 @@ class PostgresDialect(Dialect):
     lock = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     materialize_pick = True
-    fused_complete = True
-
     def greatest(self, a: str, b: str) -> str:
         """GREATEST(a, b)."""
         return f"GREATEST({a}, {b})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from wireframe.store.records import (
@@ -47,7 +48,7 @@ def heartbeat(
 
 def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     """Apply each outcome if its writer still holds the lease; return which were applied."""
-    plain = _complete_plain(tx, now, outcomes) if tx.dialect.fused_complete else {}
+    plain = _complete_plain(tx, now, outcomes)
     held = _held_leases(tx, [o for o in outcomes if o.lease.job_id not in plain])
     applied: list[bool] = []
     ended: list[Ended] = []
@@ -135,6 +136,17 @@ COMPLETE_PLAIN = (
 """End held, childless jobs whose handler returned and close their attempts: one statement
 that checks the leases and writes."""
 
+COMPLETE_PLAIN_SQLITE = (
+    "UPDATE jobs SET state = 'completed', needs_finalize = 0, result = v.value ->> 2, "
+    "finished_at = ?1, ready_at = ?1, progress = 1.0, worker_id = NULL, lease_expires_at = NULL "
+    "FROM json_each(?2) AS v WHERE jobs.id = v.value ->> 0 AND jobs.claim_seq = v.value ->> 1 "
+    "AND jobs.state = 'running' AND jobs.active_children = 0 AND jobs.child_failed = 0 "
+    "RETURNING jobs.id, jobs.parent_id, jobs.attempt, jobs.has_dependents"
+)
+"""SQLite's `COMPLETE_PLAIN`: the batch arrives as one JSON array of [id, claim_seq, result];
+the attempts are closed by a second statement. A third less work per job than the general
+path's lease SELECT and one UPDATE per job."""
+
 
 def _complete_plain(
     tx: Tx, now: float, outcomes: Sequence[Outcome]
@@ -145,18 +157,26 @@ def _complete_plain(
     whose lease is gone, that has children, or a failed child is left alone here and judged by
     the general path.
     """
-    plain = sorted(
-        (o for o in outcomes if isinstance(o, Complete) and not o.needs_finalize),
-        key=lambda o: o.lease.job_id,  # rows lock in id order, like everywhere else
-    )
+    first: dict[int, Complete] = {}
+    for o in outcomes:
+        if isinstance(o, Complete) and not o.needs_finalize:
+            # The first outcome for a job is the one judged; a repeat is refused afterwards
+            # (a join with two rows for one job would pick either).
+            first.setdefault(o.lease.job_id, o)
+    plain = sorted(first.values(), key=lambda o: o.lease.job_id)  # lock in id order
     if not plain:
         return {}
+    if tx.dialect.name == "sqlite":
+        batch = json.dumps([[o.lease.job_id, o.lease.claim_seq, o.result] for o in plain])
+        rows = tx.execute(COMPLETE_PLAIN_SQLITE, (now, batch)).fetchall()
+        tx.bulk(CLOSE_ATTEMPT, [(now, "completed", None, row[0], row[2]) for row in rows])
+        return {row[0]: (row[0], row[1], row[2], bool(row[3])) for row in rows}
     rows = tx.execute(
         COMPLETE_PLAIN,
         (
             [o.lease.job_id for o in plain],
             [o.lease.claim_seq for o in plain],
-            [o.result for o in plain if isinstance(o, Complete)],
+            [o.result for o in plain],
             [o.lease.job_id for o in plain],
             now,
             now,

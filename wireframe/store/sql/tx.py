@@ -78,9 +78,6 @@ class Dialect:
     """Suffix of a claim SELECT that skips rows other transactions hold."""
     materialize_pick = False
     """Pick claim candidates in a MATERIALIZED CTE before leasing them."""
-    fused_complete = False
-    """Complete plain jobs with one fenced UPDATE ... FROM unnest(...) RETURNING (a round trip
-    saved per batch; in-process SQLite gains nothing from it)."""
 
     def greatest(self, a: str, b: str) -> str:
         """The larger of two SQL expressions."""
