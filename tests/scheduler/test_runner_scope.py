@@ -3,11 +3,14 @@ the jobs that run after it on the same runner."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import attrs
 import pytest
 
 from wireframe.scheduler import Domain, JobContext, JobFailed, JobState, Retry, Scheduler
+from wireframe.scheduler.domain import JobType
 from wireframe.scheduler.execute import run_jobs
 from wireframe.scheduler.handoff import Handoff
 from wireframe.scheduler.running import Running
@@ -114,21 +117,28 @@ async def test_many_timeouts_in_a_row_each_time_out_on_their_own() -> None:
         assert attempts == ["timeout"] * 4
 
 
-async def run_queued(s: Scheduler, n: int) -> list[Outcome]:
-    """Claim `n` jobs, queue them all at once for a single runner, run it, return outcomes."""
-    worker = s.worker
-    assert worker is not None
-    request = ClaimRequest(worker.worker_id, n, 60.0, worker.domain_names, ())
-    queue: Handoff[Running] = Handoff()
-    for record in await s.store.claim(request):
-        job = Running(record, worker.types[record.type])
-        worker.running[record.id] = job
-        worker.limits.take(record)
-        queue.put(job)
-    queue.close()
-    worker._runners = 1
-    await run_jobs(worker, queue)
-    return [outcome for _, outcome in worker._outcomes]
+async def run_queued(d: Domain, jobs: list[tuple[Step, JobType[Any, Any]]]) -> list[Outcome]:
+    """Submit `jobs`, queue them all at once for a single runner, run it, return the outcomes."""
+    s = Scheduler("memory://", domains=[d], max_concurrency=1)
+    await s.open()
+    try:
+        for payload, job_type in jobs:
+            await s.submit(payload, type=job_type)
+        worker = s.worker
+        assert worker is not None
+        request = ClaimRequest(worker.worker_id, len(jobs), 60.0, worker.domain_names, ())
+        queue: Handoff[Running] = Handoff()
+        for record in await s.store.claim(request):
+            job = Running(record, worker.types[record.type])
+            worker.running[record.id] = job
+            worker.limits.take(record)
+            queue.put(job)
+        queue.close()
+        worker._runners = 1
+        await run_jobs(worker, queue)
+        return [outcome for _, outcome in worker._outcomes]
+    finally:
+        await s.close()
 
 
 async def test_jobs_queued_behind_a_swallowed_cancellation_run_unharmed() -> None:
@@ -149,16 +159,9 @@ async def test_jobs_queued_behind_a_swallowed_cancellation_run_unharmed() -> Non
         await anyio.sleep(0.001)
         return job.name
 
-    s = Scheduler("memory://", domains=[d], max_concurrency=1)
-    await s.open()
-    try:
-        await s.submit(Step("a"), type=stubborn)
-        await s.submit(Step("b"), type=work)
-        outcomes = await run_queued(s, 2)
-        assert [type(o).__name__ for o in outcomes] == ["Complete", "Complete"]
-        assert [o.result for o in outcomes if isinstance(o, Complete)] == ['"swallowed"', '"b"']
-    finally:
-        await s.close()
+    outcomes = await run_queued(d, [(Step("a"), stubborn), (Step("b"), work)])
+    assert [type(o).__name__ for o in outcomes] == ["Complete", "Complete"]
+    assert [o.result for o in outcomes if isinstance(o, Complete)] == ['"swallowed"', '"b"']
 
 
 async def test_a_deadline_met_in_time_is_not_left_on_the_runner() -> None:
@@ -175,12 +178,5 @@ async def test_a_deadline_met_in_time_is_not_left_on_the_runner() -> None:
         await anyio.sleep(0.15)  # well past the first job's deadline
         return job.name
 
-    s = Scheduler("memory://", domains=[d], max_concurrency=1)
-    await s.open()
-    try:
-        await s.submit(Step("a"), type=quick)
-        await s.submit(Step("b"), type=slow)
-        outcomes = await run_queued(s, 2)
-        assert [o.result for o in outcomes if isinstance(o, Complete)] == ['"a"', '"b"']
-    finally:
-        await s.close()
+    outcomes = await run_queued(d, [(Step("a"), quick), (Step("b"), slow)])
+    assert [o.result for o in outcomes if isinstance(o, Complete)] == ['"a"', '"b"']
