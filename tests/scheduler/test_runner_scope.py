@@ -25,6 +25,16 @@ class Step:
     name: str
 
 
+async def swallow_timeout(job: Step, ctx: JobContext) -> str:
+    """A handler that catches its own timeout and returns: bad manners that must not hurt the
+    jobs after it."""
+    try:
+        await anyio.sleep_forever()
+    except anyio.get_cancelled_exc_class():
+        return "swallowed"
+    return "unreachable"
+
+
 def one_runner(domain: Domain) -> Scheduler:
     """A single runner, so every job below runs on the same one, one after another."""
     return Scheduler("memory://", domains=[domain], max_concurrency=1)
@@ -54,13 +64,7 @@ async def test_a_timed_out_job_leaves_no_deadline_for_the_next_one() -> None:
 async def test_a_handler_that_swallows_its_timeout_does_not_doom_the_next_job() -> None:
     d = Domain("d")
 
-    @d.job(timeout=0.05, retry=Retry.none())
-    async def stubborn(job: Step, ctx: JobContext) -> str:
-        try:
-            await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():
-            return "swallowed"  # bad manners, but it must not hurt other jobs
-        return "unreachable"
+    stubborn = d.job(timeout=0.05, retry=Retry.none())(swallow_timeout)
 
     @d.job(retry=Retry.none())  # one attempt: a stray cancellation would fail it
     async def work(job: Step, ctx: JobContext) -> str:
@@ -146,13 +150,7 @@ async def test_jobs_queued_behind_a_swallowed_cancellation_run_unharmed() -> Non
     scope over to it (in the tests above a runner always waits between jobs)."""
     d = Domain("d")
 
-    @d.job(timeout=0.05, retry=Retry.none())
-    async def stubborn(job: Step, ctx: JobContext) -> str:
-        try:
-            await anyio.sleep_forever()
-        except anyio.get_cancelled_exc_class():
-            return "swallowed"
-        return "unreachable"
+    stubborn = d.job(timeout=0.05, retry=Retry.none())(swallow_timeout)
 
     @d.job(retry=Retry.none())
     async def work(job: Step, ctx: JobContext) -> str:
