@@ -22,6 +22,7 @@ from wireframe.scheduler.codec import (
     encode_payload,
     encode_result,
     job_type_name,
+    parse_json,
     payload_type_of,
     to_jsonable,
     validate_name,
@@ -427,6 +428,33 @@ def test_decode_dict_or_untyped() -> None:
 def test_decode_errors(text: str, cls: type | None, pattern: str) -> None:
     with pytest.raises(PayloadError, match=pattern):
         decode_payload(text, cls)
+
+
+@given(
+    st.one_of(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text() | st.floats(),
+            lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        ).map(lambda value: json.dumps(value, separators=(",", ":"))),
+        st.text(),  # mostly not JSON at all
+        st.sampled_from(['{"a":1} ', ' {"a":1}', '{"a":1}x', "{", "", "NaN", "[1,2]", "1 2"]),
+    )
+)
+def test_parse_json_agrees_with_json_loads(text: str) -> None:
+    """The fast path gives what json.loads gives, or raises the same error."""
+    try:
+        expected: object = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)) as caught:
+            parse_json(text)
+        assert str(caught.value) == str(exc)
+        return
+    got = parse_json(text)
+    assert json.dumps(got) == json.dumps(expected)  # NaN != NaN: compare the text
+
+
+def test_decode_payload_accepts_json_with_whitespace() -> None:
+    assert decode_payload(' { "x" : 1 , "y" : 2 } \n', Point) == Point(1, 2.0)
 
 
 json_scalars = (

@@ -256,29 +256,28 @@ class Scheduler(Task):
         **options: Any,
     ) -> list[SubmitResult]:
         """Submit many jobs with the same options in one transaction: all are stored or none."""
-        templates: dict[object, NewJob] = {}
+        templates: dict[object, tuple[NewJob, JobType[Any, Any], str, bool]] = {}
         jobs: list[NewJob] = []
         explicit_key = options.get("key")
         for payload in payloads:
             cls = payload.__class__
-            t = templates.get(cls)
-            if t is None or cls is dict:
+            known = templates.get(cls)
+            if known is None or cls is dict:
                 job = self.build_job(payload, type, options)
-                templates[cls] = job
+                job_type = self.types[job.type]
+                keyed = explicit_key is not None or job_type.key is not None
+                templates[cls] = (job, job_type, f"submit {job_type.type}", keyed)
             else:
                 # Options were checked once for this payload type: only the payload and the key
                 # differ from one job to the next.
-                job_type = self.types[t.type]
-                where = f"submit {job_type.type}"
+                t, job_type, where, keyed = known
                 job = NewJob(
                     type=t.type,
                     domain=t.domain,
                     payload=encode_payload(payload, expected=job_type.payload_type, where=where),
                     priority=t.priority,
                     run_at=t.run_at,
-                    key=key_of(job_type, payload, explicit_key, where=where)
-                    if explicit_key is not None or job_type.key is not None
-                    else None,
+                    key=key_of(job_type, payload, explicit_key, where=where) if keyed else None,
                     depends_on=t.depends_on,
                     on_dependency_failure=t.on_dependency_failure,
                     parent_id=t.parent_id,

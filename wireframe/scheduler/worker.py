@@ -303,7 +303,8 @@ class Worker(Task):
         self.running.pop(running.record.id, None)
         if not running.deferred:
             self.limits.give_back(running.record)
-            self._slot_freed.set()
+            if self._resuming:  # only a deferred job coming back waits for a slot
+                self._slot_freed.set()
         if outcome is not None:
             self._outcomes.append((running, outcome))
             self._outcomes_ready.set()
