@@ -15,7 +15,6 @@ import datetime as dt
 import enum
 import inspect
 import json
-import json.scanner
 import math
 import re
 import types
@@ -531,7 +530,7 @@ def _build(cls: type, data: dict[str, Any]) -> object:
     return cls(**kwargs)
 
 
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def parse_json(text: str) -> Any:
