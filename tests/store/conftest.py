@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from wireframe.store import MemoryStore, PostgresStore, SqliteStore, Store
+from wireframe.store import MemoryStore, PostgresStore, SqliteMemoryStore, SqliteStore, Store
 
 from pg_support import drop_schema, new_schema_name, require_pg
 
@@ -39,6 +39,17 @@ StoreFactory = Callable[[Path, FakeClock], AbstractAsyncContextManager[Store]]
 async def memory_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
     """A fresh memory store."""
     store = MemoryStore(clock=clock)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def sqlite_memory_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+    """A fresh SQL engine on a private in-memory SQLite database."""
+    store = SqliteMemoryStore(clock=clock)
     await store.open()
     try:
         yield store
@@ -75,6 +86,7 @@ async def postgres_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Stor
 
 STORE_FACTORIES: list[object] = [
     pytest.param(memory_store, id="memory"),
+    pytest.param(sqlite_memory_store, id="sqlite-memory"),
     pytest.param(sqlite_store, id="sqlite"),
     pytest.param(postgres_store, id="postgres", marks=pytest.mark.postgres),
 ]

@@ -260,6 +260,8 @@ async def test_occurrences_without_ttl_never_expire(store: Store, clock) -> None
 async def test_a_schedule_stored_before_ttls_were_kept_fires_without_a_ttl(
     store: Store, clock
 ) -> None:
+    if not isinstance(store, EngineStore):
+        pytest.skip("rewrites a schedules row: only SQL stores have templates from before ttls")
     sub = await recurring(store, clock, expires_at=clock.now + 30)
     assert sub.schedule_id is not None
     await cast(EngineStore, store)._op(_as_before_ttls_were_kept, sub.schedule_id)

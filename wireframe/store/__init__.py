@@ -1,4 +1,8 @@
-"""Durable job storage: the Store protocol and its memory, SQLite and PostgreSQL stores."""
+"""Durable job storage: the Store protocol and its memory, SQLite and PostgreSQL stores.
+
+`MemoryStore` (`memory://`) keeps jobs in Python objects; `SqliteMemoryStore` is the SQL engine
+on a private in-memory SQLite database.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from wireframe.store.errors import (
     UnknownJobError,
     UnknownScheduleError,
 )
+from wireframe.store.memory import MemoryStore
 from wireframe.store.postgres import PostgresStore
 from wireframe.store.records import (
     ACTIVE_STATES,
@@ -39,7 +44,7 @@ from wireframe.store.records import (
     Submitted,
     Transition,
 )
-from wireframe.store.sqlite import MemoryStore, SqliteStore
+from wireframe.store.sqlite import SqliteMemoryStore, SqliteStore
 from wireframe.store.url import store_from_url
 
 __all__ = [
@@ -71,6 +76,7 @@ __all__ = [
     "Release",
     "ScheduleRecord",
     "SchemaVersionError",
+    "SqliteMemoryStore",
     "SqliteStore",
     "Store",
     "StoreError",

@@ -1,7 +1,9 @@
-"""The SQLite store (default: WAL, `BEGIN IMMEDIATE` writes off the event loop) and memory store.
+"""The SQLite store (default: WAL, `BEGIN IMMEDIATE` writes off the event loop).
 
-`MemoryStore` is the same engine on a private in-memory SQLite database, called directly on the
-event loop (no disk, no thread hop): tests get exactly the behaviour of the file store, fast.
+`SqliteMemoryStore` is the same engine on a private in-memory SQLite database, called directly
+on the event loop (no disk, no thread hop). `memory://` is the pure-Python `MemoryStore`
+(`wireframe.store.memory`); this one stays as its SQL reference (the conformance suite runs
+both).
 """
 
 from __future__ import annotations
@@ -252,12 +254,12 @@ class SqliteStore(EngineStore):
             await anyio.sleep(min(self._poll_interval, left))
 
 
-class MemoryStore(SqliteStore):
-    """Jobs in a private in-memory SQLite database, operated on the event loop: for tests."""
+class SqliteMemoryStore(SqliteStore):
+    """Jobs in a private in-memory SQLite database, operated on the event loop."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__(":memory:", clock=clock)
-        self.url = "memory://"
+        self.url = "sqlite:///:memory:"
 
     async def _run(self, fn: Callable[[], T]) -> T:
         await anyio.lowlevel.checkpoint()

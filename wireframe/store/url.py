@@ -6,7 +6,8 @@ import os
 
 from wireframe.store.base import Store
 from wireframe.store.errors import StoreURLError
-from wireframe.store.sqlite import MemoryStore, SqliteStore
+from wireframe.store.memory import MemoryStore
+from wireframe.store.sqlite import SqliteStore
 
 
 def store_from_url(url: str | os.PathLike[str]) -> Store:

@@ -1,0 +1,254 @@
+"""`MemoryStore`: the Store protocol over a `Table`, one synchronous step per operation.
+
+Each operation awaits one checkpoint first (a cancel then leaves nothing done) and then runs to
+its end without awaiting, so no other task sees it half done. Operations check their input
+before they change anything; the one that runs caller code mid-way (a claim's chooser, after
+housekeeping changed rows) is undone from a copy of the table if that code raises.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.lowlevel
+
+from wireframe.store.base import Chooser, Observed, Observers
+from wireframe.store.errors import StoreError
+from wireframe.store.memory import claim as claim_ops
+from wireframe.store.memory import control, durable, finish, housekeep, query, schedules
+from wireframe.store.memory.submit import submit as submit_op
+from wireframe.store.memory.table import Table
+from wireframe.store.records import (
+    AttemptRecord,
+    Beat,
+    Checkpoint,
+    ClaimRequest,
+    EventRecord,
+    Fired,
+    JobRecord,
+    JobState,
+    Lease,
+    LeaseStatus,
+    NewJob,
+    Outcome,
+    ScheduleRecord,
+    SubmitResult,
+)
+
+T = TypeVar("T")
+
+
+class MemoryStore(Observed):
+    """Jobs in plain Python objects, private to this store and operated on the event loop."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.url = "memory://"
+        self.clock = clock
+        self._table: Table | None = None
+        self._observers = Observers()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _op(
+        self,
+        op: Callable[..., T],
+        *args: Any,
+        guard: Callable[[Table], bool] | None = None,
+    ) -> T:
+        """Run `op(table, *args)` as one step; with `guard` true, undo it if it raises."""
+        await anyio.lowlevel.checkpoint()  # before the work: a cancel leaves nothing done
+        try:
+            tb = self._table
+            if tb is None:
+                raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+            tb.begin(self.clock())
+            saved = copy.deepcopy(tb) if guard is not None and guard(tb) else None
+            try:
+                result = op(tb, *args)
+            except BaseException:
+                tb.transitions.clear()
+                if saved is not None:
+                    self._table = saved
+                raise
+            if tb.transitions:
+                self._observers.collect(tb.transitions)
+                tb.transitions.clear()
+            return result
+        finally:
+            self._observers.deliver()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start with an empty table (a closed store forgets its jobs)."""
+        if self._table is None:
+            self._table = Table()
+
+    async def close(self) -> None:
+        """Drop every job."""
+        self._table = None
+
+    async def __aenter__(self) -> MemoryStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+        """Insert jobs in one step."""
+        if not jobs:
+            return []
+        return await self._op(submit_op, jobs)
+
+    async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
+        """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases."""
+        guard = housekeep.pending if chooser is not None and request.housekeep else None
+        return await self._op(claim_ops.claim, request, chooser, guard=guard)
+
+    async def housekeep(self) -> bool:
+        """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
+        return await self._op(housekeep.housekeep)
+
+    async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
+        """Extend held leases."""
+        if not beats:
+            return {}
+        return await self._op(finish.heartbeat, beats, lease_ttl)
+
+    async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Apply fenced outcomes."""
+        return await self._op(finish.finish, outcomes) if outcomes else []
+
+    async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
+        """Cancel a job tree."""
+        return await self._op(control.cancel, job_id, reason)
+
+    async def pause(self, job_id: int) -> int:
+        """Pause a job tree."""
+        return await self._op(control.pause, job_id)
+
+    async def resume(self, job_id: int) -> int:
+        """Resume a job tree."""
+        return await self._op(control.resume, job_id)
+
+    async def retry(self, job_id: int) -> None:
+        """Retry an ended job."""
+        await self._op(control.retry, job_id)
+
+    async def get(self, job_id: int) -> JobRecord | None:
+        """One job."""
+        return await self._op(query.get, job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        type: str | None = None,
+        parent_id: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs matching the filters."""
+
+        def op(tb: Table) -> list[JobRecord]:
+            return query.list_jobs(
+                tb,
+                states=states,
+                domain=domain,
+                type=type,
+                parent_id=parent_id,
+                limit=limit,
+                offset=offset,
+                newest_first=newest_first,
+            )
+
+        return await self._op(op)
+
+    async def counts(self) -> dict[tuple[str, str, JobState], int]:
+        """Counts per (domain, type, state)."""
+        return await self._op(query.counts)
+
+    async def attempts(self, job_id: int) -> list[AttemptRecord]:
+        """Attempts of a job."""
+        return await self._op(query.attempts, job_id)
+
+    async def age(self, older_than: float, step: int, cap: int) -> int:
+        """Boost long-waiting pending jobs."""
+        return await self._op(housekeep.age, older_than, step, cap)
+
+    async def next_due_at(self) -> float | None:
+        """Earliest due time of scheduled or suspended jobs."""
+        return await self._op(housekeep.next_due_at)
+
+    async def top_pending_priority(self, domains: Sequence[str], tags: Sequence[str]) -> int | None:
+        """Highest pending base priority."""
+        return await self._op(claim_ops.top_pending_priority, domains, tags)
+
+    async def prune(self, finished_before: float) -> int:
+        """Delete old ended jobs."""
+        return await self._op(control.prune, finished_before)
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
+        """Due schedules."""
+        return await self._op(schedules.due, tuple(domains)) if domains else []
+
+    async def fire_schedule(
+        self, schedule_id: int, expected_run_at: float, following_run_at: float | None
+    ) -> Fired | None:
+        """Fire a due occurrence once."""
+        return await self._op(schedules.fire, schedule_id, expected_run_at, following_run_at)
+
+    async def schedules(self) -> list[ScheduleRecord]:
+        """Every schedule."""
+        return await self._op(schedules.list_all)
+
+    async def get_schedule(self, schedule_id: int) -> ScheduleRecord | None:
+        """One schedule."""
+        return await self._op(schedules.get, schedule_id)
+
+    async def set_schedule_state(
+        self, schedule_id: int, state: str, next_run_at: float | None = None
+    ) -> ScheduleRecord:
+        """Pause, resume or cancel a schedule."""
+        return await self._op(schedules.set_state, schedule_id, state, next_run_at)
+
+    # -- durable jobs -----------------------------------------------------------------------
+
+    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
+        """Checkpoints of a job."""
+        return await self._op(durable.checkpoints, job_id)
+
+    async def put_checkpoint(
+        self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
+    ) -> bool:
+        """Record a checkpoint, fenced on the lease."""
+        return await self._op(durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl)
+
+    async def spawn_child(
+        self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
+    ) -> int | None:
+        """Submit a child with its spawn checkpoint."""
+        return await self._op(durable.spawn_child, lease, seq, name, job, lease_ttl)
+
+    async def emit_event(self, name: str, payload: str | None) -> bool:
+        """Set an event latch."""
+        return await self._op(durable.emit_event, name, payload)
+
+    async def get_event(self, name: str) -> EventRecord | None:
+        """An emitted event."""
+        return await self._op(durable.get_event, name)
+
+    async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Sleep for `timeout`: nobody but this store's own callers can add work."""
+        await anyio.sleep(timeout)
