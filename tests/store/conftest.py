@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -32,40 +33,36 @@ class FakeClock:
         return self.now
 
 
+S = TypeVar("S", bound=Store)
+
 StoreFactory = Callable[[Path, FakeClock], AbstractAsyncContextManager[Store]]
 
 
 @asynccontextmanager
-async def memory_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+async def opened(store: S) -> AsyncIterator[S]:
+    """`store`, open for the block and closed after it."""
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def memory_store(tmp_path: Path, clock: FakeClock) -> AbstractAsyncContextManager[MemoryStore]:
     """A fresh memory store."""
-    store = MemoryStore(clock=clock)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+    return opened(MemoryStore(clock=clock))
 
 
-@asynccontextmanager
-async def sqlite_memory_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+def sqlite_memory_store(
+    tmp_path: Path, clock: FakeClock
+) -> AbstractAsyncContextManager[SqliteMemoryStore]:
     """A fresh SQL engine on a private in-memory SQLite database."""
-    store = SqliteMemoryStore(clock=clock)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+    return opened(SqliteMemoryStore(clock=clock))
 
 
-@asynccontextmanager
-async def sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+def sqlite_store(tmp_path: Path, clock: FakeClock) -> AbstractAsyncContextManager[SqliteStore]:
     """A fresh SQLite store in the test's temporary directory."""
-    store = SqliteStore(tmp_path / "jobs.db", clock=clock)
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.close()
+    return opened(SqliteStore(tmp_path / "jobs.db", clock=clock))
 
 
 @asynccontextmanager

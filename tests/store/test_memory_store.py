@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from conftest import memory_store
 
 from wireframe.store import (
     Complete,
@@ -30,14 +31,10 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def memory(clock) -> AsyncIterator[MemoryStore]:
+async def memory(tmp_path, clock) -> AsyncIterator[MemoryStore]:
     """An open memory store on the fake clock."""
-    store = MemoryStore(clock=clock)
-    await store.open()
-    try:
+    async with memory_store(tmp_path, clock) as store:
         yield store
-    finally:
-        await store.close()
 
 
 def table(store: MemoryStore) -> Table:

@@ -19,6 +19,7 @@ from wireframe.store.memory.rows import (
 )
 from wireframe.store.memory.table import Table
 from wireframe.store.records import JobState, Transition
+from wireframe.store.rules import retry_waits
 
 
 def _job(tb: Table, job_id: int, where: str) -> Job:
@@ -156,32 +157,9 @@ def still_waiting(tb: Table, job: Job) -> list[int]:
     deps = list(dict.fromkeys(int(d) for d in job.deps)) if job.deps else []
     if not deps:
         return []
-    policy = job.on_dep_failure
-    waiting: list[int] = []
-    failed: list[str] = []
-    pruned: list[str] = []
-    for dep in deps:
-        row = tb.jobs.get(dep)
-        if row is None:
-            if policy != "ignore":
-                pruned.append(f"job {dep}")
-        elif row.state not in TERMINAL:
-            waiting.append(dep)
-        elif row.state is not COMPLETED and policy != "ignore":
-            failed.append(f"job {dep} ({row.state})")
-    reasons: list[str] = []
-    if failed:
-        them = "it" if len(failed) == 1 else "them"
-        reasons.append(f"{', '.join(failed)}, which ended without completing: retry {them} first")
-    if pruned:
-        they = "it" if len(pruned) == 1 else "they"
-        reasons.append(
-            f"{', '.join(pruned)}, since pruned, so whether {they} completed is unknown: "
-            "submit a new job instead"
-        )
-    if reasons:
-        raise InvalidTransitionError(f"retry: job {job.id} depends on {'; and on '.join(reasons)}")
-    return waiting
+    jobs = tb.jobs
+    states = {dep: row.state for dep in deps if (row := jobs.get(dep)) is not None}
+    return retry_waits(job.id, deps, job.on_dep_failure, states)
 
 
 def prune(tb: Table, finished_before: float) -> int:

@@ -23,6 +23,23 @@ def rebuilt(
     return kept
 
 
+def pop_due(
+    heap: TimeHeap, jobs: dict[int, Job], now: float, valid: Callable[[Job | None, float], bool]
+) -> list[Job]:
+    """Pop the heap's entries due by `now`; the jobs of the valid ones, in time order.
+
+    A job with two valid entries (a duplicate push) comes twice.
+    """
+    found: list[Job] = []
+    while heap and heap[0][0] <= now:
+        at, job_id = heapq.heappop(heap)
+        job = jobs.get(job_id)
+        if valid(job, at):
+            assert job is not None
+            found.append(job)
+    return found
+
+
 def due_valid(job: Job | None, at: float) -> bool:
     """True if a `due` entry still indexes its job (scheduled or suspended until `at`)."""
     return (

@@ -8,7 +8,7 @@ from __future__ import annotations
 import heapq
 
 from wireframe.store.memory.cascade import settle
-from wireframe.store.memory.heaps import due_valid, expiry_valid, lease_valid
+from wireframe.store.memory.heaps import due_valid, expiry_valid, lease_valid, pop_due
 from wireframe.store.memory.rows import (
     BLOCKED,
     CANCELLED,
@@ -37,17 +37,7 @@ def housekeep(tb: Table) -> bool:
 
     Returns whether work may have become claimable.
     """
-    now = tb.now
-    jobs = tb.jobs
-    due = tb.due
-    woken: list[Job] = []
-    while due and due[0][0] <= now:
-        at, job_id = heapq.heappop(due)
-        job = jobs.get(job_id)
-        if due_valid(job, at):
-            assert job is not None
-            woken.append(job)
-    for job in woken:
+    for job in pop_due(tb.due, tb.jobs, tb.now, due_valid):
         if job.state is SCHEDULED or job.state is SUSPENDED:  # a duplicate entry met it already
             job.ready_at = job.run_at
             if job.wait_for is not None:
@@ -64,18 +54,12 @@ def housekeep(tb: Table) -> bool:
 def _expire(tb: Table) -> list[Ended]:
     """End unstarted jobs whose ttl ran out."""
     now = tb.now
-    jobs = tb.jobs
-    heap = tb.expiry
     ended: list[Ended] = []
     stale: dict[int, Job] = {}
-    while heap and heap[0][0] <= now:
-        at, job_id = heapq.heappop(heap)
-        job = jobs.get(job_id)
-        if job is None or not expiry_valid(job, at):
-            continue
+    for job in pop_due(tb.expiry, tb.jobs, now, expiry_valid):
         if job.state is not PENDING and job.state is not SCHEDULED and job.state is not BLOCKED:
             continue  # paused: indexed again when resumed
-        stale[job_id] = job  # once, though it may have two entries
+        stale[job.id] = job  # once, though it may have two entries
     for job_id in sorted(stale):  # in id order, as SQLite ends them
         job = stale[job_id]
         job.finished_at = now
@@ -90,17 +74,8 @@ def _expire(tb: Table) -> list[Ended]:
 def reclaim_expired_leases(tb: Table) -> list[Ended]:
     """Take back running jobs whose worker stopped renewing the lease; that attempt is spent."""
     now = tb.now
-    jobs = tb.jobs
-    heap = tb.leases
-    expired: list[Job] = []
-    while heap and heap[0][0] <= now:
-        at, job_id = heapq.heappop(heap)
-        job = jobs.get(job_id)
-        if lease_valid(job, at):
-            assert job is not None
-            expired.append(job)
     ended: list[Ended] = []
-    for job in expired:
+    for job in pop_due(tb.leases, tb.jobs, now, lease_valid):
         if job.state is not RUNNING:
             continue
         attempt = job.attempt

@@ -12,6 +12,61 @@ from wireframe.store.memory.table import Table
 from wireframe.store.records import Duplicate, JobState, NewJob, SubmitResult, Submitted
 
 
+class NewRows:
+    """Makes the `Job` rows of one submission, with their tally and lane.
+
+    Those are looked up once per run of jobs of one (domain, type, tags), as a batch mostly is.
+    """
+
+    __slots__ = ("lane", "now", "place", "tally", "tb")
+
+    def __init__(self, tb: Table) -> None:
+        self.tb = tb
+        self.now = tb.now
+        self.place: tuple[str, str, tuple[str, ...]] | None = None
+        self.tally: dict[JobState, int] = {}
+        self.lane: Lane | None = None
+
+    def make(
+        self,
+        job: NewJob,
+        job_id: int,
+        state: JobState | None,
+        tags: tuple[str, ...],
+        resources: dict[str, Any] | None,
+    ) -> Job:
+        """The row of `job` (state None: pending, or scheduled if it runs later); not inserted."""
+        domain = job.domain
+        place = (domain, job.type, tags)
+        if place != self.place:
+            self.place = place
+            self.tally = self.tb.tally(domain, job.type)
+            self.lane = self.tb.lane(domain, tags)
+        lane = self.lane
+        assert lane is not None
+        now = self.now
+        run_at = job.run_at if job.run_at is not None else now
+        if state is None:
+            state = SCHEDULED if run_at > now else PENDING
+        return Job(
+            job_id,
+            job.type,
+            domain,
+            job.payload,
+            state,
+            job.priority,
+            tags,
+            resources,
+            now,
+            run_at,
+            job.max_attempts,
+            job.on_dependency_failure,
+            job.fail_fast,
+            self.tally,
+            lane,
+        )
+
+
 def submit_plain(tb: Table, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     """Insert jobs without dependencies, parents or schedules, in one pass.
 
@@ -19,16 +74,13 @@ def submit_plain(tb: Table, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     about such jobs can be refused but their tags and resources, worked out first.
     """
     shapes = shapes_of(jobs) if any(j.tags or j.resources for j in jobs) else None
-    now = tb.now
     keys = tb.keys
     jobs_by_id = tb.jobs
     pending = tb.active[PENDING]
     results: list[SubmitResult] = []
     last = tb.last_id
     tb.last_id += len(jobs)
-    place: tuple[str, str, tuple[str, ...]] | None = None
-    tally: dict[JobState, int] = {}
-    lane: Lane | None = None
+    make = NewRows(tb).make
     tags: tuple[str, ...] = ()
     resources: dict[str, Any] | None = None
     for i, job in enumerate(jobs):
@@ -40,35 +92,13 @@ def submit_plain(tb: Table, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         job_id = last = last + 1
         if shapes is not None:
             tags, resources = shapes[i]
-        domain = job.domain
-        if place is None or place != (domain, job.type, tags):
-            place = (domain, job.type, tags)
-            tally = tb.tally(domain, job.type)
-            lane = tb.lane(domain, tags)
-        assert lane is not None
-        run_at = job.run_at if job.run_at is not None else now
-        row = Job(
-            job_id,
-            job.type,
-            domain,
-            job.payload,
-            SCHEDULED if run_at > now else PENDING,
-            job.priority,
-            tags,
-            resources,
-            now,
-            run_at,
-            job.max_attempts,
-            job.on_dependency_failure,
-            job.fail_fast,
-            tally,
-            lane,
-        )
+        row = make(job, job_id, None, tags, resources)
         if row.state is PENDING and job.key is None and job.expires_at is None:
             jobs_by_id[job_id] = row  # the hot path: what `Table.insert` does, inline
+            tally = row.tally
             tally[PENDING] = tally.get(PENDING, 0) + 1
             pending[job_id] = row
-            lane.enter(row)
+            row.lane.enter(row)
         else:
             row.key = job.key
             row.expires_at = job.expires_at

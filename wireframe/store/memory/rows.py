@@ -157,16 +157,7 @@ class Job:
             self.a_finished = self.a_outcome = self.a_error = None
             return
         if self.a_number is not None:
-            self.tried += (
-                (
-                    self.a_number,
-                    self.a_worker,
-                    self.a_started,
-                    self.a_finished,
-                    self.a_outcome,
-                    self.a_error,
-                ),
-            )
+            self.tried += (self._latest_attempt(self.a_number),)
         self.a_number = number
         self.a_worker = worker_id
         self.a_started = now
@@ -179,20 +170,22 @@ class Job:
             self.a_outcome = outcome
             self.a_error = error
 
+    def _latest_attempt(self, number: int) -> AttemptRow:
+        """Its inline attempt row (numbered `number`) as a tuple, as `tried` keeps the others."""
+        return (
+            number,
+            self.a_worker,
+            self.a_started,
+            self.a_finished,
+            self.a_outcome,
+            self.a_error,
+        )
+
     def attempt_records(self) -> list[AttemptRecord]:
         """Snapshots of its attempt rows, first to last."""
         rows = list(self.tried)
         if self.a_number is not None:
-            rows.append(
-                (
-                    self.a_number,
-                    self.a_worker,
-                    self.a_started,
-                    self.a_finished,
-                    self.a_outcome,
-                    self.a_error,
-                )
-            )
+            rows.append(self._latest_attempt(self.a_number))
         rows.sort(key=lambda row: row[0])
         return [AttemptRecord(self.id, *row) for row in rows]
 

@@ -11,9 +11,8 @@ from typing import Any
 
 from wireframe.store.errors import InvalidTransitionError, UnknownJobError
 from wireframe.store.memory.cascade import settle
-from wireframe.store.memory.lanes import Lane
 from wireframe.store.memory.normalize import normalized, template_of
-from wireframe.store.memory.plain import submit_plain
+from wireframe.store.memory.plain import NewRows, submit_plain
 from wireframe.store.memory.rows import (
     BLOCKED,
     CANCELLED,
@@ -23,7 +22,6 @@ from wireframe.store.memory.rows import (
     SCHEDULED,
     TERMINAL,
     Ended,
-    Job,
     Schedule,
 )
 from wireframe.store.memory.table import Table
@@ -123,34 +121,9 @@ def apply(tb: Table, checked: Plan) -> None:
     tb.last_id += checked.ids
     jobs = tb.jobs
     pending = tb.active[PENDING]
-    place: tuple[str, str, tuple[str, ...]] | None = None
-    tally: dict[JobState, int] = {}
-    lane: Lane | None = None
+    make = NewRows(tb).make
     for job, job_id, state, error, waiting_on, tags, resources, template in checked.rows:
-        domain = job.domain
-        if place is None or place != (domain, job.type, tags):
-            place = (domain, job.type, tags)
-            tally = tb.tally(domain, job.type)
-            lane = tb.lane(domain, tags)
-        assert lane is not None
-        run_at = job.run_at if job.run_at is not None else now
-        row = Job(
-            job_id,
-            job.type,
-            domain,
-            job.payload,
-            state,
-            job.priority,
-            tags,
-            resources,
-            now,
-            run_at,
-            job.max_attempts,
-            job.on_dependency_failure,
-            job.fail_fast,
-            tally,
-            lane,
-        )
+        row = make(job, job_id, state, tags, resources)
         if (
             state is PENDING
             and job.key is None
@@ -160,9 +133,10 @@ def apply(tb: Table, checked: Plan) -> None:
         ):
             # A plain job (the hot path): what `Table.insert` would do, inline.
             jobs[job_id] = row
+            tally = row.tally
             tally[PENDING] = tally.get(PENDING, 0) + 1
             pending[job_id] = row
-            lane.enter(row)
+            row.lane.enter(row)
             continue
         if job.key is not None:
             row.key = job.key

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from wireframe.store.errors import InvalidTransitionError
-from wireframe.store.sql.rows import TERMINAL, chunks, placeholders
+from wireframe.store.rules import retry_waits
+from wireframe.store.sql.rows import chunks, placeholders
 from wireframe.store.sql.tx import Bulk, Tx, unnest
 
 REMEMBER = Bulk(
@@ -61,28 +61,4 @@ def still_waiting(tx: Tx, job_id: int, policy: str, deps_json: str | None) -> li
                 tuple(part),
             ).fetchall()
         )
-    waiting: list[int] = []
-    failed: list[str] = []
-    pruned: list[str] = []
-    for dep in deps:
-        state = found.get(dep)
-        if state is None:
-            if policy != "ignore":
-                pruned.append(f"job {dep}")
-        elif state not in TERMINAL:
-            waiting.append(dep)
-        elif state != "completed" and policy != "ignore":
-            failed.append(f"job {dep} ({state})")
-    reasons: list[str] = []
-    if failed:
-        them = "it" if len(failed) == 1 else "them"
-        reasons.append(f"{', '.join(failed)}, which ended without completing: retry {them} first")
-    if pruned:
-        they = "it" if len(pruned) == 1 else "they"
-        reasons.append(
-            f"{', '.join(pruned)}, since pruned, so whether {they} completed is unknown: "
-            "submit a new job instead"
-        )
-    if reasons:
-        raise InvalidTransitionError(f"retry: job {job_id} depends on {'; and on '.join(reasons)}")
-    return waiting
+    return retry_waits(job_id, deps, policy, found)
