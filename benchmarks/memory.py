@@ -60,8 +60,9 @@ async def measure(url: str, n: int, rounds: int, prune: bool, console: Console) 
                 )
             await done.wait()
             if prune:
-                while (await scheduler.snapshot()).count(JobState.COMPLETED) < target:  # noqa: ASYNC110
-                    await anyio.sleep(0.01)  # the last completions are being written
+                # the last completions are still being written; earlier rounds were pruned
+                while (await scheduler.snapshot()).count(JobState.COMPLETED) < per_round:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
                 await scheduler.store.prune(time.time() + 1)
             gc.collect()
             console.print(
