@@ -148,9 +148,12 @@ def claim(
         if tx.dialect.materialize_pick:
             # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
             # The same statement opens the attempts: one round trip for the whole claim.
+            # The picked rows are locked and were pending when locked, so the lease finds
+            # them by primary key alone: `state = 'pending'` or a join there lets statistics
+            # that lag behind a busy queue choose a scan of the table or of every pending job.
             sql = (
                 f"WITH picked AS MATERIALIZED ({pick}), leased AS ({_LEASE} "
-                f"WHERE id IN (SELECT id FROM picked) AND state = 'pending' "
+                f"WHERE id = ANY(ARRAY(SELECT id FROM picked)) "
                 f"RETURNING {JOB_COLUMNS}), opened AS ("
                 f"INSERT INTO attempts (job_id, attempt, worker_id, started_at) "
                 f"SELECT id, attempt, ?, ? FROM leased {_REOPEN}) SELECT * FROM leased"

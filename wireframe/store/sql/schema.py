@@ -136,6 +136,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN claim_token TEXT
     """,
+    # 6: the index of leases covers the rows that hold one (exactly the running jobs), named by
+    # the lease column instead of the state. A lookup by id that also says `state = 'running'`
+    # then cannot take it for a cheaper path than the primary key (PostgreSQL did, with
+    # statistics from before the jobs started running, and read every running job each time).
+    """
+    DROP INDEX jobs_lease;
+    CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -265,6 +273,11 @@ PG_MIGRATIONS: tuple[str, ...] = (
     # unacknowledged is looked up by it (`PostgresStore.claim`) rather than left to expire.
     """
     ALTER TABLE jobs ADD COLUMN claim_token TEXT
+    """,
+    # 6: the index of leases, by the lease column rather than the state (see the SQLite version).
+    """
+    DROP INDEX jobs_lease;
+    CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL
     """,
 )
 

@@ -1,0 +1,164 @@
+"""Claims, finishes, heartbeats and housekeeping read only the rows they touch, whatever the
+planner's statistics say.
+
+A queue table's statistics lag behind it: ANALYZE ran when the table held a few pending jobs and
+no running one, and thousands have arrived since. A lookup by id that also said `state = ...`
+then let PostgreSQL read the partial index of every running (or pending) job, or the whole
+table, and filter by id: the cost of each finish, claim and heartbeat grew with the queue. Here
+the cost is counted in rows read by the transaction itself (`pg_stat_xact_user_tables`), not
+timed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from wireframe.store import Beat, ClaimRequest, Complete, Fail, NewJob, PostgresStore
+from wireframe.store.pg_sql import pg_tx
+from wireframe.store.records import JobRecord, Lease, LeaseStatus
+from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import finish as finish_sql
+
+from pg_support import drop_schema, new_schema_name, pg_dsn, require_pg
+
+pytestmark = pytest.mark.anyio
+
+BATCH = 64
+QUEUED = 3000
+
+
+@pytest.fixture
+async def stale() -> AsyncIterator[tuple[PostgresStore, list[JobRecord]]]:
+    """A store whose statistics saw 10 pending jobs; it now holds QUEUED running, QUEUED pending."""
+    require_pg()
+    name = new_schema_name("wfs")
+    store = PostgresStore(pg_dsn(), schema=name, pool_size=1)
+    await store.open()
+    try:
+        await store.submit([_job(i) for i in range(10)])
+        with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+            conn.execute(f"ANALYZE {name}.jobs")
+        store._inserted = -10**9  # the store would refresh them after bulk inserts: not here
+        for start in range(10, 2 * QUEUED, 1000):
+            await store.submit([_job(i) for i in range(start, min(2 * QUEUED, start + 1000))])
+        running: list[JobRecord] = []
+        while len(running) < QUEUED:
+            running += await store.claim(_request(min(1000, QUEUED - len(running))))
+        yield store, running
+    finally:
+        await store.close()
+        drop_schema(name)
+
+
+def _job(i: int) -> NewJob:
+    return NewJob("bench::noop", "bench", f'{{"i": {i}}}', max_attempts=2)
+
+
+def _request(limit: int) -> ClaimRequest:
+    return ClaimRequest("w1", limit, 300.0, ("bench",), housekeep=False)
+
+
+def _rows_read(conn: psycopg.Connection[object]) -> int:
+    """Rows of `jobs` this transaction has read so far, by sequential or index scans."""
+    row = conn.execute(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
+        "FROM pg_stat_xact_user_tables WHERE relid = 'jobs'::regclass"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _connect(store: PostgresStore) -> psycopg.Connection[object]:
+    # The store's own connection options (bitmap scans off), in its schema.
+    return psycopg.connect(
+        pg_dsn(), options=f"-c search_path={store.schema} -c enable_bitmapscan=off"
+    )
+
+
+async def test_a_finish_reads_its_own_rows_not_every_running_job(
+    stale: tuple[PostgresStore, list[JobRecord]],
+) -> None:
+    store, running = stale
+    batch = running[-BATCH:]
+    with _connect(store) as conn:
+        before = _rows_read(conn)
+        applied = finish_sql.finish(
+            pg_tx(conn), time.time(), [Complete(Lease(j.id, j.claim_seq), "1") for j in batch]
+        )
+        read = _rows_read(conn) - before
+        conn.rollback()
+    assert applied == [True] * BATCH
+    assert read <= 3 * BATCH, f"a finish of {BATCH} jobs read {read} rows among {QUEUED} running"
+
+
+async def test_a_claim_reads_about_what_it_leases_not_every_pending_job(
+    stale: tuple[PostgresStore, list[JobRecord]],
+) -> None:
+    store, _ = stale
+    with _connect(store) as conn:
+        before = _rows_read(conn)
+        claimed = claim_sql.claim(
+            pg_tx(conn), time.time(), _request(BATCH), None, uuid.uuid4().hex
+        )
+        read = _rows_read(conn) - before
+        conn.rollback()
+    assert len(claimed) == BATCH
+    assert read <= 4 * BATCH, f"a claim of {BATCH} jobs read {read} rows among {QUEUED} pending"
+
+
+async def test_failures_and_heartbeats_read_their_own_rows(
+    stale: tuple[PostgresStore, list[JobRecord]],
+) -> None:
+    store, running = stale
+    batch = running[-BATCH:]
+    with _connect(store) as conn:
+        tx = pg_tx(conn)
+        before = _rows_read(conn)
+        beats = finish_sql.heartbeat(
+            tx, time.time(), [Beat(Lease(j.id, j.claim_seq)) for j in batch], 300.0
+        )
+        read_beats = _rows_read(conn) - before
+        before = _rows_read(conn)
+        failed = finish_sql.finish(
+            tx, time.time(), [Fail(Lease(j.id, j.claim_seq), "boom", None, None) for j in batch]
+        )
+        read_fails = _rows_read(conn) - before
+        conn.rollback()
+    assert set(beats.values()) == {LeaseStatus.OK} and len(beats) == BATCH
+    assert failed == [True] * BATCH
+    assert read_beats <= 3 * BATCH, f"{BATCH} heartbeats read {read_beats} rows"
+    assert read_fails <= 3 * BATCH, f"{BATCH} failures read {read_fails} rows"
+
+
+async def test_housekeeping_with_nothing_due_reads_nothing(
+    stale: tuple[PostgresStore, list[JobRecord]],
+) -> None:
+    store, _ = stale
+    with _connect(store) as conn:
+        before = _rows_read(conn)
+        # Leases last 300 s: none has expired; nothing is scheduled or has a ttl.
+        woke = claim_sql.housekeep(pg_tx(conn), time.time())
+        read = _rows_read(conn) - before
+        conn.rollback()
+    assert woke is False
+    assert read <= 10, f"housekeeping read {read} rows with nothing due"
+
+
+async def test_housekeeping_reclaims_expired_leases_through_their_index(
+    stale: tuple[PostgresStore, list[JobRecord]],
+) -> None:
+    store, _ = stale
+    with _connect(store) as conn:
+        before = _rows_read(conn)
+        woke = claim_sql.housekeep(pg_tx(conn), time.time() + 301)  # every lease has expired
+        read = _rows_read(conn) - before
+        pending = conn.execute("SELECT count(*) FROM jobs WHERE state = 'pending'").fetchone()
+        conn.rollback()
+    assert woke is True
+    assert pending == (2 * QUEUED,)
+    assert read <= 3 * QUEUED, f"reclaiming {QUEUED} leases read {read} rows"
