@@ -149,6 +149,23 @@ async def test_permanent_is_never_retried_and_keeps_the_traceback() -> None:
         assert job.traceback is not None and "Permanent" in job.traceback
 
 
+async def test_a_result_that_is_not_json_fails_the_job_naming_it_without_retrying() -> None:
+    math = make_domain()
+
+    @math.job(retry=Retry.fixed(attempts=3, delay=0))
+    async def odd(job: Note, ctx: JobContext) -> object:
+        return {"ok": [1, {2}]}
+
+    async with running(Scheduler("memory://", domains=[math])) as s:
+        out = await s.submit(Note("x"))
+        with pytest.raises(JobFailed) as failed:
+            await s.result(out.id, timeout=10)
+        job = await s.get(out.id)
+    message = f"result of job {out.id} (math::odd): result['ok'][1]: object of type set"
+    assert message in str(failed.value)
+    assert job is not None and job.state is JobState.FAILED and job.attempt == 1
+
+
 async def test_timeout_cancels_the_handler_and_counts_as_a_failed_attempt() -> None:
     math = make_domain()
 

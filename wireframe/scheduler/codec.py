@@ -313,10 +313,14 @@ def to_jsonable(value: object, *, where: str, root: str = "value") -> object:
         raise PayloadError(f"{where}: {path}: {exc.reason}") from None
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+"""One encoder for every call: `json.dumps` with options builds a new one each time."""
+
+
 def canonical_json(value: object) -> str:
     """Compact JSON with sorted keys and no NaN/Infinity; ``PayloadError`` if impossible."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return _CANONICAL.encode(value)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"cannot encode {type(value).__name__} as JSON: {exc}") from None
 
@@ -430,11 +434,19 @@ def encode_payload(payload: object, *, expected: type | None, where: str) -> str
     return canonical_json(to_jsonable(payload, where=where, root="payload"))
 
 
-def encode_result(value: object, *, where: str) -> str:
-    """Serialise a handler's return value to canonical JSON text (``None`` is ``"null"``)."""
+def encode_result(value: object, *, where: str | Callable[[], str]) -> str:
+    """Serialise a handler's return value to canonical JSON text (``None`` is ``"null"``).
+
+    ``where`` names the value in an error; a callable is only called to write one.
+    """
     if value is None:
         return "null"
-    return canonical_json(to_jsonable(value, where=where, root="result"))
+    try:
+        data = _convert(value, set())
+    except _Unserialisable as exc:
+        place = where if isinstance(where, str) else where()
+        raise PayloadError(f"{place}: result{''.join(reversed(exc.path))}: {exc.reason}") from None
+    return canonical_json(data)
 
 
 def decode_result(text: str | None) -> object:

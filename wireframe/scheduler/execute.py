@@ -223,7 +223,7 @@ def _complete(worker: Worker, running: Running, result: Any, finalize: bool) -> 
         encoded = (
             "null"
             if result is None
-            else encode_result(result, where=f"result of job {record.id} ({record.type})")
+            else encode_result(result, where=lambda: f"result of job {record.id} ({record.type})")
         )
     except Exception as exc:
         return failure(worker, running, f"{type(exc).__name__}: {exc}", None, permanent=True)

@@ -224,7 +224,8 @@ class PostgresStore(EngineStore):
         `settle`, if given, finds out (`settle(result, backend_pid, xid)`, with what the
         transaction returned before COMMIT, the pid of its server process and, if the settle
         has a true `needs_xid` attribute, the transaction's id, read just before COMMIT with
-        the NOTIFY, or None if it wrote nothing): it returns the result to
+        the NOTIFY unless a statement already returned it (`Tx.xid`), or None if it wrote
+        nothing): it returns the result to
         report if the transaction committed, or _RERUN if it did not, and the operation runs
         again. Without `settle`, the operation runs again if `retry_commit` (it must be
         harmless to apply twice), else the caller gets a StoreError saying the outcome is
@@ -254,7 +255,9 @@ class PostgresStore(EngineStore):
                             now = 0.0
                         result = op(tx, now, *args)
                         if getattr(settle, "needs_xid", False):
-                            xid = self._xid(conn, tx.wakes)
+                            xid = tx.xid
+                            if xid is None or tx.wakes:
+                                xid = self._xid(conn, tx.wakes)
                         elif tx.wakes:
                             conn.execute(f"NOTIFY {self.channel}")
                     except BaseException:
@@ -457,7 +460,7 @@ class PostgresStore(EngineStore):
     def _settle_xact(self, kind: type[T]) -> Settle[T]:
         """Settle a write whose COMMIT went unanswered by the status of its transaction.
 
-        The transaction's id is read just before COMMIT (`_call`, `needs_xid`). After a lost
+        The transaction's id is read before COMMIT (`_call`, `needs_xid`). After a lost
         COMMIT, `xact_status` ends its server process if that process is still in the
         transaction (a partition: it would otherwise hold its rows, and the question open,
         until TCP keepalives give up), waits for the transaction to end, and reads its fate

@@ -134,7 +134,8 @@ COMPLETE_PLAIN = (
     "SELECT ?, 'completed', NULL, id, attempt, ? FROM done ON CONFLICT (job_id, attempt) "
     "DO UPDATE SET finished_at = excluded.finished_at, outcome = excluded.outcome, "
     "error = excluded.error) "
-    "SELECT id, parent_id, attempt, has_dependents FROM done"
+    # The transaction's id rides along: the store needs it before COMMIT (`PostgresStore.finish`).
+    "SELECT id, parent_id, attempt, has_dependents, pg_current_xact_id()::text FROM done"
 )
 """End held, childless jobs whose handler returned and close their attempts: one statement
 that checks the leases and writes."""
@@ -176,6 +177,8 @@ def _complete_plain(
     else:
         ids = "{" + ",".join(str(o.lease.job_id) for o in plain) + "}"  # an array literal
         rows = tx.execute(COMPLETE_PLAIN, (batch, ids, now, now, now, now)).fetchall()
+        if rows:
+            tx.xid = rows[0][4]
     return {row[0]: (row[0], row[1], row[2], bool(row[3])) for row in rows}
 
 

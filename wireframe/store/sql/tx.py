@@ -126,7 +126,7 @@ SQLITE = Dialect()
 class Tx:
     """An open transaction: `execute`, `executemany`, the dialect, and whether to wake workers."""
 
-    __slots__ = ("_bulk", "dialect", "execute", "executemany", "transitions", "wakes")
+    __slots__ = ("_bulk", "dialect", "execute", "executemany", "transitions", "wakes", "xid")
 
     def __init__(
         self,
@@ -143,6 +143,9 @@ class Tx:
         """Set by the engine when work may have become claimable (a NOTIFY on PostgreSQL)."""
         self.transitions: list[Transition] = []
         """Moves made along the way (blocked, unblocked, expired), reported after commit."""
+        self.xid: str | None = None
+        """The transaction's id, where a statement that wrote already returned it (PostgreSQL:
+        the store need not ask for it again before COMMIT)."""
 
     def bulk(self, statement: Bulk, rows: Sequence[Sequence[Any]]) -> None:
         """Apply `statement` to every row, the way this database does it fastest."""
