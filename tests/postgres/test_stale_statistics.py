@@ -22,6 +22,7 @@ from wireframe.store import Beat, ClaimRequest, Complete, Fail, NewJob, Postgres
 from wireframe.store.pg_sql import pg_tx
 from wireframe.store.records import JobRecord, Lease, LeaseStatus
 from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import durable as durable_sql
 from wireframe.store.sql import finish as finish_sql
 
 from pg_support import drop_schema, new_schema_name, pg_dsn, require_pg
@@ -162,3 +163,19 @@ async def test_housekeeping_reclaims_expired_leases_through_their_index(
     assert woke is True
     assert pending == (2 * QUEUED,)
     assert read <= 3 * QUEUED, f"reclaiming {QUEUED} leases read {read} rows"
+
+
+async def test_a_checkpoint_write_reads_its_own_row(
+    stale: tuple[PostgresStore, list[JobRecord]],
+) -> None:
+    store, running = stale
+    job = running[-1]
+    with _connect(store) as conn:
+        before = _rows_read(conn)
+        written = durable_sql.put_checkpoint(
+            pg_tx(conn), time.time(), Lease(job.id, job.claim_seq), 0, "step", "step", "1", 300.0
+        )
+        read = _rows_read(conn) - before
+        conn.rollback()
+    assert written is True
+    assert read <= 3, f"a checkpoint write read {read} rows among {QUEUED} running"

@@ -1,10 +1,10 @@
 """Store conformance: batched writes keep every field exactly as given.
 
 On PostgreSQL the engine writes batches as one statement (`Bulk` in wireframe/store/sql/tx.py):
-submit feeds the rows to `COPY ... FROM STDIN`; finish stores results (COMPLETE) and closes
-attempts (CLOSE_ATTEMPT) with one array parameter per column; a claim with a chooser opens its
-attempts the same way (OPEN_ATTEMPT), and one without opens them in the claiming statement.
-SQLite runs the same statements row by row. A quoting or escaping slip in any of those shows up
+submit feeds the rows to `COPY ... FROM STDIN`; finish stores results (COMPLETE) and writes
+attempt rows (CLOSE_ATTEMPT) with one array parameter per column; a claim with a chooser leases
+the chosen rows, and one without picks and leases them in one statement. SQLite runs the same
+statements row by row. A quoting or escaping slip in any of those shows up
 here as a field that does not read back exactly as it was written.
 """
 
@@ -225,7 +225,7 @@ async def test_bulk_writes_round_trip_every_field(store: Store, clock) -> None:
             tags=REQUEST_TAGS,
             scan=BATCH,
         )
-        if k % 2:  # a chooser: on PostgreSQL the attempts open through OPEN_ATTEMPT
+        if k % 2:  # a chooser: the general claim path
             claimed = await store.claim(request, lambda cands: [c.id for c in reversed(cands)])
         else:
             claimed = await store.claim(request)

@@ -26,8 +26,8 @@ from wireframe.store.records import (
     ScheduleRecord,
     SubmitResult,
 )
+from wireframe.store.sql import attempts, control, durable, finish, query, schedules
 from wireframe.store.sql import claim as claim_sql
-from wireframe.store.sql import control, durable, finish, query, schedules
 from wireframe.store.sql.submit import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 
@@ -126,7 +126,7 @@ class EngineStore(Observed):
 
     async def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Attempts of a job."""
-        return await self._op(without_now(query.attempts), job_id, write=False)
+        return await self._op(without_now(attempts.attempts), job_id, write=False)
 
     async def age(self, older_than: float, step: int, cap: int) -> int:
         """Boost long-waiting pending jobs."""

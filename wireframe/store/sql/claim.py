@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from wireframe.store.records import ClaimRequest, JobRecord, JobState, Transition
+from wireframe.store.sql.attempts import CLOSE_ATTEMPT
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, chunks, job_from_row, placeholders
-from wireframe.store.sql.tx import Bulk, Tx, unnest
+from wireframe.store.sql.tx import Tx
 
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
@@ -43,19 +44,17 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
     """Take back running jobs whose worker stopped renewing the lease; that attempt is spent."""
     rows = tx.execute(
         "SELECT id, worker_id, attempt, max_attempts, cancel_requested, pause_requested, "
-        "child_failed, parent_id, active_children, error FROM jobs "
+        "child_failed, parent_id, active_children, error, attempt_started_at FROM jobs "
         f"WHERE state = 'running' AND lease_expires_at <= ?{tx.dialect.skip_locked}",
         (now,),
     ).fetchall()
     ended: list[Ended] = []
+    closes: list[tuple[object, ...]] = []
     for row in rows:
-        job_id, worker, attempt, max_attempts, cancel, pause, child_failed, parent, kids, err = row
+        job_id, worker, attempt, max_attempts, cancel, pause, child_failed, parent, kids = row[:9]
+        err = row[9]
         reason = f"lease of worker {worker} expired (attempt {attempt} of {max_attempts})"
-        tx.execute(
-            "UPDATE attempts SET finished_at = ?, outcome = 'lease_expired', error = ? "
-            "WHERE job_id = ? AND attempt = ?",
-            (now, reason, job_id, attempt),
-        )
+        closes.append((job_id, attempt, worker, row[10], now, "lease_expired", reason))
         if child_failed or cancel or attempt >= max_attempts:
             state = "failed" if child_failed or not cancel else "cancelled"
             error = err if child_failed else (reason if state == "failed" else err)
@@ -79,6 +78,7 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
                 "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
                 (now, reason, job_id),
             )
+    tx.bulk(CLOSE_ATTEMPT, closes)
     return ended
 
 
@@ -122,8 +122,8 @@ def _candidate_filter(
 _LEASE = (
     "UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, claim_token = ?, "
     "claim_seq = claim_seq + 1, attempt = attempt + new_attempt, new_attempt = 0, "
-    "started_at = coalesce(started_at, ?), cancel_requested = 0, pause_requested = 0, "
-    "wait_for = NULL "
+    "started_at = coalesce(started_at, ?), attempt_started_at = ?, cancel_requested = 0, "
+    "pause_requested = 0, wait_for = NULL "
 )
 
 
@@ -140,26 +140,21 @@ def claim(
         return []
     where, params = _candidate_filter(tx, req, now)
     skip = tx.dialect.skip_locked
-    lease = (req.worker_id, now + req.lease_ttl, token, now)
-    recorded = False
+    lease = (req.worker_id, now + req.lease_ttl, token, now, now)
     if chooser is None:
         # The common case: one statement picks and leases the best jobs.
         pick = f"SELECT id FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?{skip}"
         if tx.dialect.materialize_pick:
             # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
-            # The same statement opens the attempts: one round trip for the whole claim.
             # The picked rows are locked and were pending when locked, so the lease finds
             # them by primary key alone: `state = 'pending'` or a join there lets statistics
             # that lag behind a busy queue choose a scan of the table or of every pending job.
             sql = (
                 f"WITH picked AS MATERIALIZED ({pick}), leased AS ({_LEASE} "
                 f"WHERE id = ANY(ARRAY(SELECT id FROM picked)) "
-                f"RETURNING {JOB_COLUMNS}), opened AS ("
-                f"INSERT INTO attempts (job_id, attempt, worker_id, started_at) "
-                f"SELECT id, attempt, ?, ? FROM leased {_REOPEN}) SELECT * FROM leased"
+                f"RETURNING {JOB_COLUMNS}) SELECT * FROM leased"
             )
-            args: tuple[object, ...] = (*params, req.limit, *lease, req.worker_id, now)
-            recorded = True
+            args: tuple[object, ...] = (*params, req.limit, *lease)
         else:
             sql = f"{_LEASE} WHERE id IN ({pick}) AND state = 'pending' RETURNING {JOB_COLUMNS}"
             args = (*lease, *params, req.limit)
@@ -187,8 +182,6 @@ def claim(
         ).fetchall()
         order = {job_id: i for i, job_id in enumerate(chosen)}
         jobs = sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
-    if not recorded:
-        tx.bulk(OPEN_ATTEMPT, [(j.id, j.attempt, req.worker_id, now) for j in jobs])
     return jobs
 
 
@@ -210,20 +203,6 @@ def leased_by(tx: Tx, ids: Sequence[int], token: str) -> list[JobRecord]:
             if row[0] == token and row[5] == "running":
                 held.append(job_from_row(row[1:]))
     return held
-
-
-_REOPEN = (
-    "ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = excluded.worker_id, "
-    "finished_at = NULL, outcome = NULL, error = NULL"
-)
-"""A preempted or released attempt keeps its number: claiming it again reopens its row."""
-
-OPEN_ATTEMPT = Bulk(
-    f"INSERT INTO attempts (job_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?) {_REOPEN}",
-    "INSERT INTO attempts (job_id, attempt, worker_id, started_at) "
-    f"SELECT * FROM {unnest('bigint', 'int', 'text', 'float8')} {_REOPEN}",
-)
-"""Record the start of an attempt."""
 
 
 def next_due_at(tx: Tx) -> float | None:

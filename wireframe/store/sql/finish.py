@@ -13,12 +13,15 @@ from wireframe.store.records import (
     Outcome,
     Release,
 )
+from wireframe.store.sql.attempts import CLOSE_ATTEMPT, UPSERT
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.durable import already_happened
 from wireframe.store.sql.rows import Ended, chunks, placeholders
 from wireframe.store.sql.tx import Bulk, Tx, unnest
 
-_Running = tuple[int, int, int | None, int, int, int, int, str, int, str | None, str | None, int]
+_Running = tuple[
+    int, int, int | None, int, int, int, int, str, int, str | None, str | None, int, str, float
+]
 
 
 def heartbeat(
@@ -52,7 +55,7 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     held = _held_leases(tx, [o for o in outcomes if o.lease.job_id not in plain])
     applied: list[bool] = []
     ended: list[Ended] = []
-    closes: list[tuple[float, str, str | None, int, int]] = []
+    closes: list[tuple[object, ...]] = []
     completes: list[tuple[object, ...]] = []
     for outcome in outcomes:
         done = plain.pop(outcome.lease.job_id, None)
@@ -70,20 +73,21 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
         applied.append(True)
         job_id, _, parent_id, kids, attempt, max_attempts, child_failed, phase, cancel = row[:9]
         err, deps = row[10], row[11]
+        attempt_of = (job_id, attempt, row[12], row[13])  # id, number, worker, started at
         # A job that ran holds no dependency edges; the row says whether anything depends on it.
         flags = {"blocked_on": False, "dependents": bool(deps)}
         if child_failed:
             _end(tx, now, job_id, "failed", err, None)
             ended.append(Ended(job_id, "failed", parent_id, kids, err, **flags))
-            closes.append((now, "failed", err, job_id, attempt))
+            closes.append((*attempt_of, now, "failed", err))
         elif isinstance(outcome, Complete):
-            closes.append((now, "completed", None, job_id, attempt))
+            closes.append((*attempt_of, now, "completed", None))
             params = _complete(now, job_id, outcome, kids, phase)
             completes.append(params)
             if params[0] == "completed":
                 ended.append(Ended(job_id, "completed", parent_id, kids, None, **flags))
         elif isinstance(outcome, Fail):
-            closes.append((now, outcome.outcome, outcome.error, job_id, attempt))
+            closes.append((*attempt_of, now, outcome.outcome, outcome.error))
             if outcome.retry_at is not None and not cancel and attempt < max_attempts:
                 tx.wakes = True
                 tx.execute(
@@ -102,7 +106,7 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
                 ended.append(Ended(job_id, state, parent_id, kids, outcome.error, **flags))
         else:
             done_state = _release(tx, now, job_id, outcome, cancel)
-            closes.append((now, outcome.reason, None, job_id, attempt))
+            closes.append((*attempt_of, now, outcome.reason, None))
             if done_state is not None:
                 ended.append(Ended(job_id, done_state, parent_id, kids, err, **flags))
     tx.bulk(COMPLETE, completes)
@@ -121,35 +125,49 @@ COMPLETE_PLAIN = (
     # Lock every row first, in id order like heartbeats and the general path: a join decides
     # its own order, and two transactions of one worker would deadlock on the difference.
     # The primary key finds them (a join could pick the index of every running job instead).
-    "locked AS MATERIALIZED (SELECT id, claim_seq FROM jobs WHERE id = ANY(?::bigint[]) "
+    "locked AS MATERIALIZED (SELECT id, claim_seq, worker_id, attempt_started_at FROM jobs "
+    "WHERE id = ANY(?::bigint[]) "
     "AND state = 'running' AND active_children = 0 AND child_failed = 0 "
     "ORDER BY id FOR UPDATE), "
     "done AS (UPDATE jobs SET state = 'completed', needs_finalize = 0, result = v.result, "
     "finished_at = ?, ready_at = ?, progress = 1.0, worker_id = NULL, lease_expires_at = NULL "
     "FROM locked JOIN v ON v.id = locked.id AND v.seq = locked.claim_seq "
     "WHERE jobs.id = locked.id "
-    "RETURNING jobs.id, jobs.parent_id, jobs.attempt, jobs.has_dependents), "
-    # The attempt row exists since the claim: the upsert only closes it (see CLOSE_ATTEMPT).
-    "closed AS (INSERT INTO attempts (finished_at, outcome, error, job_id, attempt, started_at) "
-    "SELECT ?, 'completed', NULL, id, attempt, ? FROM done ON CONFLICT (job_id, attempt) "
-    "DO UPDATE SET finished_at = excluded.finished_at, outcome = excluded.outcome, "
-    "error = excluded.error) "
+    "RETURNING jobs.id, jobs.parent_id, jobs.attempt, jobs.has_dependents, "
+    "locked.worker_id, locked.attempt_started_at), "
+    # Each attempt's row is written as it ends (`wireframe.store.sql.attempts`), with the
+    # worker and start time the lock read before the update cleared them.
+    "closed AS (INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, "
+    "outcome, error) SELECT id, attempt, worker_id, coalesce(attempt_started_at, ?), ?, "
+    f"'completed', NULL FROM done {UPSERT}) "
     # The transaction's id rides along: the store needs it before COMMIT (`PostgresStore.finish`).
     "SELECT id, parent_id, attempt, has_dependents, pg_current_xact_id()::text FROM done"
 )
 """End held, childless jobs whose handler returned and close their attempts: one statement
 that checks the leases and writes."""
 
+_PLAIN_SQLITE = (
+    "jobs.id = v.value ->> 0 AND jobs.claim_seq = v.value ->> 1 "
+    "AND jobs.state = 'running' AND jobs.active_children = 0 AND jobs.child_failed = 0"
+)
+
+CLOSE_PLAIN_SQLITE = (
+    "INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, error) "
+    "SELECT jobs.id, jobs.attempt, jobs.worker_id, coalesce(jobs.attempt_started_at, ?1), ?1, "
+    f"'completed', NULL FROM json_each(?2) AS v, jobs WHERE {_PLAIN_SQLITE} {UPSERT}"
+)
+"""SQLite's `COMPLETE_PLAIN`, first half: write the attempt rows of the jobs the second half
+ends (the same rows: the transaction holds the write lock), while they still name the worker.
+The batch arrives as one JSON array of [id, claim_seq, result]."""
+
 COMPLETE_PLAIN_SQLITE = (
     "UPDATE jobs SET state = 'completed', needs_finalize = 0, result = v.value ->> 2, "
     "finished_at = ?1, ready_at = ?1, progress = 1.0, worker_id = NULL, lease_expires_at = NULL "
-    "FROM json_each(?2) AS v WHERE jobs.id = v.value ->> 0 AND jobs.claim_seq = v.value ->> 1 "
-    "AND jobs.state = 'running' AND jobs.active_children = 0 AND jobs.child_failed = 0 "
+    f"FROM json_each(?2) AS v WHERE {_PLAIN_SQLITE} "
     "RETURNING jobs.id, jobs.parent_id, jobs.attempt, jobs.has_dependents"
 )
-"""SQLite's `COMPLETE_PLAIN`: the batch arrives as one JSON array of [id, claim_seq, result];
-the attempts are closed by a second statement. A third less work per job than the general
-path's lease SELECT and one UPDATE per job."""
+"""SQLite's `COMPLETE_PLAIN`, second half: end the jobs. A third less work per job than the
+general path's lease SELECT and one UPDATE per job."""
 
 
 def _complete_plain(
@@ -172,8 +190,8 @@ def _complete_plain(
         return {}
     batch = json.dumps([[o.lease.job_id, o.lease.claim_seq, o.result] for o in plain])
     if tx.dialect.name == "sqlite":
+        tx.execute(CLOSE_PLAIN_SQLITE, (now, batch))
         rows = tx.execute(COMPLETE_PLAIN_SQLITE, (now, batch)).fetchall()
-        tx.bulk(CLOSE_ATTEMPT, [(now, "completed", None, row[0], row[2]) for row in rows])
     else:
         ids = "{" + ",".join(str(o.lease.job_id) for o in plain) + "}"  # an array literal
         rows = tx.execute(COMPLETE_PLAIN, (batch, ids, now, now, now, now)).fetchall()
@@ -189,7 +207,8 @@ def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
     for part in chunks(ids):
         for row in tx.execute(
             f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts, "
-            f"child_failed, phase, cancel_requested, result, error, has_dependents FROM jobs "
+            f"child_failed, phase, cancel_requested, result, error, has_dependents, worker_id, "
+            f"attempt_started_at FROM jobs "
             f"WHERE id IN ({placeholders(len(part))}) AND state = 'running' "
             f"ORDER BY id{tx.dialect.lock}",
             tuple(part),
@@ -224,19 +243,6 @@ COMPLETE = Bulk(
     "AS v(state, phase, nf, result, now, id) WHERE jobs.id = v.id",
 )
 """Store a result, then end the job, wait for its children or queue its finalize."""
-
-CLOSE_ATTEMPT = Bulk(
-    "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND attempt = ?",
-    # An upsert (the row exists since the claim) finds each row through the primary key; an
-    # UPDATE ... FROM would leave the choice of join to statistics that lag behind a busy queue.
-    "INSERT INTO attempts (finished_at, outcome, error, job_id, attempt, started_at) "
-    f"SELECT *, v.finished_at FROM {unnest('float8', 'text', 'text', 'bigint', 'int')} "
-    "AS v(finished_at, outcome, error, job_id, attempt) "
-    "ON CONFLICT (job_id, attempt) DO UPDATE SET finished_at = excluded.finished_at, "
-    "outcome = excluded.outcome, error = excluded.error",
-)
-"""Record how an attempt ended."""
-
 
 def _complete(
     now: float, job_id: int, outcome: Complete, kids: int, phase: str

@@ -1,10 +1,10 @@
-"""Read-only queries: one job, listings, counts, attempts."""
+"""Read-only queries: one job, listings, counts (attempts: `wireframe.store.sql.attempts`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wireframe.store.records import AttemptRecord, JobRecord, JobState
+from wireframe.store.records import JobRecord, JobState
 from wireframe.store.sql.rows import JOB_COLUMNS, job_from_row, placeholders
 from wireframe.store.sql.tx import Tx
 
@@ -58,15 +58,3 @@ def counts(tx: Tx) -> dict[tuple[str, str, JobState], int]:
             "SELECT domain, type, state, count(*) FROM jobs GROUP BY domain, type, state"
         )
     }
-
-
-def attempts(tx: Tx, job_id: int) -> list[AttemptRecord]:
-    """Every attempt of a job, first to last."""
-    return [
-        AttemptRecord(*row)
-        for row in tx.execute(
-            "SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error "
-            "FROM attempts WHERE job_id = ? ORDER BY attempt",
-            (job_id,),
-        )
-    ]

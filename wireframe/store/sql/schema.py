@@ -144,6 +144,14 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX jobs_lease;
     CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL
     """,
+    # 7: when the running attempt began, on the job itself: its `attempts` row is written once,
+    # when the attempt ends (a claim no longer inserts one that the end updates). Jobs running
+    # at the upgrade already have their open row; they take its start time.
+    """
+    ALTER TABLE jobs ADD COLUMN attempt_started_at REAL;
+    UPDATE jobs SET attempt_started_at = (SELECT a.started_at FROM attempts a
+        WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt) WHERE state = 'running'
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -278,6 +286,12 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX jobs_lease;
     CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL
+    """,
+    # 7: when the running attempt began (see the SQLite version).
+    """
+    ALTER TABLE jobs ADD COLUMN attempt_started_at DOUBLE PRECISION;
+    UPDATE jobs SET attempt_started_at = (SELECT a.started_at FROM attempts a
+        WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt) WHERE state = 'running'
     """,
 )
 

@@ -1,5 +1,9 @@
-"""Migration 6 rebuilds the index of leases on the lease column: a job running when the file
-was upgraded is still found by it, and taken back once its lease has expired."""
+"""Migrations 6 and 7, on a job running when the file was upgraded from version 5.
+
+6 rebuilds the index of leases on the lease column: the job is still found by it, and taken
+back once its lease has expired. 7 writes attempt rows when attempts end: the job's open row,
+from before the upgrade, still shows as its running attempt and is closed, not doubled.
+"""
 
 from __future__ import annotations
 
@@ -35,11 +39,17 @@ def _row(now: float) -> tuple[float, ...]:
     return (t, t, t, t, now - 5)
 
 
-async def _reclaimed(store: Store, job_id: int) -> None:
+async def _reclaimed(store: Store, job_id: int, now: float) -> None:
+    running = await store.attempts(job_id)
+    assert [(a.attempt, a.worker_id, a.started_at, a.outcome) for a in running] == [
+        (1, "gone", now - 15, None)
+    ]
     assert await store.housekeep() is True
     assert await state(store, job_id) is JobState.PENDING
     attempts = await store.attempts(job_id)
-    assert [a.outcome for a in attempts] == ["lease_expired"]
+    assert [(a.attempt, a.started_at, a.outcome) for a in attempts] == [
+        (1, now - 15, "lease_expired")
+    ]
 
 
 async def test_sqlite_migration_6_keeps_running_jobs_reclaimable(tmp_path: Path, clock) -> None:
@@ -57,7 +67,7 @@ async def test_sqlite_migration_6_keeps_running_jobs_reclaimable(tmp_path: Path,
         )
         assert versions == list(range(1, SCHEMA_VERSION + 1))
         assert _LEASE_INDEX in rows[0][0]
-        await _reclaimed(store, job_id)
+        await _reclaimed(store, job_id, clock.now)
 
 
 @pytest.mark.postgres
@@ -82,7 +92,7 @@ async def test_postgres_migration_6_keeps_running_jobs_reclaimable(clock) -> Non
             )
             assert versions == list(range(1, SCHEMA_VERSION + 1))
             assert _LEASE_INDEX in rows[0][0]
-            await _reclaimed(store, job_id)
+            await _reclaimed(store, job_id, clock.now)
         finally:
             await store.close()
     finally:
