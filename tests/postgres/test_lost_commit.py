@@ -61,6 +61,7 @@ OPS: dict[str, tuple[Any, str]] = {
     "submit": (submit_sql, "submit"),
     "finish": (finish_sql, "finish"),
     "retry": (control_sql, "retry"),
+    "finish_and_claim": (pg_module, "finish_then_claim"),
 }
 """The operations whose COMMIT a test may lose: the engine function the store calls."""
 
@@ -355,6 +356,30 @@ async def test_a_finish_whose_commit_is_lost_reports_the_outcomes_it_wrote(
     assert [(a.attempt, a.outcome) for a in await store.attempts(gone.id)] == [(1, None)]
     # Applied once: a second finish of the same outcomes finds the leases gone.
     assert await store.finish([Complete(done.lease, "null")]) == [False]
+
+
+@pytest.mark.parametrize("lost_op", ["finish_and_claim"])
+async def test_a_finish_and_claim_whose_commit_is_lost_is_applied_once(
+    store: PostgresStore, schema: str, lose: LoseCommit
+) -> None:
+    [done] = await _claim_all(store, 1)
+    submitted = await store.submit([NewJob("d::t", "d", "{}") for _ in range(2)])
+    fresh = [r.id for r in submitted if isinstance(r, Submitted)]
+    request = ClaimRequest("w1", 10, 60.0, ("d",), housekeep=False)
+
+    applied, claimed = await store.finish_and_claim([Complete(done.lease, '"ok"')], request)
+
+    assert lose.fired == 1
+    assert applied == [True]
+    assert [j.id for j in claimed] == fresh
+    assert [(j.attempt, j.claim_seq) for j in claimed] == [(1, 1)] * 2
+    assert sorted(rows(schema, "SELECT id, state, worker_id FROM jobs")) == [
+        (done.id, "completed", None), *((i, "running", "w1") for i in fresh)
+    ]
+    assert rows(schema, "SELECT job_id, outcome FROM attempts") == [(done.id, "completed")]
+    # Nothing else is leased, and the leases returned are the ones the database holds.
+    assert await store.claim(request) == []
+    assert await store.finish([Complete(j.lease, "null") for j in claimed]) == [True, True]
 
 
 @pytest.mark.parametrize("lost_op", ["retry"])

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from wireframe.scheduler import Domain, JobContext, JobState, Scheduler
-from wireframe.store import MemoryStore, Outcome
+from wireframe.store import Chooser, ClaimRequest, JobRecord, MemoryStore, Outcome
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -33,14 +33,23 @@ async def test_heartbeat_renews_the_lease_of_a_job_whose_outcome_is_being_writte
     store = MemoryStore(clock=clock)
     writing = anyio.Event()
     go_on = anyio.Event()
-    finish = store.finish
+    finish, finish_and_claim = store.finish, store.finish_and_claim
 
     async def slow_finish(outcomes: Sequence[Outcome]) -> list[bool]:
         writing.set()
         await go_on.wait()
         return await finish(outcomes)
 
+    async def slow_finish_and_claim(
+        outcomes: Sequence[Outcome], request: ClaimRequest, chooser: Chooser | None = None
+    ) -> tuple[list[bool], list[JobRecord]]:
+        writing.set()
+        await go_on.wait()
+        return await finish_and_claim(outcomes, request, chooser)
+
+    # A worker with free slots claims with the write (finish_and_claim); else it only writes.
     store.finish = slow_finish  # type: ignore[method-assign]
+    store.finish_and_claim = slow_finish_and_claim  # type: ignore[method-assign]
     scheduler = Scheduler(store, domains=[work], claim_ttl=60.0)
     with anyio.fail_after(20):
         async with running(scheduler) as s:

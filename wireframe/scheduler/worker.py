@@ -26,6 +26,7 @@ from wireframe.scheduler.running import Running, ShutdownMode, default_worker_id
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
     Beat,
+    Chooser,
     ClaimRequest,
     Complete,
     JobRecord,
@@ -115,6 +116,7 @@ class Worker(Task):
         self._runners = 0
         self._add_runner: Callable[[], None] = lambda: None
         self._stopping = False
+        self._claiming = False  # a claim (alone, or with a flush) is under way
         self._jobs: Handoff[Running] = Handoff()
 
     # -- public ---------------------------------------------------------------------------
@@ -186,43 +188,55 @@ class Worker(Task):
         store = self.scheduler.store
         while True:
             self._wake = anyio.Event()
-            limits = self.limits
-            busy = limits.running
-            threshold = (
-                1 if busy == 0 else max(1, min(self.batch_size, limits.max_concurrency) // 4)
-            )
             claimed = 0
-            # Deferred jobs coming back go first. Outcomes not yet stored count against the
-            # slots beyond max_concurrency: a crash can make at most twice max_concurrency
-            # jobs run again (those running and those whose completion was not yet written).
-            backlog = len(self._outcomes) + len(self._in_flight)
-            free = limits.free - self._resuming - max(0, backlog - limits.max_concurrency)
-            if free >= threshold:
-                want = min(free, self.batch_size)
-                request = ClaimRequest(
-                    self.worker_id,
-                    want,
-                    self.claim_ttl,
-                    self.domain_names,
-                    self.tags,
-                    exclude_types=limits.full_types(),
-                    exclude_domains=limits.full_domains(),
-                    scan=want * 4 if limits.constrained else want,
-                    housekeep=False,
-                )
-                chooser = limits.chooser(want) if limits.constrained else None
-                with anyio.CancelScope(shield=True):
-                    jobs = await store.claim(request, chooser)
-                    self._start(jobs)
+            if self._claiming:  # the flusher claims with its write; it wakes us when done
+                await self._wake.wait()
+                continue
+            asked = self._claim_request()
+            if asked is not None:
+                request, chooser = asked
+                self._claiming = True
+                try:
+                    with anyio.CancelScope(shield=True):
+                        jobs = await store.claim(request, chooser)
+                        self._start(jobs)
+                finally:
+                    self._claiming = False
                 claimed = len(jobs)
                 # Housekeeping after the claim, so new work starts first; it may free more.
                 if self._housekeeping_due() and await store.housekeep():
                     continue
-                if claimed == want:
+                if claimed == request.limit:
                     continue
-            elif limits.free == 0:
+            elif self.limits.free == 0:
                 await self._maybe_preempt()
             await self._sleep_until_work(claimed)
+
+    def _claim_request(self) -> tuple[ClaimRequest, Chooser | None] | None:
+        """What to claim now, if enough slots are free for a claim to be worth its trip."""
+        limits = self.limits
+        busy = limits.running
+        threshold = 1 if busy == 0 else max(1, min(self.batch_size, limits.max_concurrency) // 4)
+        # Deferred jobs coming back go first. Outcomes not yet stored count against the
+        # slots beyond max_concurrency: a crash can make at most twice max_concurrency
+        # jobs run again (those running and those whose completion was not yet written).
+        backlog = len(self._outcomes) + len(self._in_flight)
+        free = limits.free - self._resuming - max(0, backlog - limits.max_concurrency)
+        if free < threshold:
+            return None
+        want = min(free, self.batch_size)
+        request = ClaimRequest(
+            self.worker_id,
+            want,
+            self.claim_ttl,
+            self.domain_names,
+            self.tags,
+            exclude_types=limits.full_types(),
+            exclude_domains=limits.full_domains(),
+            scan=want * 4 if limits.constrained else want,
+            housekeep=False,
+        )
+        return request, limits.chooser(want) if limits.constrained else None
 
     def _housekeeping_due(self) -> bool:
         """Housekeep on a claim when a due time has come, else at most every HOUSEKEEP_EVERY."""
@@ -321,14 +335,27 @@ class Worker(Task):
             await self._flush()
 
     async def _flush(self) -> None:
+        store = self.scheduler.store
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
             self._in_flight = batch
+            # While slots are free and no claim is under way, the same transaction claims
+            # work for them: one trip to the store instead of two.
+            asked = None if self._claiming or self._stopping else self._claim_request()
             with anyio.CancelScope(shield=True), self.scheduler.holding_transitions():
                 try:
-                    applied = await self.scheduler.store.finish([o for _, o in batch])
+                    if asked is None:
+                        applied = await store.finish([o for _, o in batch])
+                    else:
+                        self._claiming = True
+                        applied, jobs = await store.finish_and_claim(
+                            [o for _, o in batch], *asked
+                        )
+                        self._start(jobs)
                 finally:
                     self._in_flight = []
+                    if asked is not None:
+                        self._claiming = False
                     self._wake.set()  # a claim held back by the backlog may go ahead
                 self._after_flush(batch, applied)
                 if self.running and any(not isinstance(o, Complete) for _, o in batch):

@@ -116,6 +116,12 @@ class Store(Protocol):
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Apply completions, failures and releases fenced on their leases; True where applied."""
 
+    async def finish_and_claim(
+        self, outcomes: Sequence[Outcome], request: ClaimRequest, chooser: Chooser | None = None
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """`finish(outcomes)`, then `claim(request, chooser)` without its housekeeping: one
+        transaction, so a busy worker makes one trip to the store instead of two."""
+
     async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
         """Cancel a job and its descendants (running ones by request); return its state."""
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from wireframe.store.base import Observed
+import attrs
+
+from wireframe.store.base import Chooser, Observed
 from wireframe.store.records import (
     AttemptRecord,
     Beat,
     Checkpoint,
+    ClaimRequest,
     EventRecord,
     Fired,
     JobRecord,
@@ -32,6 +35,19 @@ from wireframe.store.sql.submit import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 
 T = TypeVar("T")
+
+
+def finish_then_claim(
+    tx: Tx,
+    now: float,
+    outcomes: list[Outcome],
+    request: ClaimRequest,
+    chooser: Chooser | None,
+    token: str | None,
+) -> tuple[list[bool], list[JobRecord]]:
+    """`finish`, then `claim` in the same transaction (`EngineStore.finish_and_claim`)."""
+    applied = finish.finish(tx, now, outcomes) if outcomes else []
+    return applied, claim_sql.claim(tx, now, request, chooser, token)
 
 INLINE_SUBMIT = 100
 """Submissions of up to this many jobs count as small (a store may run them on the loop)."""
@@ -78,6 +94,15 @@ class EngineStore(Observed):
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Apply fenced outcomes."""
         return await self._op(finish.finish, list(outcomes), inline=True) if outcomes else []
+
+    async def finish_and_claim(
+        self, outcomes: Sequence[Outcome], request: ClaimRequest, chooser: Chooser | None = None
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """Apply fenced outcomes and lease pending jobs, in one transaction."""
+        return await self._op(
+            finish_then_claim, list(outcomes), attrs.evolve(request, housekeep=False), chooser,
+            None, inline=True,
+        )
 
     async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
         """Cancel a job tree."""

@@ -32,7 +32,7 @@ import anyio.to_thread
 import attrs
 
 from wireframe.store.base import Chooser, Observers
-from wireframe.store.engine import EngineStore, without_now
+from wireframe.store.engine import EngineStore, finish_then_claim, without_now
 from wireframe.store.errors import StoreError, StoreURLError
 from wireframe.store.pg_sql import analyze, leased_by, pg_tx, xact_status
 from wireframe.store.records import (
@@ -455,6 +455,22 @@ class PostgresStore(EngineStore):
             return []
         return await self._run(
             finish_sql.finish, list(outcomes), settle=self._settle_xact(list[bool])
+        )
+
+    async def finish_and_claim(
+        self, outcomes: Sequence[Outcome], request: ClaimRequest, chooser: Chooser | None = None
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """Apply fenced outcomes and lease pending jobs in one transaction.
+
+        Settled like a finish if its COMMIT loses the connection (`_settle_xact`): committed,
+        the outcomes it applied and the jobs it leased are returned; rolled back, it runs
+        again. The claim writes its token on its rows like any claim.
+        """
+        self._claim_generation = self._generation
+        request = attrs.evolve(request, housekeep=False)
+        return await self._run(
+            finish_then_claim, list(outcomes), request, chooser, uuid.uuid4().hex,
+            settle=self._settle_xact(tuple[list[bool], list[JobRecord]]),
         )
 
     def _settle_xact(self, kind: type[T]) -> Settle[T]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -19,13 +19,15 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import attrs
 
 from wireframe.store.base import Chooser, Observers
-from wireframe.store.engine import EngineStore
+from wireframe.store.engine import EngineStore, finish_then_claim
 from wireframe.store.errors import StoreError
 from wireframe.store.records import (
     ClaimRequest,
     JobRecord,
+    Outcome,
 )
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import schema
@@ -214,6 +216,17 @@ class SqliteStore(EngineStore):
         """Lease pending jobs, noting the data version first (see `wait_for_work`)."""
         return await self._call(
             self._tx(claim_sql.claim, request, chooser, note_version=True), inline=True
+        )
+
+    async def finish_and_claim(
+        self, outcomes: Sequence[Outcome], request: ClaimRequest, chooser: Chooser | None = None
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """Apply fenced outcomes and lease pending jobs in one transaction, noting the data
+        version first like `claim`."""
+        request = attrs.evolve(request, housekeep=False)
+        return await self._call(
+            self._tx(finish_then_claim, list(outcomes), request, chooser, None, note_version=True),
+            inline=True,
         )
 
     # -- wake-ups ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
+import attrs
 
 from wireframe.store.base import Chooser, Observed, Observers
 from wireframe.store.errors import StoreError
@@ -125,6 +126,19 @@ class MemoryStore(Observed):
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """Apply fenced outcomes."""
         return await self._op(finish.finish, outcomes) if outcomes else []
+
+    async def finish_and_claim(
+        self, outcomes: Sequence[Outcome], request: ClaimRequest, chooser: Chooser | None = None
+    ) -> tuple[list[bool], list[JobRecord]]:
+        """Apply fenced outcomes and lease pending jobs, in one step (undone whole if the
+        chooser raises)."""
+        request = attrs.evolve(request, housekeep=False)
+
+        def op(tb: Table) -> tuple[list[bool], list[JobRecord]]:
+            applied = finish.finish(tb, outcomes) if outcomes else []
+            return applied, claim_ops.claim(tb, request, chooser)
+
+        return await self._op(op, guard=None if chooser is None else _always)
 
     async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
         """Cancel a job tree."""
@@ -252,3 +266,8 @@ class MemoryStore(Observed):
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Sleep for `timeout`: nobody but this store's own callers can add work."""
         await anyio.sleep(timeout)
+
+
+def _always(tb: Table) -> bool:
+    """A guard that always keeps a copy to undo from."""
+    return True
