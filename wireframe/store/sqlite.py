@@ -115,6 +115,12 @@ class SqliteStore(EngineStore):
             conn, txn = self._conn, self._txn
             if conn is None or txn is None:
                 raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+            # Every operation shares `txn`: what it notes belongs to this transaction alone. The
+            # engine only ever sets `wakes` (`housekeep` returns it), and a COMMIT that raised
+            # leaves the transitions of work that never committed.
+            txn.wakes = False
+            if txn.transitions:
+                txn.transitions.clear()
             if note_version:
                 self._seen_version = conn.execute("PRAGMA data_version").fetchone()[0]
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
