@@ -107,7 +107,7 @@ async def test_transitions_of_a_failed_commit_never_reach_observers(
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         await sqlite.housekeep()
     assert not failing.armed
-    conn.execute("ROLLBACK")  # as SQLite does after an I/O error in COMMIT
+    assert not conn.in_transaction  # the store ended the transaction the COMMIT left open
     sqlite._conn = conn
 
     assert await state(sqlite, job_id) is JobState.PENDING  # the expiry never committed

@@ -8,6 +8,7 @@ both).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -130,7 +131,16 @@ class SqliteStore(EngineStore):
                 conn.execute("ROLLBACK")
                 txn.transitions.clear()
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may leave the transaction open (a busy or failed COMMIT): end it, or
+                # the next operation's BEGIN fails.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                txn.transitions.clear()
+                raise
             if txn.transitions:
                 self._observers.collect(txn.transitions)
                 txn.transitions.clear()
