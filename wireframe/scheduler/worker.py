@@ -361,6 +361,10 @@ class Worker(Task):
                 if self.running and any(not isinstance(o, Complete) for _, o in batch):
                     # A failure or cancellation may have cascaded to jobs running here.
                     await self.check_requests()
+            # A busy worker claims here more than in the claim loop: housekeep here too, or
+            # due jobs, expired ttls and dead workers' leases would wait for an idle moment.
+            if asked is not None and self._housekeeping_due() and await store.housekeep():
+                self._wake.set()
 
     async def check_requests(self) -> None:
         """Renew every lease now, so cancel and pause requests reach running handlers at once.
