@@ -206,7 +206,11 @@ def test_workers_on_one_sqlite_file_never_run_a_job_twice(tmp_path: Path) -> Non
         s = Scheduler(url, domains=[t], worker=False)
         await s.open()
         try:
-            return [o.id for o in await s.submit_many([Rec(i) for i in range(1500)])]
+            # Each job takes a moment (1,500 x 20 ms over 16 slots is about 2 s for one process
+            # alone), so the first process to start cannot finish them all before the others
+            # are up: the work is shared whatever the start-up order.
+            jobs = [Rec(i, sleep=0.02) for i in range(1500)]
+            return [o.id for o in await s.submit_many(jobs)]
         finally:
             await s.close()
 
