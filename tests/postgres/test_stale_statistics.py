@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -24,10 +25,13 @@ from wireframe.store.records import JobRecord, Lease, LeaseStatus
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import durable as durable_sql
 from wireframe.store.sql import finish as finish_sql
+from wireframe.store.sql.tx import Tx
 
 from pg_support import drop_schema, new_schema_name, pg_dsn, require_pg
 
 pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
 
 BATCH = 64
 QUEUED = 3000
@@ -74,25 +78,25 @@ def _rows_read(conn: psycopg.Connection[object]) -> int:
     return int(row[0])
 
 
-def _connect(store: PostgresStore) -> psycopg.Connection[object]:
+def _read_by(store: PostgresStore, op: Callable[[Tx], T]) -> tuple[T, int]:
+    """What `op` returns in a transaction of its own (rolled back), and the rows it read."""
     # The store's own connection options (bitmap scans off), in its schema.
-    return psycopg.connect(
+    with psycopg.connect(
         pg_dsn(), options=f"-c search_path={store.schema} -c enable_bitmapscan=off"
-    )
+    ) as conn:
+        before = _rows_read(conn)
+        result = op(pg_tx(conn))
+        read = _rows_read(conn) - before
+        conn.rollback()
+    return result, read
 
 
 async def test_a_finish_reads_its_own_rows_not_every_running_job(
     stale: tuple[PostgresStore, list[JobRecord]],
 ) -> None:
     store, running = stale
-    batch = running[-BATCH:]
-    with _connect(store) as conn:
-        before = _rows_read(conn)
-        applied = finish_sql.finish(
-            pg_tx(conn), time.time(), [Complete(Lease(j.id, j.claim_seq), "1") for j in batch]
-        )
-        read = _rows_read(conn) - before
-        conn.rollback()
+    outcomes = [Complete(Lease(j.id, j.claim_seq), "1") for j in running[-BATCH:]]
+    applied, read = _read_by(store, lambda tx: finish_sql.finish(tx, time.time(), outcomes))
     assert applied == [True] * BATCH
     assert read <= 3 * BATCH, f"a finish of {BATCH} jobs read {read} rows among {QUEUED} running"
 
@@ -101,51 +105,42 @@ async def test_a_claim_reads_about_what_it_leases_not_every_pending_job(
     stale: tuple[PostgresStore, list[JobRecord]],
 ) -> None:
     store, _ = stale
-    with _connect(store) as conn:
-        before = _rows_read(conn)
-        claimed = claim_sql.claim(
-            pg_tx(conn), time.time(), _request(BATCH), None, uuid.uuid4().hex
-        )
-        read = _rows_read(conn) - before
-        conn.rollback()
+    claimed, read = _read_by(
+        store,
+        lambda tx: claim_sql.claim(tx, time.time(), _request(BATCH), None, uuid.uuid4().hex),
+    )
     assert len(claimed) == BATCH
     assert read <= 4 * BATCH, f"a claim of {BATCH} jobs read {read} rows among {QUEUED} pending"
 
 
-async def test_failures_and_heartbeats_read_their_own_rows(
+async def test_heartbeats_read_their_own_rows(
     stale: tuple[PostgresStore, list[JobRecord]],
 ) -> None:
     store, running = stale
-    batch = running[-BATCH:]
-    with _connect(store) as conn:
-        tx = pg_tx(conn)
-        before = _rows_read(conn)
-        beats = finish_sql.heartbeat(
-            tx, time.time(), [Beat(Lease(j.id, j.claim_seq)) for j in batch], 300.0
-        )
-        read_beats = _rows_read(conn) - before
-        before = _rows_read(conn)
-        failed = finish_sql.finish(
-            tx, time.time(), [Fail(Lease(j.id, j.claim_seq), "boom", None, None) for j in batch]
-        )
-        read_fails = _rows_read(conn) - before
-        conn.rollback()
-    assert set(beats.values()) == {LeaseStatus.OK} and len(beats) == BATCH
-    assert failed == [True] * BATCH
-    assert read_beats <= 3 * BATCH, f"{BATCH} heartbeats read {read_beats} rows"
-    assert read_fails <= 3 * BATCH, f"{BATCH} failures read {read_fails} rows"
+    beats = [Beat(Lease(j.id, j.claim_seq)) for j in running[-BATCH:]]
+    status, read = _read_by(
+        store, lambda tx: finish_sql.heartbeat(tx, time.time(), beats, 300.0)
+    )
+    assert list(status.values()) == [LeaseStatus.OK] * BATCH
+    assert read <= 3 * BATCH, f"{BATCH} heartbeats read {read} rows among {QUEUED} running"
+
+
+async def test_failures_read_their_own_rows(
+    stale: tuple[PostgresStore, list[JobRecord]],
+) -> None:
+    store, running = stale
+    outcomes = [Fail(Lease(j.id, j.claim_seq), "boom") for j in running[-BATCH:]]
+    applied, read = _read_by(store, lambda tx: finish_sql.finish(tx, time.time(), outcomes))
+    assert applied == [True] * BATCH
+    assert read <= 3 * BATCH, f"{BATCH} failures read {read} rows among {QUEUED} running"
 
 
 async def test_housekeeping_with_nothing_due_reads_nothing(
     stale: tuple[PostgresStore, list[JobRecord]],
 ) -> None:
     store, _ = stale
-    with _connect(store) as conn:
-        before = _rows_read(conn)
-        # Leases last 300 s: none has expired; nothing is scheduled or has a ttl.
-        woke = claim_sql.housekeep(pg_tx(conn), time.time())
-        read = _rows_read(conn) - before
-        conn.rollback()
+    # Leases last 300 s: none has expired; nothing is scheduled or has a ttl.
+    woke, read = _read_by(store, lambda tx: claim_sql.housekeep(tx, time.time()))
     assert woke is False
     assert read <= 10, f"housekeeping read {read} rows with nothing due"
 
@@ -154,12 +149,12 @@ async def test_housekeeping_reclaims_expired_leases_through_their_index(
     stale: tuple[PostgresStore, list[JobRecord]],
 ) -> None:
     store, _ = stale
-    with _connect(store) as conn:
-        before = _rows_read(conn)
-        woke = claim_sql.housekeep(pg_tx(conn), time.time() + 301)  # every lease has expired
-        read = _rows_read(conn) - before
-        pending = conn.execute("SELECT count(*) FROM jobs WHERE state = 'pending'").fetchone()
-        conn.rollback()
+
+    def reclaim(tx: Tx) -> tuple[bool, object]:
+        woke = claim_sql.housekeep(tx, time.time() + 301)  # every lease has expired
+        return woke, tx.execute("SELECT count(*) FROM jobs WHERE state = 'pending'").fetchone()
+
+    (woke, pending), read = _read_by(store, reclaim)
     assert woke is True
     assert pending == (2 * QUEUED,)
     assert read <= 3 * QUEUED, f"reclaiming {QUEUED} leases read {read} rows"
@@ -169,13 +164,10 @@ async def test_a_checkpoint_write_reads_its_own_row(
     stale: tuple[PostgresStore, list[JobRecord]],
 ) -> None:
     store, running = stale
-    job = running[-1]
-    with _connect(store) as conn:
-        before = _rows_read(conn)
-        written = durable_sql.put_checkpoint(
-            pg_tx(conn), time.time(), Lease(job.id, job.claim_seq), 0, "step", "step", "1", 300.0
-        )
-        read = _rows_read(conn) - before
-        conn.rollback()
+    lease = Lease(running[-1].id, running[-1].claim_seq)
+    written, read = _read_by(
+        store,
+        lambda tx: durable_sql.put_checkpoint(tx, time.time(), lease, 0, "s", "step", "1", 300.0),
+    )
     assert written is True
     assert read <= 3, f"a checkpoint write read {read} rows among {QUEUED} running"
