@@ -78,8 +78,11 @@ def _rows_read(conn: psycopg.Connection[object]) -> int:
     return int(row[0])
 
 
-def _read_by(store: PostgresStore, op: Callable[[Tx], T]) -> tuple[T, int]:
-    """What `op` returns in a transaction of its own (rolled back), and the rows it read."""
+def _read_by(
+    store: PostgresStore, op: Callable[[Tx], T], pending: list[int] | None = None
+) -> tuple[T, int]:
+    """What `op` returns in a transaction of its own (rolled back), and the rows it read; the
+    jobs then pending are counted into `pending` (after the rows are counted)."""
     # The store's own connection options (bitmap scans off), in its schema.
     with psycopg.connect(
         pg_dsn(), options=f"-c search_path={store.schema} -c enable_bitmapscan=off"
@@ -87,6 +90,9 @@ def _read_by(store: PostgresStore, op: Callable[[Tx], T]) -> tuple[T, int]:
         before = _rows_read(conn)
         result = op(pg_tx(conn))
         read = _rows_read(conn) - before
+        if pending is not None:
+            row = conn.execute("SELECT count(*) FROM jobs WHERE state = 'pending'").fetchone()
+            pending.append(row[0] if row else 0)
         conn.rollback()
     return result, read
 
@@ -149,14 +155,12 @@ async def test_housekeeping_reclaims_expired_leases_through_their_index(
     stale: tuple[PostgresStore, list[JobRecord]],
 ) -> None:
     store, _ = stale
-
-    def reclaim(tx: Tx) -> tuple[bool, object]:
-        woke = claim_sql.housekeep(tx, time.time() + 301)  # every lease has expired
-        return woke, tx.execute("SELECT count(*) FROM jobs WHERE state = 'pending'").fetchone()
-
-    (woke, pending), read = _read_by(store, reclaim)
+    pending: list[int] = []
+    woke, read = _read_by(
+        store, lambda tx: claim_sql.housekeep(tx, time.time() + 301), pending  # all expired
+    )
     assert woke is True
-    assert pending == (2 * QUEUED,)
+    assert pending == [2 * QUEUED]
     assert read <= 3 * QUEUED, f"reclaiming {QUEUED} leases read {read} rows"
 
 
