@@ -68,7 +68,7 @@ def job_row(
 
 def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     """Insert `jobs` (or find their duplicates) in one transaction, in order."""
-    if tx.dialect.name == "sqlite" and len(jobs) >= UNIFORM_MIN and _uniform(jobs):
+    if len(jobs) >= UNIFORM_MIN and _uniform(jobs):
         return _submit_uniform(tx, now, jobs)
     results: list[SubmitResult] = []
     rows: list[tuple[object, ...]] = []
@@ -135,7 +135,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
 
 
 UNIFORM_MIN = 16
-"""A SQLite batch at least this big whose jobs differ only in payload is one INSERT."""
+"""A batch at least this big whose jobs differ only in payload is one INSERT."""
 
 # Every column but the id and the payload is bound once; the payloads arrive as one JSON array
 # and `json_each` turns them into rows inside SQLite (its `key` is the index in the array).
@@ -143,6 +143,14 @@ _INSERT_UNIFORM = (
     f"INSERT INTO {_JOB_COLUMNS} SELECT ?1 + key, ?2, ?3, value, "
     + ", ".join(f"?{i}" for i in range(5, 24))
     + " FROM json_each(?4)"
+)
+# PostgreSQL: the ids (reserved from a sequence, so not always consecutive) arrive as an array
+# literal and the payloads as a JSON array; the two are zipped in order.
+_INSERT_UNIFORM_PG = (
+    f"INSERT INTO {_JOB_COLUMNS} SELECT v.id, ?, ?, v.payload, "
+    + ", ".join("?" for _ in range(19))
+    + " FROM unnest(?::bigint[], ARRAY(SELECT p FROM json_array_elements_text(?::json)"
+    + " WITH ORDINALITY AS e(p, n) ORDER BY n)) AS v(id, payload)"
 )
 
 
@@ -179,12 +187,17 @@ def _uniform(jobs: Sequence[NewJob]) -> bool:
 
 
 def _submit_uniform(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
-    """Insert a `_uniform` batch with one statement: SQLite expands the payload array."""
+    """Insert a `_uniform` batch with one statement: the database expands the payload array."""
     ids = tx.dialect.reserve_ids(tx, "jobs", len(jobs))
     state, error, _ = _initial_state(tx, now, jobs[0])
     params = list(job_row(jobs[0], ids[0], now, state, None, error))
-    params[3] = json.dumps([job.payload for job in jobs], ensure_ascii=False)
-    tx.execute(_INSERT_UNIFORM, params)
+    payloads = json.dumps([job.payload for job in jobs], ensure_ascii=False)
+    if tx.dialect.name == "sqlite":
+        params[3] = payloads
+        tx.execute(_INSERT_UNIFORM, params)
+    else:
+        array = "{" + ",".join(map(str, ids)) + "}"
+        tx.execute(_INSERT_UNIFORM_PG, (*params[1:3], *params[4:], array, payloads))
     tx.wakes = True
     return [Submitted(job_id) for job_id in ids]
 
