@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wireframe.scheduler")
 
+STREAK = 64
+"""Jobs a runner takes from its queue between yields to the event loop. Jobs that finish without
+awaiting anything (the flusher writes the outcomes of one streak at a time) run this many at a
+stretch: a longer stretch means fewer, bigger writes; 64 no-op jobs take well under 1 ms."""
+
 
 async def run_jobs(worker: Worker, jobs: Handoff[Running]) -> None:
     """A runner: take jobs from `jobs` and run them one at a time until the hand-off closes."""
@@ -49,7 +54,7 @@ async def run_jobs(worker: Worker, jobs: Handoff[Running]) -> None:
                 try:
                     running = jobs.get_nowait()
                     streak += 1
-                    if streak % 32 == 0:
+                    if streak % STREAK == 0:
                         await anyio.lowlevel.checkpoint()
                 except anyio.WouldBlock:
                     try:
