@@ -340,8 +340,14 @@ class Worker(Task):
             batch, self._outcomes = self._outcomes, []
             self._in_flight = batch
             # While slots are free and no claim is under way, the same transaction claims
-            # work for them: one trip to the store instead of two.
-            asked = None if self._claiming or self._stopping else self._claim_request()
+            # work for them: one trip to the store instead of two. Not with a chooser (limits
+            # per type, domain or resource): the memory store would copy its table to undo
+            # the write if the chooser failed; the claim loop claims those on its own.
+            asked = (
+                None
+                if self._claiming or self._stopping or self.limits.constrained
+                else self._claim_request()
+            )
             with anyio.CancelScope(shield=True), self.scheduler.holding_transitions():
                 try:
                     if asked is None:

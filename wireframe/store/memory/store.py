@@ -130,8 +130,8 @@ class MemoryStore(Observed):
     async def finish_and_claim(
         self, outcomes: Sequence[Outcome], request: ClaimRequest, chooser: Chooser | None = None
     ) -> tuple[list[bool], list[JobRecord]]:
-        """Apply fenced outcomes and lease pending jobs, in one step (undone whole if the
-        chooser raises)."""
+        """Apply fenced outcomes and lease pending jobs, in one step; with a chooser, the table
+        is copied first so that a chooser that raises leaves it as it was."""
         request = attrs.evolve(request, housekeep=False)
 
         def op(tb: Table) -> tuple[list[bool], list[JobRecord]]:
