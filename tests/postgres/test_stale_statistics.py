@@ -97,14 +97,16 @@ def _read_by(
     return result, read
 
 
-async def test_a_finish_reads_its_own_rows_not_every_running_job(
-    stale: tuple[PostgresStore, list[JobRecord]],
+@pytest.mark.parametrize("kind", ["complete", "fail"])
+async def test_outcomes_read_their_own_rows_not_every_running_job(
+    stale: tuple[PostgresStore, list[JobRecord]], kind: str
 ) -> None:
     store, running = stale
-    outcomes = [Complete(Lease(j.id, j.claim_seq), "1") for j in running[-BATCH:]]
+    leases = [Lease(j.id, j.claim_seq) for j in running[-BATCH:]]
+    outcomes = [Complete(x, "1") if kind == "complete" else Fail(x, "boom") for x in leases]
     applied, read = _read_by(store, lambda tx: finish_sql.finish(tx, time.time(), outcomes))
     assert applied == [True] * BATCH
-    assert read <= 3 * BATCH, f"a finish of {BATCH} jobs read {read} rows among {QUEUED} running"
+    assert read <= 3 * BATCH, f"{BATCH} outcomes ({kind}) read {read} rows among {QUEUED} running"
 
 
 async def test_a_claim_reads_about_what_it_leases_not_every_pending_job(
@@ -129,16 +131,6 @@ async def test_heartbeats_read_their_own_rows(
     )
     assert list(status.values()) == [LeaseStatus.OK] * BATCH
     assert read <= 3 * BATCH, f"{BATCH} heartbeats read {read} rows among {QUEUED} running"
-
-
-async def test_failures_read_their_own_rows(
-    stale: tuple[PostgresStore, list[JobRecord]],
-) -> None:
-    store, running = stale
-    outcomes = [Fail(Lease(j.id, j.claim_seq), "boom") for j in running[-BATCH:]]
-    applied, read = _read_by(store, lambda tx: finish_sql.finish(tx, time.time(), outcomes))
-    assert applied == [True] * BATCH
-    assert read <= 3 * BATCH, f"{BATCH} failures read {read} rows among {QUEUED} running"
 
 
 async def test_housekeeping_with_nothing_due_reads_nothing(
