@@ -188,8 +188,9 @@ class Worker(Task):
         store = self.scheduler.store
         while True:
             self._wake = anyio.Event()
-            claimed = 0
-            if self._claiming:  # the flusher claims with its write; it wakes us when done
+            claimed = -1  # no claim made
+            if self._claiming or self._flusher_claims():
+                # The flusher claims with its write, one trip for both; it wakes us when done.
                 await self._wake.wait()
                 continue
             asked = self._claim_request()
@@ -211,6 +212,12 @@ class Worker(Task):
             elif self.limits.free == 0:
                 await self._maybe_preempt()
             await self._sleep_until_work(claimed)
+
+    def _flusher_claims(self) -> bool:
+        """Whether outcomes are queued or being written by a flusher that claims with them."""
+        return bool(self._outcomes or self._in_flight) and not (
+            self._stopping or self.limits.constrained
+        )
 
     def _claim_request(self) -> tuple[ClaimRequest, Chooser | None] | None:
         """What to claim now, if enough slots are free for a claim to be worth its trip."""
@@ -257,7 +264,7 @@ class Worker(Task):
     async def _sleep_until_work(self, claimed: int) -> None:
         store = self.scheduler.store
         timeout = self.poll_interval
-        if claimed == 0 and self.limits.free > 0:
+        if claimed == 0 and self.limits.free > 0:  # a claim found nothing: when is work due?
             due = self._due = await store.next_due_at()
             if due is not None:
                 timeout = max(0.0, min(timeout, due - time.time()))
