@@ -63,16 +63,17 @@ async def measure_processes(
     client = Scheduler(url, domains=[bench_domain()], worker=False)
     await client.open()  # creates the schema before the workers start
     try:
-        with worker_processes(url, workers, max_concurrency=concurrency, batch_size=batch):
+        with worker_processes(url, workers, max_concurrency=concurrency, batch_size=batch) as ran:
             t0 = time.time()
             for start in range(0, n, chunk):
                 await client.submit_many([Noop(i) for i in range(start, min(n, start + chunk))])
             t1 = time.time()
-            # Waiting must not load the database being measured. While jobs are pending, ask
-            # through the index of pending jobs; counting scans the table, so count only then.
-            # The end is the last completion time the store recorded.
-            while await client.store.top_pending_priority(["bench"], ()) is not None:  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+            # Waiting must not load the database being measured: the workers count the jobs
+            # they run in shared memory; once all have run, wait for their completions to be
+            # written (counting scans the table, so only then). The end is the last
+            # completion time the store recorded.
+            while sum(ran) < n:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
             while await completed(client) < n:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
             done = await client.store.list_jobs(states=[JobState.COMPLETED], limit=n)
