@@ -511,6 +511,17 @@ def test_result_round_trip(value: object) -> None:
     assert decode_result(encode_result(value, where="r")) == value
 
 
+@given(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+def test_a_scalar_result_is_written_as_the_canonical_encoder_writes_it(value: object) -> None:
+    assert encode_result(value, where="r") == canonical_json(value)
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -521,6 +532,12 @@ def test_results() -> None:
     assert encode_result(Point(1), where="r") == '{"x":1,"y":0.0}'
     assert encode_result([1, "a", (2,)], where="r") == '[1,"a",[2]]'
     assert encode_result(3.5, where="r") == "3.5"
+    assert encode_result(-0.0, where="r") == "-0.0"
+    assert encode_result(10**30, where="r") == "1000000000000000000000000000000"
+    assert encode_result("é\n", where="r") == '"\\u00e9\\n"'
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(PayloadError, match=r"result: float .* is not JSON-serialisable"):
+            encode_result(bad, where="r")
     with pytest.raises(PayloadError) as info:
         encode_result({"ok": {1}}, where="result of job 7 (math::add)")
     assert str(info.value) == (

@@ -313,6 +313,9 @@ def to_jsonable(value: object, *, where: str, root: str = "value") -> object:
         raise PayloadError(f"{where}: {path}: {exc.reason}") from None
 
 
+_encode_str = json.encoder.encode_basestring_ascii
+"""How `_CANONICAL` writes a string (`ensure_ascii`)."""
+
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 """One encoder for every call: `json.dumps` with options builds a new one each time."""
 
@@ -441,6 +444,15 @@ def encode_result(value: object, *, where: str | Callable[[], str]) -> str:
     """
     if value is None:
         return "null"
+    kind = type(value)
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+        return float.__repr__(value)  # type: ignore[arg-type]  # what the encoder writes
+    if kind is int:
+        return int.__repr__(value)  # type: ignore[arg-type]
+    if kind is str:
+        return _encode_str(value)  # type: ignore[arg-type]
+    if kind is bool:
+        return "true" if value else "false"
     try:
         data = _convert(value, set())
     except _Unserialisable as exc:

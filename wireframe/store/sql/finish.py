@@ -61,9 +61,13 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
         done = plain.pop(outcome.lease.job_id, None)
         if done is not None:
             applied.append(True)
-            ended.append(
-                Ended(done[0], "completed", done[1], 0, None, blocked_on=False, dependents=done[3])
-            )
+            if done[1] is not None or done[3]:  # else nothing follows from its end
+                ended.append(
+                    Ended(
+                        done[0], "completed", done[1], 0, None, blocked_on=False,
+                        dependents=done[3],
+                    )
+                )
             continue
         row = held.get(outcome.lease.job_id)
         if row is None or row[1] != outcome.lease.claim_seq:
