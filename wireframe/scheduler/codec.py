@@ -446,9 +446,9 @@ def encode_result(value: object, *, where: str | Callable[[], str]) -> str:
         return "null"
     kind = type(value)
     if kind is float and math.isfinite(value):  # type: ignore[arg-type]
-        return float.__repr__(value)  # type: ignore[arg-type]  # what the encoder writes
+        return float.__repr__(value)  # what the encoder writes
     if kind is int:
-        return int.__repr__(value)  # type: ignore[arg-type]
+        return int.__repr__(value)
     if kind is str:
         return _encode_str(value)  # type: ignore[arg-type]
     if kind is bool:
