@@ -57,6 +57,7 @@ async def run_jobs(worker: Worker, jobs: Handoff[Running]) -> None:
                     if streak % STREAK == 0:
                         await anyio.lowlevel.checkpoint()
                 except anyio.WouldBlock:
+                    streak = 0  # the queue ran dry: the next claim's jobs run in one streak
                     try:
                         running = await jobs.get()
                     except anyio.EndOfStream:

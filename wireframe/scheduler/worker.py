@@ -339,7 +339,24 @@ class Worker(Task):
         while True:
             await self._outcomes_ready.wait()
             self._outcomes_ready = anyio.Event()
+            await self._gather()
             await self._flush()
+
+    async def _gather(self) -> None:
+        """Let the runners take the jobs handed to them before writing, up to a batch.
+
+        The first outcome wakes the flusher while quick jobs of the same claim are still
+        queued; they finish in the runners' next turns, and one transaction then carries what
+        would have taken several. Stops as soon as the queue stops shrinking (every runner
+        busy with a slow job).
+        """
+        queued = len(self._jobs)
+        while queued and len(self._outcomes) < self.batch_size:
+            await anyio.lowlevel.checkpoint()
+            left = len(self._jobs)
+            if left >= queued:
+                return
+            queued = left
 
     async def _flush(self) -> None:
         store = self.scheduler.store
