@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 
@@ -9,3 +11,10 @@ import pytest
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run each anyio test once per backend."""
     return str(request.param)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Vacuum the catalogs after a run that dropped PostgreSQL test schemas."""
+    support = sys.modules.get("pg_support")  # imported only if a PostgreSQL test ran
+    if support is not None:
+        support.vacuum_catalogs()
