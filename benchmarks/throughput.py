@@ -3,14 +3,18 @@
 python benchmarks/throughput.py --store sqlite -n 20000 --concurrency 64
 python benchmarks/throughput.py --store memory
 python benchmarks/throughput.py --store postgresql://postgres@127.0.0.1/test --workers 4
+python benchmarks/throughput.py --store postgresql://postgres@127.0.0.1/test --workers 4 --repeat 5
 
 With --workers N, N worker processes drain the store while this process enqueues (in
 transactions of --chunk jobs): end to end is from the first enqueue to the last completion.
+--repeat K runs K times, each on a fresh store, and prints the median, min and max: a shared
+host's speed varies from minute to minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import anyio
@@ -102,25 +106,40 @@ def main() -> None:
         "--workers", type=int, default=0, help="N worker processes (0: run in this process)"
     )
     parser.add_argument("--chunk", type=int, default=1000, help="jobs per enqueue (--workers)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs, each on a fresh store; prints every run"
+    )
     args = parser.parse_args()
     console = Console()
-    with temp_dir() as tmp, fresh_schema(store_url(args.store, tmp)) as url:
-        if args.workers:
-            rates = anyio.run(
-                measure_processes, url, args.n, args.workers, args.concurrency, args.batch,
-                args.chunk, backend=args.backend,
-            )
-        else:
-            rates = anyio.run(
-                measure, url, args.n, args.concurrency, args.batch, backend=args.backend
-            )
     console.print(
         f"[bold]throughput[/] store={_safe(args.store)} n={args.n} "
         f"workers={args.workers or 'in-process'} "
         f"concurrency={args.concurrency} batch={args.batch} backend={args.backend}"
     )
-    for name, rate in rates.items():
-        console.print(f"  {name:>14}: {rate:>10,.0f} jobs/s")
+    runs: list[float] = []
+    for run in range(max(1, args.repeat)):
+        if args.repeat > 1:
+            console.print(f"run {run + 1} of {args.repeat}")
+        rates = measure_once(args)
+        for name, rate in rates.items():
+            console.print(f"  {name:>14}: {rate:>10,.0f} jobs/s")
+        runs.append(rates["end to end"])
+    if len(runs) > 1:
+        console.print(
+            f"  end to end over {len(runs)} runs: median {statistics.median(runs):,.0f}, "
+            f"min {min(runs):,.0f}, max {max(runs):,.0f} jobs/s"
+        )
+
+
+def measure_once(args: argparse.Namespace) -> dict[str, float]:
+    """One measurement on a fresh store (a new file, or a new PostgreSQL schema)."""
+    with temp_dir() as tmp, fresh_schema(store_url(args.store, tmp)) as url:
+        if args.workers:
+            return anyio.run(
+                measure_processes, url, args.n, args.workers, args.concurrency, args.batch,
+                args.chunk, backend=args.backend,
+            )
+        return anyio.run(measure, url, args.n, args.concurrency, args.batch, backend=args.backend)
 
 
 def _safe(url: str) -> str:
