@@ -7,12 +7,14 @@ workers' leases) must not wait for an idle moment that never comes.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 
-from wireframe.scheduler import Domain, JobContext, Scheduler
+from wireframe.scheduler import Domain, JobContext, Retry, Scheduler
+from wireframe.store import NewJob, Submitted
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -38,10 +40,134 @@ async def test_a_delayed_job_runs_while_the_worker_is_saturated(
         delayed_ran.set()
 
     store = "memory://" if url == "memory://" else str(tmp_path / "jobs.db")
-    scheduler = Scheduler(store, domains=[chain], max_concurrency=1)
+    # poll_interval far beyond the test: the delayed submit's own due time must wake it.
+    scheduler = Scheduler(store, domains=[chain], max_concurrency=1, poll_interval=60.0)
     async with running(scheduler) as s:
         await s.submit({}, type="chain::link")
         await s.submit({}, type="chain::later", delay=0.05)
         with anyio.fail_after(10):
             await delayed_ran.wait()
     assert links > 1
+
+
+def saturated(scheduler_ref: list[Scheduler], stop: anyio.Event) -> Domain:
+    """A domain whose `link` job resubmits itself until `stop`: the worker never runs dry."""
+    chain = Domain("chain")
+
+    @chain.job
+    async def link(job: dict, ctx: JobContext) -> None:
+        if not stop.is_set():
+            await scheduler_ref[0].submit({}, type="chain::link")
+
+    return chain
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite"])
+async def test_a_saturated_worker_wakes_its_own_retries_and_sleepers_on_time(
+    url: str, tmp_path: Path
+) -> None:
+    # poll_interval is far longer than the test may take: only the due times the worker noted
+    # for itself (a retry's backoff, a durable sleep, a delayed submit) can wake these jobs.
+    stop = anyio.Event()
+    ref: list[Scheduler] = []
+    chain = saturated(ref, stop)
+    tries = 0
+
+    @chain.job(retry=Retry.fixed(attempts=2, delay=0.05))
+    async def flaky(job: dict, ctx: JobContext) -> str:
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise RuntimeError("first try fails")
+        return "retried"
+
+    @chain.job
+    async def sleeper(job: dict, ctx: JobContext) -> str:
+        await ctx.sleep("nap", 0.05)
+        return "woke"
+
+    @chain.job
+    async def later(job: dict, ctx: JobContext) -> str:
+        return "ran"
+
+    store = "memory://" if url == "memory://" else str(tmp_path / "jobs.db")
+    scheduler = Scheduler(store, domains=[chain], max_concurrency=1, poll_interval=60.0)
+    ref.append(scheduler)
+    async with running(scheduler) as s:
+        await s.submit({}, type="chain::link")
+        flaky_job = await s.submit({}, type="chain::flaky")
+        sleeper_job = await s.submit({}, type="chain::sleeper")
+        later_job = await s.submit({}, type="chain::later", delay=0.05)
+        with anyio.fail_after(10):
+            assert await s.result(flaky_job.id) == "retried"
+            assert await s.result(sleeper_job.id) == "woke"
+            assert await s.result(later_job.id) == "ran"
+        stop.set()
+
+
+async def test_a_saturated_worker_still_wakes_delayed_jobs_it_was_not_told_of() -> None:
+    # A delayed job written to the store by someone else (no hint to this worker) waits for
+    # the fallback housekeeping pass, every poll_interval.
+    stop = anyio.Event()
+    ref: list[Scheduler] = []
+    chain = saturated(ref, stop)
+
+    @chain.job
+    async def later(job: dict, ctx: JobContext) -> str:
+        return "ran"
+
+    scheduler = Scheduler("memory://", domains=[chain], max_concurrency=1, poll_interval=0.2)
+    ref.append(scheduler)
+    async with running(scheduler) as s:
+        await s.submit({}, type="chain::link")
+        job = NewJob(
+            type="chain::later", domain="chain", payload="{}", run_at=time.time() + 0.05
+        )
+        [written] = await s.store.submit([job])  # straight to the store: no hint
+        assert isinstance(written, Submitted)
+        with anyio.fail_after(10):
+            assert await s.result(written.id) == "ran"
+        stop.set()
+
+
+class _Clock:
+    """Stands in for the `time` module in `wireframe.scheduler.worker`."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_busy_worker_housekeeps_when_a_noted_time_comes_else_every_poll_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wireframe.scheduler import worker as worker_module
+
+    clock = _Clock()
+    monkeypatch.setattr(worker_module, "time", clock)
+    worker = worker_module.Worker("memory://", [Domain("d")], poll_interval=1.0)
+
+    def passes(until: float, step: float = 0.01) -> list[float]:
+        """The times (from now) at which a claim every `step` seconds would housekeep."""
+        start, seen = clock.now, []
+        while clock.now - start < until - 1e-9:
+            clock.now += step
+            if worker._housekeeping_due():
+                seen.append(round(clock.now - start, 2))
+        return seen
+
+    assert passes(0.01) == [0.01]  # never housekept yet
+    assert passes(2.5) == [1.0, 2.0]  # nothing noted: the fallback pass only
+    worker.expect(clock.now + 0.6)
+    worker.expect(clock.now + 0.3)
+    worker.expect(clock.now + 0.32)  # passes are HOUSEKEEP_EVERY (0.05 s) apart at least
+    assert passes(1.0) == [0.3, 0.35, 0.6]
+    worker.notify(clock.now + 0.2)  # an in-process delayed submit
+    assert passes(0.5) == [0.2]
+    worker.expect(worker_module.FAR_FUTURE)  # a wait for an event, no time: nothing to note
+    assert worker._hints == []

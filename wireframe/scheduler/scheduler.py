@@ -295,7 +295,8 @@ class Scheduler(Task):
                     if isinstance(result, Submitted):
                         self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
         if self.worker is not None:
-            self.worker.notify()
+            delayed = [job.run_at for job in jobs if job.run_at is not None]
+            self.worker.notify(min(delayed) if delayed else None)
         return results
 
     # -- queries ----------------------------------------------------------------------------
