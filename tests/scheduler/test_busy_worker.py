@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from wireframe.scheduler import Domain, JobContext, Retry, Scheduler
+from wireframe.scheduler import Domain, JobContext, JobState, Retry, Scheduler
 from wireframe.store import NewJob, Submitted
 from wireframe.testing import running
 
@@ -163,11 +163,62 @@ def test_a_busy_worker_housekeeps_when_a_noted_time_comes_else_every_poll_interv
 
     assert passes(0.01) == [0.01]  # never housekept yet
     assert passes(2.5) == [1.0, 2.0]  # nothing noted: the fallback pass only
-    worker.expect(clock.now + 0.6)
-    worker.expect(clock.now + 0.3)
-    worker.expect(clock.now + 0.32)  # passes are HOUSEKEEP_EVERY (0.05 s) apart at least
+    worker._expect(clock.now + 0.6)
+    worker._expect(clock.now + 0.3)
+    worker._expect(clock.now + 0.32)  # passes are HOUSEKEEP_EVERY (0.05 s) apart at least
     assert passes(1.0) == [0.3, 0.35, 0.6]
     worker.notify(clock.now + 0.2)  # an in-process delayed submit
     assert passes(0.5) == [0.2]
-    worker.expect(worker_module.FAR_FUTURE)  # a wait for an event, no time: nothing to note
+    worker._expect(worker_module.FAR_FUTURE)  # a wait for an event, no time: nothing to note
     assert worker._hints == []
+
+
+async def test_a_worker_with_too_few_free_slots_to_claim_does_not_spin_on_a_due_time() -> None:
+    # 7 of 8 slots stay busy and the eighth job fails with a retry: the retry's due time passes
+    # while one free slot is too few to claim for (a quarter of the slots). Waking at that time
+    # again and again, with nothing to claim, would turn the claim loop into a busy loop.
+    domain = Domain("d")
+    release = anyio.Event()
+    blocked = 0
+    all_blocked = anyio.Event()
+
+    @domain.job
+    async def block(job: dict, ctx: JobContext) -> None:
+        nonlocal blocked
+        blocked += 1
+        if blocked == 7:
+            all_blocked.set()
+        await release.wait()
+
+    @domain.job(retry=Retry.fixed(attempts=2, delay=0.01))
+    async def flaky(job: dict, ctx: JobContext) -> None:
+        raise RuntimeError("fails")
+
+    scheduler = Scheduler("memory://", domains=[domain], max_concurrency=8, poll_interval=60.0)
+    async with running(scheduler) as s:
+        worker = s.worker
+        assert worker is not None
+        sleeps = 0
+        original = worker._sleep_until_work
+
+        async def counted(claimed: int) -> None:
+            nonlocal sleeps
+            sleeps += 1
+            await original(claimed)
+
+        worker._sleep_until_work = counted  # type: ignore[method-assign]
+        failed = (await s.submit({}, type="d::flaky")).id
+        for _ in range(7):
+            await s.submit({}, type="d::block")
+        with anyio.fail_after(10):
+            await all_blocked.wait()
+            while True:  # the failure is written: the retry waits for its time
+                record = await s.get(failed)
+                assert record is not None
+                if record.state is not JobState.RUNNING and record.attempt == 1:
+                    break
+                await anyio.sleep(0.01)
+        before = sleeps
+        await anyio.sleep(0.3)  # the retry is due after 0.01 s: watch the loop meanwhile
+        assert sleeps - before < 20, f"the claim loop went round {sleeps - before} times"
+        release.set()

@@ -130,10 +130,10 @@ class Worker(Task):
     def notify(self, due: float | None = None) -> None:
         """Wake the claim loop now (called by an in-process submit); `due`: a delayed job's time."""
         if due is not None:
-            self.expect(due)
+            self._expect(due)
         self._wake.set()
 
-    def expect(self, due: float) -> None:
+    def _expect(self, due: float) -> None:
         """Note that a job becomes due at `due` (epoch seconds): housekeep then, even if busy."""
         if due < FAR_FUTURE:
             heapq.heappush(self._hints, due)
@@ -293,13 +293,14 @@ class Worker(Task):
         timeout = self.poll_interval
         if claimed == 0 and self.limits.free > 0:  # a claim found nothing: when is work due?
             self._due = await store.next_due_at()
-        due = min(
-            math.inf if self._due is None else self._due,
-            self._hints[0] if self._hints else math.inf,
-        )
-        if due < math.inf:  # wake to housekeep then, or when housekeeping may run again
-            gap = self._housekept + HOUSEKEEP_EVERY - time.monotonic()
-            timeout = max(0.0, min(timeout, max(due - time.time(), gap)))
+        if claimed >= 0:  # claims may go on: wake to housekeep when a due time comes
+            due = min(
+                math.inf if self._due is None else self._due,
+                self._hints[0] if self._hints else math.inf,
+            )
+            if due < math.inf:  # then, or once housekeeping may run again
+                gap = self._housekept + HOUSEKEEP_EVERY - time.monotonic()
+                timeout = max(0.0, min(timeout, max(due - time.time(), gap)))
         if self._wake.is_set():
             return
         async with anyio.create_task_group() as tg:
@@ -370,9 +371,9 @@ class Worker(Task):
     def _expect_outcome(self, outcome: Outcome) -> None:
         """Note when a retried or sleeping job becomes due again."""
         if isinstance(outcome, Fail) and outcome.retry_at is not None:
-            self.expect(outcome.retry_at)
+            self._expect(outcome.retry_at)
         elif isinstance(outcome, Release) and outcome.to == "suspended" and outcome.run_at:
-            self.expect(outcome.run_at)
+            self._expect(outcome.run_at)
 
     # -- reporting --------------------------------------------------------------------------
 
