@@ -1,6 +1,6 @@
 """Durable steps on SQLite: steps/s for one job of N no-op steps, replay time, checkpoint p50.
 
-    python benchmarks/durable.py -n 1000
+python benchmarks/durable.py -n 1000
 """
 
 from __future__ import annotations

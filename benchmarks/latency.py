@@ -82,9 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     with temp_dir() as tmp, fresh_schema(store_url(args.store, tmp)) as url:
         if args.workers:
-            delays = anyio.run(
-                measure_processes, url, args.n, args.workers, backend=args.backend
-            )
+            delays = anyio.run(measure_processes, url, args.n, args.workers, backend=args.backend)
         else:
             delays = anyio.run(measure, url, args.n, backend=args.backend)
     ms = [d * 1000 for d in delays]

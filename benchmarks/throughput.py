@@ -136,8 +136,14 @@ def measure_once(args: argparse.Namespace) -> dict[str, float]:
     with temp_dir() as tmp, fresh_schema(store_url(args.store, tmp)) as url:
         if args.workers:
             return anyio.run(
-                measure_processes, url, args.n, args.workers, args.concurrency, args.batch,
-                args.chunk, backend=args.backend,
+                measure_processes,
+                url,
+                args.n,
+                args.workers,
+                args.concurrency,
+                args.batch,
+                args.chunk,
+                backend=args.backend,
             )
         return anyio.run(measure, url, args.n, args.concurrency, args.batch, backend=args.backend)
 

@@ -46,10 +46,27 @@ class Cluster:
         log = tmp / f"{name}.log"
         self.logs[name] = log
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wireframe", "worker", "--store", store or self.url,
-             "--app", "pg_app:scheduler", "--worker-id", name, "--graceful-timeout", "2",
-             "--log-level", "warning", *args],
-            env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "wireframe",
+                "worker",
+                "--store",
+                store or self.url,
+                "--app",
+                "pg_app:scheduler",
+                "--worker-id",
+                name,
+                "--graceful-timeout",
+                "2",
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            env=full_env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         self.procs[name] = proc
         return proc

@@ -374,7 +374,8 @@ async def test_a_finish_and_claim_whose_commit_is_lost_is_applied_once(
     assert [j.id for j in claimed] == fresh
     assert [(j.attempt, j.claim_seq) for j in claimed] == [(1, 1)] * 2
     assert sorted(rows(schema, "SELECT id, state, worker_id FROM jobs")) == [
-        (done.id, "completed", None), *((i, "running", "w1") for i in fresh)
+        (done.id, "completed", None),
+        *((i, "running", "w1") for i in fresh),
     ]
     assert rows(schema, "SELECT job_id, outcome FROM attempts") == [(done.id, "completed")]
     # Nothing else is leased, and the leases returned are the ones the database holds.

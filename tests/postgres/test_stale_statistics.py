@@ -48,7 +48,7 @@ async def stale() -> AsyncIterator[tuple[PostgresStore, list[JobRecord]]]:
         await store.submit([_job(i) for i in range(10)])
         with psycopg.connect(pg_dsn(), autocommit=True) as conn:
             conn.execute(f"ANALYZE {name}.jobs")
-        store._inserted = -10**9  # the store would refresh them after bulk inserts: not here
+        store._inserted = -(10**9)  # the store would refresh them after bulk inserts: not here
         for start in range(10, 2 * QUEUED, 1000):
             await store.submit([_job(i) for i in range(start, min(2 * QUEUED, start + 1000))])
         running: list[JobRecord] = []
@@ -126,9 +126,7 @@ async def test_heartbeats_read_their_own_rows(
 ) -> None:
     store, running = stale
     beats = [Beat(Lease(j.id, j.claim_seq)) for j in running[-BATCH:]]
-    status, read = _read_by(
-        store, lambda tx: finish_sql.heartbeat(tx, time.time(), beats, 300.0)
-    )
+    status, read = _read_by(store, lambda tx: finish_sql.heartbeat(tx, time.time(), beats, 300.0))
     assert list(status.values()) == [LeaseStatus.OK] * BATCH
     assert read <= 3 * BATCH, f"{BATCH} heartbeats read {read} rows among {QUEUED} running"
 
@@ -149,7 +147,9 @@ async def test_housekeeping_reclaims_expired_leases_through_their_index(
     store, _ = stale
     pending: list[int] = []
     woke, read = _read_by(
-        store, lambda tx: claim_sql.housekeep(tx, time.time() + 301), pending  # all expired
+        store,
+        lambda tx: claim_sql.housekeep(tx, time.time() + 301),
+        pending,  # all expired
     )
     assert woke is True
     assert pending == [2 * QUEUED]

@@ -80,8 +80,7 @@ def test_terminated_connections_reconnect_and_finish(cluster: Cluster, tmp_path:
         cluster.start(f"w{i}", tmp=tmp_path, WF_CLAIM_TTL=5.0)
     wait_until(lambda: len(runs(cluster)) >= 500, 30, "500 runs", cluster)
     killed = cluster.sql(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-        "WHERE application_name = %s",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
         (cluster.app_name,),
     )[0][0]
     assert killed >= 2  # every worker's pool and listener
@@ -134,7 +133,8 @@ def test_aging_lets_a_low_priority_job_through_a_stream_of_high_ones(
                     highs.extend(o.id for o in out)
                     await anyio.sleep(0.02)
             pending = sum(
-                1 for j in await s.store.list_jobs(states=[JobState.PENDING], limit=10_000)
+                1
+                for j in await s.store.list_jobs(states=[JobState.PENDING], limit=10_000)
                 if j.id in set(highs)
             )
             return low, pending
@@ -229,15 +229,11 @@ def test_workers_on_one_sqlite_file_never_run_a_job_twice(tmp_path: Path) -> Non
             s = Scheduler(url, domains=[t], worker=False)
             await s.open()
             try:
-                return Counter(
-                    j.state for j in await s.store.list_jobs(limit=10_000)
-                )
+                return Counter(j.state for j in await s.store.list_jobs(limit=10_000))
             finally:
                 await s.close()
 
-        wait_until(
-            lambda: anyio.run(states)[JobState.COMPLETED] == len(ids), 30, "completions", c
-        )
+        wait_until(lambda: anyio.run(states)[JobState.COMPLETED] == len(ids), 30, "completions", c)
     finally:
         c.stop_all()
     lines = [line.split() for line in record.read_text().splitlines()]

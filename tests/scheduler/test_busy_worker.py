@@ -21,9 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("url", ["memory://", "sqlite"])
-async def test_a_delayed_job_runs_while_the_worker_is_saturated(
-    url: str, tmp_path: Path
-) -> None:
+async def test_a_delayed_job_runs_while_the_worker_is_saturated(url: str, tmp_path: Path) -> None:
     chain = Domain("chain")
     delayed_ran = anyio.Event()
     links = 0
@@ -120,9 +118,7 @@ async def test_a_saturated_worker_still_wakes_delayed_jobs_it_was_not_told_of() 
     ref.append(scheduler)
     async with running(scheduler) as s:
         await s.submit({}, type="chain::link")
-        job = NewJob(
-            type="chain::later", domain="chain", payload="{}", run_at=time.time() + 0.05
-        )
+        job = NewJob(type="chain::later", domain="chain", payload="{}", run_at=time.time() + 0.05)
         [written] = await s.store.submit([job])  # straight to the store: no hint
         assert isinstance(written, Submitted)
         with anyio.fail_after(10):

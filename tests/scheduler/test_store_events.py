@@ -106,9 +106,7 @@ async def test_store_observers_get_committed_transitions_only() -> None:
     from wireframe.store import NewJob
 
     [a] = await store.submit([NewJob(type="d::j", domain="d", payload="{}")])
-    [b] = await store.submit(
-        [NewJob(type="d::j", domain="d", payload="{}", depends_on=(a.id,))]
-    )
+    [b] = await store.submit([NewJob(type="d::j", domain="d", payload="{}", depends_on=(a.id,))])
     assert seen == [Transition(b.id, "d::j", JobState.BLOCKED, (a.id,))]
     # A submit that fails (an unknown dependency) is rolled back and reports nothing.
     with pytest.raises(Exception, match="999"):

@@ -61,7 +61,7 @@ async def eventually(check: Callable[[], Any], what: str) -> Any:
 
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
-_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -269,12 +269,12 @@ def test_registry_rendering_escapes_and_rejects_bad_names() -> None:
         histogram.observe(v, "a")
     text = render(
         [
-            gauge("g", 'Help with \\ and\nnewline.', [({"path": 'a"b\\c\nd'}, 1.5)]),
+            gauge("g", "Help with \\ and\nnewline.", [({"path": 'a"b\\c\nd'}, 1.5)]),
             counter("c_total", "A counter.", [({}, 3)]),
             histogram.family(),
         ]
     )
-    assert '# HELP g Help with \\\\ and\\nnewline.' in text
+    assert "# HELP g Help with \\\\ and\\nnewline." in text
     assert 'g{path="a\\"b\\\\c\\nd"} 1.5' in text
     assert "c_total 3\n" in text
     samples, _ = parse_metrics(text)

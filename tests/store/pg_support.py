@@ -56,8 +56,16 @@ _dropped = 0
 """Schemas dropped since the catalogs were last vacuumed."""
 
 _CATALOGS = (
-    "pg_attribute", "pg_attrdef", "pg_class", "pg_constraint", "pg_depend", "pg_index",
-    "pg_namespace", "pg_sequence", "pg_statistic", "pg_type",
+    "pg_attribute",
+    "pg_attrdef",
+    "pg_class",
+    "pg_constraint",
+    "pg_depend",
+    "pg_index",
+    "pg_namespace",
+    "pg_sequence",
+    "pg_statistic",
+    "pg_type",
 )
 """The catalogs that a schema of the store's tables fills, and that dropping it leaves dead."""
 

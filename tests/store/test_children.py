@@ -99,7 +99,10 @@ async def test_fail_fast_with_waiting_parent(store: Store) -> None:
     a, b = await claim(store, limit=2, domains=("c",))
     assert await fail(store, a.lease, "child broke")
     assert await states(store, parent.id, first, second, third) == [
-        JobState.FAILED, JobState.FAILED, JobState.RUNNING, JobState.CANCELLED,
+        JobState.FAILED,
+        JobState.FAILED,
+        JobState.RUNNING,
+        JobState.CANCELLED,
     ]
     record = await store.get(parent.id)
     assert record is not None and "child broke" in (record.error or "")
@@ -152,10 +155,12 @@ async def test_cancelling_a_parent_cancels_all_descendants(store: Store) -> None
     parent = await running_parent(store)
     child, idle_child = await children(store, parent.id, 2)
     running = await claim_one(store, child, limit=1, domains=("c",))
-    [grandchild] = (await store.submit([job("g::t", parent_id=child)]))
+    [grandchild] = await store.submit([job("g::t", parent_id=child)])
     assert await store.cancel(parent.id) is JobState.RUNNING
     assert await states(store, child, idle_child, grandchild.id) == [
-        JobState.RUNNING, JobState.CANCELLED, JobState.CANCELLED,
+        JobState.RUNNING,
+        JobState.CANCELLED,
+        JobState.CANCELLED,
     ]
     beats = await store.heartbeat([Beat(parent.lease), Beat(running.lease)], TTL)
     assert beats == {

@@ -69,8 +69,9 @@ async def test_exclude_types_and_domains(store: Store) -> None:
     x = await submit(store, type="a::x")
     y = await submit(store, type="a::y")
     z = await submit(store, type="b::z")
-    assert await claim_ids(store, domains=("a", "b"), exclude_types=("a::x",),
-                           exclude_domains=("b",)) == [y]
+    assert await claim_ids(
+        store, domains=("a", "b"), exclude_types=("a::x",), exclude_domains=("b",)
+    ) == [y]
     assert await claim_ids(store, domains=("a", "b"), exclude_domains=("a",)) == [z]
     assert await claim_ids(store, domains=("a", "b")) == [x]
 
@@ -105,7 +106,10 @@ async def test_chooser_picks_a_subset(store: Store) -> None:
     assert seen == [[ids[3], ids[1], ids[2], ids[0]]]
     assert [j.id for j in claimed] == [ids[3], ids[2]]
     assert await states(store, *ids) == [
-        JobState.PENDING, JobState.PENDING, JobState.RUNNING, JobState.RUNNING,
+        JobState.PENDING,
+        JobState.PENDING,
+        JobState.RUNNING,
+        JobState.RUNNING,
     ]
 
 
@@ -188,7 +192,9 @@ async def test_ttl_expiry_settles_dependents(store: Store, clock) -> None:
     clock.advance(6)
     assert await claim_ids(store) == [ignores]
     assert await states(store, dep, cancels, fails) == [
-        JobState.EXPIRED, JobState.CANCELLED, JobState.DEPENDENCY_FAILED,
+        JobState.EXPIRED,
+        JobState.CANCELLED,
+        JobState.DEPENDENCY_FAILED,
     ]
 
 

@@ -87,7 +87,10 @@ async def test_pause_and_resume_a_tree(store: Store, clock) -> None:
     running_rec = await claim_one(store, running, domains=("r",))
     assert await store.pause(parent) == 4
     assert await states(store, parent, pending, scheduled, running) == [
-        JobState.RUNNING, JobState.PAUSED, JobState.PAUSED, JobState.RUNNING,
+        JobState.RUNNING,
+        JobState.PAUSED,
+        JobState.PAUSED,
+        JobState.RUNNING,
     ]
     beats = await store.heartbeat([Beat(parent_rec.lease), Beat(running_rec.lease)], TTL)
     assert set(beats.values()) == {LeaseStatus.PAUSE_REQUESTED}

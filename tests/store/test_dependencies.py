@@ -44,7 +44,10 @@ async def test_cancel_policy_cascades(store: Store) -> None:
     leaf_fail = await submit(store, depends_on=(mid,), on_dependency_failure="fail")
     await fail(store, (await claim_one(store, root, domains=("a",))).lease)
     assert await states(store, root, mid, leaf, leaf_fail) == [
-        JobState.FAILED, JobState.CANCELLED, JobState.CANCELLED, JobState.DEPENDENCY_FAILED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.CANCELLED,
+        JobState.DEPENDENCY_FAILED,
     ]
     record = await store.get(mid)
     assert record is not None and str(root) in (record.error or "")

@@ -55,7 +55,8 @@ async def test_fail_with_retry_at_reschedules_with_a_new_attempt(store: Store, c
     assert second.claim_seq > first.claim_seq
     attempts = await store.attempts(job_id)
     assert [(a.attempt, a.outcome, a.error) for a in attempts] == [
-        (1, "failed", "flaky"), (2, None, None),
+        (1, "failed", "flaky"),
+        (2, None, None),
     ]
 
 
@@ -182,7 +183,10 @@ async def test_finish_batch_mixes_outcomes_and_stale_leases(store: Store, clock)
     ]
     assert await store.finish(outcomes) == [True, True, True, False, False]
     assert [await state(store, i) for i in ids] == [
-        JobState.COMPLETED, JobState.SCHEDULED, JobState.PENDING, JobState.RUNNING,
+        JobState.COMPLETED,
+        JobState.SCHEDULED,
+        JobState.PENDING,
+        JobState.RUNNING,
     ]
     assert await store.finish([]) == []
 
@@ -240,9 +244,7 @@ async def test_one_batch_of_completions_judges_each_job_on_its_own(store: Store,
     plain = [await submit(store) for _ in range(3)]
     parent, finalizing, stale = [await submit(store) for _ in range(3)]
     jobs = {j.id: j for j in await claim(store)}
-    [child_result] = await store.submit(
-        [NewJob("c::t", "c", "{}", parent_id=parent)]
-    )
+    [child_result] = await store.submit([NewJob("c::t", "c", "{}", parent_id=parent)])
     clock.advance(2)
     outcomes = [
         Complete(jobs[plain[0]].lease, '"zero"'),
@@ -258,7 +260,9 @@ async def test_one_batch_of_completions_judges_each_job_on_its_own(store: Store,
         record = await store.get(job_id)
         assert record is not None
         assert (record.state, record.result, record.finished_at) == (
-            JobState.COMPLETED, result, clock.now,
+            JobState.COMPLETED,
+            result,
+            clock.now,
         )
         assert record.worker_id is None and record.progress == 1.0
         [attempt] = await store.attempts(job_id)

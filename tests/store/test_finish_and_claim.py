@@ -30,7 +30,10 @@ async def test_outcomes_are_applied_and_free_slots_filled(store: Store, clock) -
     assert [j.id for j in claimed] == [c, d]
     assert all(j.state is JobState.RUNNING and j.worker_id == "w2" for j in claimed)
     assert [await state(store, i) for i in (a, b, c, d)] == [
-        JobState.COMPLETED, JobState.FAILED, JobState.RUNNING, JobState.RUNNING,
+        JobState.COMPLETED,
+        JobState.FAILED,
+        JobState.RUNNING,
+        JobState.RUNNING,
     ]
     assert [(x.outcome, x.worker_id) for x in await store.attempts(a)] == [("completed", "w1")]
     assert [(x.outcome, x.worker_id) for x in await store.attempts(c)] == [(None, "w2")]

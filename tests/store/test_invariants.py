@@ -53,7 +53,9 @@ async def check_invariants(store: Store) -> None:
             for dep in record.depends_on:
                 dep_state = jobs[dep].state
                 assert not dep_state.terminal or dep_state is JobState.DEPENDENCY_FAILED, (
-                    where, dep, dep_state,
+                    where,
+                    dep,
+                    dep_state,
                 )
 
 
@@ -64,8 +66,19 @@ async def test_random_operations_keep_invariants(store: Store, clock, seed: int)
     for _ in range(150):
         ids = [j.id for j in await store.list_jobs(limit=100_000)]
         op = rng.choice(
-            ["submit", "submit", "claim", "finish", "finish", "cancel", "pause", "resume",
-             "retry", "time", "stale"]
+            [
+                "submit",
+                "submit",
+                "claim",
+                "finish",
+                "finish",
+                "cancel",
+                "pause",
+                "resume",
+                "retry",
+                "time",
+                "stale",
+            ]
         )
         if op == "submit":
             batch = []

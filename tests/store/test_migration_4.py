@@ -32,8 +32,9 @@ _V3_JOB = (
 Jobs = dict[str, int]
 
 
-def _v3_jobs(insert: Callable[[tuple[object, ...]], int], edge: Callable[[int, int], None],
-             now: float) -> Jobs:
+def _v3_jobs(
+    insert: Callable[[tuple[object, ...]], int], edge: Callable[[int, int], None], now: float
+) -> Jobs:
     """A failed; B ended dependency_failed because of A (its edge is gone); C pending; D
     blocked on C; E cancelled by an operator while blocked (no error names a dependency)."""
     t = now - 10

@@ -87,7 +87,9 @@ async def test_postgres_migration_6_keeps_running_jobs_reclaimable(clock) -> Non
         await store.open()
         try:
             versions, rows = read_pg(
-                pg_dsn(), name, "SELECT indexdef FROM pg_indexes "
+                pg_dsn(),
+                name,
+                "SELECT indexdef FROM pg_indexes "
                 "WHERE schemaname = current_schema() AND indexname = 'jobs_lease'",
             )
             assert versions == list(range(1, SCHEMA_VERSION + 1))

@@ -106,7 +106,9 @@ async def test_cancelled_chain_is_retried_link_by_link(store: Store) -> None:
     await store.retry(mid)
     await store.retry(leaf)
     assert await states(store, root, mid, leaf) == [
-        JobState.PENDING, JobState.BLOCKED, JobState.BLOCKED,
+        JobState.PENDING,
+        JobState.BLOCKED,
+        JobState.BLOCKED,
     ]
     await run(store, root, domains=("a",))
     assert await states(store, mid, leaf) == [JobState.PENDING, JobState.BLOCKED]
@@ -182,9 +184,7 @@ async def test_retry_back_to_blocked_is_reported_as_a_transition(store: Store) -
     assert seen == [Transition(job_id, "d::t", JobState.BLOCKED, (dep,))]
 
 
-async def test_job_that_ran_after_its_dependencies_retries_to_pending(
-    store: Store, clock
-) -> None:
+async def test_job_that_ran_after_its_dependencies_retries_to_pending(store: Store, clock) -> None:
     dep = await submit(store, type="a::t")
     job_id = await submit(store, depends_on=(dep,))
     await run(store, dep, domains=("a",))

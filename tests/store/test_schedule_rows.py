@@ -86,7 +86,9 @@ async def test_fire_exactly_once_per_expected_time(store: Store, clock) -> None:
     sched = await store.get_schedule(sid)
     assert sched is not None
     assert (sched.occurrences, sched.last_job_id, sched.next_run_at) == (
-        2, fired.job_id, clock.now + 60,
+        2,
+        fired.job_id,
+        clock.now + 60,
     )
     assert await store.due_schedules(["d"]) == []
 

@@ -188,7 +188,9 @@ def test_several_processes_complete_every_job_exactly_once(tmp_path: Path) -> No
         procs.append(
             subprocess.Popen(
                 [sys.executable, str(HERE / "sqlite_claimer.py"), str(path), f"p{n}", str(log)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
                 env={**os.environ, **env},
             )
         )

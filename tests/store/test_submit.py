@@ -20,7 +20,11 @@ pytestmark = pytest.mark.anyio
 
 async def test_plain_job_is_pending_and_stored_as_given(store: Store, clock) -> None:
     job_id = await submit(
-        store, payload='{"x": 1}', priority=7, tags=("b", "a"), resources={"gpu": 1},
+        store,
+        payload='{"x": 1}',
+        priority=7,
+        tags=("b", "a"),
+        resources={"gpu": 1},
         max_attempts=3,
     )
     record = await store.get(job_id)

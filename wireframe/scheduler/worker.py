@@ -420,9 +420,7 @@ class Worker(Task):
                         applied = await store.finish([o for _, o in batch])
                     else:
                         self._claiming = True
-                        applied, jobs = await store.finish_and_claim(
-                            [o for _, o in batch], *asked
-                        )
+                        applied, jobs = await store.finish_and_claim([o for _, o in batch], *asked)
                         self._start(jobs)
                 finally:
                     self._in_flight = []

@@ -81,9 +81,7 @@ class Service:
         self._layers.append(layer)
         return self
 
-    def task(
-        self, id: str | None = None, *, kind: TaskKind = TaskKind.TASK
-    ) -> Callable[[F], F]:
+    def task(self, id: str | None = None, *, kind: TaskKind = TaskKind.TASK) -> Callable[[F], F]:
         """Decorator adding ``async def fn(stop)`` as a task (id defaults to its name)."""
 
         def decorate(fn: F) -> F:

@@ -108,9 +108,7 @@ class Store(Protocol):
     async def housekeep(self) -> bool:
         """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
 
-    async def heartbeat(
-        self, beats: Sequence[Beat], lease_ttl: float
-    ) -> dict[int, LeaseStatus]:
+    async def heartbeat(self, beats: Sequence[Beat], lease_ttl: float) -> dict[int, LeaseStatus]:
         """Extend held leases to now + lease_ttl; report lost leases and control requests."""
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
@@ -167,9 +165,7 @@ class Store(Protocol):
     async def next_due_at(self) -> float | None:
         """The earliest time a scheduled or suspended job becomes due."""
 
-    async def top_pending_priority(
-        self, domains: Sequence[str], tags: Sequence[str]
-    ) -> int | None:
+    async def top_pending_priority(self, domains: Sequence[str], tags: Sequence[str]) -> int | None:
         """The highest base priority among pending jobs these domains and tags may take."""
 
     async def prune(self, finished_before: float) -> int:

@@ -49,6 +49,7 @@ def finish_then_claim(
     applied = finish.finish(tx, now, outcomes) if outcomes else []
     return applied, claim_sql.claim(tx, now, request, chooser, token)
 
+
 INLINE_SUBMIT = 100
 """Submissions of up to this many jobs count as small (a store may run them on the loop)."""
 
@@ -100,8 +101,12 @@ class EngineStore(Observed):
     ) -> tuple[list[bool], list[JobRecord]]:
         """Apply fenced outcomes and lease pending jobs, in one transaction."""
         return await self._op(
-            finish_then_claim, list(outcomes), attrs.evolve(request, housekeep=False), chooser,
-            None, inline=True,
+            finish_then_claim,
+            list(outcomes),
+            attrs.evolve(request, housekeep=False),
+            chooser,
+            None,
+            inline=True,
         )
 
     async def cancel(self, job_id: int, reason: str = "cancelled") -> JobState:
@@ -139,8 +144,14 @@ class EngineStore(Observed):
 
         def op(tx: Tx, now: float) -> list[JobRecord]:
             return query.list_jobs(
-                tx, states=states, domain=domain, type=type, parent_id=parent_id,
-                limit=limit, offset=offset, newest_first=newest_first,
+                tx,
+                states=states,
+                domain=domain,
+                type=type,
+                parent_id=parent_id,
+                limit=limit,
+                offset=offset,
+                newest_first=newest_first,
             )
 
         return await self._op(op, write=False)
@@ -161,9 +172,7 @@ class EngineStore(Observed):
         """Earliest due time of scheduled or suspended jobs."""
         return await self._op(without_now(claim_sql.next_due_at), inline=True, write=False)
 
-    async def top_pending_priority(
-        self, domains: Sequence[str], tags: Sequence[str]
-    ) -> int | None:
+    async def top_pending_priority(self, domains: Sequence[str], tags: Sequence[str]) -> int | None:
         """Highest pending base priority."""
         return await self._op(
             without_now(claim_sql.top_pending_priority), domains, tags, write=False

@@ -25,6 +25,7 @@ class PostgresDialect(Dialect):
     lock = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
     materialize_pick = True
+
     def greatest(self, a: str, b: str) -> str:
         """GREATEST(a, b)."""
         return f"GREATEST({a}, {b})"

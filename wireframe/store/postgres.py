@@ -59,6 +59,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 T = TypeVar("T")
 log = logging.getLogger("wireframe.store")
 
+
 class _Rerun:
     """What a settle returns when the transaction did not commit: run the operation again."""
 
@@ -270,7 +271,9 @@ class PostgresStore(EngineStore):
                     self._observers.collect(tx.transitions)
                     return result
             except (
-                psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout
+                psycopg.OperationalError,
+                psycopg.InterfaceError,
+                psycopg_pool.PoolTimeout,
             ) as exc:
                 sqlstate = getattr(exc, "sqlstate", None)
                 if sqlstate in _RETRY_TX and conflicts < 20:
@@ -469,7 +472,11 @@ class PostgresStore(EngineStore):
         self._claim_generation = self._generation
         request = attrs.evolve(request, housekeep=False)
         return await self._run(
-            finish_then_claim, list(outcomes), request, chooser, uuid.uuid4().hex,
+            finish_then_claim,
+            list(outcomes),
+            request,
+            chooser,
+            uuid.uuid4().hex,
             settle=self._settle_xact(tuple[list[bool], list[JobRecord]]),
         )
 
@@ -506,9 +513,7 @@ class PostgresStore(EngineStore):
     def _settle_claim(self, token: str) -> Settle[list[JobRecord]]:
         """Whether a claim whose COMMIT went unanswered committed: its jobs if so, else None."""
 
-        def settle(
-            claimed: list[JobRecord], pid: int, xid: str | None
-        ) -> list[JobRecord] | _Rerun:
+        def settle(claimed: list[JobRecord], pid: int, xid: str | None) -> list[JobRecord] | _Rerun:
             if not claimed:
                 return claimed  # it leased nothing: committed or not, the outcome is the same
             ids = [job.id for job in claimed]
@@ -571,7 +576,8 @@ class PostgresStore(EngineStore):
             try:
                 if conn is None:
                     conn = psycopg.connect(
-                        self._conninfo, autocommit=True,
+                        self._conninfo,
+                        autocommit=True,
                         connect_timeout=max(1, int(self._connect_timeout)),
                     )
                     conn.execute(f"LISTEN {self.channel}")

@@ -155,9 +155,7 @@ def _child_ended(tx: Tx, now: float, child: Ended) -> list[Ended]:
     return []
 
 
-def cancel_descendants(
-    tx: Tx, now: float, root_id: int, reason: str
-) -> list[Ended]:
+def cancel_descendants(tx: Tx, now: float, root_id: int, reason: str) -> list[Ended]:
     """Cancel every active descendant of `root_id`; running ones are asked to stop."""
     return cancel_tree(tx, now, root_id, reason, include_root=False)
 

@@ -218,9 +218,7 @@ def next_due_at(tx: Tx) -> float | None:
     return float(row[0]) if row and row[0] is not None else None
 
 
-def top_pending_priority(
-    tx: Tx, domains: Sequence[str], tags: Sequence[str]
-) -> int | None:
+def top_pending_priority(tx: Tx, domains: Sequence[str], tags: Sequence[str]) -> int | None:
     """The highest base priority among pending jobs a worker with these domains and tags takes."""
     if not domains:
         return None

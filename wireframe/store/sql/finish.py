@@ -64,7 +64,12 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
             if done[1] is not None or done[3]:  # else nothing follows from its end
                 ended.append(
                     Ended(
-                        done[0], "completed", done[1], 0, None, blocked_on=False,
+                        done[0],
+                        "completed",
+                        done[1],
+                        0,
+                        None,
+                        blocked_on=False,
                         dependents=done[3],
                     )
                 )
@@ -99,8 +104,13 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
                     "run_at = ?, ready_at = ?, new_attempt = 1, error = ?, traceback = ?, "
                     "reason = ?, worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
                     (
-                        outcome.retry_at, now, outcome.retry_at, max(now, outcome.retry_at),
-                        outcome.error, outcome.traceback, f"retry after attempt {attempt}",
+                        outcome.retry_at,
+                        now,
+                        outcome.retry_at,
+                        max(now, outcome.retry_at),
+                        outcome.error,
+                        outcome.traceback,
+                        f"retry after attempt {attempt}",
                         job_id,
                     ),
                 )
@@ -222,7 +232,11 @@ def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
 
 
 def _end(
-    tx: Tx, now: float, job_id: int, state: str, error: str | None,
+    tx: Tx,
+    now: float,
+    job_id: int,
+    state: str,
+    error: str | None,
     traceback: str | None,
 ) -> None:
     """Move a running job to a terminal state."""
@@ -248,6 +262,7 @@ COMPLETE = Bulk(
 )
 """Store a result, then end the job, wait for its children or queue its finalize."""
 
+
 def _complete(
     now: float, job_id: int, outcome: Complete, kids: int, phase: str
 ) -> tuple[object, ...]:
@@ -261,9 +276,7 @@ def _complete(
     return (state, next_phase, int(outcome.needs_finalize), outcome.result, now, job_id)
 
 
-def _release(
-    tx: Tx, now: float, job_id: int, outcome: Release, cancel: int
-) -> str | None:
+def _release(tx: Tx, now: float, job_id: int, outcome: Release, cancel: int) -> str | None:
     """Give a running job back without spending an attempt; return a terminal state if it ended."""
     if outcome.to == "cancelled" or cancel:
         tx.execute(

@@ -52,9 +52,12 @@ def fire(
     if row is None or row[1] != "active" or row[2] != expected_run_at:
         return None
     template, _, _, occurrences, max_occurrences, last_job_id = row
-    busy = last_job_id is not None and tx.execute(
-        f"SELECT 1 FROM jobs WHERE id = ? AND state IN {NOT_STARTED}", (last_job_id,)
-    ).fetchone()
+    busy = (
+        last_job_id is not None
+        and tx.execute(
+            f"SELECT 1 FROM jobs WHERE id = ? AND state IN {NOT_STARTED}", (last_job_id,)
+        ).fetchone()
+    )
     if busy:
         tx.execute(
             "UPDATE schedules SET next_run_at = ? WHERE id = ?", (following_run_at, schedule_id)
@@ -75,9 +78,7 @@ def fire(
     finished = following_run_at is None or (
         max_occurrences is not None and occurrences >= max_occurrences
     )
-    tx.execute(
-        "UPDATE jobs SET schedule_id = ? WHERE id = ?", (schedule_id, result.id)
-    )
+    tx.execute("UPDATE jobs SET schedule_id = ? WHERE id = ?", (schedule_id, result.id))
     tx.execute(
         "UPDATE schedules SET occurrences = ?, last_job_id = ?, next_run_at = ?, state = ? "
         "WHERE id = ?",
@@ -125,9 +126,7 @@ def set_state(
     if current is None:
         raise UnknownScheduleError(schedule_id, f"{state} schedule")
     if current.state in ("cancelled", "finished"):
-        raise InvalidTransitionError(
-            f"schedule {schedule_id} has already ended ({current.state})"
-        )
+        raise InvalidTransitionError(f"schedule {schedule_id} has already ended ({current.state})")
     if state == "active":
         tx.execute(
             "UPDATE schedules SET state = 'active', next_run_at = coalesce(?, next_run_at) "
@@ -135,9 +134,7 @@ def set_state(
             (next_run_at, schedule_id),
         )
     else:
-        tx.execute(
-            "UPDATE schedules SET state = ? WHERE id = ?", (state, schedule_id)
-        )
+        tx.execute("UPDATE schedules SET state = ? WHERE id = ?", (state, schedule_id))
     if state == "cancelled" and current.last_job_id is not None:
         unstarted = tx.execute(
             f"SELECT 1 FROM jobs WHERE id = ? AND state IN {NOT_STARTED}", (current.last_job_id,)
@@ -147,4 +144,3 @@ def set_state(
     result = get(tx, schedule_id)
     assert result is not None
     return result
-

@@ -320,5 +320,6 @@ def migrate(tx: Tx, where: str, migrations: tuple[str, ...] = MIGRATIONS) -> int
         tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
     return latest
 
+
 if len(PG_MIGRATIONS) != len(MIGRATIONS):  # pragma: no cover - a development-time guard
     raise AssertionError("every migration needs its SQLite and its PostgreSQL version")

@@ -107,9 +107,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         if state in TERMINAL:
             born_ended.append(Ended(job_id, state, job.parent_id, 0, error))
         elif state == "blocked":
-            tx.transitions.append(
-                Transition(job_id, job.type, JobState.BLOCKED, tuple(waiting_on))
-            )
+            tx.transitions.append(Transition(job_id, job.type, JobState.BLOCKED, tuple(waiting_on)))
         results.append(Submitted(job_id, schedule_id))
     if rows:
         tx.bulk(INSERT_JOB, rows)
@@ -202,16 +200,12 @@ def _submit_uniform(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitRe
     return [Submitted(job_id) for job_id in ids]
 
 
-def _initial_state(
-    tx: Tx, now: float, job: NewJob
-) -> tuple[str, str | None, list[int]]:
+def _initial_state(tx: Tx, now: float, job: NewJob) -> tuple[str, str | None, list[int]]:
     """Decide the state a new job starts in, and the dependencies it still waits on."""
     waiting_on: list[int] = []
     for dep in dict.fromkeys(job.depends_on):
         # Locked, so a dependency ending concurrently sees the edge this transaction adds.
-        row = tx.execute(
-            f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (dep,)
-        ).fetchone()
+        row = tx.execute(f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (dep,)).fetchone()
         if row is None:
             raise UnknownJobError(dep, f"submit {job.type}: depends_on")
         dep_state = row[0]
