@@ -309,6 +309,6 @@ async def test_stopping_while_deferred_releases_the_job_instead_of_failing_it() 
         out = await s.submit(Order("x"))
         await deferred.wait()
         stop._request(StopReason(StopReasonKind.REQUESTED))
-        s._opened = False  # keep the memory store open to inspect it
+        s._hub.opened = False  # keep the memory store open to inspect it
     job = await s.store.get(out.id)
     assert job is not None and job.state is JobState.PENDING

@@ -13,8 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from wireframe.scheduler import Domain, JobContext, JobState, Retry, Scheduler
-from wireframe.store import NewJob, Submitted
+from wireframe.scheduler import Domain, JobContext, JobState, Retry, Scheduler, Worker
+from wireframe.store import FAR_FUTURE, NewJob, Submitted
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -127,7 +127,7 @@ async def test_a_saturated_worker_still_wakes_delayed_jobs_it_was_not_told_of() 
 
 
 class _Clock:
-    """Stands in for the `time` module in `wireframe.scheduler.worker`."""
+    """A clock the test moves by hand (`Worker(clock=...)`)."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -139,34 +139,30 @@ class _Clock:
         return self.now
 
 
-def test_a_busy_worker_housekeeps_when_a_noted_time_comes_else_every_poll_interval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from wireframe.scheduler import worker as worker_module
-
+def test_a_busy_worker_housekeeps_when_a_noted_time_comes_else_every_poll_interval() -> None:
     clock = _Clock()
-    monkeypatch.setattr(worker_module, "time", clock)
-    worker = worker_module.Worker("memory://", [Domain("d")], poll_interval=1.0)
+    worker = Worker("memory://", [Domain("d")], poll_interval=1.0, clock=clock)
+    producer = worker._producer
 
     def passes(until: float, step: float = 0.01) -> list[float]:
         """The times (from now) at which a claim every `step` seconds would housekeep."""
         start, seen = clock.now, []
         while clock.now - start < until - 1e-9:
             clock.now += step
-            if worker._housekeeping_due():
+            if producer._housekeeping_due():
                 seen.append(round(clock.now - start, 2))
         return seen
 
     assert passes(0.01) == [0.01]  # never housekept yet
     assert passes(2.5) == [1.0, 2.0]  # nothing noted: the fallback pass only
-    worker._expect(clock.now + 0.6)
-    worker._expect(clock.now + 0.3)
-    worker._expect(clock.now + 0.32)  # passes are HOUSEKEEP_EVERY (0.05 s) apart at least
+    producer.expect(clock.now + 0.6)
+    producer.expect(clock.now + 0.3)
+    producer.expect(clock.now + 0.32)  # passes are HOUSEKEEP_EVERY (0.05 s) apart at least
     assert passes(1.0) == [0.3, 0.35, 0.6]
     worker.notify(clock.now + 0.2)  # an in-process delayed submit
     assert passes(0.5) == [0.2]
-    worker._expect(worker_module.FAR_FUTURE)  # a wait for an event, no time: nothing to note
-    assert worker._hints == []
+    producer.expect(FAR_FUTURE)  # a wait for an event, no time: nothing to note
+    assert producer.hints == []
 
 
 async def test_a_worker_with_too_few_free_slots_to_claim_does_not_spin_on_a_due_time() -> None:
@@ -195,14 +191,14 @@ async def test_a_worker_with_too_few_free_slots_to_claim_does_not_spin_on_a_due_
         worker = s.worker
         assert worker is not None
         sleeps = 0
-        original = worker._sleep_until_work
+        original = worker._producer._sleep_until_work
 
         async def counted(claimed: int) -> None:
             nonlocal sleeps
             sleeps += 1
             await original(claimed)
 
-        worker._sleep_until_work = counted  # type: ignore[method-assign]
+        worker._producer._sleep_until_work = counted  # type: ignore[method-assign]
         failed = (await s.submit({}, type="d::flaky")).id
         for _ in range(7):
             await s.submit({}, type="d::block")

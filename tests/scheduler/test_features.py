@@ -201,4 +201,4 @@ async def test_a_standalone_worker_runs_jobs_and_closes_its_store(tmp_path: Path
     async with Scheduler(url, domains=[work], worker=False) as client, running(worker):
         out = await client.submit(Item(21))
         assert await client.result(out.id, timeout=10) == 42
-    assert worker.scheduler._opened is False
+    assert worker._hub.opened is False

@@ -245,7 +245,7 @@ async def test_hard_shutdown_puts_running_jobs_back_to_pending() -> None:
         await started.wait()
         stop._request(StopReason(StopReasonKind.REQUESTED))
         # The store is the memory store: keep it open to inspect after the run.
-        s._opened = False
+        s._hub.opened = False
     job = await s.store.get(out.id)
     assert job is not None and job.state is JobState.PENDING and job.attempt == 1
 
@@ -269,7 +269,7 @@ async def test_graceful_shutdown_lets_running_jobs_finish() -> None:
         out = await s.submit(Step("x"))
         await started.wait()
         stop._request(StopReason(StopReasonKind.REQUESTED))
-        s._opened = False
+        s._hub.opened = False
     assert finished == [True]
     job = await s.store.get(out.id)
     assert job is not None and job.state is JobState.COMPLETED

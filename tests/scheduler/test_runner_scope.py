@@ -3,6 +3,7 @@ the jobs that run after it on the same runner."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import anyio
@@ -11,9 +12,6 @@ import pytest
 
 from wireframe.scheduler import Domain, JobContext, JobFailed, JobState, Retry, Scheduler
 from wireframe.scheduler.domain import JobType
-from wireframe.scheduler.execute import run_jobs
-from wireframe.scheduler.handoff import Handoff
-from wireframe.scheduler.running import Running
 from wireframe.store import ClaimRequest, Complete, Outcome
 from wireframe.testing import running
 
@@ -131,16 +129,12 @@ async def run_queued(d: Domain, jobs: list[tuple[Step, JobType[Any, Any]]]) -> l
         worker = s.worker
         assert worker is not None
         request = ClaimRequest(worker.worker_id, len(jobs), 60.0, worker.domain_names, ())
-        queue: Handoff[Running] = Handoff()
-        for record in await s.store.claim(request):
-            job = Running(record, worker.types[record.type])
-            worker.running[record.id] = job
-            worker.limits.take(record)
-            queue.put(job)
-        queue.close()
-        worker._runners = 1
-        await run_jobs(worker, queue)
-        return [outcome for _, outcome in worker._outcomes]
+        executor = worker._executor
+        executor.start(await s.store.claim(request), math.inf)
+        executor.close()
+        executor.runners = 1
+        await executor._run_jobs()
+        return [outcome for _, outcome in worker._completer.outcomes]
     finally:
         await s.close()
 

@@ -9,7 +9,6 @@ import attrs
 import pytest
 
 from wireframe import Cron, Domain, Every, JobContext, JobState, Scheduler
-from wireframe.scheduler.maintenance import fire_schedules
 from wireframe.store import ClaimRequest, MemoryStore
 from wireframe.testing import running
 
@@ -89,7 +88,7 @@ async def test_every_occurrence_of_a_schedule_with_a_ttl_expires_after_its_own_r
         [schedule] = await s.schedules()
         assert schedule.next_run_at is not None
         now[0] = schedule.next_run_at  # the store's clock reaches the next occurrence
-        assert await fire_schedules(s.worker) == 1
+        assert await s.worker._maintenance.fire_schedules() == 1
         [schedule] = await s.schedules()
         assert schedule.last_job_id is not None
         job = await s.get(schedule.last_job_id)

@@ -51,10 +51,8 @@ def _is_app(obj: object) -> bool:
 
 def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
     """A Scheduler running the app's domains on ``--store``, with the worker options applied."""
-    base: Scheduler | None = None
-    if isinstance(app, Worker):
-        base = app.scheduler
-    elif isinstance(app, Scheduler):
+    base: Scheduler | Worker | None = None
+    if isinstance(app, Scheduler | Worker):
         base = app
     if base is not None:
         domains: list[Domain] = list(base.domains.values())
@@ -69,9 +67,7 @@ def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
         url = base.store.url
     store = make_store(url)
     options: dict[str, Any] = {}
-    template = base.worker if base is not None else None
-    if isinstance(app, Worker):
-        template = app
+    template = base.worker if isinstance(base, Scheduler) else base
     if template is not None:
         options = {
             "max_concurrency": template.limits.max_concurrency,
@@ -91,7 +87,7 @@ def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
         options["tags"] = parse_tags(args.tags)
     if args.worker_id:
         options["worker_id"] = args.worker_id
-    state = tuple(getattr(base, "_state", {}).values()) if base is not None else ()
+    state = base.provided if base is not None else ()
     try:
         return Scheduler(store, domains=domains, state=state, id="scheduler", **options)
     except ConfigError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wireframe.durable import ChildHandle, NonDeterminismError
+from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain, Handler, JobType
 from wireframe.scheduler.errors import (
@@ -10,6 +11,7 @@ from wireframe.scheduler.errors import (
     ChildFailed,
     ConfigError,
     EventTimeout,
+    HandBackError,
     JobFailed,
     JobNotFound,
     PayloadError,
@@ -37,8 +39,8 @@ from wireframe.scheduler.metrics import SchedulerMetrics, scheduler_metrics
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Cron, Every, Recurrence
 from wireframe.scheduler.retry import Retry
-from wireframe.scheduler.running import ShutdownMode
 from wireframe.scheduler.scheduler import Scheduler
+from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
 from wireframe.scheduler.worker import Worker
 from wireframe.store import Duplicate, JobRecord, JobState, Submitted
@@ -47,6 +49,7 @@ __all__ = [
     "ChildCancelled",
     "ChildFailed",
     "ChildHandle",
+    "Clock",
     "ConfigError",
     "Cron",
     "Domain",
@@ -55,6 +58,7 @@ __all__ = [
     "EventTimeout",
     "EventsLagged",
     "Every",
+    "HandBackError",
     "Handler",
     "JobBlocked",
     "JobCancelled",

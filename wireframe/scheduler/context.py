@@ -1,92 +1,114 @@
-"""JobContext: what a handler sees of its job and of the scheduler while it runs."""
+"""JobContext: what a handler sees of its job and of the worker while it runs."""
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
 
 from wireframe.durable import ChildHandle, DurableRun
+from wireframe.scheduler._numbers import number
 from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
-from wireframe.scheduler.events import JobProgress
-from wireframe.store import JobRecord
-
-if TYPE_CHECKING:
-    from wireframe.scheduler.running import Running
-    from wireframe.scheduler.scheduler import Scheduler
+from wireframe.scheduler.events import Event, JobProgress
+from wireframe.store import JobRecord, NewJob, Store
 
 T = TypeVar("T")
+
+
+class Attempt(Protocol):
+    """What a JobContext reads and writes of the attempt it serves."""
+
+    @property
+    def record(self) -> JobRecord:
+        """The job's record as claimed."""
+        ...
+
+    @property
+    def stopping(self) -> bool:
+        """True once the worker asked the handler to stop."""
+        ...
+
+    def report_progress(self, fraction: float, message: str | None) -> None:
+        """Keep the latest progress for the next heartbeat."""
+        ...
+
+
+class JobHost(Protocol):
+    """What a JobContext needs of the worker that runs its job."""
+
+    @property
+    def store(self) -> Store:
+        """The store the job lives in."""
+        ...
+
+    @property
+    def claim_ttl(self) -> float:
+        """Seconds a lease lasts without renewal."""
+        ...
+
+    def publish(self, event: Event) -> None:
+        """Publish a lifecycle event."""
+        ...
+
+    def state(self, job_type: str, cls: type) -> object | None:
+        """Shared state of type `cls` for a job of `job_type`, or None."""
+        ...
+
+    def build_child(self, payload: object, options: dict[str, Any]) -> NewJob:
+        """Validate a child submission (options may name its `type`) and build its row."""
+        ...
+
+    async def defer(self, job_id: int, condition: Callable[[], Any], poll_interval: float) -> None:
+        """Poll `condition` without holding a concurrency slot."""
+        ...
+
+    async def heartbeat(self, job_id: int) -> None:
+        """Renew the job's lease now."""
+        ...
 
 
 class JobContext:
     """The handler's view of its job: identity, cancellation, progress, state and children."""
 
-    def __init__(
-        self, scheduler: Scheduler, running: Running, global_state: Mapping[type, object]
-    ) -> None:
-        self._scheduler = scheduler
-        self._running = running
-        self._global_state = global_state
+    def __init__(self, host: JobHost, attempt: Attempt) -> None:
+        self._host = host
+        self._attempt = attempt
         self._durable: DurableRun | None = None
 
     @property
     def job(self) -> JobRecord:
         """The job's record as claimed: id, type, attempt, priority, parent and payload."""
-        return self._running.record
+        return self._attempt.record
 
     @property
     def cancelled(self) -> bool:
         """True once a stop was requested; return soon, or be cancelled after a grace period."""
-        return self._running.stop_reason is not None
+        return self._attempt.stopping
 
     @property
     def phase(self) -> str:
         """`execute` while the handler runs, `finalize` while the finalize handler runs."""
-        return self._running.record.phase
+        return self._attempt.record.phase
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Report progress in [0, 1] with an optional message; subscribers see it at once."""
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, int | float)
-            or not math.isfinite(fraction)
-        ):
-            raise ConfigError(
-                f"job {self.job.id}: progress fraction must be a number in [0, 1], got {fraction!r}"
-            )
-        if not 0.0 <= fraction <= 1.0:
-            raise ConfigError(
-                f"job {self.job.id}: progress fraction must be in [0, 1], got {fraction!r}"
-            )
-        self._running.progress = float(fraction)
-        self._running.message = message
-        self._scheduler.events.publish(
-            JobProgress(
-                job_id=self.job.id,
-                job_type=self.job.type,
-                fraction=float(fraction),
-                message=message,
-            )
+        where = f"job {self.job.id}: progress fraction"
+        value = number(fraction, where, low=0.0)
+        if value > 1.0:
+            raise ConfigError(f"{where} must be in [0, 1], got {fraction!r}")
+        self._attempt.report_progress(value, message)
+        self._host.publish(
+            JobProgress(job_id=self.job.id, job_type=self.job.type, fraction=value, message=message)
         )
 
     def state(self, cls: type[T]) -> T:
         """Shared state registered for `cls`: the job's domain first, then the scheduler's."""
-        domain = self._scheduler.domain_of(self.job.type)
-        found = domain.state_for(cls) if domain is not None else None
-        if found is None:
-            found = self._global_state.get(cls)
-        if found is None:
-            for value in self._global_state.values():
-                if isinstance(value, cls):
-                    found = value
-                    break
+        found = self._host.state(self.job.type, cls)
         if found is None:
             raise LookupError(
                 f"job {self.job.id} ({self.job.type}): no state of type {cls.__qualname__} "
-                f"registered "
-                f"on domain {self.job.domain!r} or on the scheduler"
+                f"registered on domain {self.job.domain!r} or on the scheduler"
             )
         return cast(T, found)
 
@@ -96,16 +118,14 @@ class JobContext:
     def durable(self) -> DurableRun:
         """The replay engine of this invocation (created on the first durable call)."""
         if self._durable is None:
-            scheduler = self._scheduler
-            worker = scheduler.require_worker()
-            job = self.job
+            host, job = self._host, self.job
             self._durable = DurableRun(
-                scheduler.store,
+                host.store,
                 job.lease,
-                worker.claim_ttl,
+                host.claim_ttl,
                 job.type,
-                build_child=lambda payload, options: scheduler.build_job(
-                    payload, options.pop("type", None), {"parent": job.id, **options}
+                build_child=lambda payload, options: host.build_child(
+                    payload, {"parent": job.id, **options}
                 ),
                 decode_result=decode_result,
             )
@@ -162,12 +182,12 @@ class JobContext:
 
     async def defer_until(self, condition: Callable[[], Any], poll_interval: float = 1.0) -> None:
         """Give the concurrency slot back while polling `condition`, then take one and go on."""
-        await self._scheduler.require_worker().defer(self._running, condition, poll_interval)
+        await self._host.defer(self.job.id, condition, poll_interval)
 
     async def children(self) -> list[JobRecord]:
         """This job's children, oldest first."""
-        return await self._scheduler.store.list_jobs(parent_id=self.job.id, limit=1_000_000)
+        return await self._host.store.list_jobs(parent_id=self.job.id, limit=1_000_000)
 
     async def heartbeat(self) -> None:
         """Extend this job's lease now; if the lease was lost, the handler is cancelled."""
-        await self._scheduler.require_worker().heartbeat_now(self._running)
+        await self._host.heartbeat(self.job.id)

@@ -11,6 +11,7 @@ __all__ = [
     "ChildFailed",
     "ConfigError",
     "EventTimeout",
+    "HandBackError",
     "JobFailed",
     "JobNotFound",
     "PayloadError",
@@ -74,3 +75,7 @@ class JobFailed(SchedulerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), (self.job_id, self.state, self.error), {}))
+
+
+class HandBackError(SchedulerError):
+    """A stopping worker could not write back the jobs it held (their leases expire instead)."""

@@ -26,6 +26,7 @@ from wireframe.scheduler.events import (
     JobFailedEvent,
     JobStarted,
 )
+from wireframe.scheduler.worker import Worker
 from wireframe.service.metrics import (
     DEFAULT_BUCKETS,
     Histogram,
@@ -36,7 +37,6 @@ from wireframe.service.metrics import (
 
 if TYPE_CHECKING:
     from wireframe.scheduler.scheduler import Scheduler
-    from wireframe.scheduler.worker import Worker
 
 K = TypeVar("K")
 
@@ -45,11 +45,13 @@ EVENT_BUFFER = 65_536
 
 
 class SchedulerMetrics:
-    """A metrics collector for one Scheduler (or a Worker's scheduler); call it to collect."""
+    """A metrics collector for one Scheduler or standalone Worker; call it to collect."""
 
-    def __init__(self, scheduler: Scheduler, *, buckets: tuple[float, ...] | None = None) -> None:
-        self.scheduler = scheduler
-        self._subscription = scheduler.events.subscribe(EVENT_BUFFER)
+    def __init__(
+        self, source: Scheduler | Worker, *, buckets: tuple[float, ...] | None = None
+    ) -> None:
+        self.source = source
+        self._subscription = source.events.subscribe(EVENT_BUFFER)
         self.durations = Histogram(
             "wireframe_job_duration_seconds",
             "Run time of completed jobs (last attempt), by type.",
@@ -93,7 +95,7 @@ class SchedulerMetrics:
     async def _check_reclaims(self) -> None:
         """A started attempt > 1 whose previous attempt ended by lease expiry is a reclaim."""
         checks, self._to_check = self._to_check, []
-        store = self.scheduler.store
+        store = self.source.store
         for started in checks:
             attempts = await store.attempts(started.job_id)
             previous = [a for a in attempts if a.attempt == started.attempt - 1]
@@ -110,10 +112,10 @@ class SchedulerMetrics:
         self.drain()
         if self._to_check:
             await self._check_reclaims()
-        scheduler = self.scheduler
-        await scheduler.open()
-        counts = await scheduler.store.counts()
-        worker = scheduler.worker
+        source = self.source
+        await source.open()
+        counts = await source.store.counts()
+        worker = source if isinstance(source, Worker) else source.worker
         running = len(worker.running) if worker is not None else 0
         return [
             gauge(
@@ -168,9 +170,7 @@ class SchedulerMetrics:
 
 def scheduler_metrics(source: Scheduler | Worker) -> SchedulerMetrics:
     """A collector for ``HealthServer(..., collectors=[scheduler_metrics(scheduler)])``."""
-    from wireframe.scheduler.worker import Worker
-
-    return SchedulerMetrics(source.scheduler if isinstance(source, Worker) else source)
+    return SchedulerMetrics(source)
 
 
 def _bump(table: dict[K, int], key: K) -> None:

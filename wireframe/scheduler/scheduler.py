@@ -3,34 +3,30 @@ through an embedded Worker. It is a Task, so a Service hosts it beside other tas
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import attrs
 
+from wireframe.durable.run import to_json
+from wireframe.scheduler._config import worker_config
+from wireframe.scheduler._hub import Hub
+from wireframe.scheduler._registry import Registry
 from wireframe.scheduler.codec import decode_result, encode_payload
-from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
-from wireframe.scheduler.events import (
-    Event,
-    EventBus,
-    JobBlocked,
-    JobCancelled,
-    JobExpired,
-    JobSubmitted,
-    JobUnblocked,
-)
-from wireframe.scheduler.running import Running, ShutdownMode
+from wireframe.scheduler.events import EventBus, JobCancelled, JobSubmitted
+from wireframe.scheduler.recurring import recurrence_from_json
+from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
-from wireframe.scheduler.submission import build_job, key_of
-from wireframe.scheduler.worker import Worker
+from wireframe.scheduler.submission import key_of
+from wireframe.scheduler.worker import CLOSE_TIMEOUT, Worker
 from wireframe.service import StopReceiver, Task, TaskKind
-from wireframe.service.log import current_job
 from wireframe.store import (
     JobRecord,
     JobState,
@@ -39,7 +35,6 @@ from wireframe.store import (
     Store,
     SubmitResult,
     Submitted,
-    Transition,
     UnknownJobError,
     store_from_url,
 )
@@ -72,37 +67,17 @@ class Scheduler(Task):
         event_buffer: int = 1024,
     ) -> None:
         self.id = id
-        self.store: Store = store if isinstance(store, Store) else store_from_url(store)
-        self.domains: dict[str, Domain] = {}
-        for domain in domains:
-            if not isinstance(domain, Domain):
-                raise ConfigError(f"Scheduler domains: {domain!r} is not a Domain")
-            if domain.name in self.domains:
-                raise ConfigError(f"Scheduler domains: two domains are named {domain.name!r}")
-            self.domains[domain.name] = domain
-        self.types: dict[str, JobType[Any, Any]] = {
-            t.type: t for d in self.domains.values() for t in d.jobs.values()
-        }
-        self._by_payload: dict[type, list[JobType[Any, Any]]] = {}
-        for job_type in self.types.values():
-            if job_type.payload_type is not None and job_type.payload_type is not dict:
-                self._by_payload.setdefault(job_type.payload_type, []).append(job_type)
-        self._state: dict[type, object] = {type(value): value for value in state}
-        self.events = EventBus(buffer=event_buffer)
-        self._holding = 0
-        self._held: list[Transition] = []
-        self._event_buffer = event_buffer
-        self._finished = anyio.Event()
-        self._open_lock: anyio.Lock | None = None
-        self._opened = False
+        self._registry = Registry(domains, where="Scheduler")
+        for value in state:
+            self._registry.provide(value)
+        self._hub = Hub(store if isinstance(store, Store) else store_from_url(store), event_buffer)
         self.poll_interval = poll_interval
         self.worker: Worker | None = None
         if worker:
-            if not self.domains:
+            if not self._registry.domains:
                 raise ConfigError("Scheduler: a scheduler that runs jobs needs at least one Domain")
-            self.worker = Worker(
-                self.store,
-                self.domains.values(),
+            config = worker_config(
+                where="Scheduler",
                 worker_id=worker_id,
                 claim_ttl=claim_ttl,
                 batch_size=batch_size,
@@ -114,67 +89,43 @@ class Scheduler(Task):
                 shutdown=shutdown,
                 cancel_grace=cancel_grace,
                 keep_history=keep_history,
-                id=f"{id}.worker",
-                scheduler=self,
             )
+            self.worker = Worker._embedded(self._hub, self._registry, config, f"{id}.worker")
+
+    @property
+    def store(self) -> Store:
+        """The store jobs live in."""
+        return self._hub.store
+
+    @property
+    def events(self) -> EventBus:
+        """The lifecycle events this process publishes."""
+        return self._hub.events
+
+    @property
+    def domains(self) -> dict[str, Domain]:
+        """The domains this scheduler knows, by name."""
+        return self._registry.domains
+
+    @property
+    def types(self) -> dict[str, JobType[Any, Any]]:
+        """The job types of those domains, by `domain::name`."""
+        return self._registry.types
+
+    @property
+    def provided(self) -> tuple[object, ...]:
+        """The shared state given with `state=` or `provide` (handlers read it with `ctx.state`)."""
+        return tuple(self._registry.shared.values())
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Open the store (idempotent); submit and queries call it for you."""
-        if self._opened:
-            return
-        if self._open_lock is None:
-            self._open_lock = anyio.Lock()
-        async with self._open_lock:
-            if not self._opened:
-                await self.store.open()
-                self.store.observe(self._observed)
-                self._opened = True
+        await self._hub.open()
 
     async def close(self) -> None:
         """Close the store."""
-        if self._opened:
-            self._opened = False
-            self.store.unobserve(self._observed)
-            await self.store.close()
-
-    def _observed(self, transitions: Sequence[Transition]) -> None:
-        """Publish the moves the store made on its own: blocked, unblocked, expired."""
-        if not self.events.subscriber_count:
-            return
-        if self._holding:
-            self._held.extend(transitions)
-        else:
-            self._publish_transitions(transitions)
-
-    @contextmanager
-    def holding_transitions(self) -> Iterator[None]:
-        """Publish the store's own moves only after the events the caller publishes inside.
-
-        So a submit says `submitted` before `blocked`, and a completion `completed` before
-        the `unblocked` of its dependents.
-        """
-        self._holding += 1
-        try:
-            yield
-        finally:
-            self._holding -= 1
-            if not self._holding and self._held:
-                held, self._held = self._held, []
-                self._publish_transitions(held)
-
-    def _publish_transitions(self, transitions: Sequence[Transition]) -> None:
-        for t in transitions:
-            if t.state is JobState.BLOCKED:
-                event: Event = JobBlocked(
-                    job_id=t.job_id, job_type=t.job_type, depends_on=t.depends_on
-                )
-            elif t.state is JobState.EXPIRED:
-                event = JobExpired(job_id=t.job_id, job_type=t.job_type)
-            else:
-                event = JobUnblocked(job_id=t.job_id, job_type=t.job_type)
-            self.events.publish(event)
+        await self._hub.close()
 
     async def __aenter__(self) -> Scheduler:
         await self.open()
@@ -192,7 +143,7 @@ class Scheduler(Task):
             else:
                 await stop.wait()
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
                 await self.close()
 
     # -- submitting -------------------------------------------------------------------------
@@ -201,43 +152,14 @@ class Scheduler(Task):
         self, payload: object, type: str | JobType[Any, Any] | None = None
     ) -> JobType[Any, Any]:
         """The job type a payload (or an explicit `type`) resolves to; a clear error otherwise."""
-        if isinstance(type, JobType):
-            if type.type not in self.types:
-                raise ConfigError(
-                    f"submit: job type {type.type!r} is not in this scheduler's domains"
-                )
-            return type
-        if type is not None:
-            found = self.types.get(type)
-            if found is None:
-                domain = type.split("::", 1)[0]
-                hint = "unknown domain" if domain not in self.domains else "unknown job type"
-                raise ConfigError(
-                    f"submit: {hint} in {type!r}; "
-                    f"known types: {', '.join(sorted(self.types)) or 'none'}"
-                )
-            return found
-        candidates = self._by_payload.get(payload.__class__, [])
-        if len(candidates) == 1:
-            return candidates[0]
-        if len(candidates) > 1:
-            names = ", ".join(t.type for t in candidates)
-            raise ConfigError(
-                f"submit: payload type {payload.__class__.__qualname__} is used by {names}; "
-                f"pass type="
-            )
-        raise ConfigError(
-            f"submit: no job type takes a payload of type {payload.__class__.__qualname__}; "
-            f"pass type='domain::name' (known types: {', '.join(sorted(self.types)) or 'none'})"
-        )
+        return self._registry.job_type(payload, type)
 
     def build_job(
         self, payload: object, type: str | JobType[Any, Any] | None, options: dict[str, Any]
     ) -> NewJob:
         """Validate a submission and build its store row (nothing is written)."""
-        job_type = self.job_type(payload, type)
         budgets = self.worker.limits.budgets if self.worker is not None else None
-        return build_job(job_type, payload, budgets=budgets, **options)
+        return self._registry.build_job(payload, type, options, budgets)
 
     async def submit(
         self, payload: object, *, type: str | JobType[Any, Any] | None = None, **options: Any
@@ -285,7 +207,7 @@ class Scheduler(Task):
 
     async def _submit(self, jobs: list[NewJob]) -> list[SubmitResult]:
         await self.open()
-        with self.holding_transitions():
+        with self._hub.holding_transitions():
             try:
                 results = await self.store.submit(jobs)
             except UnknownJobError as exc:
@@ -351,7 +273,7 @@ class Scheduler(Task):
         await self.open()
         with anyio.fail_after(timeout):
             while True:
-                finished = self._finished
+                finished = self._hub.next_end()
                 job = await self.store.get(job_id)
                 if job is None:
                     raise JobNotFound(job_id)
@@ -364,7 +286,7 @@ class Scheduler(Task):
 
     def subscribe(self, buffer: int | None = None) -> AbstractAsyncContextManager[Any]:
         """Typed lifecycle events: `async with scheduler.subscribe() as events: ...`."""
-        return self.events.subscribe(buffer or self._event_buffer)
+        return self.events.subscribe(buffer or self._hub.event_buffer)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -379,7 +301,7 @@ class Scheduler(Task):
             job = await self.store.get(job_id)
             self.events.publish(JobCancelled(job_id=job_id, job_type=job.type if job else "?"))
         await self._check_local_requests()
-        self.finished_batch()
+        self._hub.ended()
         return state
 
     async def pause(self, job_id: int) -> int:
@@ -422,8 +344,6 @@ class Scheduler(Task):
 
     async def emit_event(self, name: str, payload: object = None) -> bool:
         """Emit a durable event (a latch: the first emit wins); True if this one set it."""
-        from wireframe.durable.run import to_json
-
         if not isinstance(name, str) or not name:
             raise ConfigError(f"emit_event: event name must be a non-empty str, got {name!r}")
         await self.open()
@@ -446,14 +366,10 @@ class Scheduler(Task):
 
     async def resume_schedule(self, schedule_id: int) -> ScheduleRecord:
         """Fire again, from the next occurrence after now."""
-        from wireframe.scheduler.recurring import recurrence_from_json
-
         await self.open()
         current = await self.store.get_schedule(schedule_id)
         if current is None:
             raise JobNotFound(schedule_id, f"no schedule with id {schedule_id}")
-        import json
-
         recurrence = recurrence_from_json(json.loads(current.spec))
         following = recurrence.next_run(time.time())
         return await self.store.set_schedule_state(schedule_id, "active", following)
@@ -463,20 +379,11 @@ class Scheduler(Task):
         await self.open()
         return await self.store.set_schedule_state(schedule_id, "cancelled")
 
-    # -- used by workers and contexts --------------------------------------------------------
-
-    def domain_of(self, job_type: str) -> Domain | None:
-        """The domain of a job type name."""
-        return self.domains.get(job_type.split("::", 1)[0])
-
-    def make_context(self, running: Running) -> JobContext:
-        """The JobContext for one running job; the caller's log records name the job from now on."""
-        current_job.set(running.record.id)
-        return JobContext(self, running, self._state)
+    # -- used by workers and the CLI --------------------------------------------------------
 
     def provide(self, value: object) -> Scheduler:
         """Make `value` available to every handler as `ctx.state(type(value))`."""
-        self._state[type(value)] = value
+        self._registry.provide(value)
         return self
 
     def require_worker(self) -> Worker:
@@ -484,11 +391,6 @@ class Scheduler(Task):
         if self.worker is None:
             raise ConfigError(f"scheduler {self.id!r} was made with worker=False and runs no jobs")
         return self.worker
-
-    def finished_batch(self) -> None:
-        """Wake everyone waiting in `result()`."""
-        finished, self._finished = self._finished, anyio.Event()
-        finished.set()
 
 
 _NEW_JOB_FIELDS = [field.name for field in attrs.fields(NewJob)]

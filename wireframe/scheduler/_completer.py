@@ -1,0 +1,159 @@
+"""The completer of a worker: writes the outcomes its runners queue, in batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from wireframe.scheduler._hub import Hub
+from wireframe.scheduler._running import Running
+from wireframe.scheduler.events import JobCompleted, JobWaiting
+from wireframe.store import Beat, Chooser, ClaimRequest, Complete, JobRecord, Outcome
+
+log = logging.getLogger("wireframe.scheduler")
+
+Asked = tuple[ClaimRequest, Chooser | None]
+Done = list[tuple[Running, Outcome]]
+
+
+class Completer:
+    """Writes queued outcomes in batches; a batch may carry a claim for the slots it frees.
+
+    Contract: every outcome `add`ed is written once, in order of arrival, by `run` or by the
+    last `flush` (a batch whose write was cancelled is queued again at the front); until it is
+    written, `unwritten()` lists its lease so heartbeats keep it. Backward signals, given at
+    construction: `lend()` asks the producer for a claim to make with the write (None: do not
+    claim), `written(asked, jobs)` tells it a write ended (with the jobs claimed, if any);
+    `queued()` counts jobs still queued for the runners; `check_requests()` renews leases
+    after failures, which may have cascaded to jobs running here; `housekeep()` runs
+    housekeeping if due after a write that claimed.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        batch_size: int,
+        queued: Callable[[], int],
+        lend: Callable[[], Asked | None],
+        written: Callable[[Asked | None, list[JobRecord]], None],
+        running: Callable[[], bool],
+        check_requests: Callable[[], Awaitable[None]],
+        housekeep: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.hub = hub
+        self.batch_size = batch_size
+        self._queued = queued
+        self._lend = lend
+        self._written = written
+        self._running = running
+        self._check_requests = check_requests
+        self._housekeep = housekeep
+        self.outcomes: Done = []
+        self.in_flight: Done = []
+        self._ready = anyio.Event()
+        self._closing = False
+
+    def add(self, running: Running, outcome: Outcome) -> None:
+        """Queue one outcome for the next write."""
+        self.outcomes.append((running, outcome))
+        self._ready.set()
+
+    @property
+    def backlog(self) -> int:
+        """Outcomes queued or being written."""
+        return len(self.outcomes) + len(self.in_flight)
+
+    def unwritten(self) -> list[Beat]:
+        """Heartbeats for the leases of outcomes not yet written."""
+        return [Beat(o.lease) for _, o in self.in_flight + self.outcomes]
+
+    async def run(self) -> None:
+        """Write outcomes as they come, until `close()` and all are written (or cancelled)."""
+        while not (self._closing and not self.outcomes):
+            await self._ready.wait()
+            self._ready = anyio.Event()
+            await self._gather()
+            await self.flush()
+
+    def close(self) -> None:
+        """Return from `run` once every outcome queued is written."""
+        self._closing = True
+        self._ready.set()
+
+    async def _gather(self) -> None:
+        """Let the runners take the jobs handed to them before writing, up to a batch.
+
+        The first outcome wakes the completer while quick jobs of the same claim are still
+        queued; they finish in the runners' next turns, and one transaction then carries what
+        would have taken several. Stops as soon as the queue stops shrinking (every runner
+        busy with a slow job).
+        """
+        queued = self._queued()
+        while queued and len(self.outcomes) < self.batch_size:
+            await anyio.lowlevel.checkpoint()
+            left = self._queued()
+            if left >= queued:
+                return
+            queued = left
+
+    async def flush(self) -> None:
+        """Write every queued outcome (a batch at a time, each with a claim if lent one)."""
+        while self.outcomes:
+            batch, self.outcomes = self.outcomes, []
+            self.in_flight = batch
+            asked = None if self._closing else self._lend()
+            with self.hub.holding_transitions():
+                try:
+                    applied = await self._write(batch, asked)
+                except BaseException:
+                    self.outcomes[:0] = batch  # not known to be written: write it again later
+                    raise
+                finally:
+                    self.in_flight = []
+                self._after(batch, applied)
+                if self._running() and any(not isinstance(o, Complete) for _, o in batch):
+                    await self._check_requests()  # a failure may have cascaded to jobs here
+            if asked is not None:
+                await self._housekeep()
+
+    async def _write(self, batch: Done, asked: Asked | None) -> list[bool]:
+        store = self.hub.store
+        outcomes = [o for _, o in batch]
+        jobs: list[JobRecord] = []
+        try:
+            if asked is None:
+                return await store.finish(outcomes)
+            applied, jobs = await store.finish_and_claim(outcomes, *asked)
+            return applied
+        finally:
+            self._written(asked, jobs)
+
+    def _after(self, batch: Done, applied: list[bool]) -> None:
+        """Publish what the write did, and wake `result()` waiters."""
+        events = self.hub.events
+        if events.subscriber_count or not all(applied):
+            for (running, outcome), ok in zip(batch, applied, strict=True):
+                if not ok:
+                    log.warning(
+                        "job %s: outcome rejected, the lease was no longer held",
+                        running.record.id,
+                    )
+                elif isinstance(outcome, Complete):
+                    self._publish_end(running, outcome)
+        self.hub.ended()
+
+    def _publish_end(self, running: Running, outcome: Complete) -> None:
+        record = running.record
+        if record.active_children or outcome.needs_finalize:
+            event: JobWaiting | JobCompleted = JobWaiting(
+                job_id=record.id, job_type=record.type, children=record.active_children
+            )
+        else:
+            event = JobCompleted(
+                job_id=record.id, job_type=record.type, duration=time.time() - running.started
+            )
+        self.hub.publish(event)

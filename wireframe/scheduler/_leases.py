@@ -1,0 +1,90 @@
+"""The leases of a worker: renewed by heartbeats, which also carry cancel and pause requests
+(and the latest progress) from the store to the running handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+
+from wireframe.scheduler._executor import Executor
+from wireframe.scheduler._running import Interrupt, Running
+from wireframe.scheduler.clock import Clock
+from wireframe.store import Beat, LeaseStatus, Store
+
+
+class Leases:
+    """Renews the leases of every job a worker holds, every `interval` seconds or on demand.
+
+    Contract: a lease reported lost, or a cancel or pause request, interrupts the job's handler
+    (cancellation after `cancel_grace` for a cancel request, at once otherwise); jobs whose
+    outcome is not written yet (`unwritten()`) keep their lease too, so a slow write never
+    lets another worker reclaim, and run again, a job that has already finished here. Each
+    renewal moves the job's `lease_deadline` to when the beat was sent plus `claim_ttl`.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        *,
+        claim_ttl: float,
+        cancel_grace: float,
+        clock: Clock,
+        unwritten: Callable[[], list[Beat]],
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.claim_ttl = claim_ttl
+        self.cancel_grace = cancel_grace
+        self.interval = min(claim_ttl / 4, 15.0)
+        self.clock = clock
+        self._unwritten = unwritten
+
+    async def run(self) -> None:
+        """Renew every lease every `interval` seconds, until cancelled."""
+        while True:
+            await anyio.sleep(self.interval)
+            await self.check_requests()
+
+    async def check_requests(self) -> None:
+        """Renew every lease now, so cancel and pause requests reach running handlers at once."""
+        current = list(self.executor.running.values())
+        unwritten = self._unwritten()
+        if not current and not unwritten:
+            return
+        sent = self.clock.monotonic()
+        status = await self.store.heartbeat([_beat(r) for r in current] + unwritten, self.claim_ttl)
+        held = self.executor.running
+        for running in current:
+            if running.record.id in held:
+                self._apply(running, status.get(running.record.id, LeaseStatus.LOST), sent)
+
+    async def renew(self, running: Running) -> bool:
+        """Renew one lease at once; False (and the handler interrupted) if it was lost."""
+        sent = self.clock.monotonic()
+        status = await self.store.heartbeat([_beat(running)], self.claim_ttl)
+        found = status.get(running.record.id, LeaseStatus.LOST)
+        self._apply(running, found, sent)
+        await anyio.lowlevel.checkpoint()
+        return found is not LeaseStatus.LOST
+
+    async def heartbeat(self, job_id: int) -> None:
+        """`ctx.heartbeat()`: renew one job's lease now."""
+        running = self.executor.running.get(job_id)
+        if running is not None:
+            await self.renew(running)
+
+    def _apply(self, running: Running, status: LeaseStatus, sent: float) -> None:
+        if status is LeaseStatus.LOST:
+            running.interrupt(Interrupt.LEASE_LOST)
+            return
+        running.lease_deadline = max(running.lease_deadline, sent + self.claim_ttl)
+        if status is LeaseStatus.CANCEL_REQUESTED:
+            running.interrupt(Interrupt.CANCELLED, self.cancel_grace)
+        elif status is LeaseStatus.PAUSE_REQUESTED:
+            running.interrupt(Interrupt.PAUSED)
+
+
+def _beat(running: Running) -> Beat:
+    return Beat(running.record.lease, running.progress, running.message)

@@ -1,0 +1,172 @@
+"""How a handler ended, turned into the outcome a worker stores, with the events it publishes."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+from wireframe.durable import Suspend
+from wireframe.scheduler._running import Interrupt, Running
+from wireframe.scheduler.codec import encode_result
+from wireframe.scheduler.errors import Permanent
+from wireframe.scheduler.events import (
+    EventBus,
+    JobCancelled,
+    JobFailedEvent,
+    JobPreempted,
+    JobRetrying,
+    JobSuspended,
+)
+from wireframe.store import FAR_FUTURE, Complete, Fail, Outcome, Release
+from wireframe.store.records import ReleaseTo
+
+log = logging.getLogger("wireframe.scheduler")
+
+_BACK: dict[Interrupt, ReleaseTo] = {
+    Interrupt.PREEMPTED: "pending",
+    Interrupt.SHUTDOWN: "pending",
+    Interrupt.PAUSED: "paused",
+}
+
+
+def conclude(
+    events: EventBus,
+    running: Running,
+    *,
+    cancelled: bool = False,
+    result: Any = None,
+    error: BaseException | None = None,
+    suspended: Suspend | None = None,
+) -> Outcome | None:
+    """Turn how the handler ended into the outcome to store (None: drop it).
+
+    `cancelled`: its cancel scope caught the cancellation (a timeout, unless the job was
+    interrupted). A handler that returned keeps its result even if it was asked to stop.
+    """
+    reason = running.stop_reason
+    if reason is None and error is None and suspended is None and not cancelled:
+        return complete(events, running, result)  # the common case first: a handler that returned
+    if reason is Interrupt.LEASE_LOST:
+        log.warning("job %s: lease lost; dropping its outcome", running.record.id)
+        return None
+    if reason is Interrupt.CANCELLED:
+        record = running.record
+        events.publish(JobCancelled(job_id=record.id, job_type=record.type))
+        return Release(record.lease, "cancelled", "cancelled while running")
+    if reason is not None and (cancelled or error is not None):
+        return _release(events, running, reason)
+    if suspended is not None and not cancelled:
+        return _suspend(events, running, suspended)
+    if cancelled and reason is None:
+        assert running.job_type is not None
+        message = f"timed out after {running.job_type.timeout}s"
+        return failure(events, running, message, None, outcome="timeout")
+    if error is not None:
+        text = f"{type(error).__name__}: {error}"
+        tb = "".join(traceback.format_exception(error))
+        return failure(events, running, text, tb, permanent=isinstance(error, Permanent))
+    return complete(events, running, result)
+
+
+def _release(events: EventBus, running: Running, reason: Interrupt) -> Release:
+    record = running.record
+    if reason is Interrupt.PREEMPTED:
+        events.publish(JobPreempted(job_id=record.id, job_type=record.type))
+    return Release(record.lease, _BACK[reason], reason.value)
+
+
+def _suspend(events: EventBus, running: Running, suspended: Suspend) -> Release:
+    record = running.record
+    if events.subscriber_count:
+        events.publish(
+            JobSuspended(
+                job_id=record.id,
+                job_type=record.type,
+                until=suspended.until,
+                reason=suspended.reason,
+            )
+        )
+    until = suspended.until if suspended.until is not None else FAR_FUTURE
+    return Release(record.lease, "suspended", suspended.reason, until, suspended.wait_for)
+
+
+def complete(events: EventBus, running: Running, result: Any) -> Outcome:
+    """The completion of a handler that returned `result` (a finalize's None keeps the
+    execute handler's result); a result that cannot be encoded fails the job for good."""
+    record = running.record
+    job_type = running.job_type
+    assert job_type is not None
+    finalize = record.phase == "finalize"
+    if finalize and result is None:
+        return Complete(record.lease, record.result)
+    try:
+        encoded = (
+            "null"
+            if result is None
+            else encode_result(result, where=lambda: f"result of job {record.id} ({record.type})")
+        )
+    except Exception as exc:
+        return failure(events, running, f"{type(exc).__name__}: {exc}", None, permanent=True)
+    return Complete(record.lease, encoded, not finalize and job_type.finalize_fn is not None)
+
+
+def failure(
+    events: EventBus,
+    running: Running,
+    error: str,
+    tb: str | None,
+    *,
+    permanent: bool = False,
+    outcome: str = "failed",
+) -> Fail:
+    """A failed attempt: retry at the policy's delay, or end the job; publish the events."""
+    record = running.record
+    retry = running.job_type.retry if running.job_type is not None else None
+    will_retry = (
+        not permanent
+        and retry is not None
+        and retry.should_retry(record.attempt)
+        and record.attempt < record.max_attempts
+    )
+    retry_at = None
+    if will_retry and retry is not None:
+        delay = retry.delay(record.attempt)
+        retry_at = time.time() + delay
+        events.publish(
+            JobRetrying(job_id=record.id, job_type=record.type, attempt=record.attempt, delay=delay)
+        )
+    events.publish(
+        JobFailedEvent(
+            job_id=record.id,
+            job_type=record.type,
+            error=error,
+            attempt=record.attempt,
+            will_retry=will_retry,
+        )
+    )
+    log.info(
+        "job %s (%s) attempt %s failed: %s%s",
+        record.id,
+        record.type,
+        record.attempt,
+        error,
+        " (will retry)" if will_retry else "",
+    )
+    return Fail(record.lease, error, tb, retry_at, outcome)
+
+
+def hand_back(events: EventBus, running: Running) -> Outcome | None:
+    """What a stopping worker writes for a job it still holds, whatever its handler was doing:
+    back to `pending` (checkpoints kept, no attempt spent), or where a request sent it."""
+    record = running.record
+    reason = running.stop_reason
+    if reason is Interrupt.LEASE_LOST:
+        return None
+    if reason is Interrupt.CANCELLED:
+        events.publish(JobCancelled(job_id=record.id, job_type=record.type))
+        return Release(record.lease, "cancelled", "cancelled while running")
+    if reason is Interrupt.PAUSED:
+        return Release(record.lease, "paused", reason.value)
+    return Release(record.lease, "pending", "worker stopped before the job finished")
