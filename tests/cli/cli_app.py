@@ -49,6 +49,23 @@ async def slow(job: dict[str, Any], ctx: JobContext) -> str:
     return "released"
 
 
+def note(path: str) -> str:
+    """A step's side effect: one line per run, so a test can count the runs."""
+    with open(path, "a") as f:
+        f.write("ran\n")
+    return "noted"
+
+
+@demo.job()
+async def stuck(job: dict[str, Any], ctx: JobContext) -> str:
+    """A durable step, then a wait for the release file, ignoring `ctx.cancelled`."""
+    await ctx.step("note", note, job["notes"])
+    release = Path(job["release"])
+    while not release.exists():
+        await anyio.sleep(0.02)
+    return "released"
+
+
 scheduler = Scheduler(
     os.environ.get("CLI_APP_STORE", "memory://"),
     domains=[demo],

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,3 +99,44 @@ def in_store(url: str, fn: Callable[..., Any], *args: Any) -> Any:
             await store.close()
 
     return anyio.run(go)
+
+
+class Worker:
+    """`python -m wireframe worker` with its stderr (JSON log lines) read on a thread."""
+
+    def __init__(self, store_url: str, *args: str) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "wireframe", "worker", "--store", store_url, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(None),
+            cwd=HERE,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.lines.put(line)
+
+    def records(self) -> list[dict[str, Any]]:
+        while True:
+            try:
+                self.seen.append(self.lines.get_nowait())
+            except queue.Empty:
+                break
+        return [json.loads(line) for line in self.seen if line.strip()]
+
+    def record(self, text: str) -> dict[str, Any]:
+        return wait_until(
+            lambda: next((r for r in self.records() if text in r["message"]), None),
+            f"a log record with {text!r}; seen: {self.seen}",
+        )
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()

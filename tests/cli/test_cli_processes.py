@@ -5,67 +5,32 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import queue
 import re
 import select
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cli_support import HERE, WAIT, Cli, assert_one_line_error, cli_env, in_store, wait_until
+from cli_support import (
+    HERE,
+    WAIT,
+    Cli,
+    Worker,
+    assert_one_line_error,
+    cli_env,
+    in_store,
+    wait_until,
+)
 
 from wireframe.store import JobState, Store
 
 pytestmark = pytest.mark.slow
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
-
-
-class Worker:
-    """`python -m wireframe worker` with its stderr (JSON log lines) read on a thread."""
-
-    def __init__(self, store_url: str, *args: str) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "wireframe", "worker", "--store", store_url, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(None),
-            cwd=HERE,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.popen.stderr is not None
-        for line in self.popen.stderr:
-            self.lines.put(line)
-
-    def records(self) -> list[dict[str, Any]]:
-        while True:
-            try:
-                self.seen.append(self.lines.get_nowait())
-            except queue.Empty:
-                break
-        return [json.loads(line) for line in self.seen if line.strip()]
-
-    def record(self, text: str) -> dict[str, Any]:
-        return wait_until(
-            lambda: next((r for r in self.records() if text in r["message"]), None),
-            f"a log record with {text!r}; seen: {self.seen}",
-        )
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait()
 
 
 async def _state(store: Store, job_id: int) -> JobState | None:

@@ -294,6 +294,8 @@ class Worker(Task):
     async def _hand_back(self, until: float) -> None:
         """Write every outcome not yet written, and hand back every job still held."""
         self._handed_back = True
+        self._producer.stop()
+        self._completer.close()
         for running in list(self._executor.running.values()):
             self._executor.done(running, hand_back(self._hub.events, running))
         completer = self._completer
