@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from wireframe.store.records import Checkpoint, EventRecord, Lease, LeaseStatus, NewJob
-from wireframe.store.sql.cascade import wake
+from wireframe.store.sql.cascade import waiting_for, wake
+from wireframe.store.sql.locks import lock
 from wireframe.store.sql.rows import TERMINAL
 from wireframe.store.sql.submit import submit
 from wireframe.store.sql.tx import Tx
@@ -72,6 +73,9 @@ def spawn_child(
     lease_ttl: float,
 ) -> int | LeaseStatus:
     """Submit a child and record the spawn checkpoint in one step; its id, or why not."""
+    # The spawning job, the child's parent (itself, or its own parent for a sibling) and the
+    # child's dependencies: every row this writes, locked in order first.
+    lock(tx, [lease.job_id, job.parent_id, *job.depends_on])
     status = hold_lease(tx, now, lease, lease_ttl)
     if status is not LeaseStatus.OK:
         return status
@@ -102,7 +106,11 @@ def emit_from_job(
 ) -> bool | LeaseStatus:
     """A running job's emit: the latch, its waiters and the emit checkpoint, fenced on the
     lease; whether this emit set the latch, or why the lease refused it."""
-    tx.dialect.lock_name(tx, f"event:{event}")
+    key = f"event:{event}"
+    tx.dialect.lock_name(tx, key)
+    # The emitting job and the jobs the latch wakes, locked in order first (after the name).
+    if tx.dialect.lock:
+        lock(tx, [lease.job_id, *waiting_for(tx, [key])])
     status = hold_lease(tx, now, lease, lease_ttl)
     if status is not LeaseStatus.OK:
         return status
@@ -144,9 +152,9 @@ def already_happened(tx: Tx, wait_for: str, job_id: int) -> bool:
         tx.dialect.lock_name(tx, wait_for)
         return tx.execute("SELECT 1 FROM events WHERE name = ?", (key,)).fetchone() is not None
     if kind == "job":
-        # Locked, so the job cannot end between this check and this transaction's commit.
-        row = tx.execute(
-            f"SELECT state, parent_id FROM jobs WHERE id = ?{tx.dialect.lock}", (int(key),)
-        ).fetchone()
+        # Locked, so the job cannot end between this check and this transaction's commit
+        # (`finish` locked it already, in order, with the job that suspends).
+        lock(tx, [int(key)])
+        row = tx.execute("SELECT state, parent_id FROM jobs WHERE id = ?", (int(key),)).fetchone()
         return row is None or row[0] in TERMINAL or row[1] != job_id
     raise ValueError(f"suspend: unknown wait_for {wait_for!r}; use 'event:<name>' or 'job:<id>'")
