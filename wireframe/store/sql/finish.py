@@ -55,12 +55,14 @@ HEARTBEAT = (
     # `wireframe.store.sql.locks`), and held for one round trip, not one per beat.
     "WITH v AS MATERIALIZED (SELECT (e ->> 0)::bigint AS id, (e ->> 1)::int AS seq, "
     "(e ->> 2)::float8 AS progress, e ->> 3 AS message FROM json_array_elements(?::json) AS e), "
-    "locked AS MATERIALIZED (SELECT id FROM jobs WHERE id = ANY(?::bigint[]) "
-    "ORDER BY id FOR UPDATE) "
+    # The lease is checked on the locked rows, and the update finds them by primary key alone
+    # (a condition on `jobs.state` could let stale statistics pick every running job's index).
+    "locked AS MATERIALIZED (SELECT id, claim_seq, state FROM jobs "
+    "WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE) "
     "UPDATE jobs SET lease_expires_at = ?, progress = coalesce(v.progress, jobs.progress), "
     "progress_message = coalesce(v.message, jobs.progress_message) "
-    "FROM locked JOIN v ON v.id = locked.id "
-    "WHERE jobs.id = locked.id AND jobs.claim_seq = v.seq AND jobs.state = 'running' "
+    "FROM locked JOIN v ON v.id = locked.id AND v.seq = locked.claim_seq "
+    "WHERE jobs.id = locked.id AND locked.state = 'running' "
     "RETURNING jobs.id, jobs.cancel_requested, jobs.pause_requested, jobs.child_failed"
 )
 """PostgreSQL's heartbeat of many jobs: one statement."""
@@ -96,9 +98,9 @@ def _beat_status(row: Sequence[object] | None) -> LeaseStatus:
 
 def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     """Apply each outcome if its writer still holds the lease; return which were applied."""
-    _lock_first(tx, outcomes)
+    locked = _lock_first(tx, outcomes)
     plain = _complete_plain(tx, now, outcomes)
-    held = _held_leases(tx, [o for o in outcomes if o.lease.job_id not in plain])
+    held = _held_leases(tx, [o for o in outcomes if o.lease.job_id not in plain], locked)
     applied: list[bool] = []
     ended: list[Ended] = []
     closes: list[tuple[object, ...]] = []
@@ -181,14 +183,33 @@ def _plain(outcome: Outcome) -> bool:
     return isinstance(outcome, Complete) and not outcome.needs_finalize
 
 
-def _lock_first(tx: Tx, outcomes: Sequence[Outcome]) -> None:
+_RUNNING_COLUMNS = (
+    "id, claim_seq, parent_id, active_children, attempt, max_attempts, child_failed, phase, "
+    "cancel_requested, result, error, has_dependents, worker_id, attempt_started_at"
+)
+
+LOCK_FIRST = (
+    # A job's parent never changes, so it is read without a lock; one array of ids, as an OR
+    # of two conditions would let the planner scan the index of every child job instead.
+    f"SELECT {_RUNNING_COLUMNS}, state FROM jobs WHERE id = ANY(ARRAY("
+    "SELECT unnest(?::bigint[]) UNION SELECT parent_id FROM jobs WHERE id = ANY(?::bigint[]))) "
+    "ORDER BY id FOR UPDATE"
+)
+"""Lock the jobs of a finish, their parents and the children they wait for, in id order, and
+read them as locked."""
+
+
+def _lock_first(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running] | None:
     """PostgreSQL: take the locks the outcomes need before writing anything, in the order of
     `wireframe.store.sql.locks`: the names of the events suspensions wait for, then the jobs
     with their parents (counted when a job ends) and the children they wait for (checked
-    when they suspend), by id. A batch of plain completions only is left to `COMPLETE_PLAIN`,
-    which locks the same rows in the same order itself."""
+    when they suspend), by id; return the running rows among them, as `_held_leases` would.
+
+    A batch of plain completions only is left to `COMPLETE_PLAIN`, which locks the same rows
+    in the same order itself (None).
+    """
     if not tx.dialect.lock:
-        return
+        return None
     waits = [
         o.wait_for
         for o in outcomes
@@ -197,9 +218,14 @@ def _lock_first(tx: Tx, outcomes: Sequence[Outcome]) -> None:
     for name in sorted({w for w in waits if w.startswith("event:")}):
         tx.dialect.lock_name(tx, name)
     if not tx.plan and all(_plain(o) for o in outcomes):
-        return
-    kids = [int(key) for w in waits for kind, _, key in [w.partition(":")] if kind == "job"]
-    lock(tx, [o.lease.job_id for o in outcomes] + kids, parents=True)
+        return None
+    jobs = {o.lease.job_id for o in outcomes}
+    kids = {int(key) for w in waits for kind, _, key in [w.partition(":")] if kind == "job"}
+    want = sorted(jobs | kids | tx.plan)
+    rows = tx.execute(LOCK_FIRST, (want, sorted(jobs))).fetchall()
+    note_held(tx, want)
+    note_held(tx, (row[0] for row in rows))
+    return {row[0]: row[:-1] for row in rows if row[0] in jobs and row[-1] == "running"}
 
 
 COMPLETE_PLAIN = (
@@ -290,16 +316,19 @@ def _complete_plain(
     return {row[0]: (row[0], row[1], row[2], bool(row[3])) for row in rows}
 
 
-def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
-    """The running rows the outcomes refer to, keyed by job id (locked by `_lock_first`)."""
+def _held_leases(
+    tx: Tx, outcomes: Sequence[Outcome], locked: dict[int, _Running] | None
+) -> dict[int, _Running]:
+    """The running rows the outcomes refer to, keyed by job id (`locked`: as `_lock_first`
+    read them; the rows of jobs a plain completion ended since are left out)."""
     ids = sorted(o.lease.job_id for o in outcomes)
-    lock(tx, ids)  # nothing new: `_lock_first` or `COMPLETE_PLAIN` holds them
+    if locked is not None:
+        return {i: locked[i] for i in ids if i in locked}
+    lock(tx, ids)  # nothing new: `COMPLETE_PLAIN` holds them
     rows: dict[int, _Running] = {}
     for part in chunks(ids):
         for row in tx.execute(
-            f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts, "
-            f"child_failed, phase, cancel_requested, result, error, has_dependents, worker_id, "
-            f"attempt_started_at FROM jobs "
+            f"SELECT {_RUNNING_COLUMNS} FROM jobs "
             f"WHERE id IN ({placeholders(len(part))}) AND state = 'running' ORDER BY id",
             tuple(part),
         ):
