@@ -51,10 +51,12 @@ def _resolve_dependents(tx: Tx, now: float, wave: list[Ended]) -> list[Ended]:
         return []
     by_id = {e.id: e for e in wave}
     edges = _edges(tx, list(by_id))
-    if tx.dialect.lock:
-        # A dependent that ends is counted out of its parent: both locked, in order, first.
-        # No edge can appear meanwhile: adding one locks the dependency, which this holds.
-        lock(tx, {edge[0] for edge in edges}, parents=True)
+    dependents = {edge[0] for edge in edges}
+    if tx.dialect.lock and dependents - tx.held:
+        # A dependent that ends is counted out of its parent: both locked, in order, first,
+        # then read as locked. No edge can appear meanwhile: adding one locks the dependency,
+        # which this transaction holds.
+        lock(tx, dependents, parents=True)
         edges = _edges(tx, list(by_id))
     out: list[Ended] = []
     decided: set[int] = set()
@@ -185,7 +187,8 @@ def cancel_tree(
     if tx.dialect.lock:
         # The tree and the root's parent (counted when the root ends), locked in order first;
         # then read again as locked (a child spawned meanwhile is locked too, or we start over).
-        wanted = {row[0] for row in rows} | {row[2] for row in rows if row[0] == root_id}
+        wanted = {row[0] for row in rows}
+        wanted |= {row[2] for row in rows if row[0] == root_id and row[2] is not None}
         if wanted - tx.held:
             lock(tx, wanted)
             rows = _tree(tx, root_id, include_root)

@@ -35,7 +35,7 @@ def heartbeat(
     """Extend the leases still held; report lost ones and requests to cancel or pause."""
     if not beats:
         return {}
-    if tx.dialect.name != "sqlite":
+    if tx.dialect.lock:
         return _heartbeat_all(tx, now, beats, lease_ttl)
     status: dict[int, LeaseStatus] = {}
     for beat in sorted(beats, key=lambda b: b.lease.job_id):
