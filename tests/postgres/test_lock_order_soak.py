@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SCHEMA = "soak"
 WORKERS = 4
-SUBMIT_FOR = 12.0  # seconds of submissions; the jobs then drain
+SUBMIT_FOR = 15.0  # seconds of submissions; the jobs then drain
 
 
 def start_worker(
