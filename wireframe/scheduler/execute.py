@@ -23,7 +23,7 @@ from wireframe.scheduler.events import (
     JobSuspended,
 )
 from wireframe.scheduler.running import Running
-from wireframe.store import FAR_FUTURE, Complete, Fail, Outcome, Release
+from wireframe.store import FAR_FUTURE, Complete, Fail, LeaseStatus, Outcome, Release
 from wireframe.store.records import ReleaseTo
 
 if TYPE_CHECKING:
@@ -139,8 +139,11 @@ async def _call(worker: Worker, running: Running, scope: anyio.CancelScope) -> O
         return _end(worker, running, scope, error=exc)
     except Suspend as exc:
         return _end(worker, running, scope, suspended=exc)
-    except LeaseLost:
-        running.stop_reason = "lease_lost"
+    except LeaseLost as exc:
+        # Refused because the job was asked to stop (cancelled, or a child failed with
+        # fail_fast): it still holds its lease, so it ends now, as a cancellation does.
+        cancelled = exc.status is LeaseStatus.CANCEL_REQUESTED
+        running.stop_reason = "cancelled" if cancelled else "lease_lost"
         return _end(worker, running, scope)
     return _end(worker, running, scope, result=result)
 
