@@ -12,6 +12,7 @@ from wireframe.store import (
     ClaimRequest,
     JobRecord,
     JobState,
+    LeaseStatus,
     MemoryStore,
     NewJob,
     Release,
@@ -51,11 +52,13 @@ async def test_a_stale_writer_cannot_checkpoint_over_a_newer_attempt(store: Stor
     old = await claim_one(store, ttl=-1.0)  # a lease that has already expired
     new = await claim_one(store, "w2")  # reclaimed by another worker
     assert new.id == old.id and new.claim_seq == old.claim_seq + 1
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost) as lost:
         await run_for(store, old).step("y", lambda: 1)
-    assert not await store.put_checkpoint(old.lease, 0, "x", "step", "1", 30.0)
-    assert await store.put_checkpoint(new.lease, 0, "x", "step", "2", 30.0)
-    assert not await store.spawn_child(old.lease, 1, "$spawn", NewJob("d::c", "d", "{}"), 30.0)
+    assert lost.value.status is LeaseStatus.LOST
+    assert await store.put_checkpoint(old.lease, 0, "x", "step", "1", 30.0) is LeaseStatus.LOST
+    assert await store.put_checkpoint(new.lease, 0, "x", "step", "2", 30.0) is LeaseStatus.OK
+    spawned = await store.spawn_child(old.lease, 1, "$spawn", NewJob("d::c", "d", "{}"), 30.0)
+    assert spawned is LeaseStatus.LOST
     [mark] = await store.checkpoints(new.id)
     assert mark.value == "2"
 
@@ -64,7 +67,8 @@ async def test_a_cancelled_job_gets_its_checkpoint_rejected(store: Store) -> Non
     await store.submit([NewJob("d::a", "d", "{}")])
     job = await claim_one(store)
     await store.cancel(job.id)
-    assert not await store.put_checkpoint(job.lease, 0, "x", "step", "1", 30.0)
+    refused = await store.put_checkpoint(job.lease, 0, "x", "step", "1", 30.0)
+    assert refused is LeaseStatus.CANCEL_REQUESTED
 
 
 async def test_an_emit_just_before_suspension_is_never_lost(store: Store) -> None:

@@ -165,5 +165,5 @@ async def test_a_checkpoint_write_reads_its_own_row(
         store,
         lambda tx: durable_sql.put_checkpoint(tx, time.time(), lease, 0, "s", "step", "1", 300.0),
     )
-    assert written is True
+    assert written is LeaseStatus.OK
     assert read <= 3, f"a checkpoint write read {read} rows among {QUEUED} running"

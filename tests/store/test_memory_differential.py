@@ -254,6 +254,10 @@ async def _step(pair: Pair, rng: random.Random, leases: dict[int, Lease]) -> Non
         await pair.call("age", rng.choice([0.0, 3.0]), 5, 25)
     elif op == "prune" and rng.random() < 0.3:
         await pair.call("prune", now - rng.choice([0, 5]))
+    elif op == "event" and leases and rng.random() < 0.5:
+        lease = rng.choice(list(leases.values()))
+        event, payload = rng.choice(["e1", "e2"]), rng.choice([None, "p"])
+        await pair.call("emit_from_job", lease, rng.randint(0, 2), "$emit", event, payload, 30.0)
     elif op == "event":
         await pair.call("emit_event", rng.choice(["e1", "e2"]), rng.choice([None, "p"]))
     elif op == "checkpoint" and leases:

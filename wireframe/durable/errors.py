@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wireframe.store.records import LeaseStatus
+
 
 def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> Any:
     """Recreate an exception from its constructor arguments (for pickle)."""
@@ -60,4 +62,17 @@ class Suspend(BaseException):
 
 
 class LeaseLost(BaseException):
-    """Control flow: this worker no longer holds the job (lease expired, or it was cancelled)."""
+    """Control flow: the store refused a write of this job; `status` says why.
+
+    `LeaseStatus.LOST`: this invocation no longer holds the job (its lease expired and another
+    claim took it, or the job ended). `LeaseStatus.CANCEL_REQUESTED`: it still holds the lease,
+    but the job was cancelled (or a child failed with fail_fast) and may write nothing more.
+    A BaseException so that a handler's `except Exception` cannot swallow it.
+    """
+
+    def __init__(self, status: LeaseStatus = LeaseStatus.LOST) -> None:
+        self.status = LeaseStatus(status)
+        super().__init__(f"write refused: {self.status}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.status,)))

@@ -3,6 +3,10 @@
 Every durable call takes the next position. If the job recorded a checkpoint there on an earlier
 run, the call must have the same identity and kind (else `NonDeterminismError`) and returns the
 recorded value; otherwise it does the work and records it, fenced on the job's lease.
+
+Every write a durable call makes is one fenced store operation (`put_checkpoint`, `spawn_child`,
+`emit_from_job`): a stale invocation (its lease taken over by a newer claim) or one whose job was
+asked to stop writes nothing, and the call raises `LeaseLost` with the store's reason.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from wireframe.durable.errors import (
     NonDeterminismError,
     Suspend,
 )
-from wireframe.store import Checkpoint, JobState, Lease, NewJob, Store
+from wireframe.store import Checkpoint, JobState, Lease, LeaseStatus, NewJob, Store
 
 T = TypeVar("T")
 
@@ -121,10 +125,15 @@ class DurableRun:
         return None, position
 
     async def _record(self, position: int, identity: str, kind: str, value: str | None) -> None:
-        if not await self._store.put_checkpoint(
+        status = await self._store.put_checkpoint(
             self._lease, position, identity, kind, value, self._ttl
-        ):
-            raise LeaseLost()
+        )
+        if status is not LeaseStatus.OK:
+            raise LeaseLost(status)
+        self._remember(position, identity, kind, value)
+
+    def _remember(self, position: int, identity: str, kind: str, value: str | None) -> None:
+        """Keep a checkpoint the store has just recorded for this invocation."""
         assert self._recorded is not None
         record = Checkpoint(self._lease.job_id, position, identity, kind, value, time.time())
         if position < len(self._recorded):
@@ -246,8 +255,13 @@ class DurableRun:
         if found is not None:
             return bool(json.loads(found.value or "false"))
         text = to_json(payload, where=f"{self._where}: payload of event {name!r}")
-        won = await self._store.emit_event(name, text)
-        await self._record(position, identity, "emit", to_json(won, where=self._where))
+        # One fenced step: a stale or cancelled invocation sets no latch.
+        won = await self._store.emit_from_job(
+            self._lease, position, identity, name, text, self._ttl
+        )
+        if isinstance(won, LeaseStatus):
+            raise LeaseLost(won)
+        self._remember(position, identity, "emit", to_json(won, where=self._where))
         return won
 
     # -- children ---------------------------------------------------------------------------
@@ -260,12 +274,9 @@ class DurableRun:
         if found is not None:
             return ChildHandle(int(found.value or "0"))
         child_id = await self._store.spawn_child(self._lease, position, identity, job, self._ttl)
-        if child_id is None:
-            raise LeaseLost()
-        assert self._recorded is not None
-        self._recorded.append(
-            Checkpoint(self._lease.job_id, position, identity, "spawn", str(child_id), time.time())
-        )
+        if isinstance(child_id, LeaseStatus):
+            raise LeaseLost(child_id)
+        self._remember(position, identity, "spawn", str(child_id))
         return ChildHandle(child_id)
 
     async def join(self, handle: ChildHandle) -> Any:

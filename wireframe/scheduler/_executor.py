@@ -274,7 +274,7 @@ class Executor:
             return conclude(self.events, running, suspended=exc)
         except LeaseLost as exc:
             running.clear_deadline(scope)
-            running.interrupt(_refused(exc))
+            running.stop_reason = _refused(exc)  # the store's word is final
             return conclude(self.events, running)
         running.clear_deadline(scope)
         return conclude(self.events, running, result=result)
@@ -330,9 +330,11 @@ def _handler(job_type: JobType[Any, Any], phase: str) -> HandlerFn | None:
 
 
 def _refused(exc: LeaseLost) -> Interrupt:
-    """Why a fenced durable write was refused: a cancel request ends the job `cancelled`."""
-    status = getattr(exc, "status", LeaseStatus.LOST)
-    return Interrupt.CANCELLED if status is LeaseStatus.CANCEL_REQUESTED else Interrupt.LEASE_LOST
+    """Why a fenced durable write was refused: a request to stop (a cancel, or a child that
+    failed with fail_fast) ends the job now, as a cancellation does; a lost lease drops it."""
+    if exc.status is LeaseStatus.CANCEL_REQUESTED:
+        return Interrupt.CANCELLED
+    return Interrupt.LEASE_LOST
 
 
 async def _truth(condition: Callable[[], Any]) -> bool:

@@ -195,16 +195,30 @@ class Store(Protocol):
 
     async def put_checkpoint(
         self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
-    ) -> bool:
-        """Record the checkpoint at `seq` and extend the lease; False if the lease is not held."""
+    ) -> LeaseStatus:
+        """Record the checkpoint at `seq` and extend the lease, fenced on it: `OK` if recorded,
+        else why not (`LOST`, or `CANCEL_REQUESTED` for a job asked to stop or whose child
+        failed with fail_fast); nothing is written then."""
 
     async def spawn_child(
         self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
-    ) -> int | None:
-        """Submit a child and its spawn checkpoint atomically; None if the lease is not held."""
+    ) -> int | LeaseStatus:
+        """Submit a child and its spawn checkpoint atomically, fenced on the lease: the child's
+        id, or why the lease refused it (as `put_checkpoint`)."""
 
     async def emit_event(self, name: str, payload: str | None) -> bool:
-        """Set an event latch and wake its waiters; False if it had been emitted already."""
+        """Set an event latch and wake its waiters; False if it had been emitted already.
+
+        Not fenced: for emits from outside any job. A running job emits with `emit_from_job`.
+        """
+
+    async def emit_from_job(
+        self, lease: Lease, seq: int, name: str, event: str, payload: str | None, lease_ttl: float
+    ) -> bool | LeaseStatus:
+        """A running job's emit, fenced on its lease: set the latch `event`, wake its waiters and
+        record the emit checkpoint (`seq`, `name`, kind `emit`, value `true` or `false`) in one
+        step. Whether this emit set the latch, or why the lease refused it (as
+        `put_checkpoint`)."""
 
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event, or None."""

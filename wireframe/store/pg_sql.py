@@ -55,6 +55,10 @@ class PostgresDialect(Dialect):
         """A transaction-scoped advisory lock on the name's hash."""
         tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (name,))
 
+    def restart(self, tx: Tx) -> None:
+        """ROLLBACK (releasing every lock); the connection begins anew at the next statement."""
+        tx.execute("ROLLBACK")
+
 
 POSTGRES = PostgresDialect()
 

@@ -46,6 +46,7 @@ from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import finish as finish_sql
 from wireframe.store.sql import schema
 from wireframe.store.sql import submit as submit_sql
+from wireframe.store.sql.locks import run_ordered
 from wireframe.store.sql.tx import Tx
 
 try:
@@ -254,7 +255,7 @@ class PostgresStore(EngineStore):
                             now = self._now(conn)
                         else:
                             now = 0.0
-                        result = op(tx, now, *args)
+                        result = run_ordered(op, tx, now, args)
                         if getattr(settle, "needs_xid", False):
                             xid = tx.xid
                             if xid is None or tx.wakes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Op = Callable[Concatenate[Tx, float, P], T]
+
+
+def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for a lock held elsewhere (SQLITE_BUSY or SQLITE_LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class SqliteStore(EngineStore):
@@ -81,21 +88,60 @@ class SqliteStore(EngineStore):
             check_same_thread=False,
             timeout=self._busy_timeout,
         )
-        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        if self.path != ":memory:":
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{self.url}: could not switch the database to WAL ({mode})")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        # Checkpoints run in a worker thread every CHECKPOINT_EVERY writes (see `_tx`), never
-        # inside a commit made on the event loop.
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            if self.path != ":memory:":
+                self._switch_to_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Checkpoints run in a worker thread every CHECKPOINT_EVERY writes (see `_tx`), never
+            # inside a commit made on the event loop.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, retrying while other connections hold it, up to the busy
+        timeout.
+
+        The switch reads the header and then upgrades to a write lock; SQLite refuses that
+        upgrade at once, without waiting, while another connection writes (another opener
+        switching or migrating a new file), so the busy timeout alone does not cover it.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if not _is_lock_error(exc):
+                    raise
+                if left <= 0:
+                    raise self._locked_error("switch the database to WAL") from exc
+                time.sleep(min(pause * random.uniform(0.5, 1.5), left))
+                pause = min(pause * 2, 0.05)
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.url}: could not switch the database to WAL ({mode})")
+
+    def _locked_error(self, doing: str) -> StoreError:
+        """The error for a lock other connections held for the whole busy timeout."""
+        return StoreError(
+            f"{self.url}: could not {doing}: the file stayed locked by another connection for "
+            f"the whole busy timeout ({self._busy_timeout:g} s)"
+        )
 
     def _open_sync(self) -> None:
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_lock_error(exc):
+                    raise self._locked_error("take the write lock to check the schema") from exc
+                raise
             schema.migrate(Tx.sqlite(conn), self.url)
             conn.execute("COMMIT")
         except BaseException:
@@ -207,7 +253,8 @@ class SqliteStore(EngineStore):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, switch to WAL and migrate the schema."""
+        """Connect, switch to WAL and migrate the schema, waiting up to the busy timeout for
+        each lock other connections hold (a StoreError once it runs out)."""
         if self._conn is None:
             await self._run(self._open_sync)
 

@@ -10,20 +10,17 @@ from wireframe.store.memory.cascade import wake
 from wireframe.store.memory.rows import RUNNING, TERMINAL, Job
 from wireframe.store.memory.submit import apply, plan
 from wireframe.store.memory.table import Table
-from wireframe.store.records import Checkpoint, EventRecord, Lease, NewJob
+from wireframe.store.records import Checkpoint, EventRecord, Lease, LeaseStatus, NewJob
 
 
-def held(tb: Table, lease: Lease) -> Job | None:
-    """The running job the lease holds, unless it was asked to stop (cancel or failed child)."""
+def held(tb: Table, lease: Lease) -> Job | LeaseStatus:
+    """The running job the lease holds, or why a write under it is refused: LOST, or
+    CANCEL_REQUESTED for a job asked to stop (cancelled, or a child failed with fail_fast)."""
     job = tb.jobs.get(lease.job_id)
-    if (
-        job is None
-        or job.claim_seq != lease.claim_seq
-        or job.state is not RUNNING
-        or job.cancel_requested
-        or job.child_failed
-    ):
-        return None
+    if job is None or job.claim_seq != lease.claim_seq or job.state is not RUNNING:
+        return LeaseStatus.LOST
+    if job.cancel_requested or job.child_failed:
+        return LeaseStatus.CANCEL_REQUESTED
     return job
 
 
@@ -33,28 +30,33 @@ def checkpoints(tb: Table, job_id: int) -> list[Checkpoint]:
     return [found[seq] for seq in sorted(found)] if found else []
 
 
-def put_checkpoint(
-    tb: Table, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
-) -> bool:
-    """Record (or update) the checkpoint at `seq`, fenced on the lease; False if not held."""
-    job = held(tb, lease)
-    if job is None:
-        return False
-    tb.extend_lease(job, tb.now + lease_ttl)
+def _put(tb: Table, job: Job, seq: int, name: str, kind: str, value: str | None) -> None:
+    """Record (or update) the checkpoint at `seq`."""
     rows = tb.checkpoints.setdefault(job.id, {})
     old = rows.get(seq)
     created = tb.now if old is None else old.created_at
     rows[seq] = Checkpoint(job.id, seq, name, kind, value, created)
-    return True
+
+
+def put_checkpoint(
+    tb: Table, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
+) -> LeaseStatus:
+    """Record (or update) the checkpoint at `seq`, fenced on the lease; OK, or why not."""
+    job = held(tb, lease)
+    if isinstance(job, LeaseStatus):
+        return job
+    tb.extend_lease(job, tb.now + lease_ttl)
+    _put(tb, job, seq, name, kind, value)
+    return LeaseStatus.OK
 
 
 def spawn_child(
     tb: Table, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
-) -> int | None:
-    """Submit a child and record the spawn checkpoint in one step; None if the lease is lost."""
+) -> int | LeaseStatus:
+    """Submit a child and record the spawn checkpoint in one step; its id, or why not."""
     parent = held(tb, lease)
-    if parent is None:
-        return None
+    if isinstance(parent, LeaseStatus):
+        return parent
     if seq in tb.checkpoints.get(parent.id, {}):
         raise StoreError(f"spawn_child: job {parent.id} already has a checkpoint at seq {seq}")
     checked = plan(tb, [job])
@@ -73,6 +75,26 @@ def emit_event(tb: Table, name: str, payload: str | None) -> bool:
     tb.events[name] = EventRecord(name, payload, tb.now)
     wake(tb, [f"event:{name}"])
     return True
+
+
+def emit_from_job(
+    tb: Table,
+    lease: Lease,
+    seq: int,
+    name: str,
+    event: str,
+    payload: str | None,
+    lease_ttl: float,
+) -> bool | LeaseStatus:
+    """A running job's emit: the latch, its waiters and the emit checkpoint, fenced on the
+    lease; whether this emit set the latch, or why the lease refused it."""
+    job = held(tb, lease)
+    if isinstance(job, LeaseStatus):
+        return job
+    tb.extend_lease(job, tb.now + lease_ttl)
+    won = emit_event(tb, event, payload)
+    _put(tb, job, seq, name, "emit", "true" if won else "false")
+    return won
 
 
 def get_event(tb: Table, name: str) -> EventRecord | None:

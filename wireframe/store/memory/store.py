@@ -245,19 +245,25 @@ class MemoryStore(Observed):
 
     async def put_checkpoint(
         self, lease: Lease, seq: int, name: str, kind: str, value: str | None, lease_ttl: float
-    ) -> bool:
+    ) -> LeaseStatus:
         """Record a checkpoint, fenced on the lease."""
         return await self._op(durable.put_checkpoint, lease, seq, name, kind, value, lease_ttl)
 
     async def spawn_child(
         self, lease: Lease, seq: int, name: str, job: NewJob, lease_ttl: float
-    ) -> int | None:
-        """Submit a child with its spawn checkpoint."""
+    ) -> int | LeaseStatus:
+        """Submit a child with its spawn checkpoint, fenced on the lease."""
         return await self._op(durable.spawn_child, lease, seq, name, job, lease_ttl)
 
     async def emit_event(self, name: str, payload: str | None) -> bool:
         """Set an event latch."""
         return await self._op(durable.emit_event, name, payload)
+
+    async def emit_from_job(
+        self, lease: Lease, seq: int, name: str, event: str, payload: str | None, lease_ttl: float
+    ) -> bool | LeaseStatus:
+        """A running job's emit and its checkpoint, fenced on the lease."""
+        return await self._op(durable.emit_from_job, lease, seq, name, event, payload, lease_ttl)
 
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""

@@ -1,10 +1,14 @@
-"""What follows when jobs end: dependents unblock or fail, parents count children, trees cancel."""
+"""What follows when jobs end: dependents unblock or fail, parents count children, trees cancel.
+
+Every row a cascade writes is locked first, in the order of `wireframe.store.sql.locks`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from wireframe.store.records import JobState, Transition
+from wireframe.store.sql.locks import lock
 from wireframe.store.sql.rows import (
     TERMINAL,
     TERMINAL_SQL,
@@ -35,8 +39,9 @@ def settle(tx: Tx, now: float, ended: Iterable[Ended]) -> None:
                 )
             if e.parent_id is not None:
                 following.extend(_child_ended(tx, now, e))
-        # Only a parent joins a job (`ctx.join` takes its own children), so only children wake.
-        wake(tx, now, [f"job:{e.id}" for e in wave if e.parent_id is not None])
+        # Only a parent joins a job (`ctx.join` takes its own children), so only children wake,
+        # and what wakes is their parent: locked already.
+        wake(tx, now, [f"job:{e.id}" for e in wave if e.parent_id is not None], held=True)
         wave = following
 
 
@@ -45,16 +50,14 @@ def _resolve_dependents(tx: Tx, now: float, wave: list[Ended]) -> list[Ended]:
     if not wave:
         return []
     by_id = {e.id: e for e in wave}
-    edges: list[tuple[int, int, str, str | None, int | None, int]] = []
-    for part in chunks(list(by_id)):
-        edges.extend(
-            tx.execute(
-                f"SELECT d.job_id, d.dep_id, j.on_dep_failure, j.state, j.parent_id, "
-                f"j.active_children FROM job_deps d JOIN jobs j ON j.id = d.job_id "
-                f"WHERE d.dep_id IN ({placeholders(len(part))}){tx.dialect.lock_of('j')}",
-                tuple(part),
-            ).fetchall()
-        )
+    edges = _edges(tx, list(by_id))
+    dependents = {edge[0] for edge in edges}
+    if tx.dialect.lock and dependents - tx.held:
+        # A dependent that ends is counted out of its parent: both locked, in order, first,
+        # then read as locked. No edge can appear meanwhile: adding one locks the dependency,
+        # which this transaction holds.
+        lock(tx, dependents, parents=True)
+        edges = _edges(tx, list(by_id))
     out: list[Ended] = []
     decided: set[int] = set()
     for job_id, dep_id, policy, state, parent_id, active_children in edges:
@@ -77,6 +80,21 @@ def _resolve_dependents(tx: Tx, now: float, wave: list[Ended]) -> list[Ended]:
             Ended(job_id, new_state, parent_id, active_children, error, cascade=policy == "cancel")
         )
     return out
+
+
+def _edges(tx: Tx, dep_ids: list[int]) -> list[tuple[int, int, str, str | None, int | None, int]]:
+    """The dependency edges onto `dep_ids`, with what the dependent's row says."""
+    edges: list[tuple[int, int, str, str | None, int | None, int]] = []
+    for part in chunks(dep_ids):
+        edges.extend(
+            tx.execute(
+                f"SELECT d.job_id, d.dep_id, j.on_dep_failure, j.state, j.parent_id, "
+                f"j.active_children FROM job_deps d JOIN jobs j ON j.id = d.job_id "
+                f"WHERE d.dep_id IN ({placeholders(len(part))}) ORDER BY d.job_id",
+                tuple(part),
+            ).fetchall()
+        )
+    return edges
 
 
 def _unblock_if_free(tx: Tx, now: float, job_id: int) -> None:
@@ -102,6 +120,7 @@ def _unblock_if_free(tx: Tx, now: float, job_id: int) -> None:
 
 def _child_ended(tx: Tx, now: float, child: Ended) -> list[Ended]:
     """Count a child out of its parent and move the parent on when it was the last one."""
+    lock(tx, [child.parent_id])
     row = tx.execute(
         f"UPDATE jobs SET active_children = {tx.dialect.greatest('0', 'active_children - 1')} "
         "WHERE id = ? "
@@ -164,16 +183,16 @@ def cancel_tree(
     tx: Tx, now: float, root_id: int, reason: str, *, include_root: bool = True
 ) -> list[Ended]:
     """Cancel a job and its active descendants: idle ones at once, running ones by request."""
-    start = (
-        "SELECT CAST(? AS BIGINT)" if include_root else "SELECT id FROM jobs WHERE parent_id = ?"
-    )
-    rows = tx.execute(
-        f"WITH RECURSIVE tree(id) AS ({start} UNION ALL "
-        f"SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) "
-        f"SELECT id, state, parent_id, active_children, error FROM jobs "
-        f"WHERE id IN (SELECT id FROM tree) AND state NOT IN {TERMINAL_SQL}{tx.dialect.lock}",
-        (root_id,),
-    ).fetchall()
+    rows = _tree(tx, root_id, include_root)
+    if tx.dialect.lock:
+        # The tree and the root's parent (counted when the root ends), locked in order first;
+        # then read again as locked (a child spawned meanwhile is locked too, or we start over).
+        wanted = {row[0] for row in rows}
+        wanted |= {row[2] for row in rows if row[0] == root_id and row[2] is not None}
+        if wanted - tx.held:
+            lock(tx, wanted)
+            rows = _tree(tx, root_id, include_root)
+            lock(tx, [row[0] for row in rows])
     out: list[Ended] = []
     for job_id, state, parent_id, active_children, error in rows:
         if state == "running":
@@ -190,10 +209,36 @@ def cancel_tree(
     return out
 
 
-def wake(tx: Tx, now: float, reasons: Iterable[str]) -> None:
-    """Move suspended jobs waiting for any of `reasons` back to pending."""
+def _tree(
+    tx: Tx, root_id: int, include_root: bool
+) -> list[tuple[int, str, int | None, int, str | None]]:
+    """The active jobs of the tree under `root_id` (with the root itself if `include_root`)."""
+    start = (
+        "SELECT CAST(? AS BIGINT)" if include_root else "SELECT id FROM jobs WHERE parent_id = ?"
+    )
+    return list(
+        tx.execute(
+            f"WITH RECURSIVE tree(id) AS ({start} UNION ALL "
+            f"SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) "
+            f"SELECT id, state, parent_id, active_children, error FROM jobs "
+            f"WHERE id IN (SELECT id FROM tree) AND state NOT IN {TERMINAL_SQL} ORDER BY id",
+            (root_id,),
+        ).fetchall()
+    )
+
+
+_WAITING = "(state = 'suspended' OR (state = 'paused' AND paused_from = 'suspended'))"
+
+
+def wake(tx: Tx, now: float, reasons: Iterable[str], *, held: bool = False) -> None:
+    """Move suspended jobs waiting for any of `reasons` back to pending.
+
+    `held`: every job that may wait for them is locked already (else they are locked first).
+    """
     keys = list(reasons)
     for part in chunks(keys):
+        if tx.dialect.lock and not held:
+            lock(tx, waiting_for(tx, part))
         # A suspended job goes back to pending; a paused one will resume to pending.
         woken = tx.execute(
             "UPDATE jobs SET "
@@ -201,9 +246,22 @@ def wake(tx: Tx, now: float, reasons: Iterable[str]) -> None:
             "paused_from = CASE WHEN state = 'paused' THEN 'pending' ELSE paused_from END, "
             "run_at = CASE WHEN state = 'suspended' THEN ? ELSE run_at END, "
             "ready_at = CASE WHEN state = 'suspended' THEN ? ELSE ready_at END, "
-            f"wait_for = NULL WHERE wait_for IN ({placeholders(len(part))}) "
-            "AND (state = 'suspended' OR (state = 'paused' AND paused_from = 'suspended'))",
+            f"wait_for = NULL WHERE wait_for IN ({placeholders(len(part))}) AND {_WAITING}",
             (now, now, *part),
         )
         if woken.rowcount:
             tx.wakes = True
+
+
+def waiting_for(tx: Tx, keys: Sequence[str]) -> list[int]:
+    """The suspended jobs waiting for any of `keys` (`event:<name>`, `job:<id>`)."""
+    found: list[int] = []
+    for part in chunks(list(keys)):
+        found.extend(
+            row[0]
+            for row in tx.execute(
+                f"SELECT id FROM jobs WHERE wait_for IN ({placeholders(len(part))}) AND {_WAITING}",
+                tuple(part),
+            )
+        )
+    return found

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from wireframe.store.records import ClaimRequest, JobRecord, JobState, Transition
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT
 from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.locks import note_held, note_top
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, chunks, job_from_row, placeholders
 from wireframe.store.sql.tx import Tx
 
@@ -18,26 +19,46 @@ def housekeep(tx: Tx, now: float) -> bool:
 
     Returns whether work may have become claimable.
     """
-    woken = tx.execute(
-        "UPDATE jobs SET state = 'pending', ready_at = run_at, wait_for = NULL "
-        "WHERE state IN ('scheduled', 'suspended') AND run_at <= ?",
-        (now,),
-    )
-    if woken.rowcount:
+    if _wake_due(tx, now):
         tx.wakes = True
     expired = tx.execute(
         "UPDATE jobs SET state = 'expired', finished_at = ?, "
         "error = 'not started before its ttl ran out', reason = 'ttl' "
-        "WHERE expires_at <= ? AND state IN ('pending', 'scheduled', 'blocked') "
-        "AND started_at IS NULL RETURNING id, parent_id, active_children, type",
+        "WHERE id IN (SELECT id FROM jobs WHERE expires_at <= ? "
+        "AND state IN ('pending', 'scheduled', 'blocked') AND started_at IS NULL"
+        f"{tx.dialect.skip_locked}) "
+        "RETURNING id, parent_id, active_children, type",
         (now, now),
     ).fetchall()
+    note_held(tx, (row[0] for row in expired))
     ended = [Ended(i, "expired", p, a, "ttl") for i, p, a, _ in expired]
     tx.transitions.extend(Transition(i, t, JobState.EXPIRED) for i, _, _, t in expired)
     ended.extend(reclaim_expired_leases(tx, now))
     if ended:
         settle(tx, now, ended)
     return tx.wakes
+
+
+def _wake_due(tx: Tx, now: float) -> bool:
+    """Move due scheduled and suspended jobs to pending; True if any moved.
+
+    PostgreSQL skips rows another transaction holds (the next pass takes them): housekeeping
+    never waits, so it may hold rows in any order (`wireframe.store.sql.locks`).
+    """
+    sql = (
+        "UPDATE jobs SET state = 'pending', ready_at = run_at, wait_for = NULL "
+        "WHERE state IN ('scheduled', 'suspended') AND run_at <= ?"
+    )
+    if not tx.dialect.lock:
+        return tx.execute(sql, (now,)).rowcount > 0
+    sql = (
+        "WITH w AS (UPDATE jobs SET state = 'pending', ready_at = run_at, wait_for = NULL "
+        "WHERE id IN (SELECT id FROM jobs WHERE state IN ('scheduled', 'suspended') "
+        f"AND run_at <= ?{tx.dialect.skip_locked}) RETURNING id) SELECT max(id) FROM w"
+    )
+    top = tx.execute(sql, (now,)).fetchone()[0]
+    note_top(tx, top)
+    return top is not None
 
 
 def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
@@ -48,6 +69,7 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
         f"WHERE state = 'running' AND lease_expires_at <= ?{tx.dialect.skip_locked}",
         (now,),
     ).fetchall()
+    note_held(tx, (row[0] for row in rows))
     ended: list[Ended] = []
     closes: list[tuple[object, ...]] = []
     for row in rows:
@@ -86,7 +108,8 @@ def age(tx: Tx, now: float, older_than: float, step: int, cap: int) -> int:
     """Raise by `step` (up to `cap`) the priority of jobs pending longer than `older_than`."""
     cur = tx.execute(
         f"UPDATE jobs SET priority = {tx.dialect.least('?', 'priority + ?')}, ready_at = ? "
-        "WHERE state = 'pending' AND ready_at <= ? AND priority < ?",
+        "WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND ready_at <= ? "
+        f"AND priority < ?{tx.dialect.skip_locked})",  # never waits: a claim may hold some
         (cap, step, now, now - older_than, cap),
     )
     return cur.rowcount

@@ -1,11 +1,17 @@
-"""Operator control of jobs and their trees: cancel, pause, resume, retry, prune."""
+"""Operator control of jobs and their trees: cancel, pause, resume, retry, prune.
+
+Every job row these write is locked first, in the order of `wireframe.store.sql.locks`.
+"""
 
 from __future__ import annotations
+
+import json
 
 from wireframe.store.errors import DuplicateKeyError, InvalidTransitionError, UnknownJobError
 from wireframe.store.records import JobState, Transition
 from wireframe.store.sql.cascade import cancel_tree, settle
 from wireframe.store.sql.deps import still_waiting, wait_on
+from wireframe.store.sql.locks import lock
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL
 from wireframe.store.sql.tx import Tx
 
@@ -32,11 +38,21 @@ def cancel(tx: Tx, now: float, job_id: int, reason: str) -> JobState:
     return JobState(_state(tx, job_id, "cancel"))
 
 
+def _lock_tree(tx: Tx, job_id: int) -> None:
+    """Lock a job and its active descendants (PostgreSQL), in id order, before writing them."""
+    if tx.dialect.lock:
+        rows = tx.execute(
+            f"SELECT id FROM jobs WHERE id IN {_TREE} AND state NOT IN {TERMINAL_SQL}", (job_id,)
+        ).fetchall()
+        lock(tx, [row[0] for row in rows])
+
+
 def pause(tx: Tx, job_id: int) -> int:
     """Pause a job and its active descendants; running ones are asked to stop. Return how many."""
     state = _state(tx, job_id, "pause")
     if state in TERMINAL:
         raise InvalidTransitionError(f"pause: job {job_id} has already ended ({state})")
+    _lock_tree(tx, job_id)
     requested = tx.execute(
         f"UPDATE jobs SET pause_requested = 1 WHERE id IN {_TREE} AND state = 'running' "
         f"RETURNING id",
@@ -56,6 +72,7 @@ def resume(tx: Tx, now: float, job_id: int) -> int:
     state = _state(tx, job_id, "resume")
     if state in TERMINAL:
         raise InvalidTransitionError(f"resume: job {job_id} has already ended ({state})")
+    _lock_tree(tx, job_id)
     tx.execute(
         f"UPDATE jobs SET pause_requested = 0 WHERE id IN {_TREE} AND state = 'running'",
         (job_id,),
@@ -85,11 +102,13 @@ def retry(tx: Tx, now: float, job_id: int) -> None:
     changes: retry that dependency first. With the "ignore" policy every ended dependency is
     met. A job that got past its dependencies retries to pending without looking at them.
     """
-    row = tx.execute(
-        f"SELECT state, type, key, parent_id, on_dep_failure, deps FROM jobs "
-        f"WHERE id = ?{tx.dialect.lock}",
-        (job_id,),
-    ).fetchone()
+    row = _retry_row(tx, job_id)
+    if row is not None and tx.dialect.lock:
+        # The job, its parent (counted again) and its remembered dependencies (watched again):
+        # locked in order first, then read as locked.
+        deps = json.loads(row[5]) if row[5] else []
+        lock(tx, [job_id, row[3], *(int(d) for d in deps)])
+        row = _retry_row(tx, job_id)
     if row is None:
         raise UnknownJobError(job_id, "retry")
     state, type_, key, parent_id, policy, deps = row
@@ -130,17 +149,26 @@ def retry(tx: Tx, now: float, job_id: int) -> None:
         )
 
 
+def _retry_row(tx: Tx, job_id: int) -> tuple[str, str, str | None, int | None, str, str | None]:
+    """What `retry` reads of a job: state, type, key, parent, policy and remembered deps."""
+    return tx.execute(  # type: ignore[no-any-return]
+        "SELECT state, type, key, parent_id, on_dep_failure, deps FROM jobs WHERE id = ?",
+        (job_id,),
+    ).fetchone()
+
+
 def prune(tx: Tx, finished_before: float) -> int:
     """Delete ended jobs (with their attempts) that finished before the given time."""
     ids = [
         r[0]
         for r in tx.execute(
-            f"SELECT id FROM jobs WHERE finished_at < ? AND state IN {TERMINAL_SQL}",
+            f"SELECT id FROM jobs WHERE finished_at < ? AND state IN {TERMINAL_SQL} ORDER BY id",
             (finished_before,),
         )
     ]
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
+        lock(tx, part)  # in order (a retry may hold one)
         marks = ",".join("?" * len(part))
         tx.execute(f"DELETE FROM attempts WHERE job_id IN ({marks})", part)
         tx.execute(f"DELETE FROM checkpoints WHERE job_id IN ({marks})", part)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from wireframe.store.rules import retry_waits
+from wireframe.store.sql.locks import lock
 from wireframe.store.sql.rows import chunks, placeholders
 from wireframe.store.sql.tx import Bulk, Tx, unnest
 
@@ -52,12 +53,12 @@ def still_waiting(tx: Tx, job_id: int, policy: str, deps_json: str | None) -> li
     if not deps:
         return []
     found: dict[int, str] = {}
+    # Locked, so a dependency ending concurrently sees the edges this transaction restores.
+    lock(tx, deps)
     for part in chunks(sorted(deps)):
-        # Locked, so a dependency ending concurrently sees the edges this transaction restores.
         found.update(
             tx.execute(
-                f"SELECT id, state FROM jobs WHERE id IN ({placeholders(len(part))}) "
-                f"ORDER BY id{tx.dialect.lock}",
+                f"SELECT id, state FROM jobs WHERE id IN ({placeholders(len(part))}) ORDER BY id",
                 tuple(part),
             ).fetchall()
         )

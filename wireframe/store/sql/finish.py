@@ -1,4 +1,8 @@
-"""Fenced writes of running jobs: heartbeats, completions, failures and releases."""
+"""Fenced writes of running jobs: heartbeats, completions, failures and releases.
+
+Row locks follow `wireframe.store.sql.locks`: a finish locks every job it moves, their parents
+and the children they wait for, by id, before it writes any of them.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from wireframe.store.records import (
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT, UPSERT
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.durable import already_happened
+from wireframe.store.sql.locks import lock, note_held
 from wireframe.store.sql.rows import Ended, chunks, placeholders
 from wireframe.store.sql.tx import Bulk, Tx, unnest
 
@@ -28,8 +33,11 @@ def heartbeat(
     tx: Tx, now: float, beats: Sequence[Beat], lease_ttl: float
 ) -> dict[int, LeaseStatus]:
     """Extend the leases still held; report lost ones and requests to cancel or pause."""
+    if not beats:
+        return {}
+    if tx.dialect.lock:
+        return _heartbeat_all(tx, now, beats, lease_ttl)
     status: dict[int, LeaseStatus] = {}
-    # In id order, like finish's locks: two transactions of one worker never deadlock.
     for beat in sorted(beats, key=lambda b: b.lease.job_id):
         row = tx.execute(
             "UPDATE jobs SET lease_expires_at = ?, progress = coalesce(?, progress), "
@@ -38,21 +46,61 @@ def heartbeat(
             "RETURNING cancel_requested, pause_requested, child_failed",
             (now + lease_ttl, beat.progress, beat.message, beat.lease.job_id, beat.lease.claim_seq),
         ).fetchone()
-        if row is None:
-            status[beat.lease.job_id] = LeaseStatus.LOST
-        elif row[0] or row[2]:
-            status[beat.lease.job_id] = LeaseStatus.CANCEL_REQUESTED
-        elif row[1]:
-            status[beat.lease.job_id] = LeaseStatus.PAUSE_REQUESTED
-        else:
-            status[beat.lease.job_id] = LeaseStatus.OK
+        status[beat.lease.job_id] = _beat_status(row)
     return status
+
+
+HEARTBEAT = (
+    # Every row locked first, by id, in one statement (the global order of
+    # `wireframe.store.sql.locks`), and held for one round trip, not one per beat.
+    "WITH v AS MATERIALIZED (SELECT (e ->> 0)::bigint AS id, (e ->> 1)::int AS seq, "
+    "(e ->> 2)::float8 AS progress, e ->> 3 AS message FROM json_array_elements(?::json) AS e), "
+    # The lease is checked on the locked rows, and the update finds them by primary key alone
+    # (a condition on `jobs.state` could let stale statistics pick every running job's index).
+    "locked AS MATERIALIZED (SELECT id, claim_seq, state FROM jobs "
+    "WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE) "
+    "UPDATE jobs SET lease_expires_at = ?, progress = coalesce(v.progress, jobs.progress), "
+    "progress_message = coalesce(v.message, jobs.progress_message) "
+    "FROM locked JOIN v ON v.id = locked.id AND v.seq = locked.claim_seq "
+    "WHERE jobs.id = locked.id AND locked.state = 'running' "
+    "RETURNING jobs.id, jobs.cancel_requested, jobs.pause_requested, jobs.child_failed"
+)
+"""PostgreSQL's heartbeat of many jobs: one statement."""
+
+
+def _heartbeat_all(
+    tx: Tx, now: float, beats: Sequence[Beat], lease_ttl: float
+) -> dict[int, LeaseStatus]:
+    """Extend many leases with one statement (PostgreSQL)."""
+    first: dict[int, Beat] = {}
+    for beat in beats:
+        first.setdefault(beat.lease.job_id, beat)  # a job beaten twice counts its first beat
+    batch = json.dumps(
+        [[b.lease.job_id, b.lease.claim_seq, b.progress, b.message] for b in first.values()]
+    )
+    rows = {
+        row[0]: row[1:]
+        for row in tx.execute(HEARTBEAT, (batch, sorted(first), now + lease_ttl)).fetchall()
+    }
+    return {job_id: _beat_status(rows.get(job_id)) for job_id in sorted(first)}
+
+
+def _beat_status(row: Sequence[object] | None) -> LeaseStatus:
+    """What a heartbeat's row (cancel_requested, pause_requested, child_failed) says."""
+    if row is None:
+        return LeaseStatus.LOST
+    if row[0] or row[2]:
+        return LeaseStatus.CANCEL_REQUESTED
+    if row[1]:
+        return LeaseStatus.PAUSE_REQUESTED
+    return LeaseStatus.OK
 
 
 def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     """Apply each outcome if its writer still holds the lease; return which were applied."""
+    locked = _lock_first(tx, outcomes)
     plain = _complete_plain(tx, now, outcomes)
-    held = _held_leases(tx, [o for o in outcomes if o.lease.job_id not in plain])
+    held = _held_leases(tx, [o for o in outcomes if o.lease.job_id not in plain], locked)
     applied: list[bool] = []
     ended: list[Ended] = []
     closes: list[tuple[object, ...]] = []
@@ -130,23 +178,75 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
     return applied
 
 
+def _plain(outcome: Outcome) -> bool:
+    """Whether `COMPLETE_PLAIN` may end the job (if it has no children and no failed child)."""
+    return isinstance(outcome, Complete) and not outcome.needs_finalize
+
+
+_RUNNING_COLUMNS = (
+    "id, claim_seq, parent_id, active_children, attempt, max_attempts, child_failed, phase, "
+    "cancel_requested, result, error, has_dependents, worker_id, attempt_started_at"
+)
+
+LOCK_FIRST = (
+    # A job's parent never changes, so it is read without a lock; one array of ids, as an OR
+    # of two conditions would let the planner scan the index of every child job instead.
+    f"SELECT {_RUNNING_COLUMNS}, state FROM jobs WHERE id = ANY(ARRAY("
+    "SELECT unnest(?::bigint[]) UNION SELECT parent_id FROM jobs WHERE id = ANY(?::bigint[]))) "
+    "ORDER BY id FOR UPDATE"
+)
+"""Lock the jobs of a finish, their parents and the children they wait for, in id order, and
+read them as locked."""
+
+
+def _lock_first(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running] | None:
+    """PostgreSQL: take the locks the outcomes need before writing anything, in the order of
+    `wireframe.store.sql.locks`: the names of the events suspensions wait for, then the jobs
+    with their parents (counted when a job ends) and the children they wait for (checked
+    when they suspend), by id; return the running rows among them, as `_held_leases` would.
+
+    A batch of plain completions only is left to `COMPLETE_PLAIN`, which locks the same rows
+    in the same order itself (None).
+    """
+    if not tx.dialect.lock:
+        return None
+    waits = [
+        o.wait_for
+        for o in outcomes
+        if isinstance(o, Release) and o.to == "suspended" and o.wait_for is not None
+    ]
+    for name in sorted({w for w in waits if w.startswith("event:")}):
+        tx.dialect.lock_name(tx, name)
+    if not tx.plan and all(_plain(o) for o in outcomes):
+        return None
+    jobs = {o.lease.job_id for o in outcomes}
+    kids = {int(key) for w in waits for kind, _, key in [w.partition(":")] if kind == "job"}
+    want = sorted(jobs | kids | tx.plan)
+    rows = tx.execute(LOCK_FIRST, (want, sorted(jobs))).fetchall()
+    note_held(tx, want)
+    note_held(tx, (row[0] for row in rows))
+    return {row[0]: row[:-1] for row in rows if row[0] in jobs and row[-1] == "running"}
+
+
 COMPLETE_PLAIN = (
     # The batch arrives as one JSON array of [id, claim_seq, result] and the ids as one
     # array literal: psycopg dumps a Python list element by element, which cost more
     # than the statement.
     "WITH v AS MATERIALIZED (SELECT (e ->> 0)::bigint AS id, (e ->> 1)::int AS seq, "
     "e ->> 2 AS result FROM json_array_elements(?::json) AS e), "
-    # Lock every row first, in id order like heartbeats and the general path: a join decides
-    # its own order, and two transactions of one worker would deadlock on the difference.
-    # The primary key finds them (a join could pick the index of every running job instead).
-    "locked AS MATERIALIZED (SELECT id, claim_seq, worker_id, attempt_started_at FROM jobs "
-    "WHERE id = ANY(?::bigint[]) "
-    "AND state = 'running' AND active_children = 0 AND child_failed = 0 "
-    "ORDER BY id FOR UPDATE), "
+    # Lock every row first, with the parents the cascade will count the jobs out of, in id
+    # order (`wireframe.store.sql.locks`): a join decides its own order, and transactions
+    # would deadlock on the difference. The primary key finds them (a join could pick the
+    # index of every running job instead); a job's parent never changes, so it is read
+    # without a lock.
+    "locked AS MATERIALIZED (SELECT id, claim_seq, worker_id, attempt_started_at, state, "
+    "active_children, child_failed FROM jobs WHERE id = ANY(ARRAY(SELECT unnest(?::bigint[]) "
+    "UNION SELECT parent_id FROM jobs WHERE id = ANY(?::bigint[]))) ORDER BY id FOR UPDATE), "
     "done AS (UPDATE jobs SET state = 'completed', needs_finalize = 0, result = v.result, "
     "finished_at = ?, ready_at = ?, progress = 1.0, worker_id = NULL, lease_expires_at = NULL "
     "FROM locked JOIN v ON v.id = locked.id AND v.seq = locked.claim_seq "
-    "WHERE jobs.id = locked.id "
+    "WHERE jobs.id = locked.id AND locked.state = 'running' AND locked.active_children = 0 "
+    "AND locked.child_failed = 0 "
     "RETURNING jobs.id, jobs.parent_id, jobs.attempt, jobs.has_dependents, "
     "locked.worker_id, locked.attempt_started_at), "
     # Each attempt's row is written as it ends (`wireframe.store.sql.attempts`), with the
@@ -208,23 +308,28 @@ def _complete_plain(
         rows = tx.execute(COMPLETE_PLAIN_SQLITE, (now, batch)).fetchall()
     else:
         ids = "{" + ",".join(str(o.lease.job_id) for o in plain) + "}"  # an array literal
-        rows = tx.execute(COMPLETE_PLAIN, (batch, ids, now, now, now, now)).fetchall()
+        rows = tx.execute(COMPLETE_PLAIN, (batch, ids, ids, now, now, now, now)).fetchall()
         if rows:
             tx.xid = rows[0][4]
+        note_held(tx, [o.lease.job_id for o in plain])
+        note_held(tx, [row[1] for row in rows if row[1] is not None])
     return {row[0]: (row[0], row[1], row[2], bool(row[3])) for row in rows}
 
 
-def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
-    """The running rows the outcomes refer to, keyed by job id."""
+def _held_leases(
+    tx: Tx, outcomes: Sequence[Outcome], locked: dict[int, _Running] | None
+) -> dict[int, _Running]:
+    """The running rows the outcomes refer to, keyed by job id (`locked`: as `_lock_first`
+    read them; the rows of jobs a plain completion ended since are left out)."""
     ids = sorted(o.lease.job_id for o in outcomes)
+    if locked is not None:
+        return {i: locked[i] for i in ids if i in locked}
+    lock(tx, ids)  # nothing new: `COMPLETE_PLAIN` holds them
     rows: dict[int, _Running] = {}
     for part in chunks(ids):
         for row in tx.execute(
-            f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts, "
-            f"child_failed, phase, cancel_requested, result, error, has_dependents, worker_id, "
-            f"attempt_started_at FROM jobs "
-            f"WHERE id IN ({placeholders(len(part))}) AND state = 'running' "
-            f"ORDER BY id{tx.dialect.lock}",
+            f"SELECT {_RUNNING_COLUMNS} FROM jobs "
+            f"WHERE id IN ({placeholders(len(part))}) AND state = 'running' ORDER BY id",
             tuple(part),
         ):
             rows[row[0]] = row

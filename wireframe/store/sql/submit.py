@@ -19,6 +19,7 @@ from wireframe.store.records import (
 )
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.deps import remember
+from wireframe.store.sql.locks import lock
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
 from wireframe.store.sql.tx import Bulk, Tx
 
@@ -77,6 +78,9 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     parents: list[int] = []
     born_ended: list[Ended] = []
     batch_keys: dict[tuple[str, str], int] = {}
+    # Parents (counted) and dependencies (flagged, and watched for their end): locked first,
+    # in the order of `wireframe.store.sql.locks`.
+    lock(tx, [row for job in jobs for row in (job.parent_id, *job.depends_on)])
     ids = iter(tx.dialect.reserve_ids(tx, "jobs", len(jobs)))
     for job in jobs:
         if job.key is not None:
@@ -204,8 +208,8 @@ def _initial_state(tx: Tx, now: float, job: NewJob) -> tuple[str, str | None, li
     """Decide the state a new job starts in, and the dependencies it still waits on."""
     waiting_on: list[int] = []
     for dep in dict.fromkeys(job.depends_on):
-        # Locked, so a dependency ending concurrently sees the edge this transaction adds.
-        row = tx.execute(f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (dep,)).fetchone()
+        # Locked (by `submit`), so a dependency ending concurrently sees the edge added here.
+        row = tx.execute("SELECT state FROM jobs WHERE id = ?", (dep,)).fetchone()
         if row is None:
             raise UnknownJobError(dep, f"submit {job.type}: depends_on")
         dep_state = row[0]
@@ -226,9 +230,7 @@ def _initial_state(tx: Tx, now: float, job: NewJob) -> tuple[str, str | None, li
 
 def _check_parent(tx: Tx, parent_id: int) -> None:
     """A child may only join a parent that exists and has not ended."""
-    row = tx.execute(
-        f"SELECT state FROM jobs WHERE id = ?{tx.dialect.lock}", (parent_id,)
-    ).fetchone()
+    row = tx.execute("SELECT state FROM jobs WHERE id = ?", (parent_id,)).fetchone()  # locked
     if row is None:
         raise UnknownJobError(parent_id, "submit: parent")
     if row[0] in TERMINAL:

@@ -119,6 +119,11 @@ class Dialect:
     def lock_name(self, tx: Tx, name: str) -> None:
         """Serialise transactions on `name` until commit (SQLite: the write lock already does)."""
 
+    def restart(self, tx: Tx) -> None:
+        """Roll the transaction back and begin it again, for an operation that starts over to
+        take its row locks in order (`wireframe.store.sql.locks`; SQLite takes none)."""
+        raise NotImplementedError(f"{self.name} takes no row locks, so nothing starts over")
+
 
 SQLITE = Dialect()
 
@@ -126,7 +131,19 @@ SQLITE = Dialect()
 class Tx:
     """An open transaction: `execute`, `executemany`, the dialect, and whether to wake workers."""
 
-    __slots__ = ("_bulk", "dialect", "execute", "executemany", "transitions", "wakes", "xid")
+    __slots__ = (
+        "_bulk",
+        "dialect",
+        "execute",
+        "executemany",
+        "held",
+        "plan",
+        "strict",
+        "top",
+        "transitions",
+        "wakes",
+        "xid",
+    )
 
     def __init__(
         self,
@@ -146,6 +163,15 @@ class Tx:
         self.xid: str | None = None
         """The transaction's id, where a statement that wrote already returned it (PostgreSQL:
         the store need not ask for it again before COMMIT)."""
+        self.held: set[int] = set()
+        """Job rows this transaction has locked (`wireframe.store.sql.locks`)."""
+        self.top = 0
+        """The highest of them: a lock wait is only ever for a row above it."""
+        self.plan: frozenset[int] = frozenset()
+        """Rows to lock with the first ones, learnt by an earlier try of the operation."""
+        self.strict = True
+        """Whether a row below `top` that another transaction holds makes the operation start
+        over (else it is waited for, as a last resort after many restarts)."""
 
     def bulk(self, statement: Bulk, rows: Sequence[Sequence[Any]]) -> None:
         """Apply `statement` to every row, the way this database does it fastest."""
