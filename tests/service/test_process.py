@@ -163,8 +163,10 @@ EXITS = """
 """
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-@pytest.mark.parametrize(("exc", "code"), [("SystemExit(4)", 4), ("KeyboardInterrupt", 130)])
+@pytest.mark.parametrize(
+    ("backend", "exc", "code"),
+    [("asyncio", "SystemExit(4)", 4), ("trio", "KeyboardInterrupt", 130)],
+)
 def test_a_task_ending_the_process_stops_the_service_gracefully_first(
     tmp_path: Path, backend: str, exc: str, code: int
 ) -> None:
