@@ -102,7 +102,12 @@ STUBBORN = """
 
     async def ignores_stop(stop):
         print("ignoring stop", flush=True)
-        await anyio.sleep_forever()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            late = anyio.current_time() - stop.deadline
+            print(f"cancelled: forced={{stop.forced}} late={{late:.1f}}", flush=True)
+            raise
 
     async def hook():
         print("hook ran", flush=True)
@@ -129,4 +134,47 @@ def test_second_sigint_forces_the_stop(tmp_path: Path, backend: str) -> None:
     assert code == 1, output
     assert "forcing the stop" in output
     assert "'ignores-stop' was cancelled by a forced stop" in output
+    assert "cancelled: forced=True late=0.0" in output  # the deadline moved to the 2nd signal
     assert "hook ran" not in output  # hooks not yet run are skipped by a forced stop
+
+
+EXITS = """
+    import anyio
+    from wireframe.service import Service, ShutdownHook, Task, TaskKind
+
+    service = Service("exits", graceful_timeout=60.0)
+
+    async def exits(stop):
+        await anyio.sleep(0.1)
+        raise {exc}
+
+    async def patient(stop):
+        await stop.wait()
+        await anyio.sleep(0.1)
+        print("patient stopped gracefully", flush=True)
+
+    async def hook():
+        print("hook ran", flush=True)
+
+    service.add_task(Task.from_fn("exits", exits))
+    service.add_task(Task.from_fn("patient", patient, kind=TaskKind.UNCONSTRAINED))
+    service.add_shutdown_hook(ShutdownHook("hook", hook))
+    raise SystemExit(service.run_sync(backend={backend!r}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("backend", "exc", "code"),
+    [("asyncio", "SystemExit(4)", 4), ("trio", "KeyboardInterrupt", 130)],
+)
+def test_a_task_ending_the_process_stops_the_service_gracefully_first(
+    tmp_path: Path, backend: str, exc: str, code: int
+) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text(textwrap.dedent(EXITS).format(backend=backend, exc=exc))
+    proc = Proc(str(script))
+    status, output = proc.finish()
+    assert status == code, output
+    assert output.index("patient stopped gracefully") < output.index("hook ran"), output
+    assert "task 'exits' failed: " + (exc if "(" in exc else exc + "()") in output
+    assert "Traceback" in output  # the failure is logged with where it came from

@@ -17,6 +17,7 @@ from wireframe.service import (
     StopReceiver,
     Task,
     TaskKind,
+    TaskState,
     WiringError,
     WiringLayer,
 )
@@ -131,6 +132,7 @@ async def test_missing_resource_names_the_layer_and_type(make_service: MakeServi
     assert "wiring layer 'api': no resource of type" in str(info.value)
     assert "test_wiring.Pool" in str(info.value) and "Config" in str(info.value)
     assert isinstance(info.value, LookupError) and isinstance(info.value, ServiceConfigError)
+    assert info.value.errors == (info.value,) and info.value.layers == ("api",)
     assert ran == []
 
 
@@ -191,3 +193,76 @@ def test_same_layer_twice_is_wired_once_and_name_clashes_are_errors(
         service.add_layer("x")  # type: ignore[arg-type]
     with pytest.raises(ServiceConfigError, match="name of wiring layer"):
         service.add_layer(Layer("", lambda ctx: None))
+
+
+async def test_every_failing_layer_is_reported_in_one_error_in_the_order_added(
+    make_service: MakeService,
+) -> None:
+    wired: list[str] = []
+
+    def broken_db(ctx: ServiceContext) -> None:
+        wired.append("db")
+        raise ConnectionError("no database")
+
+    def config(ctx: ServiceContext) -> None:
+        wired.append("config")
+        ctx.provide(Config("x"))
+
+    def api(ctx: ServiceContext) -> None:  # fails only because 'db' never provided its Pool
+        wired.append("api")
+        ctx.get(Pool)
+
+    def again(ctx: ServiceContext) -> None:
+        wired.append("again")
+        ctx.provide(Config("y"))
+
+    def dup_task(ctx: ServiceContext) -> None:
+        wired.append("dup-task")
+        ctx.add_task(Task.from_fn("t", _noop))
+
+    service = make_service().add_task(Task.from_fn("t", _noop))
+    for name, wire in [
+        ("db", broken_db),
+        ("config", config),
+        ("api", api),
+        ("again", again),
+        ("dup-task", dup_task),
+    ]:
+        service.add_layer(Layer(name, wire))
+    with pytest.raises(WiringError) as info:
+        await run_bounded(service)
+    err = info.value
+    assert wired == ["db", "config", "api", "again", "dup-task"]
+    assert isinstance(err, ServiceConfigError)
+    assert err.layer == "db"  # the first failing layer, as a single failure reports it
+    assert err.layers == ("db", "api", "again", "dup-task")
+    db, missing, dup, task = err.errors
+    assert isinstance(db.__cause__, ConnectionError)
+    assert isinstance(missing, MissingResourceError) and missing.resource_type is Pool
+    assert isinstance(dup, DuplicateResourceError) and dup.first_layer == "config"
+    assert "duplicate task id 't'" in str(task)
+    message = str(err)
+    assert message.startswith("4 wiring layers failed: ")
+    for part in (
+        "wiring layer 'db': wire() raised ConnectionError('no database')",
+        "wiring layer 'api': no resource of type test_wiring.Pool was provided "
+        "(available: test_wiring.Config) (perhaps because layer 'db' failed first)",
+        "wiring layer 'again': resource type test_wiring.Config is already provided "
+        "by layer 'config'",
+        "wiring layer 'dup-task': duplicate task id 't'",
+    ):
+        assert part in message
+    assert message.index("'db'") < message.index("'api'") < message.index("'again'")
+    assert service.status().task("t").state is TaskState.PENDING  # nothing ran
+
+
+def test_combining_wiring_errors() -> None:
+    one = WiringError("a", "broken")
+    assert WiringError.combine([one]) is one
+    missing = MissingResourceError("c", Pool, [])
+    both = WiringError.combine([one, WiringError("b", "also"), missing])
+    assert both.errors == (one, both.errors[1], missing) and both.layers == ("a", "b", "c")
+    assert "(perhaps because layers 'a', 'b' failed first)" in str(both)
+    assert WiringError.combine([both, one]).errors == (*both.errors, one)
+    with pytest.raises(ValueError, match="at least one"):
+        WiringError.combine([])

@@ -16,6 +16,7 @@ from wireframe.service.errors import (
 )
 from wireframe.service.health import HealthServer
 from wireframe.service.hooks import ShutdownHook
+from wireframe.service.kinds import TaskKind
 from wireframe.service.metrics import MetricFamily, MetricsRegistry
 from wireframe.service.service import Service
 from wireframe.service.status import (
@@ -30,7 +31,6 @@ from wireframe.service.task import (
     OneshotTask,
     Precondition,
     Task,
-    TaskKind,
     UnconstrainedOneshotTask,
     UnconstrainedTask,
 )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
@@ -20,6 +21,7 @@ from wireframe.service.errors import (
     WiringError,
 )
 from wireframe.service.hooks import ShutdownHook
+from wireframe.service.kinds import TaskKind
 from wireframe.service.log import Summary, current_task, log_context, logger
 from wireframe.service.status import (
     HookStatus,
@@ -29,11 +31,8 @@ from wireframe.service.status import (
     TaskStatus,
 )
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
-from wireframe.service.task import Task, TaskKind
-from wireframe.service.wiring import Resources, ServiceContext
-
-if TYPE_CHECKING:
-    from wireframe.service.service import Service
+from wireframe.service.task import Task
+from wireframe.service.wiring import Resources, ServiceContext, WiringLayer
 
 _WALL_OFFSET = time.time() - time.monotonic()  # wall-clock timestamps from one monotonic read
 
@@ -41,10 +40,71 @@ VERBOSE_TASK_LIMIT = 100
 """Services with more tasks log each task's start and end at DEBUG instead of INFO."""
 
 
+class ServiceLike(Protocol):
+    """What a run needs of its Service (a Protocol, so this module needs not import it)."""
+
+    @property
+    def name(self) -> str:
+        """The service's name."""
+
+    @property
+    def graceful_timeout(self) -> float:
+        """Seconds tasks get to return after stop before they are cancelled."""
+
+    @property
+    def _tasks(self) -> dict[str, Task]: ...
+
+    @property
+    def _hooks(self) -> list[ShutdownHook]: ...
+
+    @property
+    def _layers(self) -> list[WiringLayer]: ...
+
+    def _add_task(self, task: Task, layer: str | None) -> None: ...
+
+    def _add_hook(self, hook: ShutdownHook, layer: str | None) -> None: ...
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """True if ``exc`` is the backend's cancellation exception, or a group made only of them."""
+    cancelled = anyio.get_cancelled_exc_class()
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(cancelled)[1] is None
+    return isinstance(exc, cancelled)
+
+
+def _own_cancellation(exc: BaseException) -> bool:
+    """True if ``exc`` is a cancellation and a cancel scope around the caller was cancelled.
+
+    That scope is the service's (graceful timeout, forced stop) or its owner's; a cancellation
+    raised while none is cancelled came from elsewhere (e.g. awaiting a future somebody else
+    cancelled) and ends the task like any other exception.
+    """
+    return _is_cancellation(exc) and anyio.current_effective_deadline() <= anyio.current_time()
+
+
+def _must_propagate(exc: BaseException) -> bool:
+    """True for what a task or hook's failure must not swallow: our cancellation, coro close."""
+    return isinstance(exc, GeneratorExit) or _own_cancellation(exc)
+
+
+def _caused_by(error: WiringError, cause: BaseException) -> WiringError:
+    error.__cause__ = cause
+    return error
+
+
+def describe(exc: BaseException) -> str:
+    """How a task's or hook's failure reads in messages: its repr, or a foreign cancellation."""
+    if _is_cancellation(exc):
+        return f"{type(exc).__name__}, a cancellation the service did not request"
+    return repr(exc)
+
+
 class TaskRecord:
     """The mutable bookkeeping of one task during a run."""
 
     __slots__ = (
+        "description",
         "duration",
         "error",
         "finished_at",
@@ -66,6 +126,7 @@ class TaskRecord:
         self.t0 = 0.0
         self.duration: float | None = None
         self.error: BaseException | None = None
+        self.description: str | None = None
 
     def start(self) -> None:
         self.state = TaskState.RUNNING
@@ -76,6 +137,7 @@ class TaskRecord:
         now = time.monotonic()
         self.state = state
         self.error = error
+        self.description = None if error is None else describe(error)
         self.duration = now - self.t0
         self.finished_at = now + _WALL_OFFSET
 
@@ -93,14 +155,14 @@ class TaskRecord:
             started_at=self.started_at,
             finished_at=self.finished_at,
             duration=duration,
-            error=None if self.error is None else repr(self.error),
+            error=self.description,
         )
 
 
 class Runtime:
     """Runs a service once; created by ``Service.run`` inside the event loop."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: ServiceLike) -> None:
         self.service = service
         self.name = service.name
         self.stop = StopReceiver()
@@ -113,7 +175,6 @@ class Runtime:
         self.preconditions_left = 0
         self.constrained_unstarted = 0
         self.alive = 0
-        self.forced = False
         self.cancelled_by_force = False
         self.tasks_scope: anyio.CancelScope | None = None
         self.hook_scope: anyio.CancelScope | None = None
@@ -125,7 +186,8 @@ class Runtime:
 
     def request_stop(self, reason: StopReason) -> None:
         """Request a graceful stop (first reason wins)."""
-        if not self.stop._request(reason):
+        deadline = anyio.current_time() + self.service.graceful_timeout
+        if not self.stop._request(reason, deadline):
             return
         self.gate.set()
         if self.phase in (ServicePhase.WIRING, ServicePhase.STARTING, ServicePhase.READY):
@@ -135,7 +197,7 @@ class Runtime:
     def force(self, reason: StopReason) -> None:
         """Stop now: cancel running tasks and hooks, skip the hooks not yet run."""
         self.request_stop(reason)
-        self.forced = True
+        self.stop._force(anyio.current_time())
         if self.tasks_scope is not None and not self.tasks_scope.cancel_called:
             self.cancelled_by_force = True
             self.tasks_scope.cancel()
@@ -185,23 +247,39 @@ class Runtime:
         logger.info("service %r stopped cleanly\n%s", self.name, summary)
 
     async def _wire(self) -> None:
+        """Wire every layer in the order added; raise one WiringError naming each that failed.
+
+        A failing layer does not stop the wiring: the later layers are still wired, so one run
+        reports every broken layer. A later layer may then fail only for want of a resource the
+        failed one never provided; that MissingResourceError is reported too, in its place, and
+        the combined message says it may follow from the earlier failure.
+        """
         resources = Resources()
+        failures: list[WiringError] = []
         for layer in self.service._layers:
-            name = layer.name
-            logger.debug("service %r: wiring layer %r", self.name, name)
-            try:
-                await layer.wire(ServiceContext(self.service, resources, name))
-            except WiringError:
-                raise
-            except ServiceConfigError as exc:
-                raise WiringError(name, str(exc)) from exc
-            except Exception as exc:
-                raise WiringError(name, f"wire() raised {exc!r}") from exc
+            error = await self._wire_layer(layer, resources)
+            if error is not None:
+                failures.append(error)
+        if failures:
+            raise WiringError.combine(failures)
+
+    async def _wire_layer(self, layer: WiringLayer, resources: Resources) -> WiringError | None:
+        name = layer.name
+        logger.debug("service %r: wiring layer %r", self.name, name)
+        try:
+            await layer.wire(ServiceContext(self.service, resources, name))
+        except WiringError as exc:
+            return exc
+        except ServiceConfigError as exc:  # e.g. a duplicate task id added by the layer
+            return _caused_by(WiringError(name, str(exc)), exc)
+        except Exception as exc:
+            return _caused_by(WiringError(name, f"wire() raised {exc!r}"), exc)
+        return None
 
     async def _run_tasks(self) -> None:
         async with anyio.create_task_group() as tg:
             self.tasks_scope = tg.cancel_scope
-            if self.forced:
+            if self.stop.forced:
                 self.cancelled_by_force = True
                 tg.cancel_scope.cancel()
             if self.preconditions_left == 0:
@@ -210,7 +288,8 @@ class Runtime:
                 tg.start_soon(self._run_one, rec)
             self._check_ready()
             await self.stop._event.wait()
-            with anyio.move_on_after(self.service.graceful_timeout):
+            deadline = self.stop.deadline
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
                 await self.all_done.wait()
             if not self.all_done.is_set():
                 late = [r.id for r in self.records if r.state is TaskState.RUNNING]
@@ -261,18 +340,30 @@ class Runtime:
     async def _execute(self, rec: TaskRecord) -> None:
         try:
             await rec.task.run(self.stop)
-        except Exception as exc:
-            rec.finish(TaskState.FAILED, exc)
-            logger.error(
-                "%s %r failed after %.3f s: %r",
-                rec.kind.value,
-                rec.id,
-                rec.duration,
-                exc,
-                exc_info=exc,
-            )
-            self.request_stop(StopReason(StopReasonKind.TASK_FAILED, rec.id, message=repr(exc)))
+        except BaseException as exc:
+            # Any exception but the service's own cancellation is this task's failure, also a
+            # cancellation nobody here asked for, SystemExit or KeyboardInterrupt: the others
+            # then stop gracefully and the hooks still run.
+            if _must_propagate(exc):
+                raise
+            self._task_failed(rec, exc)
             return
+        self._task_returned(rec)
+
+    def _task_failed(self, rec: TaskRecord, exc: BaseException) -> None:
+        rec.finish(TaskState.FAILED, exc)
+        logger.error(
+            "%s %r failed after %.3f s: %s",
+            rec.kind.value,
+            rec.id,
+            rec.duration,
+            rec.description,
+            exc_info=exc,
+        )
+        reason = StopReason(StopReasonKind.TASK_FAILED, rec.id, message=rec.description)
+        self.request_stop(reason)
+
+    def _task_returned(self, rec: TaskRecord) -> None:
         rec.finish(TaskState.FINISHED)
         if self.log_each:
             logger.log(
@@ -304,51 +395,48 @@ class Runtime:
     async def _run_hooks(self, hooks: list[ShutdownHook]) -> None:
         self.hook_status = [HookStatus(h.id, TaskState.PENDING) for h in hooks]
         for i, hook in enumerate(hooks):
-            if self.forced:
+            if self.stop.forced:
                 self.hook_status[i] = HookStatus(hook.id, TaskState.SKIPPED, error="forced stop")
                 self.hook_failures.append(ShutdownHookTimeoutError(hook.id, hook.timeout, True))
                 continue
-            t0 = time.monotonic()
-            error: Exception | None = None
-            with anyio.CancelScope() as scope:
-                self.hook_scope = scope
-                with anyio.move_on_after(hook.timeout) as timer:
-                    try:
-                        result = hook.fn()
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception as exc:
-                        error = exc
-            self.hook_scope = None
-            duration = time.monotonic() - t0
-            state = TaskState.FINISHED
-            if error is not None:
-                state = TaskState.FAILED
-                logger.error("shutdown hook %r failed: %r", hook.id, error, exc_info=error)
-                self.hook_failures.append(ShutdownHookFailedError(hook.id, error))
-            elif scope.cancelled_caught or timer.cancelled_caught:
-                state = TaskState.CANCELLED
-                failure = ShutdownHookTimeoutError(hook.id, hook.timeout, scope.cancelled_caught)
-                logger.error("%s", failure)
-                self.hook_failures.append(failure)
-            else:
-                logger.info("shutdown hook %r completed in %.3f s", hook.id, duration)
-            self.hook_status[i] = HookStatus(
-                hook.id,
-                state,
-                duration,
-                None
-                if state is TaskState.FINISHED
-                else repr(error)
-                if error is not None
-                else "timed out",
-            )
+            self.hook_status[i] = await self._run_hook(hook)
+
+    async def _run_hook(self, hook: ShutdownHook) -> HookStatus:
+        t0 = time.monotonic()
+        error: BaseException | None = None
+        with anyio.CancelScope() as scope:
+            self.hook_scope = scope
+            with anyio.move_on_after(hook.timeout) as timer:
+                try:
+                    result = hook.fn()
+                    if inspect.isawaitable(result):
+                        await result
+                except BaseException as exc:  # as for tasks: all but our cancellation fail it
+                    if _must_propagate(exc):
+                        raise
+                    error = exc
+        self.hook_scope = None
+        duration = time.monotonic() - t0
+        if error is not None:
+            text = describe(error)
+            logger.error("shutdown hook %r failed: %s", hook.id, text, exc_info=error)
+            self.hook_failures.append(ShutdownHookFailedError(hook.id, error, description=text))
+            return HookStatus(hook.id, TaskState.FAILED, duration, text)
+        if scope.cancelled_caught or timer.cancelled_caught:
+            failure = ShutdownHookTimeoutError(hook.id, hook.timeout, scope.cancelled_caught)
+            logger.error("%s", failure)
+            self.hook_failures.append(failure)
+            return HookStatus(hook.id, TaskState.CANCELLED, duration, "timed out")
+        logger.info("shutdown hook %r completed in %.3f s", hook.id, duration)
+        return HookStatus(hook.id, TaskState.FINISHED, duration)
 
     def _failures(self) -> list[ServiceFailure]:
         failures: list[ServiceFailure] = []
         for rec in self.records:
             if rec.state is TaskState.FAILED and rec.error is not None:
-                failures.append(TaskFailedError(rec.id, rec.kind, rec.error))
+                failures.append(
+                    TaskFailedError(rec.id, rec.kind, rec.error, description=rec.description)
+                )
             elif rec.state is TaskState.CANCELLED:
                 failures.append(
                     TaskNotStoppedError(

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
+    from wireframe.service.kinds import TaskKind
     from wireframe.service.stop import StopReason
-    from wireframe.service.task import TaskKind
 
 
 class ServiceConfigError(ValueError):
@@ -15,11 +15,45 @@ class ServiceConfigError(ValueError):
 
 
 class WiringError(ServiceConfigError):
-    """A wiring layer failed; ``layer`` names it."""
+    """Wiring failed: ``layer`` names the (first) failing layer, ``errors`` every failing one.
+
+    A single failing layer raises its own error (``errors`` is just that error); several raise
+    one ``WiringError`` (see ``combine``) whose message names each layer and its error.
+    """
 
     def __init__(self, layer: str, message: str) -> None:
         super().__init__(f"wiring layer {layer!r}: {message}")
         self.layer = layer
+        self.errors: tuple[WiringError, ...] = (self,)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The name of every failing layer, in the order the layers were added."""
+        return tuple(e.layer for e in self.errors)
+
+    @classmethod
+    def combine(cls, errors: Sequence[WiringError]) -> WiringError:
+        """One error for the failing layers, in order: the error itself if only one failed.
+
+        Each error keeps its own ``__cause__`` (what the layer raised). A missing resource in a
+        layer after an earlier failure may only follow from it (the failed layer may not have
+        provided it): the combined message says so, and the error is kept in its place.
+        """
+        errors = [each for error in errors for each in error.errors]  # flat, if combined before
+        if not errors:
+            raise ValueError("WiringError.combine needs at least one error")
+        if len(errors) == 1:
+            return errors[0]
+        parts: list[str] = []
+        for i, error in enumerate(errors):
+            text = str(error)
+            if isinstance(error, MissingResourceError):
+                text += _after_failures(errors[:i])
+            parts.append(text)
+        combined = WiringError(errors[0].layer, "")
+        combined.args = (f"{len(errors)} wiring layers failed: " + "; ".join(parts),)
+        combined.errors = tuple(errors)
+        return combined
 
 
 class MissingResourceError(WiringError, LookupError):
@@ -58,8 +92,11 @@ class ServiceFailure(Exception):
 class TaskFailedError(ServiceFailure):
     """A task raised; the original exception is ``error`` (and ``__cause__``)."""
 
-    def __init__(self, id: str, kind: TaskKind, error: BaseException) -> None:
-        super().__init__(id, f"{kind.value} {id!r} failed: {error!r}")
+    def __init__(
+        self, id: str, kind: TaskKind, error: BaseException, *, description: str | None = None
+    ) -> None:
+        """``description`` says what went wrong in the message (default: ``repr(error)``)."""
+        super().__init__(id, f"{kind.value} {id!r} failed: {description or repr(error)}")
         self.kind = kind
         self.error = error
         self.__cause__ = error
@@ -82,8 +119,9 @@ class TaskNotStoppedError(ServiceFailure):
 class ShutdownHookFailedError(ServiceFailure):
     """A shutdown hook raised; the original exception is ``error`` (and ``__cause__``)."""
 
-    def __init__(self, id: str, error: BaseException) -> None:
-        super().__init__(id, f"shutdown hook {id!r} failed: {error!r}")
+    def __init__(self, id: str, error: BaseException, *, description: str | None = None) -> None:
+        """``description`` says what went wrong in the message (default: ``repr(error)``)."""
+        super().__init__(id, f"shutdown hook {id!r} failed: {description or repr(error)}")
         self.error = error
         self.__cause__ = error
 
@@ -133,6 +171,28 @@ class ServiceError(ExceptionGroup[ServiceFailure]):
     def failed_ids(self) -> tuple[str, ...]:
         """The ids of every task and hook named by this error, in report order."""
         return tuple(e.id for e in self.exceptions if isinstance(e, ServiceFailure))
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code: 1, or what the first task or hook ending the process asked.
+
+        A task or hook that raised ``SystemExit(n)`` with a non-zero int n gives n, and one
+        that raised ``KeyboardInterrupt`` gives 130 (128 + SIGINT).
+        """
+        for failure in self.exceptions:
+            cause = getattr(failure, "error", None)
+            if isinstance(cause, KeyboardInterrupt):
+                return 130
+            if isinstance(cause, SystemExit) and type(cause.code) is int and cause.code != 0:
+                return cause.code
+        return 1
+
+
+def _after_failures(earlier: Sequence[WiringError]) -> str:
+    if not earlier:
+        return ""
+    names = ", ".join(repr(e.layer) for e in earlier)
+    return f" (perhaps because {'layer' if len(earlier) == 1 else 'layers'} {names} failed first)"
 
 
 def _type_name(t: type) -> str:

@@ -44,6 +44,7 @@ class Service:
         self._layers: list[WiringLayer] = []
         self._runtime: Runtime | None = None
         self._pending_stop: StopReason | None = None
+        self._pending_force = False
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._loop_thread: int | None = None
 
@@ -125,17 +126,26 @@ class Service:
 
     # ----- running -----
 
-    def stop(self, reason: str | None = None) -> None:
-        """Request a graceful stop; callable from any thread, also before ``run`` starts."""
+    def stop(self, reason: str | None = None, *, force: bool = False) -> None:
+        """Request a graceful stop; callable from any thread, also before ``run`` starts.
+
+        ``force=True`` forces it, as a second signal does: running tasks and the hook running
+        are cancelled at once and the hooks not yet run are skipped.
+        """
         request = StopReason(StopReasonKind.REQUESTED, message=reason)
+        if force:
+            logger.warning("service %r: forcing the stop (%s)", self.name, request)
         runtime = self._runtime
         if runtime is None:
             self._pending_stop = self._pending_stop or request
-        elif self._loop_thread == threading.get_ident() or self._token is None:
-            runtime.request_stop(request)
+            self._pending_force = self._pending_force or force
+            return
+        act = runtime.force if force else runtime.request_stop
+        if self._loop_thread == threading.get_ident() or self._token is None:
+            act(request)
         else:
             try:
-                anyio.from_thread.run_sync(runtime.request_stop, request, token=self._token)
+                anyio.from_thread.run_sync(act, request, token=self._token)
             except RuntimeError:  # the event loop is gone: the run is over
                 pass
 
@@ -154,7 +164,8 @@ class Service:
     async def run(self) -> None:
         """Run until stop; return None after a clean stop, raise ServiceError on failures.
 
-        Bad configuration raises ServiceConfigError (or WiringError) before any task starts.
+        Bad configuration raises ServiceConfigError before any task starts: a WiringError
+        naming every layer that failed (each layer is wired even after one failed).
         A service runs once. With ``handle_signals`` (and on the main thread) SIGINT/SIGTERM
         request a graceful stop and a second one forces it.
         """
@@ -165,6 +176,8 @@ class Service:
         self._loop_thread = threading.get_ident()
         if self._pending_stop is not None:
             runtime.request_stop(self._pending_stop)
+            if self._pending_force:
+                runtime.force(self._pending_stop)
         error: Exception | None = None
         async with anyio.create_task_group() as tg:
             if self.handle_signals and can_handle_signals():
@@ -195,14 +208,16 @@ class Service:
     ) -> int:
         """Blocking entry point for ``main.py``: set up rich logging, run, return an exit code.
 
-        Returns 0 after a clean stop and 1 on failure (task or hook failures, bad configuration).
+        Returns 0 after a clean stop and 1 on failure (task or hook failures, bad configuration),
+        or ``ServiceError.exit_code`` when a task or hook raised ``SystemExit(n)`` (n) or
+        ``KeyboardInterrupt`` (130): the service has still stopped gracefully and run its hooks.
         Use as ``raise SystemExit(service.run_sync())``.
         """
         configure_logging(log_level)
         try:
             anyio.run(self.run, backend=backend, backend_options=backend_options)
-        except ServiceError:
-            return 1  # already logged with the summary
+        except ServiceError as exc:
+            return exc.exit_code  # already logged with the summary
         except ServiceConfigError as exc:
             logger.error("service %r did not start: %s", self.name, exc)
             return 1

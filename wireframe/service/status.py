@@ -6,8 +6,8 @@ import enum
 
 import attrs
 
+from wireframe.service.kinds import TaskKind
 from wireframe.service.stop import StopReason
-from wireframe.service.task import TaskKind
 
 
 class ServicePhase(enum.Enum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 
 import anyio
 import attrs
@@ -44,11 +45,13 @@ class StopReason:
 class StopReceiver:
     """What a task sees of the stop signal; one instance is shared by every task of a run."""
 
-    __slots__ = ("_event", "_reason")
+    __slots__ = ("_deadline", "_event", "_forced", "_reason")
 
     def __init__(self) -> None:
         self._event = anyio.Event()
         self._reason: StopReason | None = None
+        self._deadline: float | None = None
+        self._forced = False
 
     @property
     def stopped(self) -> bool:
@@ -59,6 +62,16 @@ class StopReceiver:
     def reason(self) -> StopReason | None:
         """Why the stop was requested, or None while running."""
         return self._reason
+
+    @property
+    def deadline(self) -> float | None:
+        """The ``anyio.current_time()`` at which running tasks get cancelled; None before stop."""
+        return self._deadline
+
+    @property
+    def forced(self) -> bool:
+        """True once the stop has been forced (tasks still running are cancelled at once)."""
+        return self._forced
 
     async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait for stop (at most ``timeout`` seconds); return True once stop is requested."""
@@ -71,13 +84,23 @@ class StopReceiver:
             await self._event.wait()
         return self._reason is not None
 
-    def _request(self, reason: StopReason) -> bool:
-        """Request a stop (first reason wins); return True if this call requested it."""
+    def _request(self, reason: StopReason, deadline: float = math.inf) -> bool:
+        """Request a stop (first reason wins); return True if this call requested it.
+
+        ``deadline`` is when tasks still running will be cancelled (never, by default).
+        """
         if self._reason is not None:
             return False
         self._reason = reason
+        self._deadline = deadline
         self._event.set()
         return True
+
+    def _force(self, now: float) -> None:
+        """Mark the stop forced at ``now``: the deadline becomes ``now`` unless it was earlier."""
+        self._forced = True
+        if self._deadline is None or now < self._deadline:
+            self._deadline = now
 
     def __repr__(self) -> str:
         return f"<StopReceiver stopped={self.stopped} reason={self._reason}>"

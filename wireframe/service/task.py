@@ -1,49 +1,30 @@
-"""Task kinds: the runnable units of a service, and wrapping plain async functions as tasks."""
+"""Tasks: the runnable units of a service, and wrapping plain async functions as tasks."""
 
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from wireframe.service._validate import check_id
 from wireframe.service.errors import ServiceConfigError
+from wireframe.service.kinds import TaskKind
 
 if TYPE_CHECKING:
     from wireframe.service.stop import StopReceiver
 
+__all__ = [
+    "OneshotTask",
+    "Precondition",
+    "Task",
+    "TaskFn",
+    "TaskKind",
+    "UnconstrainedOneshotTask",
+    "UnconstrainedTask",
+]
+
 TaskFn: TypeAlias = Callable[["StopReceiver"], Awaitable[None]]
 """An ``async def fn(stop: StopReceiver) -> None`` usable as a task body."""
-
-
-class TaskKind(enum.Enum):
-    """How a task relates to the precondition barrier and to the service's lifetime."""
-
-    TASK = "task"
-    """Long-running, constrained: starts after the preconditions; returning stops the service."""
-    ONESHOT = "oneshot"
-    """Constrained: starts after the preconditions; may return without stopping the service."""
-    PRECONDITION = "precondition"
-    """Checks an invariant and returns; constrained tasks wait for every precondition."""
-    UNCONSTRAINED = "unconstrained"
-    """Long-running, starts at once; returning stops the service."""
-    UNCONSTRAINED_ONESHOT = "unconstrained_oneshot"
-    """Starts at once and may return without stopping the service."""
-
-    @property
-    def constrained(self) -> bool:
-        """True if this kind waits for every precondition before it starts."""
-        return self in (TaskKind.TASK, TaskKind.ONESHOT)
-
-    @property
-    def oneshot(self) -> bool:
-        """True if returning does not stop the service (oneshots and preconditions)."""
-        return self in (
-            TaskKind.ONESHOT,
-            TaskKind.PRECONDITION,
-            TaskKind.UNCONSTRAINED_ONESHOT,
-        )
 
 
 class Task(abc.ABC):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from wireframe.service.errors import (
     DuplicateResourceError,
@@ -13,10 +13,19 @@ from wireframe.service.errors import (
 from wireframe.service.hooks import ShutdownHook
 from wireframe.service.task import Task
 
-if TYPE_CHECKING:
-    from wireframe.service.service import Service
-
 T = TypeVar("T")
+
+
+class ServiceRegistry(Protocol):
+    """What a ServiceContext needs of its Service (a Protocol, so wiring needs not import it)."""
+
+    @property
+    def name(self) -> str:
+        """The service's name."""
+
+    def _add_task(self, task: Task, layer: str | None) -> None: ...
+
+    def _add_hook(self, hook: ShutdownHook, layer: str | None) -> None: ...
 
 
 class WiringLayer(abc.ABC):
@@ -36,7 +45,7 @@ class WiringLayer(abc.ABC):
 class ServiceContext:
     """What one wiring layer sees of the service: typed resources, tasks and hooks."""
 
-    def __init__(self, service: Service, resources: Resources, layer: str) -> None:
+    def __init__(self, service: ServiceRegistry, resources: Resources, layer: str) -> None:
         self._service = service
         self._resources = resources
         self._layer = layer
