@@ -24,11 +24,12 @@ from wireframe.store.records import ReleaseTo
 
 log = logging.getLogger("wireframe.scheduler")
 
-_BACK: dict[Interrupt, ReleaseTo] = {
-    Interrupt.PREEMPTED: "pending",
-    Interrupt.SHUTDOWN: "pending",
-    Interrupt.PAUSED: "paused",
+_BACK: dict[Interrupt, tuple[ReleaseTo, str]] = {
+    Interrupt.PREEMPTED: ("pending", "preempted"),
+    Interrupt.SHUTDOWN: ("pending", "worker stopped before the job finished"),
+    Interrupt.PAUSED: ("paused", "paused"),
 }
+"""Where an interrupted job goes back to, and the reason recorded on it."""
 
 
 def conclude(
@@ -74,7 +75,7 @@ def _release(events: EventBus, running: Running, reason: Interrupt) -> Release:
     record = running.record
     if reason is Interrupt.PREEMPTED:
         events.publish(JobPreempted(job_id=record.id, job_type=record.type))
-    return Release(record.lease, _BACK[reason], reason.value)
+    return Release(record.lease, *_BACK[reason])
 
 
 def _suspend(events: EventBus, running: Running, suspended: Suspend) -> Release:
@@ -167,6 +168,6 @@ def hand_back(events: EventBus, running: Running) -> Outcome | None:
     if reason is Interrupt.CANCELLED:
         events.publish(JobCancelled(job_id=record.id, job_type=record.type))
         return Release(record.lease, "cancelled", "cancelled while running")
-    if reason is Interrupt.PAUSED:
-        return Release(record.lease, "paused", reason.value)
-    return Release(record.lease, "pending", "worker stopped before the job finished")
+    return Release(
+        record.lease, *_BACK[reason if reason is Interrupt.PAUSED else Interrupt.SHUTDOWN]
+    )
