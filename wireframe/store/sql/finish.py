@@ -220,7 +220,8 @@ def _held_leases(tx: Tx, outcomes: Sequence[Outcome]) -> dict[int, _Running]:
     rows: dict[int, _Running] = {}
     for part in chunks(ids):
         for row in tx.execute(
-            f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts, "
+            # A lost worker spends no attempt: its reclaims raise the bound they are held to.
+            f"SELECT id, claim_seq, parent_id, active_children, attempt, max_attempts + reclaims, "
             f"child_failed, phase, cancel_requested, result, error, has_dependents, worker_id, "
             f"attempt_started_at FROM jobs "
             f"WHERE id IN ({placeholders(len(part))}) AND state = 'running' "
