@@ -95,7 +95,7 @@ def resume(tb: Table, job_id: int) -> int:
 
 
 def retry(tb: Table, job_id: int) -> None:
-    """Run an ended, unsuccessful job again with a fresh retry budget.
+    """Run an ended, unsuccessful job again with fresh retry and reclaim budgets.
 
     See `wireframe.store.sql.control.retry`: a job that ended before its dependencies were all
     met waits again (blocked) for those still active, and is refused while one of them ended
