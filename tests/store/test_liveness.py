@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio.from_thread
-from conftest import FakeClock
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -85,6 +84,19 @@ ENDINGS = (
     "wait for an event, at most 6 s",
     "join",
 )
+
+
+class FakeClock:
+    """The stores' clock: it moves only when the machine advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class Liveness(RuleBasedStateMachine):
