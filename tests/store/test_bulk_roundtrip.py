@@ -197,6 +197,7 @@ async def test_bulk_writes_round_trip_every_field(store: Store, clock) -> None:
         spec = specs[i]
         assert record.payload == spec.payload, i
         assert record.key == spec.key and record.created_at == t0
+        assert record.expires_at == spec.expires_at, i
         expected = (
             JobState.BLOCKED
             if spec.depends_on
@@ -297,7 +298,7 @@ async def check_final(
     assert record.tags == tuple(sorted(set(spec.tags)))
     assert record.resources == dict(spec.resources)
     assert record.created_at == t0
-    assert record.expires_at == spec.expires_at
+    assert record.expires_at is None  # a ttl bounds the wait before the first start only
     assert record.max_attempts == spec.max_attempts
     assert record.on_dependency_failure == spec.on_dependency_failure
     assert record.fail_fast is spec.fail_fast

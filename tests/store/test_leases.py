@@ -82,18 +82,22 @@ async def test_lease_still_valid_is_not_reclaimed(store: Store, clock) -> None:
     assert await claim_ids(store, worker="w2") == []
 
 
-async def test_expired_lease_on_the_last_attempt_fails_the_job(store: Store, clock) -> None:
-    job_id = await submit(store, max_attempts=2)
-    await claim_one(store, job_id)
+async def test_expired_leases_past_max_reclaims_fail_the_job(store: Store, clock) -> None:
+    job_id = await submit(store, max_attempts=1, max_reclaims=1)
+    await claim_one(store, job_id, worker="w1")
     clock.advance(TTL)
-    await claim_one(store, job_id)
+    # A lost worker spends the reclaim budget, not the only attempt: the job runs again.
+    await claim_one(store, job_id, worker="w2")
     clock.advance(TTL)
     assert await claim_ids(store) == []
     record = await store.get(job_id)
     assert record is not None
     assert record.state is JobState.FAILED
-    assert record.error and "expired" in record.error
+    assert record.error == (
+        "worker lost 2 times (last: lease of worker w2 expired); gave up after max_reclaims=1"
+    )
     assert record.finished_at == clock.now
+    assert (record.attempt, record.reclaims, record.attempts_spent) == (2, 2, 0)
     assert [a.outcome for a in await store.attempts(job_id)] == ["lease_expired"] * 2
 
 

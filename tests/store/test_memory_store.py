@@ -132,7 +132,7 @@ async def test_aging_reorders_the_pending_jobs(store: Store, clock) -> None:
     newer = await submit(store, priority=12)
     assert await store.age(30, 5, 100) == 3  # the old ones now rank 15, above the newer 12
     last = await submit(store, priority=15)
-    assert await claim_ids(store, 2) == old[:2]
+    assert await claim_ids(store, 2, lease_ttl=1000) == old[:2]  # held throughout
     clock.advance(60)
     assert await store.age(30, 5, 100) == 3  # 20, 17 and 20
     assert await claim_ids(store) == [old[2], last, newer]

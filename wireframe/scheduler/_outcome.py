@@ -125,15 +125,16 @@ def failure(
     """A failed attempt: retry at the policy's delay, or end the job; publish the events."""
     record = running.record
     retry = running.job_type.retry if running.job_type is not None else None
+    spent = record.attempts_spent  # a lost worker (a reclaim) spends no attempt
     will_retry = (
         not permanent
         and retry is not None
-        and retry.should_retry(record.attempt)
-        and record.attempt < record.max_attempts
+        and retry.should_retry(spent)
+        and spent < record.max_attempts
     )
     retry_at = None
     if will_retry and retry is not None:
-        delay = retry.delay(record.attempt)
+        delay = retry.delay(spent)
         retry_at = time.time() + delay
         events.publish(
             JobRetrying(job_id=record.id, job_type=record.type, attempt=record.attempt, delay=delay)

@@ -12,6 +12,7 @@ from wireframe.scheduler.codec import job_type_name, payload_type_of, validate_n
 from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.priority import Priority, coerce_priority
 from wireframe.scheduler.retry import Retry, coerce_retry
+from wireframe.store.records import DEFAULT_MAX_RECLAIMS
 
 if TYPE_CHECKING:
     from wireframe.scheduler.context import JobContext
@@ -55,6 +56,13 @@ def _check_limit(value: object, *, where: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{where} must be a positive int or None, got {value!r}")
+    return value
+
+
+def check_max_reclaims(value: object, *, where: str) -> int:
+    """Validate a reclaim budget: how many lost workers a job survives (an int >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where} must be an int >= 0, got {value!r}")
     return value
 
 
@@ -109,6 +117,7 @@ class JobType(Generic[P, R]):
         tags: tuple[str, ...],
         preemptible: bool,
         finalize: HandlerFn | None = None,
+        max_reclaims: int = DEFAULT_MAX_RECLAIMS,
     ) -> None:
         self.domain = domain
         self.name = name
@@ -125,6 +134,8 @@ class JobType(Generic[P, R]):
         self.tags = tags
         self.preemptible = preemptible
         self.finalize_fn = finalize
+        self.max_reclaims = max_reclaims
+        """How many lost workers (expired leases) a job survives; none spends an attempt."""
 
     def finalize(
         self, fn: Callable[[P, JobContext], Awaitable[Any]]
@@ -203,6 +214,7 @@ class Domain:
         ttl: float | None = None,
         tags: Iterable[str] = (),
         preemptible: bool = False,
+        max_reclaims: int = DEFAULT_MAX_RECLAIMS,
     ) -> Callable[[Callable[[P, JobContext], Awaitable[R]]], JobType[P, R]]: ...
 
     def job(self, fn: Any = None, **options: Any) -> Any:
@@ -260,6 +272,7 @@ class Domain:
         ttl: float | None = None,
         tags: Iterable[str] = (),
         preemptible: bool = False,
+        max_reclaims: int = DEFAULT_MAX_RECLAIMS,
     ) -> JobType[Any, Any]:
         validate_name(name, what="job name")
         type_name = job_type_name(self.name, name)
@@ -288,6 +301,7 @@ class Domain:
             tags=check_tags(tags, where=f"{type_name} tags"),
             preemptible=bool(preemptible),
             finalize=finalize,
+            max_reclaims=check_max_reclaims(max_reclaims, where=f"{type_name} max_reclaims"),
         )
         self.jobs[name] = job_type
         return job_type

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wireframe.scheduler.codec import encode_payload
-from wireframe.scheduler.domain import JobType, check_resources, check_tags
+from wireframe.scheduler.domain import JobType, check_max_reclaims, check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.priority import coerce_priority
 from wireframe.scheduler.recurring import Recurrence
@@ -65,6 +65,7 @@ def build_job(
     recurring: object = None,
     fail_fast: bool = True,
     resources: Mapping[str, int] | None = None,
+    max_reclaims: object = None,
 ) -> NewJob:
     """Validate every submission option for `job_type` and build the row to insert."""
     where = f"submit {job_type.type}"
@@ -127,6 +128,11 @@ def build_job(
     expires_at = None if ttl_value is None else (start if start is not None else now) + ttl_value
     if not isinstance(fail_fast, bool):
         raise ConfigError(f"{where}: fail_fast must be a bool, got {fail_fast!r}")
+    reclaims = (
+        job_type.max_reclaims
+        if max_reclaims is None
+        else check_max_reclaims(max_reclaims, where=f"{where} max_reclaims")
+    )
     return NewJob(
         type=job_type.type,
         domain=job_type.domain.name,
@@ -143,6 +149,7 @@ def build_job(
         max_attempts=job_type.retry.attempts,
         fail_fast=fail_fast,
         recurring=schedule,
+        max_reclaims=reclaims,
     )
 
 

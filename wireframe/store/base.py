@@ -103,7 +103,11 @@ class Store(Protocol):
         """Insert jobs in one transaction, returning Submitted or Duplicate for each, in order."""
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
-        """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases."""
+        """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases.
+
+        A lease clears the job's ttl (`expires_at`): a ttl bounds only the wait before the first
+        start. A reclaimed lease spends one of the job's `max_reclaims`, not an attempt.
+        """
 
     async def housekeep(self) -> bool:
         """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
@@ -130,7 +134,7 @@ class Store(Protocol):
         """Resume a paused job and its paused descendants; return how many moved."""
 
     async def retry(self, job_id: int) -> None:
-        """Run an ended, unsuccessful job again with a fresh retry budget.
+        """Run an ended, unsuccessful job again with fresh retry and reclaim budgets.
 
         A job that ended before its dependencies completed waits again for those still active
         (blocked); while one of them has ended without completing, the retry is refused with

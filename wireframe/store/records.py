@@ -43,6 +43,8 @@ TERMINAL_STATES: frozenset[JobState] = frozenset(
 ACTIVE_STATES: frozenset[JobState] = frozenset(JobState) - TERMINAL_STATES
 
 DependencyPolicy = Literal["cancel", "fail", "ignore"]
+DEFAULT_MAX_RECLAIMS = 3
+"""How many times a job's worker may be lost (its lease expired) before the job fails."""
 DEPENDENCY_POLICIES: tuple[str, ...] = ("cancel", "fail", "ignore")
 
 
@@ -65,6 +67,8 @@ class NewJob:
     max_attempts: int = 1
     fail_fast: bool = True
     recurring: NewSchedule | None = None
+    max_reclaims: int = DEFAULT_MAX_RECLAIMS
+    """How many lost workers (expired leases) the job survives; they spend no attempt."""
 
 
 @attrs.frozen
@@ -138,12 +142,21 @@ class JobRecord:
     pause_requested: bool
     schedule_id: int | None
     wait_for: str | None
+    reclaims: int
+    """How many times its lease expired and it was taken back (since its last operator retry)."""
+    max_reclaims: int
+    """How many reclaims it survives; one more ends it failed."""
     depends_on: tuple[int, ...] = ()
 
     @property
     def terminal(self) -> bool:
         """True once the job has ended."""
         return self.state.terminal
+
+    @property
+    def attempts_spent(self) -> int:
+        """The attempts its retry policy counts: `attempt` less those a lost worker ended."""
+        return self.attempt - self.reclaims
 
     @property
     def lease(self) -> Lease:

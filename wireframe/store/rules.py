@@ -43,3 +43,18 @@ def retry_waits(
     if reasons:
         raise InvalidTransitionError(f"retry: job {job_id} depends on {'; and on '.join(reasons)}")
     return waiting
+
+
+def reclaim_reason(worker: str | None, lost: int, max_reclaims: int) -> str:
+    """Why a job's lease was taken back: its worker's `lost`-th loss of `max_reclaims` allowed.
+
+    Past the budget it says the job gave up (and that is the job's error).
+    """
+    expired = f"lease of worker {worker} expired"
+    if lost > max_reclaims:
+        times = "time" if lost == 1 else "times"
+        return (
+            f"worker lost {lost} {times} (last: {expired}); "
+            f"gave up after max_reclaims={max_reclaims}"
+        )
+    return f"{expired} (reclaim {lost} of max_reclaims={max_reclaims})"

@@ -138,6 +138,7 @@ def lease(tb: Table, job: Job, req: ClaimRequest) -> JobRecord:
     job.new_attempt = 0
     if job.started_at is None:
         job.started_at = now
+        job.expires_at = None  # a ttl bounds only the wait before the first start
     job.cancel_requested = False
     job.pause_requested = False
     if job.wait_for is not None:

@@ -86,7 +86,7 @@ def resume(tb: Table, job_id: int) -> int:
         row.ready_at = now
         row.reason = "resumed"
         tb.move(row, state)
-        if row.expires_at is not None and row.started_at is None:
+        if row.expires_at is not None:
             tb.push_expiry(row)  # a ttl that ran out while paused applies again
         moved += 1
     if moved:
@@ -95,7 +95,7 @@ def resume(tb: Table, job_id: int) -> int:
 
 
 def retry(tb: Table, job_id: int) -> None:
-    """Run an ended, unsuccessful job again with a fresh retry budget.
+    """Run an ended, unsuccessful job again with fresh retry and reclaim budgets.
 
     See `wireframe.store.sql.control.retry`: a job that ended before its dependencies were all
     met waits again (blocked) for those still active, and is refused while one of them ended
@@ -118,6 +118,7 @@ def retry(tb: Table, job_id: int) -> None:
     now = tb.now
     jobs = tb.jobs
     job.max_attempts = job.attempt + job.retry_budget
+    job.reclaims = 0
     job.new_attempt = 1
     job.finished_at = None
     job.run_at = now

@@ -123,7 +123,7 @@ def finish(tb: Table, outcomes: Sequence[Outcome]) -> list[bool]:
             if (
                 outcome.retry_at is not None
                 and not job.cancel_requested
-                and (attempt < job.max_attempts)
+                and attempt - job.reclaims < job.max_attempts  # a lost worker spends none
             ):
                 tb.wakes = True
                 job.run_at = outcome.retry_at

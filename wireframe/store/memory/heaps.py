@@ -53,11 +53,6 @@ def lease_valid(job: Job | None, at: float) -> bool:
 
 
 def expiry_valid(job: Job | None, at: float) -> bool:
-    """True if an `expiry` entry's job may still expire at `at` (unstarted, not ended; a paused
-    one may, once resumed)."""
-    return (
-        job is not None
-        and job.started_at is None
-        and job.expires_at == at
-        and job.state not in TERMINAL
-    )
+    """True if an `expiry` entry's job may still expire at `at` (not ended, its ttl unchanged:
+    a claim clears a ttl at the first start; a paused one may expire, once resumed)."""
+    return job is not None and job.expires_at == at and job.state not in TERMINAL

@@ -24,6 +24,7 @@ from wireframe.store.memory.rows import (
 )
 from wireframe.store.memory.table import Table
 from wireframe.store.records import Transition
+from wireframe.store.rules import reclaim_reason
 
 
 def pending(tb: Table) -> bool:
@@ -72,21 +73,21 @@ def _expire(tb: Table) -> list[Ended]:
 
 
 def reclaim_expired_leases(tb: Table) -> list[Ended]:
-    """Take back running jobs whose worker stopped renewing the lease; that attempt is spent."""
+    """Take back running jobs whose worker stopped renewing the lease (see the SQL engine's
+    `reclaim_expired_leases`): a lost worker spends the job's reclaims, not its attempts."""
     now = tb.now
     ended: list[Ended] = []
     for job in pop_due(tb.leases, tb.jobs, now, lease_valid):
         if job.state is not RUNNING:
             continue
-        attempt = job.attempt
-        reason = (
-            f"lease of worker {job.worker_id} expired (attempt {attempt} of {job.max_attempts})"
-        )
+        lost = job.reclaims + 1
+        reason = reclaim_reason(job.worker_id, lost, job.max_reclaims)
         job.close_attempt(now, "lease_expired", reason)
+        job.reclaims = lost
         job.worker_id = None
         job.lease_expires_at = None
         job.reason = reason
-        if job.child_failed or job.cancel_requested or attempt >= job.max_attempts:
+        if job.child_failed or job.cancel_requested or lost > job.max_reclaims:
             failed = job.child_failed or not job.cancel_requested
             state = FAILED if failed else CANCELLED
             if not job.child_failed and failed:

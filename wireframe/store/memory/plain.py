@@ -62,6 +62,7 @@ class NewRows:
             job.max_attempts,
             job.on_dependency_failure,
             job.fail_fast,
+            job.max_reclaims,
             self.tally,
             lane,
         )

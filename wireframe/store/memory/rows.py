@@ -50,11 +50,11 @@ class Job:
         "active_children", "attempt", "base_priority", "cancel_requested",
         "child_failed", "claim_seq", "created_at", "deps", "domain", "error", "expires_at",
         "fail_fast", "finished_at", "id", "key", "lane", "lease_expires_at", "max_attempts",
-        "needs_finalize", "new_attempt", "on_dep_failure", "parent_id", "pause_requested",
-        "paused_from", "payload", "phase", "pkey", "priority", "progress", "progress_message",
-        "ready_at", "reason", "resources", "result", "retry_budget", "run_at", "schedule_id",
-        "started_at", "state", "tags", "tally", "traceback", "tried", "type", "wait_for",
-        "waiting", "worker_id",
+        "max_reclaims", "needs_finalize", "new_attempt", "on_dep_failure", "parent_id",
+        "pause_requested", "paused_from", "payload", "phase", "pkey", "priority", "progress",
+        "progress_message", "ready_at", "reason", "reclaims", "resources", "result",
+        "retry_budget", "run_at", "schedule_id", "started_at", "state", "tags", "tally",
+        "traceback", "tried", "type", "wait_for", "waiting", "worker_id",
     )  # fmt: skip
 
     def __init__(
@@ -72,6 +72,7 @@ class Job:
         max_attempts: int,
         on_dep_failure: DependencyPolicy,
         fail_fast: bool,
+        max_reclaims: int,
         tally: dict[JobState, int],
         lane: Lane,
     ) -> None:
@@ -95,6 +96,8 @@ class Job:
         self.attempt = 0
         self.max_attempts = max_attempts
         self.retry_budget = max_attempts
+        self.reclaims = 0
+        self.max_reclaims = max_reclaims
         self.new_attempt = 1
         self.claim_seq = 0
         self.worker_id: str | None = None
@@ -146,7 +149,7 @@ class Job:
             self.result, self.error, self.traceback, self.reason, self.progress,
             self.progress_message, self.on_dep_failure, self.fail_fast, self.phase,
             self.active_children, self.cancel_requested, self.pause_requested,
-            self.schedule_id, self.wait_for, depends_on,
+            self.schedule_id, self.wait_for, self.reclaims, self.max_reclaims, depends_on,
         )  # fmt: skip
 
     def open_attempt(self, worker_id: str | None, now: float) -> None:

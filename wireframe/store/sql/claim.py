@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from wireframe.store.records import ClaimRequest, JobRecord, JobState, Transition
+from wireframe.store.rules import reclaim_reason
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.locks import note_held, note_top
@@ -25,7 +26,7 @@ def housekeep(tx: Tx, now: float) -> bool:
         "UPDATE jobs SET state = 'expired', finished_at = ?, "
         "error = 'not started before its ttl ran out', reason = 'ttl' "
         "WHERE id IN (SELECT id FROM jobs WHERE expires_at <= ? "
-        "AND state IN ('pending', 'scheduled', 'blocked') AND started_at IS NULL"
+        "AND state IN ('pending', 'scheduled', 'blocked')"
         f"{tx.dialect.skip_locked}) "
         "RETURNING id, parent_id, active_children, type",
         (now, now),
@@ -62,43 +63,50 @@ def _wake_due(tx: Tx, now: float) -> bool:
 
 
 def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
-    """Take back running jobs whose worker stopped renewing the lease; that attempt is spent."""
+    """Take back running jobs whose worker stopped renewing the lease.
+
+    A lost worker spends the job's reclaim budget (`max_reclaims`), not its retry policy's
+    attempts: the attempt is closed as `lease_expired` and the job runs again under a new
+    number, unless it has used up its reclaims (it fails), was asked to cancel (it is
+    cancelled), to pause (it is paused) or has a failed child (it fails).
+    """
     rows = tx.execute(
-        "SELECT id, worker_id, attempt, max_attempts, cancel_requested, pause_requested, "
-        "child_failed, parent_id, active_children, error, attempt_started_at FROM jobs "
-        f"WHERE state = 'running' AND lease_expires_at <= ?{tx.dialect.skip_locked}",
+        "SELECT id, worker_id, attempt, reclaims, max_reclaims, cancel_requested, "
+        "pause_requested, child_failed, parent_id, active_children, error, attempt_started_at "
+        f"FROM jobs WHERE state = 'running' AND lease_expires_at <= ?{tx.dialect.skip_locked}",
         (now,),
     ).fetchall()
     note_held(tx, (row[0] for row in rows))
     ended: list[Ended] = []
     closes: list[tuple[object, ...]] = []
     for row in rows:
-        job_id, worker, attempt, max_attempts, cancel, pause, child_failed, parent, kids = row[:9]
-        err = row[9]
-        reason = f"lease of worker {worker} expired (attempt {attempt} of {max_attempts})"
-        closes.append((job_id, attempt, worker, row[10], now, "lease_expired", reason))
-        if child_failed or cancel or attempt >= max_attempts:
+        job_id, worker, attempt, reclaims, max_reclaims, cancel, pause, child_failed = row[:8]
+        parent, kids, err, attempt_started = row[8:]
+        lost = reclaims + 1
+        reason = reclaim_reason(worker, lost, max_reclaims)
+        closes.append((job_id, attempt, worker, attempt_started, now, "lease_expired", reason))
+        if child_failed or cancel or lost > max_reclaims:
             state = "failed" if child_failed or not cancel else "cancelled"
             error = err if child_failed else (reason if state == "failed" else err)
             tx.execute(
                 "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?, "
-                "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
-                (state, now, error, reason, job_id),
+                "reclaims = ?, worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+                (state, now, error, reason, lost, job_id),
             )
             ended.append(Ended(job_id, state, parent, kids, error, blocked_on=False))
         elif pause:
             tx.execute(
                 "UPDATE jobs SET state = 'paused', paused_from = 'pending', pause_requested = 0, "
-                "new_attempt = 1, reason = ?, worker_id = NULL, lease_expires_at = NULL "
-                "WHERE id = ?",
-                (reason, job_id),
+                "new_attempt = 1, reclaims = ?, reason = ?, worker_id = NULL, "
+                "lease_expires_at = NULL WHERE id = ?",
+                (lost, reason, job_id),
             )
         else:
             tx.wakes = True
             tx.execute(
-                "UPDATE jobs SET state = 'pending', new_attempt = 1, ready_at = ?, reason = ?, "
-                "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
-                (now, reason, job_id),
+                "UPDATE jobs SET state = 'pending', new_attempt = 1, reclaims = ?, ready_at = ?, "
+                "reason = ?, worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
+                (lost, now, reason, job_id),
             )
     tx.bulk(CLOSE_ATTEMPT, closes)
     return ended
@@ -121,7 +129,8 @@ def _candidate_filter(
     """The WHERE clause selecting pending jobs this request may take.
 
     With `now`, a job whose ttl has run out is never taken, even before housekeeping marks it
-    expired.
+    expired. Only a job that never started has a ttl (a claim clears `expires_at`), so this
+    skips exactly the jobs that expiry ends: none is left for neither.
     """
     clauses = ["state = 'pending'", f"domain IN ({placeholders(len(req.domains))})"]
     params: list[object] = list(req.domains)
@@ -146,8 +155,10 @@ _LEASE = (
     "UPDATE jobs SET state = 'running', worker_id = ?, lease_expires_at = ?, claim_token = ?, "
     "claim_seq = claim_seq + 1, attempt = attempt + new_attempt, new_attempt = 0, "
     "started_at = coalesce(started_at, ?), attempt_started_at = ?, cancel_requested = 0, "
-    "pause_requested = 0, wait_for = NULL "
+    "pause_requested = 0, wait_for = NULL, expires_at = NULL "
 )
+"""Lease picked jobs. A ttl bounds only the wait before a job's first start, so the lease
+clears it: a started job that waits again (retry, durable sleep, lost worker) never expires."""
 
 
 def claim(

@@ -128,7 +128,7 @@ def retry(tx: Tx, now: float, job_id: int) -> None:
             )
     waiting = still_waiting(tx, job_id, policy, deps)
     tx.execute(
-        f"UPDATE jobs SET state = ?, max_attempts = attempt + retry_budget, "
+        f"UPDATE jobs SET state = ?, max_attempts = attempt + retry_budget, reclaims = 0, "
         "new_attempt = 1, finished_at = NULL, run_at = ?, ready_at = ?, expires_at = NULL, "
         "cancel_requested = 0, pause_requested = 0, child_failed = 0, phase = 'execute', "
         "needs_finalize = 0, reason = 'retried by operator', deps = NULL, "

@@ -183,8 +183,10 @@ def _plain(outcome: Outcome) -> bool:
     return isinstance(outcome, Complete) and not outcome.needs_finalize
 
 
+# A lost worker spends no attempt: its reclaims raise the bound the attempt number is held to.
 _RUNNING_COLUMNS = (
-    "id, claim_seq, parent_id, active_children, attempt, max_attempts, child_failed, phase, "
+    "id, claim_seq, parent_id, active_children, attempt, max_attempts + reclaims, "
+    "child_failed, phase, "
     "cancel_requested, result, error, has_dependents, worker_id, attempt_started_at"
 )
 

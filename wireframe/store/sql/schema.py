@@ -152,6 +152,17 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET attempt_started_at = (SELECT a.started_at FROM attempts a
         WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt) WHERE state = 'running'
     """,
+    # 8: a lost worker (an expired lease) spends the job's reclaim budget, not its retry
+    # policy's attempts: `reclaims` counts them, `max_reclaims` bounds them. And a ttl bounds
+    # only the wait before a job's first start: a claim clears `expires_at`. Jobs that started
+    # under an earlier version lose theirs too, so one a claim skipped as past its ttl (while
+    # expiry skipped it as started: pending for ever) is claimable again. Reclaims recorded
+    # before this version stay counted as attempts, as they were.
+    """
+    ALTER TABLE jobs ADD COLUMN reclaims INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN max_reclaims INTEGER NOT NULL DEFAULT 3;
+    UPDATE jobs SET expires_at = NULL WHERE started_at IS NOT NULL AND expires_at IS NOT NULL
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -292,6 +303,12 @@ PG_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN attempt_started_at DOUBLE PRECISION;
     UPDATE jobs SET attempt_started_at = (SELECT a.started_at FROM attempts a
         WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt) WHERE state = 'running'
+    """,
+    # 8: reclaims and their budget; started jobs lose their ttl (see the SQLite version).
+    """
+    ALTER TABLE jobs ADD COLUMN reclaims INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN max_reclaims INTEGER NOT NULL DEFAULT 3;
+    UPDATE jobs SET expires_at = NULL WHERE started_at IS NOT NULL AND expires_at IS NOT NULL
     """,
 )
 
