@@ -16,6 +16,7 @@ from store_support import (
     complete,
     job,
     request,
+    run,
     state,
     states,
     submit,
@@ -198,13 +199,26 @@ async def test_ttl_expiry_settles_dependents(store: Store, clock) -> None:
     ]
 
 
-async def test_ttl_expires_scheduled_and_blocked_jobs(store: Store, clock) -> None:
+async def test_ttl_expires_scheduled_jobs_and_counts_from_unblocking(store: Store, clock) -> None:
     scheduled = await submit(store, run_at=clock.now + 100, expires_at=clock.now + 5)
     dep = await submit(store, type="x::t")
     blocked = await submit(store, depends_on=(dep,), expires_at=clock.now + 5)
-    clock.advance(5)
+    clock.advance(10)
     await claim(store)
-    assert await states(store, scheduled, blocked) == [JobState.EXPIRED, JobState.EXPIRED]
+    # A blocked job's ttl has not started: it counts from when its dependencies complete.
+    assert await states(store, scheduled, blocked) == [JobState.EXPIRED, JobState.BLOCKED]
+    await run(store, dep, domains=("x",))
+    unblocked = await store.get(blocked)
+    assert (
+        unblocked is not None
+        and unblocked.state is JobState.PENDING
+        and unblocked.expires_at == clock.now + 5
+    )
+    clock.advance(4)
+    assert await states(store, blocked) == [JobState.PENDING]
+    clock.advance(1)
+    await claim(store)
+    assert await states(store, blocked) == [JobState.EXPIRED]
 
 
 async def test_aging_lets_an_old_low_priority_job_overtake(store: Store, clock) -> None:

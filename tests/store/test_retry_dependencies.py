@@ -157,16 +157,19 @@ async def test_job_cancelled_while_blocked_waits_again_after_a_retry(store: Stor
     assert await claim_ids(store) == [job_id]
 
 
-async def test_job_expired_while_blocked_waits_again_after_a_retry(store: Store, clock) -> None:
+async def test_job_expired_after_unblocking_runs_after_a_retry(store: Store, clock) -> None:
     dep = await submit(store, type="a::t")
     job_id = await submit(store, depends_on=(dep,), expires_at=clock.now + 10)
+    clock.advance(20)
+    assert await claim_ids(store, domains=("d",)) == []
+    assert await state(store, job_id) is JobState.BLOCKED  # its ttl has not started
+    await run(store, dep, domains=("a",))
     clock.advance(10)
-    assert await claim_ids(store) == []
+    assert await claim_ids(store, domains=("d",)) == []
     assert await state(store, job_id) is JobState.EXPIRED
     await store.retry(job_id)
     retried = await record(store, job_id)
-    assert retried.state is JobState.BLOCKED and retried.expires_at is None
-    await run(store, dep, domains=("a",))
+    assert retried.state is JobState.PENDING and retried.expires_at is None
     assert await claim_ids(store) == [job_id]
 
 

@@ -105,6 +105,9 @@ def _unblock_if_free(tb: Table, job: Job) -> None:
         return
     tb.wakes = True
     now = tb.now
+    if job.expires_at is not None:  # its ttl counts from now (see sql.cascade._ttl_from_now)
+        job.expires_at = max(job.run_at, now) + (job.expires_at - job.run_at)
+        tb.push_expiry(job)
     if job.state is BLOCKED:
         job.ready_at = now
         job.reason = "dependencies completed"

@@ -58,8 +58,8 @@ def _expire(tb: Table) -> list[Ended]:
     ended: list[Ended] = []
     stale: dict[int, Job] = {}
     for job in pop_due(tb.expiry, tb.jobs, now, expiry_valid):
-        if job.state is not PENDING and job.state is not SCHEDULED and job.state is not BLOCKED:
-            continue  # paused: indexed again when resumed
+        if job.state is not PENDING and job.state is not SCHEDULED:
+            continue  # blocked: indexed again when unblocked; paused: when resumed
         stale[job.id] = job  # once, though it may have two entries
     for job_id in sorted(stale):  # in id order, as SQLite ends them
         job = stale[job_id]

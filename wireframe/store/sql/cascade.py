@@ -102,20 +102,32 @@ def _unblock_if_free(tx: Tx, now: float, job_id: int) -> None:
     if tx.execute("SELECT 1 FROM job_deps WHERE job_id = ? LIMIT 1", (job_id,)).fetchone():
         return
     tx.wakes = True
+    rebase = _ttl_from_now(tx)
     row = tx.execute(
         "UPDATE jobs SET state = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END, "
-        "ready_at = ?, reason = 'dependencies completed', deps = NULL "
+        f"ready_at = ?, reason = 'dependencies completed', deps = NULL, {rebase} "
         "WHERE id = ? AND state = 'blocked' "
         "RETURNING type, state",
-        (now, now, job_id),
+        (now, now, now, job_id),
     ).fetchone()
     if row is not None:
         tx.transitions.append(Transition(job_id, row[0], JobState(row[1])))
     tx.execute(
         "UPDATE jobs SET paused_from = CASE WHEN run_at > ? THEN 'scheduled' ELSE 'pending' END, "
-        "deps = NULL WHERE id = ? AND state = 'paused' AND paused_from = 'blocked'",
-        (now, job_id),
+        f"deps = NULL, {rebase} WHERE id = ? AND state = 'paused' AND paused_from = 'blocked'",
+        (now, now, job_id),
     )
+
+
+def _ttl_from_now(tx: Tx) -> str:
+    """The SET clause that starts a just-unblocked job's ttl now (one parameter: now).
+
+    A ttl counts from when the job may first run: for a blocked job, from when its last
+    dependency completed (or its run time, if later); at submission its `expires_at` was
+    counted from its run time as if it had no dependencies.
+    """
+    start = tx.dialect.greatest("run_at", "?")
+    return f"expires_at = {start} + (expires_at - run_at)"
 
 
 def _child_ended(tx: Tx, now: float, child: Ended) -> list[Ended]:
