@@ -10,7 +10,6 @@ import heapq
 from wireframe.store.memory.cascade import settle
 from wireframe.store.memory.heaps import due_valid, expiry_valid, lease_valid, pop_due
 from wireframe.store.memory.rows import (
-    BLOCKED,
     CANCELLED,
     EXPIRED,
     FAILED,
