@@ -67,6 +67,10 @@ class JobHost(Protocol):
         """Renew the job's lease now."""
         ...
 
+    def notify(self) -> None:
+        """Work may have become claimable (a spawned child, an emitted event's waiters)."""
+        ...
+
 
 class JobContext:
     """The handler's view of its job: identity, cancellation, progress, state and children."""
@@ -149,11 +153,15 @@ class JobContext:
 
     async def emit_event(self, name: str, payload: object = None) -> bool:
         """Emit an event (a latch: the first emit wins); True if this emit set it."""
-        return await self.durable.emit_event(name, payload)
+        won = await self.durable.emit_event(name, payload)
+        self._host.notify()  # its waiters are due now
+        return won
 
     async def spawn(self, payload: object, **options: Any) -> ChildHandle:
         """Submit a child job (checkpointed: a re-run gets the same child back)."""
-        return await self.durable.spawn(payload, options)
+        handle = await self.durable.spawn(payload, options)
+        self._host.notify()
+        return handle
 
     async def spawn_sibling(self, payload: object, **options: Any) -> ChildHandle:
         """Submit a peer of this job under the same parent; an error for a job without a parent."""
@@ -162,7 +170,9 @@ class JobContext:
                 f"spawn_sibling: job {self.job.id} ({self.job.type}) has no parent, "
                 f"so it can have no siblings"
             )
-        return await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
+        handle = await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
+        self._host.notify()
+        return handle
 
     async def join(self, handle: ChildHandle) -> Any:
         """Wait (suspended) for a child; return its result or raise ChildFailed/ChildCancelled."""

@@ -139,6 +139,7 @@ class Worker(Task):
             self.claim_ttl,
             lambda job_id, condition, poll: self._executor.defer(job_id, condition, poll),
             lambda job_id: self._leases.heartbeat(job_id),
+            lambda: self._producer.notify(),
         )
         self._executor = Executor(
             self.limits,
@@ -389,6 +390,7 @@ class _Host:
     claim_ttl: float
     defer_fn: Callable[[int, Callable[[], Any], float], Awaitable[None]]
     heartbeat_fn: Callable[[int], Awaitable[None]]
+    notify_fn: Callable[[], None]
 
     @property
     def store(self) -> Store:
@@ -409,6 +411,9 @@ class _Host:
 
     async def heartbeat(self, job_id: int) -> None:
         await self.heartbeat_fn(job_id)
+
+    def notify(self) -> None:
+        self.notify_fn()
 
 
 def _limits(registry: Registry, config: WorkerConfig) -> Limits:
