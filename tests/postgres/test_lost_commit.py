@@ -23,7 +23,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -78,7 +78,8 @@ class LoseCommit:
         module, name = OPS[op]
         self._armed: psycopg.Connection[Any] | None = None
         real_tx, real_op = pg_module.pg_tx, getattr(module, name)
-        real_commit = self._real_commit = psycopg.Connection.commit
+        real_commit = psycopg.Connection.commit
+        real_execute = psycopg.Connection.execute
 
         def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
             tx = real_tx(conn)
@@ -96,17 +97,25 @@ class LoseCommit:
             if conn is self._armed:
                 # The store's COMMIT of the transaction (whatever else it sent before it).
                 self._armed = None
-                self._break(conn)
+                self._break(conn, lambda: real_commit(conn))
             real_commit(conn)
+
+        def execute(conn: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+            if conn is self._armed and isinstance(query, str) and query.endswith("COMMIT"):
+                # A COMMIT sent with other statements (the commit token, a NOTIFY).
+                self._armed = None
+                self._break(conn, lambda: real_execute(conn, query, *args, **kwargs))
+            return real_execute(conn, query, *args, **kwargs)
 
         monkeypatch.setattr(pg_module, "pg_tx", pg_tx)
         monkeypatch.setattr(module, name, lossy)
         monkeypatch.setattr(psycopg.Connection, "commit", commit)
+        monkeypatch.setattr(psycopg.Connection, "execute", execute)
 
-    def _break(self, conn: psycopg.Connection[Any]) -> None:
-        """Run just before the store commits the transaction."""
+    def _break(self, conn: psycopg.Connection[Any], send_commit: Callable[[], object]) -> None:
+        """Run just before the store commits the transaction (`send_commit` does it)."""
         if self.committed == "committed":
-            self._real_commit(conn)  # the transaction is in the database
+            send_commit()  # the transaction is in the database
             conn.execute("SELECT 1")  # so that the store's COMMIT goes to the server again
         if self.how == "terminated":
             pid = conn.info.backend_pid
