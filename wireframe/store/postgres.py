@@ -295,7 +295,7 @@ class PostgresStore(EngineStore):
         while True:
             call.check(self.url)
             try:
-                result = self._attempt(op, args, settle, call)
+                result = self._attempt(op, args, settle, call, deadline)
             except _CommitLost as lost:
                 settled = self._settled(lost, settle, retry_commit, call)
                 if not isinstance(settled, _Rerun):
@@ -342,24 +342,32 @@ class PostgresStore(EngineStore):
         return settled
 
     def _attempt(
-        self, op: Callable[..., T], args: tuple[Any, ...], settle: Settle[T] | None, call: Call
+        self,
+        op: Callable[..., T],
+        args: tuple[Any, ...],
+        settle: Settle[T] | None,
+        call: Call,
+        deadline: float,
     ) -> T:
-        """One run of the transaction on a pooled connection (`_call` retries it)."""
+        """One run of the transaction on a pooled connection (`_call` retries it until
+        `deadline`, which also bounds the wait for a connection, to at least a second)."""
         pool = self._pool
         if pool is None:
             call.check(self.url)
             raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
-        conn = self._getconn(pool, call)
+        wait = min(self._connect_timeout, max(deadline - time.monotonic(), 1.0))
+        conn = self._getconn(pool, call, wait)
         try:
             return self._transaction(conn, op, args, getattr(settle, "writes_token", False))
         finally:
             pool.putconn(conn)
 
     def _getconn(
-        self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], call: Call
+        self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], call: Call, wait: float
     ) -> psycopg.Connection[Any]:
-        """A pooled connection, waited for in short slices so that a stopped call stops soon."""
-        deadline = time.monotonic() + self._connect_timeout
+        """A pooled connection within `wait` seconds, waited for in short slices so that a
+        stopped call stops soon."""
+        deadline = time.monotonic() + wait
         while True:
             call.check(self.url)
             try:
