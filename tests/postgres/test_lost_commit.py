@@ -40,8 +40,10 @@ from wireframe.store import (
     PostgresStore,
     Release,
     Submitted,
+    pg_sql,
 )
 from wireframe.store import postgres as pg_module
+from wireframe.store.pg_sql import pg_tx
 from wireframe.store.records import NewSchedule
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import control as control_sql
@@ -405,3 +407,32 @@ async def test_a_retry_whose_commit_is_lost_is_applied_once(
     assert rows(schema, "SELECT state, attempt, max_attempts FROM jobs") == [("pending", 1, 2)]
     [again] = await store.claim(ClaimRequest("w2", 1, 60.0, ("d",), housekeep=False))
     assert (again.id, again.attempt) == (job.id, 2)
+
+
+def test_settling_ends_the_lost_transaction_s_process_and_never_a_stranger(schema: str) -> None:
+    """A process is named by its pid and its start time: after a crash or once it has ended,
+    its pid may be a stranger's, which settling must leave alone."""
+    with (
+        psycopg.connect(pg_dsn(), autocommit=True) as admin,
+        psycopg.connect(pg_dsn()) as held,
+    ):
+        held.execute("SELECT 1")  # idle in a transaction, like one whose COMMIT never arrived
+        pid = held.info.backend_pid
+        (started,) = admin.execute(
+            "SELECT backend_start::text FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+
+        stranger = pg_sql.fence(pg_tx(admin), pid, "2000-01-01 00:00:00+00")
+
+        assert stranger is True  # no such process: the lost one has ended
+        assert held.execute("SELECT 2").fetchone() == (2,)  # the stranger is untouched
+        assert pg_sql.fence(pg_tx(admin), pid, started) is True
+        assert held.closed or held.broken or _gone(held)
+
+
+def _gone(conn: psycopg.Connection[Any]) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False

@@ -33,12 +33,13 @@ CLOSED = "the store was closed"
 class Call:
     """One store operation running in a worker thread, and how to stop it retrying."""
 
-    __slots__ = ("done", "error", "name", "reason", "result", "stop")
+    __slots__ = ("done", "error", "name", "reason", "result", "started", "stop")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.stop = threading.Event()
         self.reason = ""
+        self.started = False
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -61,6 +62,7 @@ class Call:
 
     def run(self, fn: Callable[[], Any]) -> None:
         """Run `fn` (in the worker thread), keeping its result or exception."""
+        self.started = True
         try:
             self.result = fn()
         except BaseException as exc:
@@ -88,6 +90,8 @@ async def run_in_thread(call: Call, fn: Callable[[], T], limiter: anyio.Capacity
         await anyio.to_thread.run_sync(call.run, fn, abandon_on_cancel=True, limiter=limiter)
     except anyio.get_cancelled_exc_class():
         call.end(CANCELLED)
+        if not call.started:  # cancelled before its thread began; if it begins, it stops at once
+            raise
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(call.done.wait, CANCEL_WAIT, abandon_on_cancel=True)
         if not call.done.is_set() or call.error is not None:

@@ -142,9 +142,10 @@ class PostgresStore(EngineStore):
     Timeouts, in seconds, as keyword arguments or query parameters of the URL (the keyword
     wins): `reconnect_timeout` (default 120): how long an operation retries while PostgreSQL is
     unreachable before it raises StoreError; `idle_in_transaction_timeout` (default 60, 0: off):
-    the server ends a store session stopped inside a transaction (a frozen process) this long,
-    releasing the rows it locked; `keepalive_timeout` (default 60, 0: the system's): a
-    connection whose other end stops answering is dropped after about this long.
+    the server ends a store session that sits this long inside a transaction without a word
+    (its process frozen), which releases the rows it locked; `keepalive_timeout` (default 60,
+    0: the system's): a connection whose other end stops answering is dropped after about this
+    long.
     """
 
     def __init__(
@@ -741,11 +742,7 @@ class PostgresStore(EngineStore):
         while not stop.is_set():
             try:
                 if conn is None:
-                    conn = psycopg.connect(
-                        self._conninfo,
-                        autocommit=True,
-                        connect_timeout=max(1, int(self._connect_timeout)),
-                    )
+                    conn = psycopg.connect(self._conninfo, autocommit=True, **self._connect_kwargs)
                     conn.execute(f"LISTEN {self.channel}")
                     self._listening.set()
                     delay = 0.05

@@ -299,9 +299,10 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """,
     # 8: reserved for another change of issue #15 (an empty step until it lands here).
     "",
-    # 9: commit tokens. A write whose COMMIT goes unanswered inserts a random token with it;
-    # afterwards the token's presence says whether it committed (`PostgresStore._call`). The
-    # tokens begin with their time, so the old ones are deleted by a range of the key.
+    # 9: commit tokens. A write that must not be applied twice inserts a random token in the
+    # message that carries its COMMIT; if the COMMIT goes unanswered, the token's presence says
+    # whether it committed (`PostgresStore._settle_token`). Tokens begin with their time, so
+    # the old ones are deleted by a range of the key.
     """
     CREATE TABLE commit_tokens (token uuid PRIMARY KEY)
     """,
