@@ -205,3 +205,24 @@ async def test_store_sessions_carry_the_timeouts(pg: PrivateCluster) -> None:
         assert await store._run(settings) == ["7s", "15", "30000"]
     with psycopg.connect(pg.dsn) as conn:
         assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone() == ("0",)
+
+
+async def test_a_cancelled_open_returns_at_once_while_the_server_is_down(
+    pg: PrivateCluster, anyio_backend: str
+) -> None:
+    store = PostgresStore(pg.dsn, schema=new_schema_name("wfo"))
+    pg.stop("immediate")
+    try:
+        started = time.monotonic()
+        with anyio.move_on_after(0.2):
+            await store.open()
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(StoreError, match="not open"):
+            await store.get(1)
+    finally:
+        pg.start()
+    await store.open()
+    try:
+        assert await store.get(1) is None
+    finally:
+        await store.close()

@@ -236,7 +236,7 @@ class PostgresStore(EngineStore):
         if row is not None and row[0] is not None:
             self._started[conn] = str(row[0])
 
-    def _open_sync(self) -> None:
+    def _open_sync(self, call: Call) -> None:
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
             self._conninfo,
             min_size=1,
@@ -265,6 +265,7 @@ class PostgresStore(EngineStore):
                 conn.execute(f"SET LOCAL search_path TO {self.schema}")
                 schema.migrate(pg_tx(conn), self.url, schema.PG_MIGRATIONS)
                 conn.commit()
+            call.check(self.url)  # open() was cancelled meanwhile: leave nothing open
         except BaseException:
             pool.close()
             raise
@@ -499,10 +500,16 @@ class PostgresStore(EngineStore):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, create the schema if needed and migrate it under an advisory lock."""
+        """Connect, create the schema if needed and migrate it under an advisory lock.
+
+        A cancelled open returns at once; a connection attempt under way is left to end by
+        itself (within `connect_timeout`) and closes what it opened.
+        """
         if self._pool is None:
             self._stop = threading.Event()
-            await anyio.to_thread.run_sync(self._open_sync)
+            call = Call("open")
+            limiter = anyio.to_thread.current_default_thread_limiter()
+            await run_in_thread(call, functools.partial(self._open_sync, call), limiter)
 
     async def close(self) -> None:
         """Close the pool and stop listening; operations still retrying raise StoreError.
