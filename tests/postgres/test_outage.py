@@ -29,6 +29,8 @@ from private_pg import PrivateCluster, private_cluster
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 UNREACHABLE = "PostgreSQL unreachable"
+ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+"""For a test of the store's threads, not of how its caller awaits them."""
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +147,7 @@ async def test_a_shielded_operation_keeps_retrying_until_the_server_returns(
     assert (await store.get(result.id)) is not None
 
 
+@ASYNCIO_ONLY
 async def test_reconnect_timeout_from_the_url_bounds_the_retries(pg: PrivateCluster) -> None:
     store = PostgresStore(f"{pg.dsn}?schema={new_schema_name('wfo')}&reconnect_timeout=0.5")
     assert store.reconnect_timeout == 0.5
@@ -160,6 +163,7 @@ async def test_reconnect_timeout_from_the_url_bounds_the_retries(pg: PrivateClus
         await store.close()
 
 
+@ASYNCIO_ONLY
 async def test_deadlock_retries_are_counted_and_logged(
     pg: PrivateCluster,
     store: PostgresStore,
@@ -190,6 +194,7 @@ async def test_deadlock_retries_are_counted_and_logged(
     assert any("deadlock in pause" in m for m in warnings), warnings
 
 
+@ASYNCIO_ONLY
 async def test_store_sessions_carry_the_timeouts(pg: PrivateCluster) -> None:
     url = f"{pg.dsn}?idle_in_transaction_timeout=7&keepalive_timeout=30"
     async with PostgresStore(url, schema=new_schema_name("wfo")) as store:
