@@ -215,7 +215,7 @@ async def test_store_sessions_carry_the_timeouts(pg: PrivateCluster) -> None:
 async def test_a_cancelled_open_returns_at_once_while_the_server_is_down(
     pg: PrivateCluster, anyio_backend: str
 ) -> None:
-    store = PostgresStore(pg.dsn, schema=new_schema_name("wfo"))
+    store = PostgresStore(pg.dsn, schema=new_schema_name("wfo"), connect_timeout=1)
     pg.stop("immediate")
     try:
         started = time.monotonic()
