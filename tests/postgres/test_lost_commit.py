@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -436,3 +437,19 @@ def _gone(conn: psycopg.Connection[Any]) -> bool:
     except psycopg.OperationalError:
         return True
     return False
+
+
+async def test_writes_leave_a_commit_token_and_housekeeping_deletes_old_ones(
+    store: PostgresStore, schema: str
+) -> None:
+    [job] = await _claim_all(store, 1)  # a submit (one token) and a claim (a token on its row)
+    assert await store.finish([Complete(job.lease, "null")]) == [True]
+    assert rows(schema, "SELECT count(*) FROM commit_tokens") == [(2,)]
+    hour_ago = int((time.time() - 3600) * 1000)
+    old = str(uuid.UUID(int=(hour_ago << 80) | 12345))
+    rows(schema, "INSERT INTO commit_tokens VALUES (%s) RETURNING 1", (old,))
+
+    await store.housekeep()
+
+    left = rows(schema, "SELECT token::text FROM commit_tokens")
+    assert len(left) == 2 and (old,) not in left
