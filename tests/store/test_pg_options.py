@@ -11,8 +11,7 @@ import pytest
 
 from wireframe.cli import main
 from wireframe.store import PostgresStore, StoreURLError
-from wireframe.store._pg_options import Timeouts
-from wireframe.store.postgres import parse_url
+from wireframe.store.postgres import Timeouts, parse_url
 
 pytest.importorskip("psycopg")
 

@@ -39,7 +39,8 @@ import attrs
 
 from wireframe.store._pg_calls import CLOSED, Call, Conflicts, Outage, run_in_thread
 from wireframe.store._pg_options import DEFAULT_SCHEMA as DEFAULT_SCHEMA
-from wireframe.store._pg_options import Timeouts, connect_kwargs, seconds, timeouts
+from wireframe.store._pg_options import Timeouts as Timeouts
+from wireframe.store._pg_options import connect_kwargs, seconds, timeouts
 from wireframe.store._pg_options import parse_url as parse_url
 from wireframe.store._pg_options import redact as redact
 from wireframe.store.base import Chooser, Observers
