@@ -22,8 +22,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -40,8 +41,10 @@ from wireframe.store import (
     PostgresStore,
     Release,
     Submitted,
+    pg_sql,
 )
 from wireframe.store import postgres as pg_module
+from wireframe.store.pg_sql import pg_tx
 from wireframe.store.records import NewSchedule
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import control as control_sql
@@ -78,7 +81,8 @@ class LoseCommit:
         module, name = OPS[op]
         self._armed: psycopg.Connection[Any] | None = None
         real_tx, real_op = pg_module.pg_tx, getattr(module, name)
-        real_commit = self._real_commit = psycopg.Connection.commit
+        real_commit = psycopg.Connection.commit
+        real_execute = psycopg.Connection.execute
 
         def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
             tx = real_tx(conn)
@@ -96,17 +100,25 @@ class LoseCommit:
             if conn is self._armed:
                 # The store's COMMIT of the transaction (whatever else it sent before it).
                 self._armed = None
-                self._break(conn)
+                self._break(conn, lambda: real_commit(conn))
             real_commit(conn)
+
+        def execute(conn: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+            if conn is self._armed and isinstance(query, str) and query.endswith("COMMIT"):
+                # A COMMIT sent with other statements (the commit token, a NOTIFY).
+                self._armed = None
+                self._break(conn, lambda: real_execute(conn, query, *args, **kwargs))
+            return real_execute(conn, query, *args, **kwargs)
 
         monkeypatch.setattr(pg_module, "pg_tx", pg_tx)
         monkeypatch.setattr(module, name, lossy)
         monkeypatch.setattr(psycopg.Connection, "commit", commit)
+        monkeypatch.setattr(psycopg.Connection, "execute", execute)
 
-    def _break(self, conn: psycopg.Connection[Any]) -> None:
-        """Run just before the store commits the transaction."""
+    def _break(self, conn: psycopg.Connection[Any], send_commit: Callable[[], object]) -> None:
+        """Run just before the store commits the transaction (`send_commit` does it)."""
         if self.committed == "committed":
-            self._real_commit(conn)  # the transaction is in the database
+            send_commit()  # the transaction is in the database
             conn.execute("SELECT 1")  # so that the store's COMMIT goes to the server again
         if self.how == "terminated":
             pid = conn.info.backend_pid
@@ -396,3 +408,48 @@ async def test_a_retry_whose_commit_is_lost_is_applied_once(
     assert rows(schema, "SELECT state, attempt, max_attempts FROM jobs") == [("pending", 1, 2)]
     [again] = await store.claim(ClaimRequest("w2", 1, 60.0, ("d",), housekeep=False))
     assert (again.id, again.attempt) == (job.id, 2)
+
+
+def test_settling_ends_the_lost_transaction_s_process_and_never_a_stranger(schema: str) -> None:
+    """A process is named by its pid and its start time: after a crash or once it has ended,
+    its pid may be a stranger's, which settling must leave alone."""
+    with (
+        psycopg.connect(pg_dsn(), autocommit=True) as admin,
+        psycopg.connect(pg_dsn()) as held,
+    ):
+        held.execute("SELECT 1")  # idle in a transaction, like one whose COMMIT never arrived
+        pid = held.info.backend_pid
+        (started,) = admin.execute(
+            "SELECT backend_start::text FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+
+        stranger = pg_sql.fence(pg_tx(admin), pid, "2000-01-01 00:00:00+00")
+
+        assert stranger is True  # no such process: the lost one has ended
+        assert held.execute("SELECT 2").fetchone() == (2,)  # the stranger is untouched
+        assert pg_sql.fence(pg_tx(admin), pid, started) is True
+        assert held.closed or held.broken or _gone(held)
+
+
+def _gone(conn: psycopg.Connection[Any]) -> bool:
+    try:
+        conn.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+async def test_writes_leave_a_commit_token_and_housekeeping_deletes_old_ones(
+    store: PostgresStore, schema: str
+) -> None:
+    [job] = await _claim_all(store, 1)  # a submit (one token) and a claim (a token on its row)
+    assert await store.finish([Complete(job.lease, "null")]) == [True]
+    assert rows(schema, "SELECT count(*) FROM commit_tokens") == [(2,)]
+    hour_ago = int((time.time() - 3600) * 1000)
+    old = str(uuid.UUID(int=(hour_ago << 80) | 12345))
+    rows(schema, "INSERT INTO commit_tokens VALUES (%s) RETURNING 1", (old,))
+
+    await store.housekeep()
+
+    left = rows(schema, "SELECT token::text FROM commit_tokens")
+    assert len(left) == 2 and (old,) not in left

@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve /health, /ready and /metrics on this port",
     )
     p.add_argument("--health-host", default="127.0.0.1")
+    p.add_argument(
+        "--reconnect-timeout",
+        metavar="SECONDS",
+        help="PostgreSQL: how long store operations retry while the server is unreachable "
+        "before the worker fails (default 120; or ?reconnect_timeout= in the URL)",
+    )
 
     p = sub.add_parser("jobs", parents=[store, as_json], help="list jobs")
     p.add_argument(

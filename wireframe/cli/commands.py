@@ -37,6 +37,7 @@ from wireframe.store import (
     JobRecord,
     JobState,
     NewJob,
+    PostgresStore,
     Store,
     StoreError,
     StoreURLError,
@@ -72,12 +73,20 @@ def store_url(args: argparse.Namespace) -> str:
     return url
 
 
-def make_store(url: str) -> Store:
-    """Build the store a URL names; a bad URL is a usage error."""
+def make_store(url: str, *, reconnect_timeout: float | None = None) -> Store:
+    """Build the store a URL names; a bad URL is a usage error.
+
+    `reconnect_timeout` (``--reconnect-timeout``) applies to PostgreSQL stores only.
+    """
     try:
-        return store_from_url(url)
+        store = store_from_url(url)
     except StoreURLError as exc:
         raise UsageError(str(exc)) from None
+    if reconnect_timeout is None:
+        return store
+    if not isinstance(store, PostgresStore):
+        raise UsageError(f"--reconnect-timeout applies to PostgreSQL stores only, not {store.url}")
+    return PostgresStore(url, reconnect_timeout=reconnect_timeout)
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 from wireframe.cli.commands import STORE_ENV, make_store
 from wireframe.cli.errors import UsageError
 from wireframe.cli.loading import load_object
-from wireframe.cli.values import parse_positive_int, parse_tags
+from wireframe.cli.values import parse_duration, parse_positive_int, parse_tags
 from wireframe.scheduler import ConfigError, Domain, Scheduler, Worker, scheduler_metrics
 from wireframe.service import HealthServer, Service
 from wireframe.service.log import configure_logging
@@ -65,7 +65,10 @@ def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
         if base is None:
             raise UsageError(f"no store given: pass --store URL or set {STORE_ENV}")
         url = base.store.url
-    store = make_store(url)
+    reconnect = args.reconnect_timeout
+    if reconnect is not None:
+        reconnect = parse_duration(reconnect, option="--reconnect-timeout")
+    store = make_store(url, reconnect_timeout=reconnect)
     options: dict[str, Any] = {}
     template = base.worker if isinstance(base, Scheduler) else base
     if template is not None:

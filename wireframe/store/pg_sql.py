@@ -105,53 +105,77 @@ def pg_tx(conn: psycopg.Connection[Any]) -> Tx:
     return Tx(execute, executemany, POSTGRES, bulk)
 
 
-def leased_by(tx: Tx, ids: list[int], token: str, pid: int) -> list[JobRecord]:
-    """The jobs among `ids` still leased by the claim that wrote `token` (`claim_sql.leased_by`).
+def fence(tx: Tx, pid: int, started: str) -> bool:
+    """End server process `pid` if it still runs; True once it is gone, False if it lingers.
 
-    The claim's server process `pid` may outlive the client's connection (a network partition:
-    it never learns that the client has gone) and sit in the claim's transaction, holding the
-    rows, until TCP keepalives give up, which can take hours. It is ended first, if it is still
-    the transaction holding the rows (its xid, not only its pid, which may have been reused),
-    so the lookup does not wait for it; ending it rolls back a COMMIT that never arrived, and a
-    COMMIT that did arrive completes first. Any other wait is bounded by `lock_timeout`.
-    """
-    tx.execute(f"SET LOCAL lock_timeout = '{_SETTLE_LOCK_TIMEOUT}'")
-    tx.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ? "
-        "AND pid <> pg_backend_pid() AND backend_xid = (SELECT xmax FROM jobs WHERE id = ?)",
-        (pid, ids[0]),
-    )
-    return claim_sql.leased_by(tx, ids, token)
-
-
-_SETTLE_LOCK_TIMEOUT = "10s"
-_SETTLE_WAIT = 10.0
-
-
-def xact_status(tx: Tx, xid: str, pid: int) -> str | None:
-    """How transaction `xid` of server process `pid` ended: committed, aborted (or None).
-
-    The process is ended first if it is still in that transaction (its `backend_xid`, the
-    low 32 bits of the full id, not only its pid, which may have been reused): a COMMIT that
-    never arrived is rolled back, one being written completes first. The transaction may take
-    a moment to end; the wait is bounded by `_SETTLE_WAIT`, after which its status, still
-    "in progress", is returned. None means the commit log no longer knows it (wrapped around).
+    A process is named by its pid *and* its start time (`backend_start`): after a crash and
+    restart, or once it has ended, its pid may belong to somebody else's session, which must
+    not be touched. The process of a transaction whose COMMIT went unanswered may still be
+    alive (a network partition: the server does not know the client has gone), idle in that
+    transaction and able to commit it if the COMMIT is still on its way. Once the process is
+    gone, its transaction has ended one way or the other: a COMMIT that never arrived is rolled
+    back, one being written completes first. The wait is bounded by `_SETTLE_WAIT`.
     """
     tx.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ? "
-        "AND pid <> pg_backend_pid() "
-        "AND backend_xid::text::bigint = ?::xid8::text::numeric % 4294967296",
-        (pid, xid),
+        "AND backend_start = ?::timestamptz AND pid <> pg_backend_pid()",
+        (pid, started),
     )
     deadline = time.monotonic() + _SETTLE_WAIT
     delay = 0.001
     while True:
-        row = tx.execute("SELECT pg_xact_status(?::xid8)", (xid,)).fetchone()
-        status = None if row is None or row[0] is None else str(row[0])
-        if status != "in progress" or time.monotonic() >= deadline:
-            return status
+        tx.execute("SELECT pg_stat_clear_snapshot()")  # the activity view is cached per transaction
+        row = tx.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = ? AND backend_start = ?::timestamptz",
+            (pid, started),
+        ).fetchone()
+        if row is None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def committed(tx: Tx, token: str, pid: int, started: str) -> bool | None:
+    """Whether the transaction that wrote commit token `token` committed (None: cannot tell yet).
+
+    Its server process (`pid`, `started`) is ended first (`fence`), so the answer is final: a
+    token is written only with its transaction, and a crash cannot make one up.
+    """
+    if not fence(tx, pid, started):
+        return None
+    return (
+        tx.execute("SELECT 1 FROM commit_tokens WHERE token = ?::uuid", (token,)).fetchone()
+        is not None
+    )
+
+
+def leased_by(tx: Tx, ids: list[int], token: str, pid: int, started: str) -> list[JobRecord] | None:
+    """The jobs among `ids` still leased by the claim that wrote `token` (`claim_sql.leased_by`).
+
+    The claim's server process is ended first (`fence`; None if it lingers), so the claim has
+    ended and the rows show its outcome; any other wait is bounded by `lock_timeout`.
+    """
+    if not fence(tx, pid, started):
+        return None
+    tx.execute(f"SET LOCAL lock_timeout = '{_SETTLE_LOCK_TIMEOUT}'")
+    return claim_sql.leased_by(tx, ids, token)
+
+
+def prune_tokens(tx: Tx, before: str) -> int:
+    """Delete commit tokens older than token `before`, unless another process is at it."""
+    got = tx.execute(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended('wireframe.tokens.' || "
+        "current_schema(), 0))"
+    ).fetchone()
+    if not got[0]:
+        return 0
+    return tx.execute("DELETE FROM commit_tokens WHERE token < ?::uuid", (before,)).rowcount
+
+
+_SETTLE_LOCK_TIMEOUT = "10s"
+_SETTLE_WAIT = 10.0
 
 
 def analyze(tx: Tx) -> None:

@@ -10,20 +10,26 @@ store works on asyncio and on trio alike. PostgreSQL-specific parts live in `Pos
 Times come from the database clock (`clock_timestamp()` as epoch seconds), so leases agree across
 machines; times the scheduler computes itself (delays, ttl, retry backoff) use the client clock,
 which only shifts them by the clocks' skew.
+
+An operation retries while the server is unreachable (`reconnect_timeout`), stops retrying when
+its caller is cancelled or the store closed, and settles a COMMIT that went unanswered by what the
+transaction itself wrote (a commit token, or a claim's token on its rows): see `_call`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
 import random
-import re
+import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio
 import anyio.from_thread
@@ -31,10 +37,16 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
+from wireframe.store._pg_calls import CLOSED, Call, Conflicts, Outage, run_in_thread
+from wireframe.store._pg_options import DEFAULT_SCHEMA as DEFAULT_SCHEMA
+from wireframe.store._pg_options import Timeouts as Timeouts
+from wireframe.store._pg_options import connect_kwargs, seconds, timeouts
+from wireframe.store._pg_options import parse_url as parse_url
+from wireframe.store._pg_options import redact as redact
 from wireframe.store.base import Chooser, Observers
 from wireframe.store.engine import EngineStore, finish_then_claim, without_now
-from wireframe.store.errors import StoreError, StoreURLError
-from wireframe.store.pg_sql import analyze, leased_by, pg_tx, xact_status
+from wireframe.store.errors import StoreError
+from wireframe.store.pg_sql import analyze, committed, leased_by, pg_tx, prune_tokens
 from wireframe.store.records import (
     ClaimRequest,
     JobRecord,
@@ -67,60 +79,76 @@ class _Rerun:
 
 _RERUN = _Rerun()
 
-Settle = Callable[[T, int, "str | None"], "T | _Rerun"]
-"""Given what a transaction returned before its COMMIT was lost, its server process id and its
-transaction id (if the settle asked for it, `needs_xid`, and the transaction wrote anything):
-the result to report if it committed, or _RERUN if it did not (see `PostgresStore._call`)."""
 
-DEFAULT_SCHEMA = "wireframe"
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+@attrs.frozen
+class Sent:
+    """A transaction whose COMMIT went unanswered, and what tells whether it committed."""
+
+    pid: int
+    """Its server process."""
+    started: str | None
+    """When that process started (with the pid, it names the process: pids are reused)."""
+    token: str | None
+    """The commit token sent with the COMMIT (if the settle asked for one)."""
+    at: float
+    """When the COMMIT was sent (`time.monotonic()`)."""
+
+
+Settle = Callable[[T, Sent, Call], "T | _Rerun"]
+"""Given what a transaction returned before its COMMIT went unanswered, how it was sent and the
+operation's `Call`: the result to report if it committed, or _RERUN if it did not."""
+
 _NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
 _SKEW_EVERY = 10.0
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by `***`."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
-
-
-def parse_url(url: str, schema_name: str | None) -> tuple[str, str]:
-    """Split a store URL into (libpq conninfo URL without `schema=`, schema name)."""
-    safe = redact(url)
-    try:
-        parts = urlsplit(url)
-        _ = parts.port
-    except ValueError as exc:
-        raise StoreURLError(f"store URL {safe!r}: not a valid PostgreSQL URL ({exc})") from None
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise StoreURLError(f"store URL {safe!r}: expected postgresql://user@host:port/dbname")
-    query_items = parse_qsl(parts.query, keep_blank_values=True)
-    from_url = [v for k, v in query_items if k == "schema"]
-    kept = [(k, v) for k, v in query_items if k != "schema"]
-    name = schema_name if schema_name is not None else (from_url[-1] if from_url else None)
-    name = DEFAULT_SCHEMA if name is None else name
-    if not isinstance(name, str) or not _SCHEMA_NAME.match(name):
-        raise StoreURLError(
-            f"store URL {safe!r}: schema name {name!r} must be lowercase letters, digits and "
-            f"underscores, starting with a letter or underscore (at most 63 characters)"
-        )
-    conninfo = urlunsplit(parts._replace(query=urlencode(kept)))
-    return conninfo, name
-
+_SLICE = 0.1
+"""Longest wait for a pooled connection between two looks at whether to stop."""
+_MAX_CONFLICTS = 20
+_TOKEN_KEEP = 900.0
+"""Commit tokens are deleted this long (seconds) after their COMMIT (`housekeep`)."""
+_TOKEN_TRUST = _TOKEN_KEEP - 300.0
+"""A token not found later than this after its COMMIT may have been deleted: no verdict."""
+_PRUNE_EVERY = 60.0
 
 _RETRY_TX = ("40001", "40P01", "23505")
 """Serialization failure, deadlock, unique violation (a concurrent submit of the same key)."""
 
 
+class _Lost(Exception):
+    """The connection failed before COMMIT was sent: nothing was written."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _CommitLost(_Lost):
+    """The connection failed while COMMIT was in flight: the outcome is unknown."""
+
+    def __init__(self, cause: BaseException, result: Any, tx: Tx, sent: Sent) -> None:
+        super().__init__(cause)
+        self.result = result
+        self.tx = tx
+        self.sent = sent
+
+
+def _lost(exc: psycopg.Error, conn: psycopg.Connection[Any]) -> bool:
+    """Whether an error of a statement means the connection (not the transaction) failed."""
+    if exc.sqlstate in _RETRY_TX:
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or conn.broken
+
+
 class PostgresStore(EngineStore):
-    """Jobs in a PostgreSQL schema, shared by worker processes on many machines."""
+    """Jobs in a PostgreSQL schema, shared by worker processes on many machines.
+
+    Timeouts, in seconds, as keyword arguments or query parameters of the URL (the keyword
+    wins): `reconnect_timeout` (default 120): how long an operation retries while PostgreSQL is
+    unreachable before it raises StoreError; `idle_in_transaction_timeout` (default 60, 0: off):
+    the server ends a store session that sits this long inside a transaction without a word
+    (its process frozen), which releases the rows it locked; `keepalive_timeout` (default 60,
+    0: the system's): a connection whose other end stops answering is dropped after about this
+    long.
+    """
 
     def __init__(
         self,
@@ -130,7 +158,9 @@ class PostgresStore(EngineStore):
         clock: Callable[[], float] | None = None,
         pool_size: int = 4,
         connect_timeout: float = 10.0,
-        reconnect_timeout: float = 120.0,
+        reconnect_timeout: float | None = None,
+        idle_in_transaction_timeout: float | None = None,
+        keepalive_timeout: float | None = None,
     ) -> None:
         if psycopg is None or psycopg_pool is None:  # pragma: no cover
             raise StoreError(
@@ -143,13 +173,27 @@ class PostgresStore(EngineStore):
         if pool_size < 1:
             raise ValueError(f"PostgresStore pool_size must be >= 1, got {pool_size!r}")
         self._pool_size = pool_size
-        self._connect_timeout = connect_timeout
-        self._reconnect_timeout = reconnect_timeout
+        self._connect_timeout = seconds(connect_timeout, "PostgresStore connect_timeout")
+        self._timeouts = timeouts(
+            url,
+            {
+                "reconnect_timeout": reconnect_timeout,
+                "idle_in_transaction_timeout": idle_in_transaction_timeout,
+                "keepalive_timeout": keepalive_timeout,
+            },
+        )
+        self._connect_kwargs = connect_kwargs(self._conninfo, self._timeouts, connect_timeout)
         self.channel = f"wireframe_{self.schema}"[:63]
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._limiter = anyio.CapacityLimiter(pool_size)
         self._lock = threading.Lock()
         self._waiters: dict[int, tuple[anyio.lowlevel.EventLoopToken, anyio.Event]] = {}
+        self._calls: set[Call] = set()
+        self._started: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._outage = Outage(self.url)
+        self._conflicts = Conflicts(self.url)
         self._generation = 0
         self._claim_generation = 0
         self._listener: threading.Thread | None = None
@@ -160,33 +204,50 @@ class PostgresStore(EngineStore):
         self._skew = 0.0
         self._skew_due = 0.0
         self._next_analyze = 0.0
+        self._next_prune = 0.0
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The store's timeouts (reconnect, idle in transaction, keepalive), in seconds."""
+        return self._timeouts
+
+    @property
+    def reconnect_timeout(self) -> float:
+        """Seconds an operation retries while PostgreSQL is unreachable before it fails."""
+        return self._timeouts.reconnect_timeout
+
+    @property
+    def conflict_retries(self) -> dict[str, int]:
+        """Transactions run again after a conflict, by sqlstate (40P01 deadlock, 40001
+        serialization failure, 23505 a concurrent insert of the same key), since the store was
+        made."""
+        return self._conflicts.counts()
 
     # -- plumbing ---------------------------------------------------------------------------
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"SET search_path TO {self.schema}")
+        # With its pid, its start time names the server process (`pg_sql.fence`).
+        row = conn.execute(
+            "SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
         conn.commit()
+        if row is not None and row[0] is not None:
+            self._started[conn] = str(row[0])
 
-    def _open_sync(self) -> None:
+    def _open_sync(self, call: Call) -> None:
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
             self._conninfo,
             min_size=1,
             max_size=self._pool_size,
             open=False,
-            kwargs={
-                "autocommit": False,
-                "connect_timeout": max(1, int(self._connect_timeout)),
-                # A queue table's statistics go stale within seconds (rows stream through
-                # `pending`); with stale ones the planner picks bitmap scans that sort every
-                # pending row, where the partial indexes' ordered scans read only what they need.
-                "options": "-c enable_bitmapscan=off",
-            },
+            kwargs={"autocommit": False, **self._connect_kwargs},
             configure=self._configure,
             timeout=self._connect_timeout,
-            reconnect_timeout=self._reconnect_timeout,
+            reconnect_timeout=max(self._timeouts.reconnect_timeout, 1.0),
             name=f"wireframe-{self.schema}",
         )
         try:
@@ -206,6 +267,7 @@ class PostgresStore(EngineStore):
                 conn.execute(f"SET LOCAL search_path TO {self.schema}")
                 schema.migrate(pg_tx(conn), self.url, schema.PG_MIGRATIONS)
                 conn.commit()
+            call.check(self.url)  # open() was cancelled meanwhile: leave nothing open
         except BaseException:
             pool.close()
             raise
@@ -217,111 +279,161 @@ class PostgresStore(EngineStore):
         args: tuple[Any, ...],
         retry_commit: bool,
         settle: Settle[T] | None = None,
+        call: Call | None = None,
     ) -> T:
         """Run `op(tx, now, *args)` in one transaction; reconnect and retry transient failures.
 
         Every operation, a one-statement claim included, runs inside BEGIN ... COMMIT: a
         connection lost before COMMIT leaves nothing behind, so retrying is safe. A connection
         lost *during* COMMIT leaves the outcome unknown: the server may have committed. Then
-        `settle`, if given, finds out (`settle(result, backend_pid, xid)`, with what the
-        transaction returned before COMMIT, the pid of its server process and, if the settle
-        has a true `needs_xid` attribute, the transaction's id, read just before COMMIT with
-        the NOTIFY unless a statement already returned it (`Tx.xid`), or None if it wrote
-        nothing): it returns the result to
-        report if the transaction committed, or _RERUN if it did not, and the operation runs
-        again. Without `settle`, the operation runs again if `retry_commit` (it must be
+        `settle`, if given, finds out (`_settled`), and the operation runs again if it did not
+        commit. Without `settle`, the operation runs again if `retry_commit` (it must be
         harmless to apply twice), else the caller gets a StoreError saying the outcome is
-        unknown.
+        unknown. Retries stop when `call` is told to stop (its caller cancelled, the store
+        closed) or after `reconnect_timeout` seconds of failures.
         """
-        deadline = time.monotonic() + self._reconnect_timeout
+        call = call if call is not None else Call(str(getattr(op, "__name__", "operation")))
+        deadline = time.monotonic() + self._timeouts.reconnect_timeout
         delay = 0.01
         conflicts = 0
         while True:
-            pool = self._pool
-            if pool is None:
-                raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
-            committing = False
-            tx: Tx | None = None
-            result: T | None = None
-            pid = 0
-            xid: str | None = None
+            call.check(self.url)
             try:
-                with pool.connection() as conn:
-                    tx = pg_tx(conn)
-                    try:
-                        if self.clock is not None:
-                            now = self.clock()
-                        elif getattr(op, "needs_now", True):
-                            now = self._now(conn)
-                        else:
-                            now = 0.0
-                        result = run_ordered(op, tx, now, args)
-                        if getattr(settle, "needs_xid", False):
-                            xid = tx.xid
-                            if xid is None or tx.wakes:
-                                xid = self._xid(conn, tx.wakes)
-                        elif tx.wakes:
-                            conn.execute(f"NOTIFY {self.channel}")
-                    except BaseException:
-                        if not conn.closed:
-                            conn.rollback()
-                        raise
-                    committing = True
-                    pid = conn.info.backend_pid
-                    conn.commit()
-                    self._observers.collect(tx.transitions)
-                    return result
-            except (
-                psycopg.OperationalError,
-                psycopg.InterfaceError,
-                psycopg_pool.PoolTimeout,
-            ) as exc:
-                sqlstate = getattr(exc, "sqlstate", None)
-                if sqlstate in _RETRY_TX and conflicts < 20:
-                    conflicts += 1
-                    time.sleep(random.uniform(0, 0.002 * conflicts))
-                    continue
-                if committing and settle is not None:
-                    settled = settle(cast(T, result), pid, xid)
-                    if not isinstance(settled, _Rerun):
-                        assert tx is not None
-                        self._observers.collect(tx.transitions)
-                        return settled
-                    # It did not commit: run it again, like an operation cut short earlier.
-                elif committing and not retry_commit:
-                    raise StoreError(
-                        f"{self.url}: the connection was lost while committing; the change may or "
-                        f"may not have been applied ({_one_line(exc)})"
-                    ) from exc
-                if time.monotonic() + delay > deadline:
-                    raise StoreError(
-                        f"{self.url}: PostgreSQL unreachable for {self._reconnect_timeout:g} s: "
-                        f"{_one_line(exc)}"
-                    ) from exc
-                log.warning("%s: %s; retrying in %.2f s", self.url, _one_line(exc), delay)
-                time.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 2.0)
-            except psycopg.errors.Error as exc:
-                if exc.sqlstate in _RETRY_TX and conflicts < 20:
-                    conflicts += 1
-                    time.sleep(random.uniform(0, 0.002 * conflicts))
-                    continue
-                raise StoreError(f"{self.url}: {_one_line(exc)}") from exc
+                result = self._attempt(op, args, settle, call, deadline)
+            except _CommitLost as lost:
+                settled = self._settled(lost, settle, retry_commit, call)
+                if not isinstance(settled, _Rerun):
+                    return settled
+                if settle is not None:
+                    continue  # it did not commit, and the server is reachable: run it again
+                cause = lost.cause
+            except _Lost as lost:
+                cause = lost.cause
+            except psycopg.Error as exc:
+                if exc.sqlstate not in _RETRY_TX or conflicts >= _MAX_CONFLICTS:
+                    raise StoreError(f"{self.url}: {_one_line(exc)}") from exc
+                conflicts += 1
+                self._conflicts.note(exc.sqlstate, call.name)
+                call.pause(random.uniform(0, 0.002 * conflicts), self.url)
+                continue
+            else:
+                self._outage.passed()
+                return result
+            retry_for = self._timeouts.reconnect_timeout
+            self._outage.failed(_one_line(cause), retry_for)
+            if time.monotonic() + delay > deadline:
+                raise StoreError(
+                    f"{self.url}: PostgreSQL unreachable for {retry_for:g} s: {_one_line(cause)}"
+                ) from cause
+            call.pause(delay * random.uniform(0.5, 1.0), self.url)
+            delay = min(delay * 2, 2.0)
 
-    def _xid(self, conn: psycopg.Connection[Any], notify: bool) -> str | None:
-        """The id of the connection's transaction, or None if it wrote nothing; NOTIFY too.
+    def _settled(
+        self, lost: _CommitLost, settle: Settle[T] | None, retry_commit: bool, call: Call
+    ) -> T | _Rerun:
+        """What to report of a transaction whose COMMIT went unanswered (_RERUN: run it again)."""
+        if settle is None:
+            if retry_commit:
+                return _RERUN
+            raise StoreError(
+                f"{self.url}: the connection was lost while committing {call.name}; the change "
+                f"may or may not have been applied ({_one_line(lost.cause)})"
+            ) from lost.cause
+        settled = settle(cast(T, lost.result), lost.sent, call)
+        if not isinstance(settled, _Rerun):
+            self._observers.collect(lost.tx.transitions)
+            self._outage.passed()
+        return settled
 
-        Read in the statement that would send the NOTIFY anyway, so a transaction that wakes
-        workers pays no extra round trip for it.
-        """
-        if notify:
-            row = conn.execute(
-                "SELECT pg_current_xact_id_if_assigned()::text, pg_notify(%s, '')",
-                (self.channel,),
-            ).fetchone()
-        else:
-            row = conn.execute("SELECT pg_current_xact_id_if_assigned()::text").fetchone()
-        return None if row is None or row[0] is None else str(row[0])
+    def _attempt(
+        self,
+        op: Callable[..., T],
+        args: tuple[Any, ...],
+        settle: Settle[T] | None,
+        call: Call,
+        deadline: float,
+    ) -> T:
+        """One run of the transaction on a pooled connection (`_call` retries it until
+        `deadline`, which also bounds the wait for a connection, to at least a second)."""
+        pool = self._pool
+        if pool is None:
+            call.check(self.url)
+            raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+        wait = min(self._connect_timeout, max(deadline - time.monotonic(), 1.0))
+        conn = self._getconn(pool, call, wait)
+        try:
+            return self._transaction(conn, op, args, getattr(settle, "writes_token", False))
+        finally:
+            pool.putconn(conn)
+
+    def _getconn(
+        self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], call: Call, wait: float
+    ) -> psycopg.Connection[Any]:
+        """A pooled connection within `wait` seconds, waited for in short slices so that a
+        stopped call stops soon."""
+        deadline = time.monotonic() + wait
+        while True:
+            call.check(self.url)
+            try:
+                return pool.getconn(timeout=max(0.001, min(_SLICE, deadline - time.monotonic())))
+            except psycopg_pool.PoolTimeout as exc:
+                if time.monotonic() >= deadline:
+                    raise _Lost(exc) from exc
+            except psycopg.OperationalError as exc:  # the pool was closed
+                raise _Lost(exc) from exc
+
+    def _transaction(
+        self,
+        conn: psycopg.Connection[Any],
+        op: Callable[..., T],
+        args: tuple[Any, ...],
+        token: bool,
+    ) -> T:
+        """Run `op` and COMMIT (with a commit token if `token`), raising _Lost on a lost link."""
+        tx = pg_tx(conn)
+        try:
+            result = run_ordered(op, tx, self._op_now(op, conn), args)
+        except psycopg.Error as exc:
+            _rollback(conn)
+            if _lost(exc, conn):
+                raise _Lost(exc) from exc
+            raise
+        except BaseException:
+            _rollback(conn)
+            raise
+        sent = Sent(
+            conn.info.backend_pid,
+            self._started.get(conn),
+            self._token() if token else None,
+            time.monotonic(),
+        )
+        try:
+            self._commit(conn, sent.token, tx.wakes)
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed or exc.sqlstate is None:
+                raise _CommitLost(exc, result, tx, sent) from exc
+            _rollback(conn)
+            raise
+        self._observers.collect(tx.transitions)
+        return result
+
+    def _commit(self, conn: psycopg.Connection[Any], token: str | None, wakes: bool) -> None:
+        """COMMIT, sent in one message with the commit token and the NOTIFY, if any."""
+        if token is None and not wakes:
+            conn.commit()
+            return
+        parts = [f"INSERT INTO commit_tokens (token) VALUES ('{token}')"] if token else []
+        if wakes:
+            parts.append(f"NOTIFY {self.channel}")
+        parts.append("COMMIT")
+        conn.execute("; ".join(parts), prepare=False)
+
+    def _op_now(self, op: Callable[..., Any], conn: psycopg.Connection[Any]) -> float:
+        if self.clock is not None:
+            return self.clock()
+        if getattr(op, "needs_now", True):
+            return self._now(conn)
+        return 0.0
 
     def _now(self, conn: psycopg.Connection[Any]) -> float:
         """The database clock, read through this machine's clock and their measured offset.
@@ -338,6 +450,16 @@ class PostgresStore(EngineStore):
                 self._skew_due = time.monotonic() + _SKEW_EVERY
         return time.time() + self._skew
 
+    def _token(self, age: float = 0.0) -> str:
+        """A new commit token: a UUID whose first 48 bits are the time in ms (`age` s ago).
+
+        With no random part (`age` given), the smallest token of that time: pruning deletes
+        the tokens below it.
+        """
+        ms = int((time.time() + self._skew - age) * 1000)
+        rand = 0 if age else int.from_bytes(os.urandom(10), "big")
+        return str(uuid.UUID(int=(ms << 80) | rand))
+
     async def _op(
         self,
         op: Callable[..., T],
@@ -349,13 +471,14 @@ class PostgresStore(EngineStore):
         """One transaction in a worker thread, from the pool (`write`, `inline`: no matter).
 
         A write that must not be applied twice (`retry_commit` false: retry, firing a schedule,
-        spawning a durable child) is settled by its transaction's status if its COMMIT loses
-        the connection, like submit and finish.
+        spawning a durable child) is settled by its commit token if its COMMIT loses the
+        connection, like submit and finish.
         """
+        name = sys._getframe(1).f_code.co_name  # the Store method: names it in errors and logs
         settle: Settle[T] | None = None
         if not retry_commit:
-            settle = cast(Settle[T], self._settle_xact(object))
-        return await self._run(op, *args, retry_commit=retry_commit, settle=settle)
+            settle = cast(Settle[T], self._settle_token(object))
+        return await self._run(op, *args, retry_commit=retry_commit, settle=settle, name=name)
 
     async def _run(
         self,
@@ -363,25 +486,43 @@ class PostgresStore(EngineStore):
         *args: Any,
         retry_commit: bool = True,
         settle: Settle[T] | None = None,
+        name: str | None = None,
     ) -> T:
+        call = Call(name or str(getattr(op, "__name__", "operation")))
+        with self._lock:
+            self._calls.add(call)
         try:
-            return await anyio.to_thread.run_sync(
-                self._call, op, args, retry_commit, settle, limiter=self._limiter
-            )
+            work = functools.partial(self._call, op, args, retry_commit, settle, call)
+            return await run_in_thread(call, work, self._limiter)
         finally:
+            with self._lock:
+                self._calls.discard(call)
             self._observers.deliver()
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, create the schema if needed and migrate it under an advisory lock."""
+        """Connect, create the schema if needed and migrate it under an advisory lock.
+
+        A cancelled open returns at once; a connection attempt under way is left to end by
+        itself (within `connect_timeout`) and closes what it opened.
+        """
         if self._pool is None:
             self._stop = threading.Event()
-            await anyio.to_thread.run_sync(self._open_sync)
+            call = Call("open")
+            limiter = anyio.to_thread.current_default_thread_limiter()
+            await run_in_thread(call, functools.partial(self._open_sync, call), limiter)
 
     async def close(self) -> None:
-        """Close the pool and stop listening; the store may be opened again."""
+        """Close the pool and stop listening; operations still retrying raise StoreError.
+
+        The store may be opened again.
+        """
         pool, self._pool = self._pool, None
+        with self._lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.end(CLOSED)
         self._stop.set()
         self._listener = None
         if pool is not None:
@@ -399,35 +540,47 @@ class PostgresStore(EngineStore):
     async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         """Insert jobs in one transaction; refresh the statistics after bulk inserts.
 
-        A submit whose COMMIT loses its connection is settled by its transaction id
-        (`_settle_xact`): if it committed, the results it computed before COMMIT are returned
+        A submit whose COMMIT loses its connection is settled by its commit token
+        (`_settle_token`): if it committed, the results it computed before COMMIT are returned
         (ids, duplicates found, schedules created: exactly what the database now holds, the
         batch being one transaction, all or nothing); if it did not, it runs again, from the
         start (dedup keys looked up again, new ids reserved). A caller never gets an error
-        that leaves it guessing whether resubmitting would duplicate the jobs.
+        that leaves it guessing whether resubmitting would duplicate the jobs, unless the
+        outcome cannot be found out (then the StoreError says so).
         """
         if not jobs:
             return []
         results = await self._run(
-            submit_sql.submit, list(jobs), settle=self._settle_xact(list[SubmitResult])
+            submit_sql.submit,
+            list(jobs),
+            settle=self._settle_token(list[SubmitResult]),
+            name="submit",
         )
         self._inserted += len(jobs)
         if self._inserted >= _ANALYZE_ROWS and time.monotonic() >= self._next_analyze:
             self._inserted = 0
             self._next_analyze = time.monotonic() + _ANALYZE_EVERY
-            await self._run(without_now(analyze))
+            await self._run(without_now(analyze), name="analyze")
         return results
+
+    async def housekeep(self) -> bool:
+        """Wake due jobs, expire stale ones, reclaim expired leases; delete old commit tokens."""
+        ready = await super().housekeep()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + _PRUNE_EVERY
+            await self._run(without_now(prune_tokens), self._token(_TOKEN_KEEP), name="housekeep")
+        return ready
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs with FOR UPDATE SKIP LOCKED; a claim is never lost with its COMMIT.
 
         Each claim writes a token of its own on the rows it leases. When the connection drops
-        while COMMIT is in flight, `_settle_claim` reconnects and looks for the token: the
-        jobs that carry it are returned as if the COMMIT had been acknowledged (the leases are
-        this worker's, and running them costs nothing more); if none does, the claim did not
-        commit and runs again. Releasing found jobs back to pending instead would have to undo
-        the attempt counter and the attempt rows it opened or reopened, a second write whose
-        own COMMIT could be lost the same way; returning them only reads.
+        while COMMIT is in flight, `_settle_claim` reconnects, makes sure the claim's server
+        process has ended, and looks for the token: the jobs that carry it are returned as if
+        the COMMIT had been acknowledged (the leases are this worker's, and running them costs
+        nothing more); if none does, the claim did not commit and runs again. Releasing found
+        jobs back to pending instead would have to undo the attempt counter, a second write
+        whose own COMMIT could be lost the same way; returning them only reads.
         """
         self._claim_generation = self._generation
         if request.housekeep:
@@ -435,7 +588,12 @@ class PostgresStore(EngineStore):
         request = attrs.evolve(request, housekeep=False)
         token = uuid.uuid4().hex
         return await self._run(
-            claim_sql.claim, request, chooser, token, settle=self._settle_claim(token)
+            claim_sql.claim,
+            request,
+            chooser,
+            token,
+            settle=self._settle_claim(token),
+            name="claim",
         )
 
     async def finish(self, outcomes: Sequence[Outcome]) -> list[bool]:
@@ -444,21 +602,21 @@ class PostgresStore(EngineStore):
         The outcomes are fenced on their leases, so running them again after a lost COMMIT
         never applies one twice; but if the lost transaction did commit, the second run finds
         the leases gone and reports False, and the worker would take outcomes it wrote for
-        rejected ones (no completed or failed event). Instead `_settle_xact` asks the server
-        about the transaction itself: the rule is that an outcome counts as applied exactly
-        when the transaction that applied it committed. Committed: the list it computed
-        before COMMIT is returned (True for each outcome it applied, False for each lease it
-        found gone, both now the database's state). Not committed (rolled back, or its server
-        process ended because it still held the rows): nothing was written, and finish runs
-        again. Looking at the rows instead (is the job still running under this claim? is
-        its attempt closed with this outcome?) would be ambiguous: a released attempt keeps
-        its number, so a later claim of the same job can reopen and close the same attempt
-        row with the same outcome; the transaction's own status is not.
+        rejected ones. Instead `_settle_token` finds out whether the transaction committed: the
+        rule is that an outcome counts as applied exactly when the transaction that applied it
+        committed. Committed: the list it computed before COMMIT is returned (True for each
+        outcome it applied, False for each lease it found gone, both now the database's
+        state). Not committed: nothing was written, and finish runs again. Looking at the rows
+        instead would be ambiguous: a released attempt keeps its number, so a later claim of
+        the same job can reopen and close the same attempt with the same outcome.
         """
         if not outcomes:
             return []
         return await self._run(
-            finish_sql.finish, list(outcomes), settle=self._settle_xact(list[bool])
+            finish_sql.finish,
+            list(outcomes),
+            settle=self._settle_token(list[bool]),
+            name="finish",
         )
 
     async def finish_and_claim(
@@ -466,8 +624,8 @@ class PostgresStore(EngineStore):
     ) -> tuple[list[bool], list[JobRecord]]:
         """Apply fenced outcomes and lease pending jobs in one transaction.
 
-        Settled like a finish if its COMMIT loses the connection (`_settle_xact`): committed,
-        the outcomes it applied and the jobs it leased are returned; rolled back, it runs
+        Settled like a finish if its COMMIT loses the connection (`_settle_token`): committed,
+        the outcomes it applied and the jobs it leased are returned; not committed, it runs
         again. The claim writes its token on its rows like any claim.
         """
         self._claim_generation = self._generation
@@ -478,53 +636,70 @@ class PostgresStore(EngineStore):
             request,
             chooser,
             uuid.uuid4().hex,
-            settle=self._settle_xact(tuple[list[bool], list[JobRecord]]),
+            settle=self._settle_token(tuple[list[bool], list[JobRecord]]),
+            name="finish_and_claim",
         )
 
-    def _settle_xact(self, kind: type[T]) -> Settle[T]:
-        """Settle a write whose COMMIT went unanswered by the status of its transaction.
+    # -- settling a COMMIT that went unanswered ---------------------------------------------
 
-        The transaction's id is read before COMMIT (`_call`, `needs_xid`). After a lost
-        COMMIT, `xact_status` ends its server process if that process is still in the
-        transaction (a partition: it would otherwise hold its rows, and the question open,
-        until TCP keepalives give up), waits for the transaction to end, and reads its fate
-        from the commit log (`pg_xact_status`), which is unambiguous: committed means every
-        row it wrote is in the database, so the result it computed is returned; aborted
-        means none is, and the operation runs again (None). A transaction that wrote nothing
-        has no id, and whether it committed makes no difference. `kind` only types the result.
+    def _settle_token(self, kind: type[T]) -> Settle[T]:
+        """Settle a write whose COMMIT went unanswered by the commit token sent with it.
+
+        The token is a random UUID the transaction inserts into `commit_tokens` in the same
+        message as its COMMIT (`_commit`): it is in the table exactly when the transaction
+        committed, and only then (a crash cannot make it up, where a transaction id may be
+        handed out again after a crash). After a lost COMMIT the old server process is ended
+        first if it still runs (`pg_sql.fence`), so the transaction can no longer commit; then
+        the token is looked up. Found: the result it computed is returned. Not found: nothing
+        it wrote is in the database, and it runs again. `kind` only types the result.
         """
 
-        def settle(result: T, pid: int, xid: str | None) -> T | _Rerun:
-            if xid is None:
+        def settle(result: T, sent: Sent, call: Call) -> T | _Rerun:
+            assert sent.token is not None
+            args = (sent.token, sent.pid, sent.started)
+            if self._look_up(committed, args, sent, call):
                 return result
-            status = self._call(without_now(xact_status), (xid, pid), True)
-            if status == "committed":
-                return result
-            if status == "aborted":
-                return _RERUN
-            raise StoreError(
-                f"{self.url}: the connection was lost while committing and the outcome of "
-                f"transaction {xid} is unknown ({status or 'too old to tell'}); the change may "
-                f"or may not have been applied"
-            )
+            if time.monotonic() - sent.at > _TOKEN_TRUST:
+                raise self._unknown(call, "too long ago: its commit token may have been deleted")
+            return _RERUN
 
-        settle.needs_xid = True  # type: ignore[attr-defined]
+        settle.writes_token = True  # type: ignore[attr-defined]
         return settle
 
     def _settle_claim(self, token: str) -> Settle[list[JobRecord]]:
-        """Whether a claim whose COMMIT went unanswered committed: its jobs if so, else None."""
+        """A claim whose COMMIT went unanswered: the jobs it holds if it committed, else rerun."""
 
-        def settle(claimed: list[JobRecord], pid: int, xid: str | None) -> list[JobRecord] | _Rerun:
+        def settle(claimed: list[JobRecord], sent: Sent, call: Call) -> list[JobRecord] | _Rerun:
             if not claimed:
                 return claimed  # it leased nothing: committed or not, the outcome is the same
             ids = [job.id for job in claimed]
-            found = self._call(without_now(leased_by), (ids, token, pid), True)
+            found = self._look_up(leased_by, (ids, token, sent.pid, sent.started), sent, call)
             held = {job.id: job for job in found}
             if not held:
                 return _RERUN
             return [held[job_id] for job_id in ids if job_id in held]
 
         return settle
+
+    def _look_up(
+        self, fn: Callable[..., T | None], args: tuple[Any, ...], sent: Sent, call: Call
+    ) -> T:
+        """Run a settling lookup `fn(tx, *args)`; a StoreError if it cannot give a verdict."""
+        if sent.started is None:
+            raise self._unknown(call, f"its server process {sent.pid} cannot be told apart")
+        try:
+            found = self._call(without_now(fn), args, True, call=call)
+        except StoreError as exc:
+            raise self._unknown(call, str(exc)) from exc
+        if found is None:
+            raise self._unknown(call, f"its server process {sent.pid} would not end")
+        return found
+
+    def _unknown(self, call: Call, why: str) -> StoreError:
+        return StoreError(
+            f"{self.url}: the connection was lost while committing {call.name}, and whether it "
+            f"was applied cannot be found out ({why})"
+        )
 
     # -- wake-ups ---------------------------------------------------------------------------
 
@@ -576,11 +751,7 @@ class PostgresStore(EngineStore):
         while not stop.is_set():
             try:
                 if conn is None:
-                    conn = psycopg.connect(
-                        self._conninfo,
-                        autocommit=True,
-                        connect_timeout=max(1, int(self._connect_timeout)),
-                    )
+                    conn = psycopg.connect(self._conninfo, autocommit=True, **self._connect_kwargs)
                     conn.execute(f"LISTEN {self.channel}")
                     self._listening.set()
                     delay = 0.05
@@ -605,6 +776,13 @@ class PostgresStore(EngineStore):
 
 _ANALYZE_ROWS = 1000
 _ANALYZE_EVERY = 30.0
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """Roll back what is left of a failed transaction, if the connection still works."""
+    if not conn.closed:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -257,7 +257,7 @@ COMPLETE_PLAIN = (
     "outcome, error) SELECT id, attempt, worker_id, coalesce(attempt_started_at, ?), ?, "
     f"'completed', NULL FROM done {UPSERT}) "
     # The transaction's id rides along: the store needs it before COMMIT (`PostgresStore.finish`).
-    "SELECT id, parent_id, attempt, has_dependents, pg_current_xact_id()::text FROM done"
+    "SELECT id, parent_id, attempt, has_dependents FROM done"
 )
 """End held, childless jobs whose handler returned and close their attempts: one statement
 that checks the leases and writes."""
@@ -311,8 +311,6 @@ def _complete_plain(
     else:
         ids = "{" + ",".join(str(o.lease.job_id) for o in plain) + "}"  # an array literal
         rows = tx.execute(COMPLETE_PLAIN, (batch, ids, ids, now, now, now, now)).fetchall()
-        if rows:
-            tx.xid = rows[0][4]
         note_held(tx, [o.lease.job_id for o in plain])
         note_held(tx, [row[1] for row in rows if row[1] is not None])
     return {row[0]: (row[0], row[1], row[2], bool(row[3])) for row in rows}

@@ -61,7 +61,7 @@ def run_ordered(op: Callable[..., T], tx: Tx, now: float, args: Sequence[Any]) -
             plan = plan | exc.ids
             tries += 1
             tx.dialect.restart(tx)
-            tx.wakes, tx.xid = False, None
+            tx.wakes = False
             tx.transitions.clear()
 
 

@@ -163,6 +163,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN max_reclaims INTEGER NOT NULL DEFAULT 3;
     UPDATE jobs SET expires_at = NULL WHERE started_at IS NOT NULL AND expires_at IS NOT NULL
     """,
+    # 9: nothing on SQLite (PostgreSQL's commit tokens: a SQLite commit is never in doubt).
+    "",
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -309,6 +311,13 @@ PG_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN reclaims INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN max_reclaims INTEGER NOT NULL DEFAULT 3;
     UPDATE jobs SET expires_at = NULL WHERE started_at IS NOT NULL AND expires_at IS NOT NULL
+    """,
+    # 9: commit tokens. A write that must not be applied twice inserts a random token in the
+    # message that carries its COMMIT; if the COMMIT goes unanswered, the token's presence says
+    # whether it committed (`PostgresStore._settle_token`). Tokens begin with their time, so
+    # the old ones are deleted by a range of the key.
+    """
+    CREATE TABLE commit_tokens (token uuid PRIMARY KEY)
     """,
 )
 

@@ -142,7 +142,6 @@ class Tx:
         "top",
         "transitions",
         "wakes",
-        "xid",
     )
 
     def __init__(
@@ -160,9 +159,6 @@ class Tx:
         """Set by the engine when work may have become claimable (a NOTIFY on PostgreSQL)."""
         self.transitions: list[Transition] = []
         """Moves made along the way (blocked, unblocked, expired), reported after commit."""
-        self.xid: str | None = None
-        """The transaction's id, where a statement that wrote already returned it (PostgreSQL:
-        the store need not ask for it again before COMMIT)."""
         self.held: set[int] = set()
         """Job rows this transaction has locked (`wireframe.store.sql.locks`)."""
         self.top = 0
