@@ -26,7 +26,7 @@ def housekeep(tx: Tx, now: float) -> bool:
         "UPDATE jobs SET state = 'expired', finished_at = ?, "
         "error = 'not started before its ttl ran out', reason = 'ttl' "
         "WHERE id IN (SELECT id FROM jobs WHERE expires_at <= ? "
-        "AND state IN ('pending', 'scheduled')"
+        "AND expires_at IS NOT NULL AND state IN ('pending', 'scheduled')"
         f"{tx.dialect.skip_locked}) "
         "RETURNING id, parent_id, active_children, type",
         (now, now),

@@ -165,6 +165,14 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 9: nothing on SQLite (PostgreSQL's commit tokens: a SQLite commit is never in doubt).
     "",
+    # 10: a blocked job's ttl counts from when its dependencies complete, so expiry looks at
+    # pending and scheduled jobs only; the index of ttls says so in the very words of the
+    # query (SQLite uses a partial index only for a query that repeats its condition).
+    """
+    DROP INDEX jobs_expiry;
+    CREATE INDEX jobs_expiry ON jobs (expires_at)
+        WHERE expires_at IS NOT NULL AND state IN ('pending', 'scheduled')
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -318,6 +326,12 @@ PG_MIGRATIONS: tuple[str, ...] = (
     # the old ones are deleted by a range of the key.
     """
     CREATE TABLE commit_tokens (token uuid PRIMARY KEY)
+    """,
+    # 10: the index of ttls leaves blocked jobs out (see the SQLite version).
+    """
+    DROP INDEX jobs_expiry;
+    CREATE INDEX jobs_expiry ON jobs (expires_at)
+        WHERE expires_at IS NOT NULL AND state IN ('pending', 'scheduled')
     """,
 )
 
