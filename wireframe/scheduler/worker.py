@@ -313,8 +313,7 @@ class Worker(Task):
                 f"worker {self.worker_id} could not hand back {held} job(s) it held ({why}); "
                 f"they return to pending when their leases expire (claim_ttl {self.claim_ttl:g} s)"
             )
-            log.error("%s", message)
-            raise HandBackError(message) from error
+            raise HandBackError(message) from error  # the service reports it
 
     def _report(self, running: Running, outcome: Outcome | None) -> None:
         """A runner is done with a job: queue its outcome, and let the producer claim."""
@@ -373,7 +372,7 @@ class _Timeline:
             return cls(drain_end, drain_end + 1.0, drain_end + 1.0 + WRITE_BACK)
         reserve = max(0.0, min(HAND_BACK_RESERVE, (deadline - now) / 4))
         drain_end = min(now + shutdown.seconds, deadline - 2 * reserve)
-        return cls(drain_end, min(drain_end + 1.0, deadline - reserve), deadline)
+        return cls(drain_end, min(drain_end + 1.0, deadline - reserve), deadline - reserve / 2)
 
     def left(self, until: float) -> float:
         """Seconds from now until the anyio time `until` (0 if passed)."""
