@@ -15,6 +15,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,23 +155,29 @@ class Chaos:
         self.faults = faults
         self.rng = random.Random(seed ^ 0x5EED)
         self.cluster = cluster
-        self.log: list[str] = []
+        self.halt = threading.Event()  # set to end the chaos early (the soak was interrupted)
+        self.finished = threading.Event()
 
     def run(self, t0: float, seconds: float) -> None:
         """Strike each fault at its time (seconds after `t0`, a monotonic time) until `seconds`."""
-        for fault in self.faults:
-            self._until(t0 + fault.at)
-            began, fault.wall = time.monotonic(), time.time()
-            getattr(self, f"_{fault.action}")(fault)
-            fault.took = time.monotonic() - began
-            self.log.append(f"{time.monotonic() - t0:7.1f}s {fault.action} {fault.victim}")
-        self._until(t0 + seconds)
+        try:
+            for fault in self.faults:
+                if not self._until(t0 + fault.at):
+                    return
+                began, fault.wall = time.monotonic(), time.time()
+                getattr(self, f"_{fault.action}")(fault)
+                fault.took = time.monotonic() - began
+            self._until(t0 + seconds)
+        finally:
+            self.finished.set()
 
-    def _until(self, when: float) -> None:
-        """Wait until `when`, replacing workers that exit meanwhile."""
+    def _until(self, when: float) -> bool:
+        """Wait until `when`, replacing workers that exit meanwhile; False if halted."""
         while time.monotonic() < when:
             self.pool.replace_exited()
-            time.sleep(min(0.2, max(0.0, when - time.monotonic())))
+            if self.halt.wait(min(0.2, max(0.0, when - time.monotonic()))):
+                return False
+        return True
 
     def _kill(self, fault: Fault) -> None:
         fault.victim = self.rng.choice(self.pool.running())

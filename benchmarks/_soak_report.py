@@ -100,7 +100,7 @@ def repeated_effects(db: Db, faults: list[Fault]) -> list[Figure]:
         info("step side effects written", f"{sum(len(w) for w in writers.values()):,}"),
         Figure(
             "step side effects repeated",
-            f"{repeats:,} (kills {len(kills)}, jobs held at kills and freeze {budget:,})",
+            f"{repeats:,} (kills {len(kills)}; jobs the killed or frozen workers held: {budget:,})",
             "at most 1 per job held at a kill or freeze",
             repeats <= budget,
         ),

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -166,20 +168,34 @@ async def soak_phase(run: Run, client: Scheduler, chaos: Chaos) -> None:
     t0 = time.monotonic()
     async with anyio.create_task_group() as tg:
         tg.start_soon(run.submitter.run, t0)
-        await anyio.to_thread.run_sync(chaos.run, t0, args.chaos_seconds)
+        try:
+            await anyio.to_thread.run_sync(
+                chaos.run, t0, args.chaos_seconds, abandon_on_cancel=True
+            )
+        finally:
+            chaos.halt.set()  # interrupted: end the chaos at once
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(chaos.finished.wait, 120)
     run.chaos_seconds = time.monotonic() - t0
     console.print(f"chaos over after {run.chaos_seconds:.1f} s; draining")
     run.drained, run.drain_seconds = await drain(run)
 
 
 async def drain(run: Run) -> tuple[bool, float]:
-    """Wait until no job is left non-terminal (True) or --drain-timeout passes (False)."""
-    began = shown = time.monotonic()
+    """Wait until no job is left non-terminal (True), or give up (False) once --drain-timeout
+    passes or the count of jobs left has not gone down for --stall-seconds."""
+    began = shown = moved = time.monotonic()
+    fewest: int | None = None
     while (elapsed := time.monotonic() - began) < run.args.drain_timeout:
         run.pool.replace_exited()
         left = await anyio.to_thread.run_sync(run.db.not_terminal)
         if left == 0:
             return True, elapsed
+        if fewest is None or left < fewest:
+            fewest, moved = left, time.monotonic()
+        elif time.monotonic() - moved > run.args.stall_seconds:
+            console.print(f"  no progress for {run.args.stall_seconds:.0f} s: giving up")
+            break
         if time.monotonic() - shown >= 10:
             shown = time.monotonic()
             console.print(f"  {elapsed:5.0f} s: {left:,} jobs not ended yet")
@@ -239,7 +255,7 @@ def figures(run: Run) -> list[Figure]:
         Figure(
             "time to drain (after the chaos)",
             f"{run.drain_seconds:.1f} s"
-            + ("" if run.drained else f" (gave up after --drain-timeout {run.args.drain_timeout})"),
+            + ("" if run.drained else " (gave up: see the stranded jobs)"),
         ),
     ]
     return out
@@ -262,7 +278,13 @@ def parse_args() -> argparse.Namespace:
     add("--crashes", type=int, default=2, help="database crash-restarts (PostgreSQL)")
     add("--submit-share", type=float, default=0.8, help="share of the chaos spent submitting")
     add("--chunk", type=int, default=200, help="jobs per submit transaction")
-    add("--drain-timeout", type=float, default=300.0)
+    add("--drain-timeout", type=float, default=600.0, help="give up draining after this")
+    add(
+        "--stall-seconds",
+        type=float,
+        default=60.0,
+        help="give up draining when the jobs left have not gone down for this long",
+    )
     add("--keep", action="store_true", help="keep the worker logs (and SQLite file)")
     args = parser.parse_args()
     if args.n < 1 or args.workers < 2 or args.chaos_seconds <= 0 or args.chunk < 1:
@@ -285,14 +307,34 @@ def database(args: argparse.Namespace, tmp: Path) -> Iterator[tuple[str, str, An
         yield f"{cluster.dsn}?schema=soak_store", cluster.dsn, cluster
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: workers stopped, cluster removed
+
+
 def main() -> int:
     args = parse_args()
+    signal.signal(signal.SIGTERM, _terminate)
     store = "SQLite" if args.sqlite else "PostgreSQL (private cluster)"
     console.print(
         f"[bold]chaos soak[/] {store}: n={args.n:,} seed={args.seed} workers={args.workers} "
         f"concurrency={args.concurrency} claim_ttl={args.claim_ttl}s chaos={args.chaos_seconds}s"
     )
     tmp = Path(tempfile.mkdtemp(prefix="wf-soak-"))
+    try:
+        passed = soak_and_report(args, tmp, store)
+    except BaseException:
+        console.print(f"interrupted; worker logs: {tmp}")
+        raise
+    if args.keep or not passed:
+        console.print(f"worker logs and server.log: {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    console.print("[bold green]PASSED[/]" if passed else "[bold red]FAILED[/]")
+    return 0 if passed else 1
+
+
+def soak_and_report(args: argparse.Namespace, tmp: Path, store: str) -> bool:
+    """Run the soak on a fresh database and print its report; True if every target was met."""
     with database(args, tmp) as (url, target, cluster):
         env = {
             "SOAK_RECORD": target,
@@ -303,8 +345,7 @@ def main() -> int:
         pool = Pool(url, env, tmp)
         faults = plan(args.chaos_seconds, args.kill_every, args.freeze_seconds, args.crashes)
         run = Run(args, db, pool, faults)
-        chaos = Chaos(pool, db, faults, args.seed, cluster)
-        anyio.run(run_soak, run, url, chaos)
+        anyio.run(run_soak, run, url, Chaos(pool, db, faults, args.seed, cluster))
         if cluster is not None:
             run.log_lines = {"deadlocks": cluster.deadlocks(), "waits": cluster.lock_waits()}
             (tmp / "server.log").write_text(cluster.server_log())
@@ -313,14 +354,7 @@ def main() -> int:
         if cluster is not None:
             console.print(log_excerpt(cluster.server_log()), markup=False, highlight=False)
         db.close()
-    if args.keep or not passed:
-        console.print(f"worker logs and server.log: {tmp}")
-    if passed and not args.keep:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    console.print("[bold green]PASSED[/]" if passed else "[bold red]FAILED[/]")
-    return 0 if passed else 1
+    return passed
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ SOAK_BATCH.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -92,6 +93,7 @@ class Doomed:
 
 # -- recording ----------------------------------------------------------------------------------
 
+log = logging.getLogger("soak_app")
 _lock = threading.Lock()
 _conn: Any = None
 
@@ -122,10 +124,11 @@ def _insert_now(table: str, row: tuple[Any, ...]) -> None:
                 marks = ", ".join([mark] * len(row))
                 _conn.execute(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING", row)
                 return
-            except Exception:
+            except Exception as exc:
                 _drop()
                 if time.monotonic() > deadline:
                     raise
+                log.warning("soak record into %s failed, retrying: %r", table, exc)
                 time.sleep(0.2)
 
 
