@@ -74,7 +74,7 @@ class Pair:
 
     async def check(self) -> None:
         """Everything readable is the same in both stores."""
-        for name in ("counts", "schedules"):
+        for name in ("counts", "schedules", "oldest_pending"):
             await self.call(name)
         jobs: list[JobRecord] = await self.call("list_jobs", limit=100_000)
         await self.call("list_jobs", limit=7, offset=2, newest_first=True)

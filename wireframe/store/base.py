@@ -160,6 +160,11 @@ class Store(Protocol):
     async def counts(self) -> dict[tuple[str, str, JobState], int]:
         """Job counts per (domain, type, state)."""
 
+    async def oldest_pending(self) -> dict[str, float]:
+        """Per domain, how long (seconds, on the store's clock) its longest-waiting ready job
+        has waited: a pending job since its `ready_at`, a scheduled or suspended job that is
+        due but not yet woken since its `run_at`. Domains with no such job are left out."""
+
     async def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Every attempt of a job."""
 

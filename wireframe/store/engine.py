@@ -160,6 +160,10 @@ class EngineStore(Observed):
         """Counts per (domain, type, state)."""
         return await self._op(without_now(query.counts), write=False)
 
+    async def oldest_pending(self) -> dict[str, float]:
+        """Per domain, the longest wait of a ready job (seconds)."""
+        return await self._op(query.oldest_pending, write=False)
+
     async def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Attempts of a job."""
         return await self._op(without_now(attempts.attempts), job_id, write=False)

@@ -146,6 +146,10 @@ class JobRecord:
     """How many times its lease expired and it was taken back (since its last operator retry)."""
     max_reclaims: int
     """How many reclaims it survives; one more ends it failed."""
+    ready_at: float
+    """When it last became ready to run (UNIX time): its submission or `run_at`, the wake-up of
+    a delay, retry or durable sleep, its unblocking, resumption, preemption or reclaim. The
+    queue wait of its next start counts from here."""
     depends_on: tuple[int, ...] = ()
 
     @property

@@ -112,14 +112,19 @@ def reclaim_expired_leases(tb: Table) -> list[Ended]:
 
 
 def age(tb: Table, older_than: float, step: int, cap: int) -> int:
-    """Raise by `step` (up to `cap`) the priority of jobs pending longer than `older_than`."""
+    """Raise by `step` (up to `cap`) the priority of jobs pending longer than `older_than`
+    since they became ready and since their last raise (`aged_at`; `ready_at` stays put)."""
     now = tb.now
     limit = now - older_than
     old = [
-        job for job in tb.active[PENDING].values() if job.ready_at <= limit and job.priority < cap
+        job
+        for job in tb.active[PENDING].values()
+        if job.ready_at <= limit
+        and (job.aged_at is None or job.aged_at <= limit)
+        and job.priority < cap
     ]
     for job in old:
-        job.ready_at = now
+        job.aged_at = now
         job.lane.reprioritize(job, min(cap, job.priority + step))
     return len(old)
 

@@ -1,11 +1,11 @@
-"""Read-only queries: one job, listings, counts, attempts (`wireframe.store.sql.query`)."""
+"""Read-only queries: one job, listings, counts, attempts, the oldest waits (`sql.query`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Reversible, Sequence
 from itertools import islice
 
-from wireframe.store.memory.rows import TERMINAL, Job
+from wireframe.store.memory.rows import PENDING, SCHEDULED, SUSPENDED, TERMINAL, Job
 from wireframe.store.memory.table import Table
 from wireframe.store.records import AttemptRecord, JobRecord, JobState
 
@@ -67,6 +67,20 @@ def counts(tb: Table) -> dict[tuple[str, str, JobState], int]:
         for state, n in tally.items()
         if n
     }
+
+
+def oldest_pending(tb: Table) -> dict[str, float]:
+    """Per domain, how long its longest-waiting ready job has waited (seconds): pending jobs
+    since their `ready_at`, scheduled and suspended ones already due since their `run_at`."""
+    now = tb.now
+    since: dict[str, float] = {}
+    for job in tb.active[PENDING].values():
+        since[job.domain] = min(job.ready_at, since.get(job.domain, job.ready_at))
+    for state in (SCHEDULED, SUSPENDED):
+        for job in tb.active[state].values():
+            if job.run_at <= now:
+                since[job.domain] = min(job.run_at, since.get(job.domain, job.run_at))
+    return {domain: max(0.0, now - at) for domain, at in since.items()}
 
 
 def attempts(tb: Table, job_id: int) -> list[AttemptRecord]:

@@ -47,7 +47,7 @@ class Job:
 
     __slots__ = (
         "a_error", "a_finished", "a_number", "a_outcome", "a_started", "a_worker",
-        "active_children", "attempt", "base_priority", "cancel_requested",
+        "active_children", "aged_at", "attempt", "base_priority", "cancel_requested",
         "child_failed", "claim_seq", "created_at", "deps", "domain", "error", "expires_at",
         "fail_fast", "finished_at", "id", "key", "lane", "lease_expires_at", "max_attempts",
         "max_reclaims", "needs_finalize", "new_attempt", "on_dep_failure", "parent_id",
@@ -90,6 +90,8 @@ class Job:
         self.created_at = now
         self.run_at = run_at
         self.ready_at = run_at if run_at > now else now
+        self.aged_at: float | None = None
+        """When aging last raised its priority (aging's clock; `ready_at` stays put)."""
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.expires_at: float | None = None
@@ -149,7 +151,8 @@ class Job:
             self.result, self.error, self.traceback, self.reason, self.progress,
             self.progress_message, self.on_dep_failure, self.fail_fast, self.phase,
             self.active_children, self.cancel_requested, self.pause_requested,
-            self.schedule_id, self.wait_for, self.reclaims, self.max_reclaims, depends_on,
+            self.schedule_id, self.wait_for, self.reclaims, self.max_reclaims, self.ready_at,
+            depends_on,
         )  # fmt: skip
 
     def open_attempt(self, worker_id: str | None, now: float) -> None:

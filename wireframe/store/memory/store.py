@@ -191,6 +191,10 @@ class MemoryStore(Observed):
         """Counts per (domain, type, state)."""
         return await self._op(query.counts)
 
+    async def oldest_pending(self) -> dict[str, float]:
+        """Per domain, how long its longest-waiting ready job has waited (seconds)."""
+        return await self._op(query.oldest_pending)
+
     async def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Attempts of a job."""
         return await self._op(query.attempts, job_id)

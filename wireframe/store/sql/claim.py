@@ -113,12 +113,15 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
 
 
 def age(tx: Tx, now: float, older_than: float, step: int, cap: int) -> int:
-    """Raise by `step` (up to `cap`) the priority of jobs pending longer than `older_than`."""
+    """Raise by `step` (up to `cap`) the priority of jobs pending longer than `older_than`
+    since they became ready and since their last raise (`aged_at`; `ready_at` stays put)."""
+    since = now - older_than
     cur = tx.execute(
-        f"UPDATE jobs SET priority = {tx.dialect.least('?', 'priority + ?')}, ready_at = ? "
+        f"UPDATE jobs SET priority = {tx.dialect.least('?', 'priority + ?')}, aged_at = ? "
         "WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND ready_at <= ? "
+        "AND (aged_at IS NULL OR aged_at <= ?) "
         f"AND priority < ?{tx.dialect.skip_locked})",  # never waits: a claim may hold some
-        (cap, step, now, now - older_than, cap),
+        (cap, step, now, since, since, cap),
     )
     return cur.rowcount
 

@@ -1,4 +1,4 @@
-"""Read-only queries: one job, listings, counts (attempts: `wireframe.store.sql.attempts`)."""
+"""Read-only queries: one job, listings, counts, the oldest waits (attempts: `sql.attempts`)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,21 @@ def counts(tx: Tx) -> dict[tuple[str, str, JobState], int]:
             "SELECT domain, type, state, count(*) FROM jobs GROUP BY domain, type, state"
         )
     }
+
+
+def oldest_pending(tx: Tx, now: float) -> dict[str, float]:
+    """Per domain, how long its longest-waiting ready job has waited (seconds).
+
+    Pending jobs wait since their `ready_at` (read through `jobs_pending`, the index of pending
+    jobs); scheduled and suspended jobs already due but not yet woken (no worker has claimed
+    since) wait since their `run_at` (read through `jobs_due`, whose condition this repeats).
+    """
+    since: dict[str, float] = {}
+    pending = "SELECT domain, min(ready_at) FROM jobs WHERE state = 'pending' GROUP BY domain"
+    overdue = (
+        "SELECT domain, min(run_at) FROM jobs WHERE state IN ('scheduled', 'suspended') "
+        "AND run_at <= ? GROUP BY domain"
+    )
+    for domain, at in [*tx.execute(pending), *tx.execute(overdue, (now,))]:
+        since[domain] = min(float(at), since.get(domain, float(at)))
+    return {domain: max(0.0, now - at) for domain, at in since.items()}

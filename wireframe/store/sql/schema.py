@@ -173,6 +173,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_expiry ON jobs (expires_at)
         WHERE expires_at IS NOT NULL AND state IN ('pending', 'scheduled')
     """,
+    # 11: aging keeps its own clock, `aged_at` (when it last raised the job's priority), so
+    # `ready_at` stays when the job became ready to run: the queue-wait metrics read it. Until
+    # now aging moved `ready_at`; a pending job it raised keeps that time as both (its true
+    # readiness is lost: it looks younger than it is until it next runs).
+    """
+    ALTER TABLE jobs ADD COLUMN aged_at REAL;
+    UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -332,6 +340,11 @@ PG_MIGRATIONS: tuple[str, ...] = (
     DROP INDEX jobs_expiry;
     CREATE INDEX jobs_expiry ON jobs (expires_at)
         WHERE expires_at IS NOT NULL AND state IN ('pending', 'scheduled')
+    """,
+    # 11: aging's own clock, `aged_at` (see the SQLite version).
+    """
+    ALTER TABLE jobs ADD COLUMN aged_at DOUBLE PRECISION;
+    UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
     """,
 )
 
