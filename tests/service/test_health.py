@@ -230,27 +230,31 @@ async def test_metrics_report_tasks_jobs_outcomes_durations_and_reclaims() -> No
                 assert status == 200
                 assert headers["content-type"].startswith("text/plain; version=0.0.4")
                 samples, types = parse_metrics(body.decode())
-                done = value(samples, "wireframe_jobs_completed_total", type="media::resize")
-                failed = value(
-                    samples, "wireframe_jobs_failed_total", type="media::resize", will_retry="false"
-                )
+                labels = {"domain": "media", "type": "media::resize"}
+                done = value(samples, "wireframe_jobs_completed_total", **labels)
+                failed = value(samples, "wireframe_jobs_failed_total", **labels, will_retry="false")
                 return (samples, types) if done == 3 and failed == 1 else None
 
             samples, types = await eventually(scrape, "the counters to catch up")
             t = "media::resize"
             assert value(samples, "wireframe_jobs", domain="media", type=t, state="completed") == 3
             assert value(samples, "wireframe_jobs", domain="media", type=t, state="failed") == 1
-            assert value(samples, "wireframe_jobs_failed_total", type=t, will_retry="true") == 2
-            assert value(samples, "wireframe_lease_reclaims_total", type=t) == 1
-            assert value(samples, "wireframe_job_duration_seconds_count", type=t) == 3
-            assert value(samples, "wireframe_job_duration_seconds_bucket", type=t, le="+Inf") == 3
+            series, ran = (
+                {"domain": "media", "type": t},
+                {"domain": "media", "type": t, "outcome": "completed"},
+            )
+            assert value(samples, "wireframe_jobs_failed_total", **series, will_retry="true") == 2
+            assert value(samples, "wireframe_lease_reclaims_total", **series) == 1
+            assert value(samples, "wireframe_job_duration_seconds_count", **ran) == 3
+            assert value(samples, "wireframe_job_duration_seconds_bucket", **ran, le="+Inf") == 3
             buckets = sorted(
                 (float(dict(labels)["le"]), v)
                 for (name, labels), v in samples.items()
                 if name == "wireframe_job_duration_seconds_bucket"
+                and dict(labels)["outcome"] == "completed"
             )
             assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
-            assert value(samples, "wireframe_job_duration_seconds_sum", type=t) >= 0
+            assert value(samples, "wireframe_job_duration_seconds_sum", **ran) >= 0
             assert types["wireframe_job_duration_seconds"] == "histogram"
             assert types["wireframe_jobs_completed_total"] == "counter"
             assert types["wireframe_jobs"] == "gauge"

@@ -244,6 +244,7 @@ class Executor:
                     job_type=record.type,
                     attempt=record.attempt,
                     worker_id=self.worker_id,
+                    queued_for=max(0.0, self.clock.time() - record.ready_at),
                 )
             )
         if _handler(job_type, record.phase) is None:

@@ -66,6 +66,9 @@ class JobStarted(JobEvent):
 
     attempt: int
     worker_id: str
+    queued_for: float | None = None
+    """Seconds it waited to start since it became ready to run (`JobRecord.ready_at`, read on
+    the worker's clock), or None when unknown."""
 
 
 @attrs.frozen
