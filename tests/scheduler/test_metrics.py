@@ -218,7 +218,7 @@ async def test_metrics_match_the_store_time_every_outcome_and_bound_unknown_type
             assert metrics("wireframe_job_duration_seconds_count", **send, outcome="cancelled") == 1
             assert metrics("wireframe_jobs_cancelled_total", **send) >= 1
             started = {j: r.started_at for j in (held, queued) if (r := await store.get(j))}
-            waits = [started[j] - ready[j] for j in (held, queued)]  # type: ignore[operator]
+            waits = [started[j] - ready[j] for j in (held, queued)]
             assert metrics("wireframe_job_queue_wait_seconds_count", **send) == 2
             total = metrics("wireframe_job_queue_wait_seconds_sum", **send)
             assert total >= WAIT and abs(total - sum(waits)) < 0.2
