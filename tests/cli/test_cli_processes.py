@@ -128,8 +128,9 @@ def test_worker_runs_jobs_serves_health_logs_json_and_stops_on_sigterm(
         conn.request("GET", "/ready")
         assert conn.getresponse().status == 200
         conn.close()
-        assert 'wireframe_jobs_completed_total{type="demo::ok"} 1' in metrics
-        assert 'wireframe_jobs_failed_total{type="demo::boom",will_retry="false"} 1' in metrics
+        assert 'wireframe_jobs_completed_total{domain="demo",type="demo::ok"} 1' in metrics
+        failed = 'wireframe_jobs_failed_total{domain="demo",type="demo::boom",will_retry="false"} 1'
+        assert failed in metrics
         assert 'wireframe_jobs{domain="demo",type="demo::slow",state="running"} 1' in metrics
 
         release.write_text("go")
