@@ -14,7 +14,9 @@ import anyio
 import anyio.abc
 import h11
 
+from wireframe.service.kinds import TaskKind
 from wireframe.service.metrics import CONTENT_TYPE, Collector, MetricsRegistry, service_collector
+from wireframe.service.status import TaskState
 from wireframe.service.task import UnconstrainedTask
 
 if TYPE_CHECKING:
@@ -34,9 +36,15 @@ class HealthServer(UnconstrainedTask):
     """Serves liveness (``/health``), readiness (``/ready``) and Prometheus ``/metrics``.
 
     It is an ``UnconstrainedTask``: it starts at once, so ``/ready`` answers 503 while the
-    preconditions run and 200 once ``service.status().ready``. Pass ``port=0`` to bind a
+    preconditions run and 200 once ``service.status().ready``. It binds its port in
+    ``prepare``, which the precondition barrier waits for: if the port is taken the service
+    fails before any constrained task (a Scheduler claiming jobs) starts. It stops last: it
+    keeps answering while the other tasks drain (``/ready`` is 503 from the moment the stop
+    begins, ``/health`` 200) and closes once they have all ended. Pass ``port=0`` to bind a
     free port; ``await server.started()`` returns the port actually bound.
     """
+
+    stops_last = True
 
     def __init__(
         self,
@@ -60,6 +68,7 @@ class HealthServer(UnconstrainedTask):
             self.registry.register(collector)
         self._bound = anyio.Event()
         self._error: BaseException | None = None
+        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
 
     def __repr__(self) -> str:
         return f"<HealthServer {self.id!r} on {self.host}:{self.port}>"
@@ -82,28 +91,36 @@ class HealthServer(UnconstrainedTask):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    async def run(self, stop: StopReceiver) -> None:
-        """Listen and answer requests until stop."""
+    async def prepare(self) -> None:
+        """Bind the port (before constrained tasks start); raise OSError naming it if taken."""
         try:
             listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
         except OSError as exc:
             self._error = exc
             self._bound.set()
+            why = exc.strerror or str(exc)
             raise OSError(
-                exc.errno, f"health server cannot listen on {self.host}:{self.port}: {exc}"
-            ) from exc
-        async with listener:
-            self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-            self._bound.set()
-            log.info("health server listening on %s", self.url)
-            async with anyio.create_task_group() as tg:
-                for collector in self.registry.collectors:
-                    background = getattr(collector, "background", None)
-                    if callable(background):
-                        tg.start_soon(background)
-                tg.start_soon(listener.serve, self._serve_connection, tg)
-                await stop.wait()
-                tg.cancel_scope.cancel()
+                exc.errno, f"health server cannot listen on {self.host}:{self.port}: {why}"
+            ) from None
+        self._listener = listener
+        self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+        self._bound.set()
+        log.info("health server listening on %s", self.url)
+
+    async def run(self, stop: StopReceiver) -> None:
+        """Answer requests until stop (binding first unless ``prepare`` did)."""
+        if self._listener is None:
+            await self.prepare()
+        assert self._listener is not None
+        listener, self._listener = self._listener, None
+        async with listener, anyio.create_task_group() as tg:
+            for collector in self.registry.collectors:
+                background = getattr(collector, "background", None)
+                if callable(background):
+                    tg.start_soon(background)
+            tg.start_soon(listener.serve, self._serve_connection, tg)
+            await stop.wait()
+            tg.cancel_scope.cancel()
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -152,15 +169,7 @@ class HealthServer(UnconstrainedTask):
             status = self.service.status()
             return _json(200, {"status": "ok", "service": status.name, "phase": status.phase.value})
         if path == "/ready":
-            status = self.service.status()
-            waiting = [t.id for t in status.tasks if t.state.value in ("pending", "waiting")]
-            body = {
-                "ready": status.ready,
-                "service": status.name,
-                "phase": status.phase.value,
-                "waiting": waiting,
-            }
-            return _json(200 if status.ready else 503, body)
+            return self._readiness()
         if path == "/metrics":
             try:
                 text = await self.registry.render()
@@ -169,6 +178,24 @@ class HealthServer(UnconstrainedTask):
                 return _json(500, {"error": f"metrics collection failed: {exc!r}"})
             return 200, CONTENT_TYPE, text.encode()
         return _json(404, {"error": f"no such path {path!r}; try /health, /ready or /metrics"})
+
+    def _readiness(self) -> tuple[int, str, bytes]:
+        """200 when the service is ready; else 503 naming what it waits for, or why it stops."""
+        status = self.service.status()
+        waiting = [t.id for t in status.tasks if t.state in _NOT_STARTED]
+        preconditions = [
+            t.id for t in status.tasks if t.kind is TaskKind.PRECONDITION and t.state in _UNFINISHED
+        ]
+        reason = status.stop_reason
+        body = {
+            "ready": status.ready,
+            "service": status.name,
+            "phase": status.phase.value,
+            "preconditions": preconditions,
+            "waiting": waiting,
+            "stop_reason": None if reason is None else str(reason),
+        }
+        return _json(200 if status.ready else 503, body)
 
     async def _send(
         self,
@@ -200,6 +227,10 @@ class HealthServer(UnconstrainedTask):
             await self._send(conn, stream, status, content_type, body)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, h11.LocalProtocolError):
             pass
+
+
+_NOT_STARTED = (TaskState.PENDING, TaskState.WAITING)
+_UNFINISHED = (TaskState.PENDING, TaskState.WAITING, TaskState.RUNNING, TaskState.STOPPING)
 
 
 def _json(status: int, data: dict[str, Any]) -> tuple[int, str, bytes]:
