@@ -23,7 +23,7 @@ from wireframe.service.errors import (
 )
 from wireframe.service.hooks import ShutdownHook
 from wireframe.service.kinds import TaskKind
-from wireframe.service.log import Summary, current_task, log_context, logger
+from wireframe.service.log import current_task, log_stop_summary, logger, summary_counts
 from wireframe.service.status import (
     HookStatus,
     ServicePhase,
@@ -235,10 +235,6 @@ class Runtime:
 
     async def run(self) -> None:
         """Wire, run the tasks until stop, run the hooks; raise ServiceError on failures."""
-        with log_context(service=self.name):
-            await self._run()
-
-    async def _run(self) -> None:
         await self._wire()
         service = self.service
         if not service._tasks:
@@ -269,12 +265,14 @@ class Runtime:
         await self._run_hooks(list(service._hooks))
         self.phase = ServicePhase.STOPPED
         failures = self._failures()
-        summary = Summary(self.status())
+        status = self.status()
         if failures:
             message = f"service {self.name!r} failed: " + "; ".join(str(f) for f in failures)
-            logger.error("%s\n%s", message, summary)
+            log_stop_summary(logging.ERROR, message, status)
             raise ServiceError(message, failures, self.stop.reason)
-        logger.info("service %r stopped cleanly\n%s", self.name, summary)
+        reason = self.stop.reason or "stopped"
+        text = f"service {self.name!r} stopped cleanly ({reason}): {summary_counts(status)}"
+        log_stop_summary(logging.INFO, text, status)
 
     async def _wire(self) -> None:
         """Wire every layer in the order added; raise one WiringError naming each that failed.
