@@ -124,8 +124,11 @@ def service_running(name: str) -> Iterator[None]:
 
 def _current_service() -> str | None:
     service = current_service.get()
-    if service is None and _running:
-        return _running[-1]
+    if service is None:
+        try:
+            return _running[-1]  # read from any thread: the list may empty meanwhile
+        except IndexError:
+            return None
     return service
 
 
