@@ -27,7 +27,15 @@ from wireframe import (
     TaskKind,
     scheduler_metrics,
 )
-from wireframe.service.metrics import Histogram, MetricsRegistry, counter, gauge, render
+from wireframe.service import health as health_module
+from wireframe.service.metrics import (
+    Histogram,
+    MetricFamily,
+    MetricsRegistry,
+    counter,
+    gauge,
+    render,
+)
 from wireframe.store import ClaimRequest, MemoryStore
 
 LIMIT = 10.0
@@ -336,7 +344,7 @@ def refused(port: int) -> bool:
     """True if nothing listens on the port any more."""
     try:
         fetch(port, "/health")
-    except ConnectionRefusedError:
+    except ConnectionError:  # refused; or reset, if it waited in the backlog as the server closed
         return True
     return False
 
@@ -407,3 +415,52 @@ async def test_a_taken_port_fails_the_service_before_any_job_is_claimed() -> Non
     job = await scheduler.get(job_id)
     assert job is not None and job.state.value == "pending" and job.attempt == 0
     await scheduler.close()
+
+
+@pytest.mark.anyio
+async def test_at_the_close_a_request_under_way_is_answered_and_idle_connections_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(health_module, "CLOSE_GRACE", 6.0)
+    service = make_service()
+    scraping, answer = anyio.Event(), anyio.Event()
+
+    async def slow_collector() -> list[MetricFamily]:
+        scraping.set()
+        await answer.wait()
+        return [gauge("slow_metric", "Takes a while to collect.", [({}, 1)])]
+
+    health = HealthServer(service, port=0, collectors=[slow_collector])
+    service.add_task(health)
+    scraped: list[Response] = []
+
+    async def scrape() -> None:
+        scraped.append(await get(port, "/metrics"))
+
+    def keep_alive() -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert response.status == 200 and response.read()
+        return conn  # open, between requests
+
+    idle: http.client.HTTPConnection | None = None
+    try:
+        with anyio.fail_after(LIMIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(service.run)
+                port = await health.started()
+                idle = await anyio.to_thread.run_sync(keep_alive)
+                tg.start_soon(scrape)
+                await scraping.wait()
+                service.stop()
+                await eventually(lambda: anyio.to_thread.run_sync(refused, port), "the close")
+                answer.set()
+                started = anyio.current_time()
+            assert anyio.current_time() - started < 3.0  # not held up by the idle connection
+        assert idle.sock is not None and idle.sock.recv(1) == b""  # the server closed it
+    finally:
+        if idle is not None:
+            idle.close()
+    ((status, _, body),) = scraped
+    assert status == 200 and b"slow_metric 1" in body

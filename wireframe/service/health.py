@@ -31,6 +31,38 @@ MAX_REQUEST_BYTES = 16 * 1024
 READ_TIMEOUT = 10.0
 """Seconds a connection may stay silent before the server closes it."""
 
+CLOSE_GRACE = 0.5
+"""Seconds requests under way at stop get to be answered before their connections are cut."""
+
+
+class _Connections:
+    """The open connections; those idle between requests are closed at once at stop."""
+
+    def __init__(self) -> None:
+        self.idle: set[anyio.CancelScope] = set()
+        self.open = 0
+        self.closing = False
+        self.all_closed = anyio.Event()
+
+    def opened(self, scope: anyio.CancelScope) -> None:
+        self.open += 1
+        if self.closing:
+            scope.cancel()
+
+    def ended(self, scope: anyio.CancelScope) -> None:
+        self.idle.discard(scope)
+        self.open -= 1
+        if self.closing and self.open == 0:
+            self.all_closed.set()
+
+    def close(self) -> None:
+        """Stop serving: close idle connections; the others end after their response."""
+        self.closing = True
+        for scope in self.idle:
+            scope.cancel()
+        if self.open == 0:
+            self.all_closed.set()
+
 
 class HealthServer(UnconstrainedTask):
     """Serves liveness (``/health``), readiness (``/ready``) and Prometheus ``/metrics``.
@@ -69,6 +101,7 @@ class HealthServer(UnconstrainedTask):
         self._bound = anyio.Event()
         self._error: BaseException | None = None
         self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
+        self._connections = _Connections()
 
     def __repr__(self) -> str:
         return f"<HealthServer {self.id!r} on {self.host}:{self.port}>"
@@ -113,22 +146,47 @@ class HealthServer(UnconstrainedTask):
             await self.prepare()
         assert self._listener is not None
         listener, self._listener = self._listener, None
-        async with listener, anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as tg:
             for collector in self.registry.collectors:
                 background = getattr(collector, "background", None)
                 if callable(background):
                     tg.start_soon(background)
-            tg.start_soon(listener.serve, self._serve_connection, tg)
-            await stop.wait()
+            await self._serve(listener, stop)
             tg.cancel_scope.cancel()
+
+    async def _serve(
+        self, listener: anyio.abc.Listener[anyio.abc.SocketStream], stop: StopReceiver
+    ) -> None:
+        """Accept until stop; then answer the requests under way (``CLOSE_GRACE`` at most)."""
+        connections = self._connections = _Connections()
+        async with anyio.create_task_group() as served:
+            async with listener, anyio.create_task_group() as accepting:
+                accepting.start_soon(listener.serve, self._serve_connection, served)
+                await stop.wait()
+                accepting.cancel_scope.cancel()
+            connections.close()
+            with anyio.move_on_after(CLOSE_GRACE):
+                await connections.all_closed.wait()
+            served.cancel_scope.cancel()
 
     # -- HTTP ---------------------------------------------------------------------------------
 
     async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
+        connections = self._connections
+        with anyio.CancelScope() as scope:
+            connections.opened(scope)
+            try:
+                await self._serve_requests(stream, scope)
+            finally:
+                connections.ended(scope)
+
+    async def _serve_requests(
+        self, stream: anyio.abc.SocketStream, scope: anyio.CancelScope
+    ) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
         async with stream:
             try:
-                while await self._serve_one(conn, stream):
+                while await self._serve_one(conn, stream, scope):
                     conn.start_next_cycle()
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, TimeoutError):
                 pass
@@ -137,17 +195,29 @@ class HealthServer(UnconstrainedTask):
             except Exception:  # one bad connection must not take the server down
                 log.exception("health server: error while serving a connection")
 
-    async def _serve_one(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> bool:
-        """Answer one request; True if the connection can carry another one."""
+    async def _serve_one(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, scope: anyio.CancelScope
+    ) -> bool:
+        """Answer one request; True if the connection can carry another one.
+
+        The connection counts as idle (closed at once if the server stops) until the first
+        bytes of the request arrive.
+        """
         request: h11.Request | None = None
+        idle = self._connections.idle
+        fresh = True  # nothing of this request received yet
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
+                if fresh:
+                    idle.add(scope)
                 with anyio.fail_after(READ_TIMEOUT):
                     try:
                         data = await stream.receive()
                     except anyio.EndOfStream:
                         data = b""
+                idle.discard(scope)
+                fresh = False
                 conn.receive_data(data)
             elif isinstance(event, h11.Request):
                 request = event
@@ -159,6 +229,8 @@ class HealthServer(UnconstrainedTask):
         status, content_type, body = await self._route(request)
         head = request.method == b"HEAD"
         await self._send(conn, stream, status, content_type, body, head=head)
+        if self._connections.closing:
+            return False
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     async def _route(self, request: h11.Request) -> tuple[int, str, bytes]:
