@@ -97,12 +97,16 @@ def test_summary_renders_as_text_and_as_a_table(make_service: MakeService) -> No
     assert summary.table().row_count == 1
 
 
-def test_configure_logging_leaves_existing_handlers_alone() -> None:
+def test_configure_logging_leaves_existing_handlers_alone(make_service: MakeService) -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
         root.handlers = [logging.NullHandler()]
         assert configure_logging() is False
+        with pytest.raises(ValueError, match="log format 'xml'"):  # bad input, handler or not
+            configure_logging(format="xml")
+        with pytest.raises(ValueError, match="log format 'txt'"):
+            make_service().add_task(Task.from_fn("t", _noop)).run_sync(log_format="txt")  # type: ignore[arg-type]
         root.handlers = []
         assert configure_logging(format="rich") is True
         assert type(root.handlers[0]).__name__ == "ServiceRichHandler"

@@ -267,8 +267,11 @@ def configure_logging(level: int = logging.INFO, format: str | None = None) -> b
 
     ``format`` is rich, json or auto (rich on a TTY, JSON lines otherwise); without it,
     ``$WIREFRAME_LOG_FORMAT`` decides, and auto is the default. Every record carries
-    ``service``, ``task`` and ``job_id``. Returns True if a handler was installed.
+    ``service``, ``task`` and ``job_id``. Returns True if a handler was installed. A
+    ``format`` that is none of rich, json, auto is a ValueError, installed or not.
     """
+    if format is not None and format not in LOG_FORMATS:
+        raise ValueError(f"log format {format!r}: use one of {', '.join(LOG_FORMATS)}")
     root = logging.getLogger()
     if root.handlers or logger.handlers:
         return False
