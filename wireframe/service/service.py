@@ -180,14 +180,14 @@ class Service:
         runtime = self._runtime = Runtime(self)
         self._token = anyio.lowlevel.current_token()
         self._loop_thread = threading.get_ident()
-        if self._pending_stop is not None:
-            runtime.request_stop(self._pending_stop)
-            if self._pending_force:
-                runtime.force(self._pending_stop)
         with log_context(service=self.name), service_running(self.name):
             await self._run(runtime)
 
     async def _run(self, runtime: Runtime) -> None:
+        if self._pending_stop is not None:
+            runtime.request_stop(self._pending_stop)
+            if self._pending_force:
+                runtime.force(self._pending_stop)
         error: Exception | None = None
         async with anyio.create_task_group() as tg:
             if self.handle_signals and can_handle_signals():
