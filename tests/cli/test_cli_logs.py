@@ -116,7 +116,8 @@ class _Tty(io.StringIO):
 
 def test_format_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WIREFRAME_LOG_FORMAT", raising=False)
-    assert resolve_log_format() == "rich"  # the default of run_sync is unchanged
+    assert resolve_log_format(stream=_Tty()) == "rich"  # auto by default, as the CLI does
+    assert resolve_log_format(stream=io.StringIO()) == "json"
     assert resolve_log_format("auto", _Tty()) == "rich"
     assert resolve_log_format("auto", io.StringIO()) == "json"
     monkeypatch.setenv("WIREFRAME_LOG_FORMAT", "json")

@@ -21,12 +21,21 @@ from wireframe import (
     Retry,
     Scheduler,
     Service,
+    ServiceError,
     StopReceiver,
     Task,
     TaskKind,
     scheduler_metrics,
 )
-from wireframe.service.metrics import Histogram, MetricsRegistry, counter, gauge, render
+from wireframe.service import health as health_module
+from wireframe.service.metrics import (
+    Histogram,
+    MetricFamily,
+    MetricsRegistry,
+    counter,
+    gauge,
+    render,
+)
 from wireframe.store import ClaimRequest, MemoryStore
 
 LIMIT = 10.0
@@ -122,6 +131,7 @@ async def test_ready_is_503_until_the_barrier_is_released_then_200() -> None:
             ready = json.loads(body)
             assert ready["ready"] is False and ready["phase"] == "starting"
             assert set(ready["waiting"]) == {"work"}
+            assert ready["preconditions"] == ["database"]  # what the service waits for
 
             release.set()
 
@@ -134,7 +144,9 @@ async def test_ready_is_503_until_the_barrier_is_released_then_200() -> None:
                 "ready": True,
                 "service": "svc",
                 "phase": "ready",
+                "preconditions": [],
                 "waiting": [],
+                "stop_reason": None,
             }
             service.stop("test over")
     assert service.status().task("health").state.value == "finished"
@@ -330,3 +342,129 @@ async def test_a_port_in_use_fails_the_task_with_a_clear_error() -> None:
         assert f"cannot listen on 127.0.0.1:{port}" in str(info.value.exceptions[0])
         with pytest.raises(RuntimeError, match="did not start"):
             await health.started()
+
+
+def refused(port: int) -> bool:
+    """True if nothing listens on the port any more."""
+    try:
+        fetch(port, "/health")
+    except ConnectionError:  # refused; or reset, if it waited in the backlog as the server closed
+        return True
+    return False
+
+
+@pytest.mark.anyio
+async def test_the_server_answers_while_the_service_drains() -> None:
+    service = make_service()
+    health = HealthServer(service, port=0)
+    draining = anyio.Event()
+    drained = anyio.Event()
+
+    async def drains(stop: StopReceiver) -> None:
+        await stop.wait()
+        draining.set()
+        await drained.wait()  # e.g. jobs finishing after SIGTERM
+
+    service.add_task(health).add_task(Task.from_fn("drains", drains))
+    with anyio.fail_after(LIMIT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run)
+            port = await health.started()
+
+            async def is_ready() -> bool:
+                return (await get(port, "/ready"))[0] == 200
+
+            await eventually(is_ready, "/ready to answer 200")
+            service.stop("deploy")
+            status, _, body = await get(port, "/ready")  # 503 from the moment stop begins
+            assert status == 503
+            ready = json.loads(body)
+            assert ready["phase"] == "stopping" and ready["stop_reason"] == "deploy"
+            await draining.wait()
+            for _ in range(3):  # and for as long as the drain lasts
+                assert (await get(port, "/ready"))[0] == 503
+                status, _, body = await get(port, "/health")
+                assert status == 200 and json.loads(body)["phase"] == "stopping"
+                status, _, body = await get(port, "/metrics")
+                samples, _ = parse_metrics(body.decode())
+                assert status == 200
+                assert value(samples, "wireframe_service_ready", service="svc") == 0
+            drained.set()
+    assert await anyio.to_thread.run_sync(refused, port)  # closed once the service has stopped
+    assert service.status().task("health").state.value == "finished"
+
+
+@pytest.mark.anyio
+async def test_a_taken_port_fails_the_service_before_any_job_is_claimed() -> None:
+    media = Domain("media")
+
+    @media.job()
+    async def resize(job: dict[str, Any], ctx: JobContext) -> None:
+        pass
+
+    scheduler = Scheduler(MemoryStore(), domains=[media], poll_interval=0.05)
+    job_id = (await scheduler.submit({}, type="media::resize")).id
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = make_service()
+        service.add_task(scheduler).add_task(HealthServer(service, port=port))
+        with anyio.fail_after(LIMIT), pytest.raises(ServiceError) as info:
+            await service.run()
+    (failure,) = info.value.exceptions  # one error, naming the port
+    assert failure.id == "health"
+    assert f"health server cannot listen on 127.0.0.1:{port}: " in str(failure)
+    assert service.status().task("scheduler").state.value == "skipped"
+    job = await scheduler.get(job_id)
+    assert job is not None and job.state.value == "pending" and job.attempt == 0
+    await scheduler.close()
+
+
+@pytest.mark.anyio
+async def test_at_the_close_a_request_under_way_is_answered_and_idle_connections_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(health_module, "CLOSE_GRACE", 6.0)
+    service = make_service()
+    scraping, answer = anyio.Event(), anyio.Event()
+
+    async def slow_collector() -> list[MetricFamily]:
+        scraping.set()
+        await answer.wait()
+        return [gauge("slow_metric", "Takes a while to collect.", [({}, 1)])]
+
+    health = HealthServer(service, port=0, collectors=[slow_collector])
+    service.add_task(health)
+    scraped: list[Response] = []
+
+    async def scrape() -> None:
+        scraped.append(await get(port, "/metrics"))
+
+    def keep_alive() -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert response.status == 200 and response.read()
+        return conn  # open, between requests
+
+    idle: http.client.HTTPConnection | None = None
+    try:
+        with anyio.fail_after(LIMIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(service.run)
+                port = await health.started()
+                idle = await anyio.to_thread.run_sync(keep_alive)
+                tg.start_soon(scrape)
+                await scraping.wait()
+                service.stop()
+                await eventually(lambda: anyio.to_thread.run_sync(refused, port), "the close")
+                answer.set()
+                started = anyio.current_time()
+            assert anyio.current_time() - started < 3.0  # not held up by the idle connection
+        assert idle.sock is not None and idle.sock.recv(1) == b""  # the server closed it
+    finally:
+        if idle is not None:
+            idle.close()
+    ((status, _, body),) = scraped
+    assert status == 200 and b"slow_metric 1" in body

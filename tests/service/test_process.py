@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -178,3 +179,46 @@ def test_a_task_ending_the_process_stops_the_service_gracefully_first(
     assert output.index("patient stopped gracefully") < output.index("hook ran"), output
     assert "task 'exits' failed: " + (exc if "(" in exc else exc + "()") in output
     assert "Traceback" in output  # the failure is logged with where it came from
+
+
+JSON_LOGS = """
+    import logging, os, signal, threading
+    from wireframe.service import Service, Task
+
+    service = Service("jsonsvc", graceful_timeout=10.0)
+
+    async def main(stop):
+        pool = logging.getLogger("pool")  # a library logging from its own thread
+        thread = threading.Thread(target=pool.warning, args=("from a pool thread",))
+        thread.start()
+        thread.join()
+        os.kill(os.getpid(), signal.SIGTERM)
+        await stop.wait()
+
+    service.add_task(Task.from_fn("main", main))
+    raise SystemExit(service.run_sync(backend={backend!r}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_run_sync_writes_json_lines_naming_the_service_when_stderr_is_no_terminal(
+    tmp_path: Path, backend: str
+) -> None:
+    script = tmp_path / "json_logs.py"
+    script.write_text(textwrap.dedent(JSON_LOGS).format(backend=backend))
+    env = {k: v for k, v in os.environ.items() if k != "WIREFRAME_LOG_FORMAT"}
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=WAIT
+    )
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is JSON
+    assert all(r["service"] == "jsonsvc" for r in records), records
+    messages = [r["message"] for r in records]
+    assert "from a pool thread" in messages
+    assert "received SIGTERM: stopping gracefully (send it again to force)" in messages
+    summary = records[-1]
+    assert summary["message"] == (
+        "service 'jsonsvc' stopped cleanly (received SIGTERM): 1 finished"
+    )
+    assert summary["stop_reason"] == "received SIGTERM" and summary["stop_reason_kind"] == "signal"
+    assert [(t["id"], t["state"]) for t in summary["tasks"]] == [("main", "finished")]

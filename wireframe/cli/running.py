@@ -14,7 +14,7 @@ from wireframe.cli.loading import load_object
 from wireframe.cli.values import parse_duration, parse_positive_int, parse_tags
 from wireframe.scheduler import ConfigError, Domain, Scheduler, Worker, scheduler_metrics
 from wireframe.service import HealthServer, Service
-from wireframe.service.log import configure_logging
+from wireframe.service.log import configure_logging, log_context
 
 Backend = Literal["asyncio", "trio"]
 
@@ -118,10 +118,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
             )
         )
     level = setup_logging(args)
-    logging.getLogger("wireframe.cli").info(
-        "worker %s: domains %s on %s",
-        scheduler.require_worker().worker_id,
-        ", ".join(scheduler.domains),
-        scheduler.store.url,
-    )
+    with log_context(service=service.name):  # a line of this service's log, like the rest
+        logging.getLogger("wireframe.cli").info(
+            "worker %s: domains %s on %s",
+            scheduler.require_worker().worker_id,
+            ", ".join(scheduler.domains),
+            scheduler.store.url,
+        )
     return service.run_sync(backend=cast(Backend, args.backend), log_level=level)

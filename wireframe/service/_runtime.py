@@ -6,6 +6,7 @@ import inspect
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import anyio
@@ -22,7 +23,7 @@ from wireframe.service.errors import (
 )
 from wireframe.service.hooks import ShutdownHook
 from wireframe.service.kinds import TaskKind
-from wireframe.service.log import Summary, current_task, log_context, logger
+from wireframe.service.log import current_task, log_stop_summary, logger, summary_counts
 from wireframe.service.status import (
     HookStatus,
     ServicePhase,
@@ -38,6 +39,9 @@ _WALL_OFFSET = time.time() - time.monotonic()  # wall-clock timestamps from one 
 
 VERBOSE_TASK_LIMIT = 100
 """Services with more tasks log each task's start and end at DEBUG instead of INFO."""
+
+LAST_STOP_GRACE = 1.0
+"""Seconds a task that stops last has, at least, to return once its stop arrives."""
 
 
 class ServiceLike(Protocol):
@@ -110,8 +114,10 @@ class TaskRecord:
         "finished_at",
         "id",
         "kind",
+        "prepares",
         "started_at",
         "state",
+        "stops_last",
         "t0",
         "task",
     )
@@ -120,6 +126,8 @@ class TaskRecord:
         self.task = task
         self.id: str = task.id
         self.kind: TaskKind = task.kind
+        self.stops_last = bool(getattr(task, "stops_last", False))
+        self.prepares = getattr(type(task), "prepare", Task.prepare) is not Task.prepare
         self.state = TaskState.PENDING
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -159,6 +167,24 @@ class TaskRecord:
         )
 
 
+class Stage:
+    """Tasks that share one stop receiver: the service's tasks, or those that stop last."""
+
+    def __init__(self, records: list[TaskRecord], stop: StopReceiver) -> None:
+        self.records = records
+        self.stop = stop
+        self.alive = len(records)
+        self.done = anyio.Event()
+        if not records:
+            self.done.set()
+
+    def ended(self) -> None:
+        """One of the stage's tasks has ended."""
+        self.alive -= 1
+        if self.alive == 0:
+            self.done.set()
+
+
 class Runtime:
     """Runs a service once; created by ``Service.run`` inside the event loop."""
 
@@ -170,9 +196,10 @@ class Runtime:
         self.records: list[TaskRecord] = []
         self.hook_status: list[HookStatus] = []
         self.gate = anyio.Event()  # set when the barrier is released or stop is requested
-        self.all_done = anyio.Event()
+        self.main = self.last = Stage([], self.stop)
         self.barrier_released = False
         self.preconditions_left = 0
+        self.prepares_left = 0  # unconstrained tasks whose prepare() has not returned yet
         self.constrained_unstarted = 0
         self.alive = 0
         self.cancelled_by_force = False
@@ -208,17 +235,16 @@ class Runtime:
 
     async def run(self) -> None:
         """Wire, run the tasks until stop, run the hooks; raise ServiceError on failures."""
-        with log_context(service=self.name):
-            await self._run()
-
-    async def _run(self) -> None:
         await self._wire()
         service = self.service
         if not service._tasks:
             raise ServiceConfigError(f"service {self.name!r} has no tasks")
         self.records = [TaskRecord(t) for t in service._tasks.values()]
         self.alive = len(self.records)
+        self.main = Stage([r for r in self.records if not r.stops_last], self.stop)
+        self.last = Stage([r for r in self.records if r.stops_last], StopReceiver())
         self.preconditions_left = sum(r.kind is TaskKind.PRECONDITION for r in self.records)
+        self.prepares_left = sum(r.prepares and not r.kind.constrained for r in self.records)
         self.constrained_unstarted = sum(r.kind.constrained for r in self.records)
         self.level = logging.INFO if len(self.records) <= VERBOSE_TASK_LIMIT else logging.DEBUG
         self.log_each = logger.isEnabledFor(self.level)
@@ -239,12 +265,14 @@ class Runtime:
         await self._run_hooks(list(service._hooks))
         self.phase = ServicePhase.STOPPED
         failures = self._failures()
-        summary = Summary(self.status())
+        status = self.status()
         if failures:
             message = f"service {self.name!r} failed: " + "; ".join(str(f) for f in failures)
-            logger.error("%s\n%s", message, summary)
+            log_stop_summary(logging.ERROR, message, status)
             raise ServiceError(message, failures, self.stop.reason)
-        logger.info("service %r stopped cleanly\n%s", self.name, summary)
+        reason = self.stop.reason or "stopped"
+        text = f"service {self.name!r} stopped cleanly ({reason}): {summary_counts(status)}"
+        log_stop_summary(logging.INFO, text, status)
 
     async def _wire(self) -> None:
         """Wire every layer in the order added; raise one WiringError naming each that failed.
@@ -277,33 +305,58 @@ class Runtime:
         return None
 
     async def _run_tasks(self) -> None:
+        """Run the tasks: those that stop last get their stop once the others have ended."""
+        await self._run_stage(self.last, self._run_main)
+
+    async def _run_main(self) -> None:
+        await self._run_stage(self.main, self._until_stop)
+        self._stop_last()
+
+    async def _until_stop(self) -> None:
+        if self._barrier_open():
+            self._release_barrier()
+        self._check_ready()
+        await self.stop._event.wait()
+
+    def _stop_last(self) -> None:
+        """The other tasks have ended: stop those that stop last (forced if the stop was)."""
+        now = anyio.current_time()
+        deadline = now if self.stop.deadline is None else self.stop.deadline
+        assert self.stop.reason is not None
+        self.last.stop._request(
+            self.stop.reason, max(deadline, now + LAST_STOP_GRACE), forced=self.stop.forced
+        )
+
+    async def _run_stage(self, stage: Stage, body: Callable[[], Awaitable[None]]) -> None:
+        """Start the stage's tasks, run ``body`` (it returns once the stage's stop has been
+        requested), then give the tasks until the stop's deadline before cancelling them."""
         async with anyio.create_task_group() as tg:
+            for rec in stage.records:
+                tg.start_soon(self._run_one, rec, stage)
+            await body()
             self.tasks_scope = tg.cancel_scope
-            if self.stop.forced:
+            if stage is self.main and self.stop.forced:  # those that stop last get their grace
                 self.cancelled_by_force = True
                 tg.cancel_scope.cancel()
-            if self.preconditions_left == 0:
-                self._release_barrier()
-            for rec in self.records:
-                tg.start_soon(self._run_one, rec)
-            self._check_ready()
-            await self.stop._event.wait()
-            deadline = self.stop.deadline
+            deadline = stage.stop.deadline
             with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
-                await self.all_done.wait()
-            if not self.all_done.is_set():
-                late = [r.id for r in self.records if r.state is TaskState.RUNNING]
-                logger.error(
-                    "service %r: %d task(s) did not stop within %g s, cancelling: %s",
-                    self.name,
-                    len(late),
-                    self.service.graceful_timeout,
-                    ", ".join(late[:20]) + (" ..." if len(late) > 20 else ""),
-                )
-                tg.cancel_scope.cancel()
+                await stage.done.wait()
+            if not stage.done.is_set():
+                self._cancel_late(stage, tg.cancel_scope)
         self.tasks_scope = None
 
-    async def _run_one(self, rec: TaskRecord) -> None:
+    def _cancel_late(self, stage: Stage, scope: anyio.CancelScope) -> None:
+        late = [r.id for r in stage.records if r.state is TaskState.RUNNING]
+        logger.error(
+            "service %r: %d task(s) did not stop within %g s, cancelling: %s",
+            self.name,
+            len(late),
+            self.service.graceful_timeout,
+            ", ".join(late[:20]) + (" ..." if len(late) > 20 else ""),
+        )
+        scope.cancel()
+
+    async def _run_one(self, rec: TaskRecord, stage: Stage) -> None:
         kind = rec.kind
         current_task.set(rec.id)  # this task's own context: its log records name it
         try:
@@ -323,7 +376,7 @@ class Runtime:
                     self._check_ready()
             if self.log_each:
                 logger.log(self.level, "%s %r started", kind.value, rec.id)
-            await self._execute(rec)
+            await self._execute(rec, stage.stop)
         except anyio.get_cancelled_exc_class():
             if rec.state is TaskState.RUNNING:
                 rec.finish(TaskState.CANCELLED)
@@ -332,14 +385,16 @@ class Runtime:
                 rec.state = TaskState.SKIPPED
             raise
         finally:
+            stage.ended()
             self.alive -= 1
             if self.alive == 0:
-                self.all_done.set()
                 self.request_stop(StopReason(StopReasonKind.ALL_DONE))
 
-    async def _execute(self, rec: TaskRecord) -> None:
+    async def _execute(self, rec: TaskRecord, stop: StopReceiver) -> None:
         try:
-            await rec.task.run(self.stop)
+            if rec.prepares:
+                await self._prepare(rec)
+            await rec.task.run(stop)
         except BaseException as exc:
             # Any exception but the service's own cancellation is this task's failure, also a
             # cancellation nobody here asked for, SystemExit or KeyboardInterrupt: the others
@@ -371,10 +426,21 @@ class Runtime:
             )
         if rec.kind is TaskKind.PRECONDITION:
             self.preconditions_left -= 1
-            if self.preconditions_left == 0:
+            if self._barrier_open():
                 self._release_barrier()
         elif not rec.kind.oneshot and not self.stop.stopped:
             self.request_stop(StopReason(StopReasonKind.TASK_EXITED, rec.id))
+
+    async def _prepare(self, rec: TaskRecord) -> None:
+        """Await the task's ``prepare``; the barrier waits for those of unconstrained tasks."""
+        await rec.task.prepare()
+        if not rec.kind.constrained:
+            self.prepares_left -= 1
+            if self._barrier_open():
+                self._release_barrier()
+
+    def _barrier_open(self) -> bool:
+        return self.preconditions_left == 0 and self.prepares_left == 0
 
     def _release_barrier(self) -> None:
         if self.stop.stopped:

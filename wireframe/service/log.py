@@ -1,4 +1,5 @@
-"""Logging of the service lifecycle: the ``wireframe.service`` logger, rich set-up, stop summary."""
+"""Logging of the service lifecycle: the ``wireframe.service`` logger, rich or JSON set-up, and
+the stop summary (a table on a terminal, structured fields in JSON lines)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from rich.console import Console
@@ -50,8 +51,12 @@ _ORDER = {
 }
 
 
+SUMMARY_ATTR = "_wireframe_summary"
+"""The record attribute holding a ``Summary`` for the rich handler (JSON skips ``_`` names)."""
+
+
 class Summary:
-    """A stop summary passed as a log argument: text for plain handlers, a table for rich."""
+    """A stop summary: a table for the rich handler, plain text with ``str()``."""
 
     def __init__(self, status: ServiceStatus) -> None:
         self.status = status
@@ -68,17 +73,11 @@ class ServiceRichHandler(RichHandler):
     """A RichHandler that prints a stop summary as a full-width table below its log line."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Emit the record; a Summary argument is printed as a table after the line."""
-        args = record.args
-        if isinstance(args, tuple) and args and isinstance(args[-1], Summary):
-            summary = args[-1]
-            short = logging.makeLogRecord(record.__dict__)
-            short.msg = str(record.msg).rsplit("\n", 1)[0]
-            short.args = args[:-1]
-            super().emit(short)
+        """Emit the record; a record carrying a Summary gets its table printed after the line."""
+        super().emit(record)
+        summary = getattr(record, SUMMARY_ATTR, None)
+        if isinstance(summary, Summary):
             self.console.print(summary.table())
-        else:
-            super().emit(record)
 
 
 LogFormat = Literal["rich", "json", "auto"]
@@ -105,6 +104,32 @@ current_job: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 CONTEXT_FIELDS = ("service", "task", "job_id")
 """The attributes ``ContextFilter`` adds to every record."""
+
+_running: list[str] = []  # names of the services running in this process, oldest first
+
+
+@contextlib.contextmanager
+def service_running(name: str) -> Iterator[None]:
+    """While the block runs, records from any thread with no service of its own name ``name``.
+
+    That covers threads the service did not start (a connection pool's), whose context has
+    no ``service``; if several services run in one process, the one started last is named.
+    """
+    _running.append(name)
+    try:
+        yield
+    finally:
+        _running.remove(name)
+
+
+def _current_service() -> str | None:
+    service = current_service.get()
+    if service is None:
+        try:
+            return _running[-1]  # read from any thread: the list may empty meanwhile
+        except IndexError:
+            return None
+    return service
 
 
 @contextlib.contextmanager
@@ -140,7 +165,7 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Fill the context fields the record does not already carry; never drops a record."""
         values = {
-            "service": current_service.get(),
+            "service": _current_service(),
             "task": current_task.get(),
             "job_id": current_job.get(),
         }
@@ -206,12 +231,12 @@ def _jsonable(value: object) -> bool:
 
 
 def resolve_log_format(format: str | None = None, stream: Any = None) -> Literal["rich", "json"]:
-    """Pick rich or JSON: ``format``, else ``$WIREFRAME_LOG_FORMAT``, else rich.
+    """Pick rich or JSON: ``format``, else ``$WIREFRAME_LOG_FORMAT``, else auto.
 
     ``auto`` means rich on a TTY (``stream``, default stderr) and JSON lines otherwise.
     A value that is none of rich, json, auto is a ValueError naming it.
     """
-    chosen = format if format is not None else os.environ.get(LOG_FORMAT_ENV) or "rich"
+    chosen = format if format is not None else os.environ.get(LOG_FORMAT_ENV) or "auto"
     if chosen not in LOG_FORMATS:
         raise ValueError(f"log format {chosen!r}: use one of {', '.join(LOG_FORMATS)}")
     if chosen == "auto":
@@ -241,15 +266,76 @@ def configure_logging(level: int = logging.INFO, format: str | None = None) -> b
     """Install a handler on the root logger unless logging is already configured.
 
     ``format`` is rich, json or auto (rich on a TTY, JSON lines otherwise); without it,
-    ``$WIREFRAME_LOG_FORMAT`` decides, and rich is the default. Every record carries
-    ``service``, ``task`` and ``job_id``. Returns True if a handler was installed.
+    ``$WIREFRAME_LOG_FORMAT`` decides, and auto is the default. Every record carries
+    ``service``, ``task`` and ``job_id``. Returns True if a handler was installed. A
+    ``format`` that is none of rich, json, auto is a ValueError, installed or not.
     """
+    if format is not None and format not in LOG_FORMATS:
+        raise ValueError(f"log format {format!r}: use one of {', '.join(LOG_FORMATS)}")
     root = logging.getLogger()
     if root.handlers or logger.handlers:
         return False
     root.addHandler(make_handler(format))
     root.setLevel(level)
     return True
+
+
+def log_stop_summary(level: int, message: str, status: ServiceStatus) -> None:
+    """Log the end of a run: a one-line message with the summary as fields (see below).
+
+    In JSON lines the fields are ``stop_reason``, ``stop_reason_kind``, ``task_counts``,
+    ``tasks`` and ``hooks``; the rich handler prints the summary as a table below the line.
+    """
+    extra: dict[str, Any] = {**summary_fields(status), SUMMARY_ATTR: Summary(status)}
+    logger.log(level, "%s", message, extra=extra, stacklevel=2)
+
+
+def summary_fields(status: ServiceStatus) -> dict[str, Any]:
+    """The stop summary as JSON-able fields.
+
+    ``stop_reason`` (text) and ``stop_reason_kind``; ``task_counts`` (tasks by state);
+    ``tasks``: ``{id, kind, state, duration, outcome}`` for at most ``SUMMARY_ROWS`` tasks,
+    failures first (``tasks_not_listed`` counts the rest); ``hooks``: the same for each hook.
+    """
+    reason = status.stop_reason
+    tasks = sorted(status.tasks, key=lambda t: _ORDER.get(t.state, 9))
+    fields: dict[str, Any] = {
+        "stop_reason": None if reason is None else str(reason),
+        "stop_reason_kind": None if reason is None else reason.kind.value,
+        "task_counts": dict(Counter(t.state.value for t in status.tasks)),
+        "tasks": [
+            _row(t.id, t.kind.value, t.state, t.duration, t.error) for t in tasks[:SUMMARY_ROWS]
+        ],
+        "hooks": [_row(h.id, "shutdown hook", h.state, h.duration, h.error) for h in status.hooks],
+    }
+    if len(tasks) > SUMMARY_ROWS:
+        fields["tasks_not_listed"] = len(tasks) - SUMMARY_ROWS
+    return fields
+
+
+def _row(
+    id: str, kind: str, state: TaskState, duration: float | None, error: str | None
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "kind": kind,
+        "state": state.value,
+        "duration": None if duration is None else round(duration, 6),
+        "outcome": error or _OUTCOME.get(state, ""),
+    }
+
+
+def summary_counts(status: ServiceStatus) -> str:
+    """``3 finished, 1 skipped`` for the tasks (and the hooks, if any): a summary in words."""
+    text = _counts(t.state for t in status.tasks)
+    if status.hooks:
+        text += f"; hooks: {_counts(h.state for h in status.hooks)}"
+    return text
+
+
+def _counts(states: Iterable[TaskState]) -> str:
+    counts = Counter(state.value for state in states)
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no tasks"
 
 
 def render_summary(status: ServiceStatus, width: int = 100) -> str:

@@ -16,7 +16,13 @@ from wireframe.service._runtime import Runtime
 from wireframe.service._validate import check_id, check_timeout
 from wireframe.service.errors import ServiceConfigError, ServiceError
 from wireframe.service.hooks import ShutdownHook
-from wireframe.service.log import configure_logging, logger
+from wireframe.service.log import (
+    LogFormat,
+    configure_logging,
+    log_context,
+    logger,
+    service_running,
+)
 from wireframe.service.signals import can_handle_signals, watch_signals
 from wireframe.service.status import ServicePhase, ServiceStatus, TaskState, TaskStatus
 from wireframe.service.stop import StopReason, StopReasonKind
@@ -174,6 +180,10 @@ class Service:
         runtime = self._runtime = Runtime(self)
         self._token = anyio.lowlevel.current_token()
         self._loop_thread = threading.get_ident()
+        with log_context(service=self.name), service_running(self.name):
+            await self._run(runtime)
+
+    async def _run(self, runtime: Runtime) -> None:
         if self._pending_stop is not None:
             runtime.request_stop(self._pending_stop)
             if self._pending_force:
@@ -205,15 +215,24 @@ class Service:
         *,
         backend_options: dict[str, Any] | None = None,
         log_level: int = logging.INFO,
+        log_format: LogFormat | None = None,
     ) -> int:
-        """Blocking entry point for ``main.py``: set up rich logging, run, return an exit code.
+        """Blocking entry point for ``main.py``: set up logging, run, return an exit code.
 
-        Returns 0 after a clean stop and 1 on failure (task or hook failures, bad configuration),
-        or ``ServiceError.exit_code`` when a task or hook raised ``SystemExit(n)`` (n) or
-        ``KeyboardInterrupt`` (130): the service has still stopped gracefully and run its hooks.
-        Use as ``raise SystemExit(service.run_sync())``.
+        Logging is set up as ``wireframe`` commands do, unless the root logger already has a
+        handler: ``log_format`` (else ``$WIREFRAME_LOG_FORMAT``, else auto: rich on a terminal,
+        JSON lines when stderr is not one). Returns 0 after a clean stop and 1 on failure (task
+        or hook failures, bad configuration), or ``ServiceError.exit_code`` when a task or hook
+        raised ``SystemExit(n)`` (n) or ``KeyboardInterrupt`` (130): the service has still
+        stopped gracefully and run its hooks. Use as ``raise SystemExit(service.run_sync())``.
         """
-        configure_logging(log_level)
+        with log_context(service=self.name):
+            configure_logging(log_level, log_format)
+            return self._run_sync(backend, backend_options)
+
+    def _run_sync(
+        self, backend: Literal["asyncio", "trio"], backend_options: dict[str, Any] | None
+    ) -> int:
         try:
             anyio.run(self.run, backend=backend, backend_options=backend_options)
         except ServiceError as exc:

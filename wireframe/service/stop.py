@@ -84,15 +84,19 @@ class StopReceiver:
             await self._event.wait()
         return self._reason is not None
 
-    def _request(self, reason: StopReason, deadline: float = math.inf) -> bool:
+    def _request(
+        self, reason: StopReason, deadline: float = math.inf, *, forced: bool = False
+    ) -> bool:
         """Request a stop (first reason wins); return True if this call requested it.
 
-        ``deadline`` is when tasks still running will be cancelled (never, by default).
+        ``deadline`` is when tasks still running will be cancelled (never, by default);
+        ``forced`` marks the stop forced without moving that deadline.
         """
         if self._reason is not None:
             return False
         self._reason = reason
         self._deadline = deadline
+        self._forced = forced
         self._event.set()
         return True
 

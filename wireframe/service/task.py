@@ -33,6 +33,22 @@ class Task(abc.ABC):
     kind: ClassVar[TaskKind] = TaskKind.TASK
     id: str
     """Unique in a service; a class attribute, an instance attribute or a property."""
+    stops_last: ClassVar[bool] = False
+    """True: this task's stop arrives only once every other task has ended, so it keeps
+    serving while they drain (a health server). Its stop then carries the same reason, and it
+    has until the service's graceful deadline, and at least ``LAST_STOP_GRACE`` seconds, to
+    return."""
+
+    async def prepare(self) -> None:
+        """Set up what must exist before constrained tasks start (default: nothing).
+
+        The service awaits it just before ``run``, always followed by ``run``. For a task that
+        is not constrained, the precondition barrier also waits for it: constrained tasks
+        (``Task``, ``OneshotTask``) start only once every unconstrained task's ``prepare`` has
+        returned. One that raises fails its task, so the service stops before any constrained
+        task starts (a health server binds its port here).
+        """
+        return None
 
     @abc.abstractmethod
     async def run(self, stop: StopReceiver) -> None:
