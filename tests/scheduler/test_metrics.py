@@ -30,6 +30,7 @@ from wireframe import (
     scheduler_metrics,
 )
 from wireframe.store import JobState, NewJob, Store
+from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
 
@@ -255,3 +256,23 @@ async def _counted(
         v for (name, _), v in metrics.samples.items() if name == "wireframe_jobs_completed_total"
     )
     return metrics if total_failed >= failed and total_completed >= completed else None
+
+
+async def test_a_scrape_after_the_scheduler_stopped_does_not_reopen_its_store(
+    tmp_path: Path,
+) -> None:
+    d = Domain("d")
+
+    @d.job
+    async def noop(job: dict[str, int], ctx: JobContext) -> None:
+        return None
+
+    s = Scheduler(tmp_path / "jobs.db", domains=[d])
+    collect = scheduler_metrics(s)
+    async with running(s):
+        await s.result((await s.submit({}, type="d::noop")).id, timeout=10)
+    assert s.closed
+    names = {family.name for family in await collect()}
+    assert s.closed  # still closed: the health server may answer after the scheduler ended
+    assert "wireframe_jobs" not in names
+    assert "wireframe_jobs_completed_total" in names

@@ -35,6 +35,8 @@ class Hub:
         self._ended = anyio.Event()
         self._open_lock: anyio.Lock | None = None
         self.opened = False
+        self.closed = False
+        """True once `close()` was called, until the next `open()`."""
 
     # -- the store --------------------------------------------------------------------------
 
@@ -48,12 +50,12 @@ class Hub:
             if not self.opened:
                 await self.store.open()
                 self.store.observe(self._observed)
-                self.opened = True
+                self.opened, self.closed = True, False
 
     async def close(self) -> None:
         """Close the store."""
         if self.opened:
-            self.opened = False
+            self.opened, self.closed = False, True
             self.store.unobserve(self._observed)
             await self.store.close()
 

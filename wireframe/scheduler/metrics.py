@@ -223,12 +223,14 @@ class SchedulerMetrics:
         self._forget_gone(running)
         if self._to_check:
             await self._check_reclaims()
-        await source.open()
-        counts = await source.store.counts()
-        waits = await source.store.oldest_pending()
+        store_gauges: list[MetricFamily] = []
+        if not source.closed:  # a scrape after the scheduler stopped must not reopen its store
+            await source.open()
+            counts = await source.store.counts()
+            waits = await source.store.oldest_pending()
+            store_gauges = [self._jobs_gauge(counts), self._waits_gauge(waits)]
         return [
-            self._jobs_gauge(counts),
-            self._waits_gauge(waits),
+            *store_gauges,
             gauge(
                 "wireframe_worker_running_jobs",
                 "Jobs this process's worker is running now.",

@@ -207,6 +207,11 @@ class Worker(Task):
         return self._hub.events
 
     @property
+    def closed(self) -> bool:
+        """True once the store was closed (its task ended), until it is opened again."""
+        return self._hub.closed
+
+    @property
     def domains(self) -> dict[str, Domain]:
         """The domains this worker runs, by name."""
         return self._registry.domains
