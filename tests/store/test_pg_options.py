@@ -59,6 +59,15 @@ def test_a_bad_keyword_value_is_an_error_naming_it(value: object) -> None:
         PostgresStore(URL, reconnect_timeout=value)  # type: ignore[arg-type]
 
 
+def test_connect_timeout_comes_from_the_keyword_or_the_url() -> None:
+    assert PostgresStore(URL).connect_timeout == 10.0
+    assert PostgresStore(f"{URL}?connect_timeout=3").connect_timeout == 3.0
+    assert PostgresStore(f"{URL}?connect_timeout=3", connect_timeout=1.5).connect_timeout == 1.5
+    with pytest.raises(StoreURLError, match="connect_timeout='soon'") as info:
+        PostgresStore("postgresql://app:s3cret@db.invalid/jobs?connect_timeout=soon")
+    assert "s3cret" not in str(info.value)
+
+
 def test_the_password_stays_out_of_errors() -> None:
     with pytest.raises(StoreURLError) as info:
         PostgresStore("postgresql://app:s3cret@db.invalid/jobs?reconnect_timeout=x")

@@ -232,6 +232,12 @@ class PostgresStore(EngineStore):
         return self._timeouts
 
     @property
+    def connect_timeout(self) -> float:
+        """Seconds `open()` waits for the server to accept a connection (the keyword, else the
+        URL's `connect_timeout`, else 10); a server that refuses it fails the open at once."""
+        return self._connect_timeout
+
+    @property
     def reconnect_timeout(self) -> float:
         """Seconds an operation retries while PostgreSQL is unreachable before it fails."""
         return self._timeouts.reconnect_timeout
