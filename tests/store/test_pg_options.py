@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wireframe.cli import main
+from wireframe import Domain, Scheduler
+from wireframe.cli import UsageError, build_parser, main
+from wireframe.cli.running import build_worker
 from wireframe.store import PostgresStore, StoreURLError
 from wireframe.store.postgres import Timeouts, parse_url
 
@@ -100,3 +102,17 @@ def test_reconnect_timeout_needs_a_postgresql_store(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--reconnect-timeout applies to PostgreSQL stores only" in err and "jobs.db" in err
+
+
+def test_the_worker_command_runs_on_the_apps_own_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --store, the app's store object itself: its URL hides the password."""
+    monkeypatch.delenv("WIREFRAME_STORE", raising=False)
+    store = PostgresStore("postgresql://app:s3cret@db.invalid/jobs", reconnect_timeout=30)
+    app = Scheduler(store, domains=[Domain("d")])
+    scheduler = build_worker(build_parser().parse_args(["worker", "--app", "x"]), app)
+    assert scheduler.store is store
+    same = ["worker", "--app", "x", "--reconnect-timeout", "30"]
+    assert build_worker(build_parser().parse_args(same), app).store is store
+    other = build_parser().parse_args(["worker", "--app", "x", "--reconnect-timeout", "5"])
+    with pytest.raises(UsageError, match="--reconnect-timeout needs --store URL"):
+        build_worker(other, app)

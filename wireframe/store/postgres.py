@@ -11,9 +11,10 @@ Times come from the database clock (`clock_timestamp()` as epoch seconds), so le
 machines; times the scheduler computes itself (delays, ttl, retry backoff) use the client clock,
 which only shifts them by the clocks' skew.
 
-An operation retries while the server is unreachable (`reconnect_timeout`), stops retrying when
-its caller is cancelled or the store closed, and settles a COMMIT that went unanswered by what the
-transaction itself wrote (a commit token, or a claim's token on its rows): see `_call`.
+An operation retries while the server is unreachable (`reconnect_timeout`; a server that refuses
+the connection fails it at once), stops retrying when its caller is cancelled or the store
+closed, and settles a COMMIT that went unanswered by what the transaction itself wrote (a commit
+token, or a claim's token on its rows): see `_call`.
 """
 
 from __future__ import annotations
@@ -163,7 +164,13 @@ class PostgresStore(EngineStore):
     the server ends a store session that sits this long inside a transaction without a word
     (its process frozen), which releases the rows it locked; `keepalive_timeout` (default 60,
     0: the system's): a connection whose other end stops answering is dropped after about this
-    long.
+    long; `connect_timeout` (default 10, libpq's own URL parameter): how long `open()` waits
+    for the server.
+
+    An outage is logged once, when the store loses the server (WARNING), and once when it has
+    it back (INFO, with how long it lasted). A server that refuses the connection (a wrong
+    password, an unknown role or database) is no outage: `open()` and the operations raise
+    StoreError at once.
     """
 
     def __init__(
@@ -262,6 +269,7 @@ class PostgresStore(EngineStore):
             self._started[conn] = str(row[0])
 
     def _open_sync(self, call: Call) -> None:
+        self._connects = _Connects()  # nothing a pool of an earlier open() saw
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
             self._conninfo,
             min_size=1,
@@ -416,7 +424,8 @@ class PostgresStore(EngineStore):
                         f"{self.url}: PostgreSQL refused the connection: {refused}"
                     ) from None
                 if time.monotonic() >= deadline:
-                    raise _Lost(self._connects.error or exc) from exc
+                    why = psycopg_pool.PoolTimeout(f"no connection within {wait:g} s")
+                    raise _Lost(self._connects.error or why) from exc
             except psycopg.OperationalError as exc:  # the pool was closed
                 raise _Lost(exc) from exc
 
