@@ -124,6 +124,10 @@ def _records(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
 
+def _runs(record: Path) -> int:
+    return len(record.read_text().splitlines()) if record.exists() else 0
+
+
 def _said(log: Path, text: str) -> bool:
     return any(text in r["message"] for r in _records(log))
 
@@ -150,8 +154,7 @@ def test_an_outage_under_a_worker_is_one_warning_and_one_info(
     )
     log = cluster.logs["w"]
     try:
-        running = lambda: record.exists() and len(record.read_text().splitlines()) == 2  # noqa: E731
-        wait_until(running, 30, "both jobs to start", cluster)
+        wait_until(lambda: _runs(record) == 2, 30, "both jobs to start", cluster)
         time.sleep(0.3)  # the worker idles on its listening connection, its jobs running
         before = len(_records(log))
         pg.stop("immediate")

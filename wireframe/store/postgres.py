@@ -365,7 +365,7 @@ class PostgresStore(EngineStore):
                 retry_for = self._timeouts.reconnect_timeout
                 raise StoreError(
                     f"{self.url}: PostgreSQL unreachable for {retry_for:g} s: {reason(cause)}"
-                ) from None
+                ) from cause
             call.pause(delay * random.uniform(0.5, 1.0), self.url)
             delay = min(delay * 2, 2.0)
 
