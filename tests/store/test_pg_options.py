@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from wireframe.cli import main
+from wireframe import Domain, Scheduler
+from wireframe.cli import UsageError, build_parser, main
+from wireframe.cli.running import build_worker
 from wireframe.store import PostgresStore, StoreURLError
 from wireframe.store.postgres import Timeouts, parse_url
 
@@ -59,6 +61,15 @@ def test_a_bad_keyword_value_is_an_error_naming_it(value: object) -> None:
         PostgresStore(URL, reconnect_timeout=value)  # type: ignore[arg-type]
 
 
+def test_connect_timeout_comes_from_the_keyword_or_the_url() -> None:
+    assert PostgresStore(URL).connect_timeout == 10.0
+    assert PostgresStore(f"{URL}?connect_timeout=3").connect_timeout == 3.0
+    assert PostgresStore(f"{URL}?connect_timeout=3", connect_timeout=1.5).connect_timeout == 1.5
+    with pytest.raises(StoreURLError, match="connect_timeout='soon'") as info:
+        PostgresStore("postgresql://app:s3cret@db.invalid/jobs?connect_timeout=soon")
+    assert "s3cret" not in str(info.value)
+
+
 def test_the_password_stays_out_of_errors() -> None:
     with pytest.raises(StoreURLError) as info:
         PostgresStore("postgresql://app:s3cret@db.invalid/jobs?reconnect_timeout=x")
@@ -91,3 +102,17 @@ def test_reconnect_timeout_needs_a_postgresql_store(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--reconnect-timeout applies to PostgreSQL stores only" in err and "jobs.db" in err
+
+
+def test_the_worker_command_runs_on_the_apps_own_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --store, the app's store object itself: its URL hides the password."""
+    monkeypatch.delenv("WIREFRAME_STORE", raising=False)
+    store = PostgresStore("postgresql://app:s3cret@db.invalid/jobs", reconnect_timeout=30)
+    app = Scheduler(store, domains=[Domain("d")])
+    scheduler = build_worker(build_parser().parse_args(["worker", "--app", "x"]), app)
+    assert scheduler.store is store
+    same = ["worker", "--app", "x", "--reconnect-timeout", "30"]
+    assert build_worker(build_parser().parse_args(same), app).store is store
+    other = build_parser().parse_args(["worker", "--app", "x", "--reconnect-timeout", "5"])
+    with pytest.raises(UsageError, match="--reconnect-timeout needs --store URL"):
+        build_worker(other, app)

@@ -192,7 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 0 if command == "top" else 130
-    except (StoreError, sqlite3.Error, OSError) as exc:
+    except StoreError as exc:  # it names the store and what went wrong
+        if os.environ.get("WIREFRAME_DEBUG"):
+            raise
+        return _fail(str(exc), 1)
+    except (sqlite3.Error, OSError) as exc:
         if os.environ.get("WIREFRAME_DEBUG"):
             raise
         return _fail(f"{type(exc).__name__}: {exc}", 1)

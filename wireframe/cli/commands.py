@@ -93,15 +93,26 @@ def make_store(url: str, *, reconnect_timeout: float | None = None) -> Store:
 async def opened(args: argparse.Namespace) -> AsyncIterator[Store]:
     """The store of ``--store``, opened (which brings its schema up to date) and then closed."""
     store = make_store(store_url(args))
-    try:
-        await store.open()
-    except Exception as exc:  # any store's driver error (sqlite3, psycopg, OSError...)
-        detail = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
-        raise CLIError(f"cannot open store {store.url}: {detail}") from None
+    await open_store(store)
     try:
         yield store
     finally:
         await store.close()
+
+
+async def open_store(store: Store) -> None:
+    """Open `store`; any failure is a CLIError: one line naming the store's URL once."""
+    try:
+        await store.open()
+    except Exception as exc:  # any store's driver error (sqlite3, psycopg, OSError...)
+        raise CLIError(f"cannot open store {store.url}: {store_detail(exc, store.url)}") from None
+
+
+def store_detail(exc: BaseException, url: str) -> str:
+    """What a store error says, without the store's URL in front (the caller names it)."""
+    if not isinstance(exc, StoreError):
+        return f"{type(exc).__name__}: {exc}"
+    return str(exc).removeprefix(f"{url}: ")
 
 
 async def get_job(store: Store, job_id: int) -> JobRecord:
@@ -451,6 +462,8 @@ __all__ = [
     "cmd_migrate",
     "cmd_purge",
     "cmd_submit",
+    "open_store",
     "opened",
+    "store_detail",
     "store_url",
 ]

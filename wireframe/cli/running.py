@@ -8,13 +8,16 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal, cast
 
-from wireframe.cli.commands import STORE_ENV, make_store
+import anyio
+
+from wireframe.cli.commands import STORE_ENV, make_store, open_store
 from wireframe.cli.errors import UsageError
 from wireframe.cli.loading import load_object
 from wireframe.cli.values import parse_duration, parse_positive_int, parse_tags
 from wireframe.scheduler import ConfigError, Domain, Scheduler, Worker, scheduler_metrics
 from wireframe.service import HealthServer, Service
 from wireframe.service.log import configure_logging, log_context
+from wireframe.store import PostgresStore, Store
 
 Backend = Literal["asyncio", "trio"]
 
@@ -60,15 +63,7 @@ def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
         domains = [app]
     else:
         domains = list(cast(Iterable[Domain], app))
-    url = args.store or os.environ.get(STORE_ENV)
-    if not url:
-        if base is None:
-            raise UsageError(f"no store given: pass --store URL or set {STORE_ENV}")
-        url = base.store.url
-    reconnect = args.reconnect_timeout
-    if reconnect is not None:
-        reconnect = parse_duration(reconnect, option="--reconnect-timeout")
-    store = make_store(url, reconnect_timeout=reconnect)
+    store = worker_store(args, base)
     options: dict[str, Any] = {}
     template = base.worker if isinstance(base, Scheduler) else base
     if template is not None:
@@ -97,6 +92,49 @@ def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
         raise UsageError(str(exc)) from None
 
 
+def worker_store(args: argparse.Namespace, base: Scheduler | Worker | None) -> Store:
+    """The store of ``--store`` (or ``$WIREFRAME_STORE``), else the app's own store object.
+
+    The app's store is used as it is (its URL may hide a password; its options stay), so
+    ``--reconnect-timeout`` needs ``--store`` unless it is the store's own already.
+    """
+    url = args.store or os.environ.get(STORE_ENV)
+    reconnect = args.reconnect_timeout
+    if reconnect is not None:
+        reconnect = parse_duration(reconnect, option="--reconnect-timeout")
+    if url:
+        return make_store(url, reconnect_timeout=reconnect)
+    if base is None:
+        raise UsageError(f"no store given: pass --store URL or set {STORE_ENV}")
+    store = base.store
+    if reconnect is not None and not (
+        isinstance(store, PostgresStore) and store.reconnect_timeout == reconnect
+    ):
+        raise UsageError(
+            f"--reconnect-timeout needs --store URL: the app's store {store.url} is used as it is"
+        )
+    return store
+
+
+def check_store(args: argparse.Namespace) -> None:
+    """Open and close the ``--store`` once before the worker starts.
+
+    A store that cannot be opened (unreachable, refused, a file that cannot be created) is
+    then one line on stderr and exit code 1 (a CLIError), not a service that starts, logs
+    and fails. The app's own store (no ``--store``) is opened by the worker itself.
+    """
+    url = args.store or os.environ.get(STORE_ENV)
+    if not url:
+        return
+    store = make_store(url)
+
+    async def check() -> None:
+        await open_store(store)
+        await store.close()
+
+    anyio.run(check, backend=args.backend)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the app's job handlers against ``--store`` until SIGINT/SIGTERM."""
     app = load_object(
@@ -106,6 +144,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         what="a Scheduler, a Worker, a Domain or a list of Domains",
     )
     scheduler = build_worker(args, app)
+    check_store(args)
     service = Service(name=args.name, graceful_timeout=args.graceful_timeout)
     service.add_task(scheduler)
     if args.health_port is not None:

@@ -2,13 +2,17 @@
 
 `Call` is one operation: its thread retries while the server is unreachable, and stops when its
 caller is cancelled or the store is closed. `Outage` logs an outage once per store, however many
-operations retry through it; `Conflicts` counts the transactions retried after a deadlock or a
-serialization failure.
+operations (and the listening connection) retry through it; `reason` and `refusal` put a
+connection error in one line and tell a refusal (a wrong password, an unknown role or database)
+from an outage; `Conflicts` counts the transactions retried after a deadlock or a serialization
+failure.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 from collections import Counter
@@ -28,6 +32,13 @@ CANCEL_WAIT = 0.4
 
 CANCELLED = "its caller was cancelled"
 CLOSED = "the store was closed"
+
+_running = threading.local()
+
+
+def in_call() -> bool:
+    """Whether this thread is running a store operation (a `Call`)."""
+    return getattr(_running, "call", False)
 
 
 class Call:
@@ -63,11 +74,13 @@ class Call:
     def run(self, fn: Callable[[], Any]) -> None:
         """Run `fn` (in the worker thread), keeping its result or exception."""
         self.started = True
+        _running.call = True
         try:
             self.result = fn()
         except BaseException as exc:
             self.error = exc
         finally:
+            _running.call = False
             self.done.set()
 
     def outcome(self) -> Any:
@@ -100,39 +113,92 @@ async def run_in_thread(call: Call, fn: Callable[[], T], limiter: anyio.Capacity
 
 
 class Outage:
-    """One WARNING when operations first find the server unreachable, one INFO when it is back."""
+    """One WARNING when the store loses its server, one INFO when it has it back.
 
-    def __init__(self, where: str) -> None:
+    Every operation, and the listening connection, reports how each of its attempts ended,
+    with the time the attempt began. However many connections fail at once, the first failure
+    starts the outage (the WARNING) and the first success ends it (the INFO, with how long it
+    lasted); attempts begun before the server was last seen back, or before the outage was
+    noticed, report nothing new and are ignored, so stragglers of one outage neither start a
+    second one nor end it early.
+    """
+
+    def __init__(self, where: str, retry_for: float) -> None:
         self._where = where
+        self._retry_for = retry_for
         self._since: float | None = None
+        self._back = -math.inf
         self._lock = threading.Lock()
 
-    def failed(self, reason: str, retry_for: float) -> None:
-        """An operation could not reach the server (it will retry for up to `retry_for` s)."""
+    @property
+    def since(self) -> float | None:
+        """When the current outage was noticed (`time.monotonic()`), or None."""
+        return self._since
+
+    def failed(self, reason: str, began: float) -> None:
+        """An attempt begun at `began` (`time.monotonic()`) could not reach the server."""
         with self._lock:
-            first = self._since is None
+            first = self._since is None and began >= self._back
             if first:
                 self._since = time.monotonic()
         if first:
             log.warning(
-                "%s: PostgreSQL unreachable (%s); operations retry for up to %g s",
+                "lost PostgreSQL at %s (%s); retrying for up to %g s",
                 self._where,
                 reason,
-                retry_for,
+                self._retry_for,
             )
 
-    def passed(self) -> None:
-        """An operation got through."""
+    def passed(self, began: float) -> None:
+        """An attempt begun at `began` got through."""
         if self._since is None:
             return
         with self._lock:
-            since, self._since = self._since, None
-        if since is not None:
-            log.info(
-                "%s: PostgreSQL reachable again after %.1f s",
-                self._where,
-                time.monotonic() - since,
-            )
+            since = self._since
+            if since is None or began < since:
+                return
+            self._since = None
+            self._back = time.monotonic()
+        log.info("reconnected to PostgreSQL at %s after %.1f s", self._where, self._back - since)
+
+
+_PREFIX = re.compile(
+    r"^(?:connection failed: )?(?:connection to server at .*? failed: )?(?:FATAL: +)?"
+)
+_REFUSALS = (
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "pg_hba.conf rejects",
+    "no password supplied",
+    "does not exist",
+    "is not permitted to log in",
+    "permission denied for database",
+)
+"""What the server (or libpq) says when it refuses a connection it will refuse again: a wrong
+password or user (28P01, 28000), a database that does not exist (3D000), no CONNECT right.
+Connection errors carry no SQLSTATE, so their (English) text is all there is to go by."""
+
+
+def reason(exc: BaseException) -> str:
+    """Why a connection or statement failed, in one short line.
+
+    libpq's hints (the indented lines) and the repeated "connection to server at ... failed"
+    prefix go: the store's URL already names the server.
+    """
+    lines = [line for line in str(exc).splitlines() if line and not line[0].isspace()]
+    text = " ".join(" ".join(_PREFIX.sub("", line).split()) for line in lines)
+    if not text:
+        return type(exc).__name__
+    if isinstance(exc, OSError) or type(exc).__module__.startswith("psycopg"):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The reason, if `exc` is a connection the server refused for good (not an outage)."""
+    text = reason(exc)
+    lowered = text.lower()
+    return text if any(phrase in lowered for phrase in _REFUSALS) else None
 
 
 class Conflicts:

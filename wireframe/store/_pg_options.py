@@ -28,6 +28,10 @@ TIMEOUTS: dict[str, float] = {
 
 _STORE_PARAMS = ("schema", *TIMEOUTS)
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds the store waits for a connection by default (the URL's `connect_timeout` or the
+`connect_timeout` keyword set it)."""
+
 
 @attrs.frozen
 class Timeouts:
@@ -113,6 +117,25 @@ def timeouts(url: str, given: dict[str, float | None]) -> Timeouts:
         if value is not None:
             values[name] = seconds(value, f"PostgresStore {name}")
     return Timeouts(**values)
+
+
+def connect_timeout_of(url: str, given: float | None) -> float:
+    """How long to wait for a connection: `given` (the keyword), else the URL's libpq
+    `connect_timeout`, else CONNECT_TIMEOUT."""
+    if given is not None:
+        return seconds(given, "PostgresStore connect_timeout")
+    _, query_items = _split(url)
+    raw = dict(query_items).get("connect_timeout")
+    if raw is None:
+        return CONNECT_TIMEOUT
+    try:
+        value = seconds(float(raw), "connect_timeout")
+    except ValueError:
+        raise StoreURLError(
+            f"store URL {redact(url)!r}: connect_timeout={raw!r} must be a whole number of "
+            f"seconds >= 1"
+        ) from None
+    return max(value, 1.0)
 
 
 def connect_kwargs(conninfo: str, limits: Timeouts, connect_timeout: float) -> dict[str, Any]:

@@ -11,14 +11,16 @@ Times come from the database clock (`clock_timestamp()` as epoch seconds), so le
 machines; times the scheduler computes itself (delays, ttl, retry backoff) use the client clock,
 which only shifts them by the clocks' skew.
 
-An operation retries while the server is unreachable (`reconnect_timeout`), stops retrying when
-its caller is cancelled or the store closed, and settles a COMMIT that went unanswered by what the
-transaction itself wrote (a commit token, or a claim's token on its rows): see `_call`.
+An operation retries while the server is unreachable (`reconnect_timeout`; a server that refuses
+the connection fails it at once), stops retrying when its caller is cancelled or the store
+closed, and settles a COMMIT that went unanswered by what the transaction itself wrote (a commit
+token, or a claim's token on its rows): see `_call`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -29,7 +31,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 import anyio
 import anyio.from_thread
@@ -37,12 +39,21 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from wireframe.store._pg_calls import CLOSED, Call, Conflicts, Outage, run_in_thread
+from wireframe.store._pg_calls import (
+    CLOSED,
+    Call,
+    Conflicts,
+    Outage,
+    reason,
+    refusal,
+    run_in_thread,
+)
 from wireframe.store._pg_options import DEFAULT_SCHEMA as DEFAULT_SCHEMA
 from wireframe.store._pg_options import Timeouts as Timeouts
-from wireframe.store._pg_options import connect_kwargs, seconds, timeouts
+from wireframe.store._pg_options import connect_kwargs, connect_timeout_of, timeouts
 from wireframe.store._pg_options import parse_url as parse_url
 from wireframe.store._pg_options import redact as redact
+from wireframe.store._pg_poollog import quiet
 from wireframe.store.base import Chooser, Observers
 from wireframe.store.engine import EngineStore, finish_then_claim, without_now
 from wireframe.store.errors import StoreError
@@ -109,6 +120,12 @@ _TOKEN_TRUST = _TOKEN_KEEP - 300.0
 """A token not found later than this after its COMMIT may have been deleted: no verdict."""
 _PRUNE_EVERY = 60.0
 
+_POOL_RECONNECT = 2.0
+"""How long the pool retries a connection by itself (its backoff doubles each time: 1 s, 2 s,
+4 s...) before it leaves the next one to the next operation waiting for a connection: while
+the server is down, a connection is tried about once a second, so the store is back within a
+second or so of the server, however long it was away."""
+
 _RETRY_TX = ("40001", "40P01", "23505")
 """Serialization failure, deadlock, unique violation (a concurrent submit of the same key)."""
 
@@ -147,7 +164,13 @@ class PostgresStore(EngineStore):
     the server ends a store session that sits this long inside a transaction without a word
     (its process frozen), which releases the rows it locked; `keepalive_timeout` (default 60,
     0: the system's): a connection whose other end stops answering is dropped after about this
-    long.
+    long; `connect_timeout` (default 10, libpq's own URL parameter): how long `open()` waits
+    for the server.
+
+    An outage is logged once, when the store loses the server (WARNING), and once when it has
+    it back (INFO, with how long it lasted). A server that refuses the connection (a wrong
+    password, an unknown role or database) is no outage: `open()` and the operations raise
+    StoreError at once.
     """
 
     def __init__(
@@ -157,7 +180,7 @@ class PostgresStore(EngineStore):
         schema: str | None = None,
         clock: Callable[[], float] | None = None,
         pool_size: int = 4,
-        connect_timeout: float = 10.0,
+        connect_timeout: float | None = None,
         reconnect_timeout: float | None = None,
         idle_in_transaction_timeout: float | None = None,
         keepalive_timeout: float | None = None,
@@ -173,7 +196,7 @@ class PostgresStore(EngineStore):
         if pool_size < 1:
             raise ValueError(f"PostgresStore pool_size must be >= 1, got {pool_size!r}")
         self._pool_size = pool_size
-        self._connect_timeout = seconds(connect_timeout, "PostgresStore connect_timeout")
+        self._connect_timeout = connect_timeout_of(url, connect_timeout)
         self._timeouts = timeouts(
             url,
             {
@@ -182,7 +205,7 @@ class PostgresStore(EngineStore):
                 "keepalive_timeout": keepalive_timeout,
             },
         )
-        self._connect_kwargs = connect_kwargs(self._conninfo, self._timeouts, connect_timeout)
+        self._connect_kwargs = connect_kwargs(self._conninfo, self._timeouts, self._connect_timeout)
         self.channel = f"wireframe_{self.schema}"[:63]
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] | None = None
         self._limiter = anyio.CapacityLimiter(pool_size)
@@ -192,7 +215,8 @@ class PostgresStore(EngineStore):
         self._started: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = (
             weakref.WeakKeyDictionary()
         )
-        self._outage = Outage(self.url)
+        self._outage = Outage(self.url, self._timeouts.reconnect_timeout)
+        self._connects = _Connects()
         self._conflicts = Conflicts(self.url)
         self._generation = 0
         self._claim_generation = 0
@@ -213,6 +237,12 @@ class PostgresStore(EngineStore):
     def timeouts(self) -> Timeouts:
         """The store's timeouts (reconnect, idle in transaction, keepalive), in seconds."""
         return self._timeouts
+
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds `open()` waits for the server to accept a connection (the keyword, else the
+        URL's `connect_timeout`, else 10); a server that refuses it fails the open at once."""
+        return self._connect_timeout
 
     @property
     def reconnect_timeout(self) -> float:
@@ -239,39 +269,49 @@ class PostgresStore(EngineStore):
             self._started[conn] = str(row[0])
 
     def _open_sync(self, call: Call) -> None:
+        self._connects = _Connects()  # nothing a pool of an earlier open() saw
         pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
             self._conninfo,
             min_size=1,
             max_size=self._pool_size,
             open=False,
             kwargs={"autocommit": False, **self._connect_kwargs},
+            connection_class=self._connects.connection_class(),
             configure=self._configure,
             timeout=self._connect_timeout,
-            reconnect_timeout=max(self._timeouts.reconnect_timeout, 1.0),
+            reconnect_timeout=_POOL_RECONNECT,
             name=f"wireframe-{self.schema}",
         )
+        quiet(pool)
+        pool.open(wait=False)
         try:
-            pool.open(wait=True, timeout=self._connect_timeout)
-        except psycopg_pool.PoolTimeout:
-            reason = _connect_reason(self._conninfo, self._connect_timeout)
-            pool.close()
-            raise StoreError(f"{self.url}: cannot connect to PostgreSQL: {reason}") from None
-        try:
-            with pool.connection() as conn:
-                # Many processes may start at once: one migrates, the others wait and find it done.
-                conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    (f"wireframe.migrate.{self.schema}",),
-                )
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-                conn.execute(f"SET LOCAL search_path TO {self.schema}")
-                schema.migrate(pg_tx(conn), self.url, schema.PG_MIGRATIONS)
-                conn.commit()
+            try:
+                conn = self._getconn(pool, call, self._connect_timeout)
+            except _Lost as lost:
+                raise StoreError(
+                    f"{self.url}: cannot connect to PostgreSQL within "
+                    f"{self._connect_timeout:g} s: {reason(lost.cause)}"
+                ) from None
+            try:
+                self._migrate(conn)
+            finally:
+                pool.putconn(conn)
             call.check(self.url)  # open() was cancelled meanwhile: leave nothing open
         except BaseException:
             pool.close()
             raise
         self._pool = pool
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        # Many processes may start at once: one migrates, the others wait and find it done.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"wireframe.migrate.{self.schema}",),
+        )
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+        conn.execute(f"SET LOCAL search_path TO {self.schema}")
+        schema.migrate(pg_tx(conn), self.url, schema.PG_MIGRATIONS)
+        conn.commit()
 
     def _call(
         self,
@@ -298,6 +338,7 @@ class PostgresStore(EngineStore):
         conflicts = 0
         while True:
             call.check(self.url)
+            began = time.monotonic()
             try:
                 result = self._attempt(op, args, settle, call, deadline)
             except _CommitLost as lost:
@@ -317,13 +358,13 @@ class PostgresStore(EngineStore):
                 call.pause(random.uniform(0, 0.002 * conflicts), self.url)
                 continue
             else:
-                self._outage.passed()
+                self._outage.passed(began)
                 return result
-            retry_for = self._timeouts.reconnect_timeout
-            self._outage.failed(_one_line(cause), retry_for)
+            self._outage.failed(reason(cause), began)
             if time.monotonic() + delay > deadline:
+                retry_for = self._timeouts.reconnect_timeout
                 raise StoreError(
-                    f"{self.url}: PostgreSQL unreachable for {retry_for:g} s: {_one_line(cause)}"
+                    f"{self.url}: PostgreSQL unreachable for {retry_for:g} s: {reason(cause)}"
                 ) from cause
             call.pause(delay * random.uniform(0.5, 1.0), self.url)
             delay = min(delay * 2, 2.0)
@@ -337,12 +378,11 @@ class PostgresStore(EngineStore):
                 return _RERUN
             raise StoreError(
                 f"{self.url}: the connection was lost while committing {call.name}; the change "
-                f"may or may not have been applied ({_one_line(lost.cause)})"
+                f"may or may not have been applied ({reason(lost.cause)})"
             ) from lost.cause
         settled = settle(cast(T, lost.result), lost.sent, call)
         if not isinstance(settled, _Rerun):
             self._observers.collect(lost.tx.transitions)
-            self._outage.passed()
         return settled
 
     def _attempt(
@@ -370,15 +410,22 @@ class PostgresStore(EngineStore):
         self, pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]], call: Call, wait: float
     ) -> psycopg.Connection[Any]:
         """A pooled connection within `wait` seconds, waited for in short slices so that a
-        stopped call stops soon."""
+        stopped call stops soon, and a server refusing the pool's connections (a wrong
+        password, an unknown role or database) fails it at once with a StoreError."""
         deadline = time.monotonic() + wait
         while True:
             call.check(self.url)
             try:
                 return pool.getconn(timeout=max(0.001, min(_SLICE, deadline - time.monotonic())))
             except psycopg_pool.PoolTimeout as exc:
+                refused = self._connects.refused
+                if refused is not None:
+                    raise StoreError(
+                        f"{self.url}: PostgreSQL refused the connection: {refused}"
+                    ) from None
                 if time.monotonic() >= deadline:
-                    raise _Lost(exc) from exc
+                    why = psycopg_pool.PoolTimeout(f"no connection within {wait:g} s")
+                    raise _Lost(self._connects.error or why) from exc
             except psycopg.OperationalError as exc:  # the pool was closed
                 raise _Lost(exc) from exc
 
@@ -727,9 +774,10 @@ class PostgresStore(EngineStore):
 
     def _ensure_listener(self) -> None:
         if self._listener is None or not self._listener.is_alive():
+            # In the caller's context: its lines name the service and task, like the operations'.
             thread = threading.Thread(
-                target=self._listen,
-                args=(self._stop,),
+                target=contextvars.copy_context().run,
+                args=(self._listen, self._stop),
                 name=f"wireframe-listen-{self.schema}",
                 daemon=True,
             )
@@ -745,15 +793,21 @@ class PostgresStore(EngineStore):
                 anyio.from_thread.run_sync(event.set, token=token)
 
     def _listen(self, stop: threading.Event) -> None:
-        """The listening connection: wake waiters on NOTIFY; reconnect with backoff."""
+        """The listening connection: wake waiters on NOTIFY; reconnect with backoff.
+
+        Its failures and reconnections count in the store's one outage (`Outage`), like the
+        operations'.
+        """
         delay = 0.05
         conn: psycopg.Connection[Any] | None = None
         while not stop.is_set():
+            began = time.monotonic()
             try:
                 if conn is None:
                     conn = psycopg.connect(self._conninfo, autocommit=True, **self._connect_kwargs)
                     conn.execute(f"LISTEN {self.channel}")
                     self._listening.set()
+                    self._outage.passed(began)
                     delay = 0.05
                     self._wake_all()  # notifications may have been missed while disconnected
                 for _ in conn.notifies(timeout=0.5):
@@ -766,7 +820,8 @@ class PostgresStore(EngineStore):
                     with contextlib.suppress(Exception):
                         conn.close()
                     conn = None
-                    log.warning("%s: listening connection lost: %s", self.url, _one_line(exc))
+                if refusal(exc) is None and not stop.is_set():
+                    self._outage.failed(reason(exc), began)
                 stop.wait(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 2.0)
         if conn is not None:
@@ -790,10 +845,27 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _connect_reason(conninfo: str, timeout: float) -> str:
-    """Why a connection fails, in one line (the pool only reports a timeout)."""
-    try:
-        psycopg.connect(conninfo, connect_timeout=max(1, int(timeout))).close()
-    except psycopg.Error as exc:
-        return _one_line(exc)
-    return f"no connection within {timeout:g} s"
+class _Connects:
+    """How the pool's latest connection attempt went: its error, and whether the server
+    refused it for good (a wrong password, an unknown role or database: `refusal`)."""
+
+    def __init__(self) -> None:
+        self.error: psycopg.Error | None = None
+        self.refused: str | None = None
+
+    def connection_class(self) -> type[psycopg.Connection[Any]]:
+        """A connection class for the pool that reports each attempt here."""
+        connects = self
+
+        class StoreConnection(psycopg.Connection[Any]):
+            @classmethod
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+                try:
+                    conn = super().connect(conninfo, **kwargs)
+                except psycopg.Error as exc:
+                    connects.error, connects.refused = exc, refusal(exc)
+                    raise
+                connects.error = connects.refused = None
+                return conn
+
+        return StoreConnection

@@ -81,13 +81,20 @@ class SqliteStore(EngineStore):
 
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=self._busy_timeout,
-        )
+            parent = Path(self.path).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._mkdir_error(parent, exc) from None
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_timeout,
+            )
+        except sqlite3.Error as exc:
+            raise self._open_error(exc) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             if self.path != ":memory:":
@@ -96,6 +103,11 @@ class SqliteStore(EngineStore):
             # Checkpoints run in a worker thread every CHECKPOINT_EVERY writes (see `_tx`), never
             # inside a commit made on the event loop.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and _is_lock_error(exc):
+                raise
+            raise self._open_error(exc) from None
         except BaseException:
             conn.close()
             raise
@@ -125,6 +137,22 @@ class SqliteStore(EngineStore):
                 pause = min(pause * 2, 0.05)
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.url}: could not switch the database to WAL ({mode})")
+
+    def _mkdir_error(self, parent: Path, exc: OSError) -> StoreError:
+        """The database's directory cannot be created: say which path is in the way, or why."""
+        where = f"{self.url}: cannot create the directory {str(parent)!r}"
+        for path in (parent, *parent.parents):
+            if path.exists() and not path.is_dir():
+                return StoreError(f"{where}: {str(path)!r} is a file")
+        return StoreError(f"{where}: {exc.strerror or exc}")
+
+    def _open_error(self, exc: sqlite3.Error) -> StoreError:
+        """A file SQLite cannot open (a directory, no permission) or that is no database."""
+        if Path(self.path).is_dir():
+            return StoreError(f"{self.url}: {self.path!r} is a directory, not a database file")
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            return StoreError(f"{self.url}: {self.path!r} is not a SQLite database")
+        return StoreError(f"{self.url}: cannot open the database file: {exc}")
 
     def _locked_error(self, doing: str) -> StoreError:
         """The error for a lock other connections held for the whole busy timeout."""
