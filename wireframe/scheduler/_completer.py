@@ -135,8 +135,8 @@ class Completer:
                 finally:
                     self.in_flight = []
                 self._after(batch, applied, self.hub.take_own(r.record.id for r, _ in batch))
-                if self._running() and any(not isinstance(o, Complete) for _, o in batch):
-                    await self._check_requests()  # a failure may have cascaded to jobs here
+            if self._running() and any(not isinstance(o, Complete) for _, o in batch):
+                await self._check_requests()  # a failure may have cascaded to jobs here
             if asked is not None:
                 await self._housekeep()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import anyio
 
@@ -38,8 +39,10 @@ class Hub:
         self.store = store
         self.events = EventBus(buffer=event_buffer)
         self.event_buffer = event_buffer
-        self._holding = 0
-        self._held: list[Transition] = []
+        self._held: ContextVar[list[Transition] | None] = ContextVar(
+            f"wireframe_held_transitions_{id(self)}", default=None
+        )
+        """The moves held by the task running `holding_transitions` (each task its own)."""
         self._ended = anyio.Event()
         self._open_lock: anyio.Lock | None = None
         self.opened = False
@@ -72,32 +75,37 @@ class Hub:
         self.events.publish(event)
 
     def _observed(self, transitions: Sequence[Transition]) -> None:
-        if self._holding:
-            self._held.extend(transitions)
+        held = self._held.get()
+        if held is not None:
+            held.extend(transitions)
         elif self.events.subscriber_count:
             self._publish_transitions(transitions)
 
     @contextmanager
     def holding_transitions(self) -> Iterator[None]:
-        """Publish the store's own moves only after the events the caller publishes inside.
+        """Publish the store's own moves that reach this task only after the events the caller
+        publishes inside (other tasks' moves are published as they come).
 
         So a submit says `submitted` before `blocked`, and a completion `completed` before
-        the `unblocked` of its dependents.
+        the `unblocked` of its dependents. Nothing inside may await anything but the store:
+        what other tasks publish meanwhile would come before the moves held here.
         """
-        self._holding += 1
+        if self._held.get() is not None:  # nested: the outer block publishes
+            yield
+            return
+        held: list[Transition] = []
+        token = self._held.set(held)
         try:
             yield
         finally:
-            self._holding -= 1
-            if not self._holding and self._held:
-                held, self._held = self._held, []
-                if self.events.subscriber_count:
-                    self._publish_transitions(held)
+            self._held.reset(token)
+            if held and self.events.subscriber_count:
+                self._publish_transitions(held)
 
     def take_own(self, job_ids: Iterable[int]) -> dict[int, Transition]:
         """Take, from the moves held, where `finish` put the jobs `job_ids` of its outcomes
         (by job id), so that their writer publishes them (call inside `holding_transitions`)."""
-        held = self._held
+        held = self._held.get()
         if not held:
             return {}
         wanted = set(job_ids)
@@ -109,7 +117,7 @@ class Hub:
             else:
                 rest.append(t)
         if own:
-            self._held = rest
+            held[:] = rest
         return own
 
     def _publish_transitions(self, transitions: Sequence[Transition]) -> None:
