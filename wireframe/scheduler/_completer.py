@@ -1,4 +1,7 @@
-"""The completer of a worker: writes the outcomes its runners queue, in batches."""
+"""The completer of a worker: writes the outcomes its runners queue, in batches, then publishes
+what the store did with each (the store's word, not the worker's guess: a completion may have
+left its job waiting for children, a retry may have been refused, a failure may have come from
+a child)."""
 
 from __future__ import annotations
 
@@ -44,7 +47,9 @@ class Completer:
 
     Contract: every outcome `add`ed is written once, in order of arrival, by `run` or by the
     last `flush` (a batch whose write was cancelled is queued again at the front); until it is
-    written, `unwritten()` lists its lease so heartbeats keep it. Backward signals, given at
+    written, `unwritten()` lists its lease so heartbeats keep it. Once written, the events of
+    each outcome are published from where the store put its job (`Hub.take_own`), before the
+    store's other moves of that write. Backward signals, given at
     construction: `lend()` asks the producer for a claim to make with the write (None: do not
     claim), `written(asked, jobs)` tells it a write ended (with the jobs claimed, if any);
     `queued()` counts jobs still queued for the runners; `check_requests()` renews leases
