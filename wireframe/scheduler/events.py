@@ -6,7 +6,9 @@ terminal event once it has ended: ``JobCompleted``, ``JobFailedEvent`` with
 ``will_retry=False``, ``JobCancelled``, ``JobExpired`` or ``JobDependencyFailed``. That holds
 for the moves the store makes on its own too: a cascade (dependents cancelled or
 dependency_failed, a tree cancelled, a parent failed by a child or completed by its last one),
-a ttl that ran out, a job whose worker was lost too often.
+a ttl that ran out, a job whose worker was lost too often. A parent whose handler returned
+while children are active says ``JobWaiting(children=n)``, and its end comes when it really
+ends. A job an operator retries goes on from its end with the events of its new run.
 
 Events are per process: an ``EventBus`` lives in one process, and an event is published in
 the process whose operation made the move (the submit, the cancel, the worker that wrote the
