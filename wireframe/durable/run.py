@@ -76,6 +76,8 @@ class ChildHandle:
 
 
 ChildBuilder = Callable[[object, dict[str, Any]], NewJob]
+Spawned = Callable[[int, NewJob], None]
+"""Told of each child the store has just created (its id and row), not of replayed ones."""
 
 
 class DurableRun:
@@ -90,12 +92,14 @@ class DurableRun:
         *,
         build_child: ChildBuilder,
         decode_result: Callable[[str | None], object],
+        spawned: Spawned | None = None,
     ) -> None:
         self._store = store
         self._lease = lease
         self._ttl = lease_ttl
         self._where = f"job {lease.job_id} ({job_type})"
         self._build_child = build_child
+        self._spawned = spawned
         self._decode_result = decode_result
         self._recorded: list[Checkpoint] | None = None
         self._position = 0
@@ -277,6 +281,8 @@ class DurableRun:
         if isinstance(child_id, LeaseStatus):
             raise LeaseLost(child_id)
         self._remember(position, identity, "spawn", str(child_id))
+        if self._spawned is not None:
+            self._spawned(child_id, job)
         return ChildHandle(child_id)
 
     async def join(self, handle: ChildHandle) -> Any:

@@ -1,4 +1,7 @@
-"""The completer of a worker: writes the outcomes its runners queue, in batches."""
+"""The completer of a worker: writes the outcomes its runners queue, in batches, then publishes
+what the store did with each (the store's word, not the worker's guess: a completion may have
+left its job waiting for children, a retry may have been refused, a failure may have come from
+a child)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,30 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-from wireframe.scheduler._hub import Hub
-from wireframe.scheduler._running import Running
-from wireframe.scheduler.events import JobCompleted, JobWaiting
-from wireframe.store import Beat, Chooser, ClaimRequest, Complete, JobRecord, Outcome
+from wireframe.scheduler._hub import Hub, transition_event
+from wireframe.scheduler._running import Interrupt, Running
+from wireframe.scheduler.events import (
+    Event,
+    JobCompleted,
+    JobFailedEvent,
+    JobPreempted,
+    JobRetrying,
+    JobSuspended,
+    JobWaiting,
+)
+from wireframe.store import (
+    FAR_FUTURE,
+    Beat,
+    Chooser,
+    ClaimRequest,
+    Complete,
+    Fail,
+    JobRecord,
+    JobState,
+    Outcome,
+    Release,
+    Transition,
+)
 
 log = logging.getLogger("wireframe.scheduler")
 
@@ -24,7 +47,9 @@ class Completer:
 
     Contract: every outcome `add`ed is written once, in order of arrival, by `run` or by the
     last `flush` (a batch whose write was cancelled is queued again at the front); until it is
-    written, `unwritten()` lists its lease so heartbeats keep it. Backward signals, given at
+    written, `unwritten()` lists its lease so heartbeats keep it. Once written, the events of
+    each outcome are published from where the store put its job (`Hub.take_own`), before the
+    store's other moves of that write. Backward signals, given at
     construction: `lend()` asks the producer for a claim to make with the write (None: do not
     claim), `written(asked, jobs)` tells it a write ended (with the jobs claimed, if any);
     `queued()` counts jobs still queued for the runners; `check_requests()` renews leases
@@ -114,9 +139,9 @@ class Completer:
                     raise
                 finally:
                     self.in_flight = []
-                self._after(batch, applied)
-                if self._running() and any(not isinstance(o, Complete) for _, o in batch):
-                    await self._check_requests()  # a failure may have cascaded to jobs here
+                self._after(batch, applied, self.hub.take_own(r.record.id for r, _ in batch))
+            if self._running() and any(not isinstance(o, Complete) for _, o in batch):
+                await self._check_requests()  # a failure may have cascaded to jobs here
             if asked is not None:
                 await self._housekeep()
 
@@ -132,28 +157,94 @@ class Completer:
         finally:
             self._written(asked, jobs)
 
-    def _after(self, batch: Done, applied: list[bool]) -> None:
-        """Publish what the write did, and wake `result()` waiters."""
-        events = self.hub.events
-        if events.subscriber_count or not all(applied):
+    def _after(self, batch: Done, applied: list[bool], moved: dict[int, Transition]) -> None:
+        """Publish and log what the write did (`moved`: where the store put the jobs of the
+        outcomes it did not simply complete), and wake `result()` waiters."""
+        publish = bool(self.hub.events.subscriber_count)
+        if publish or moved or not all(applied) or log.isEnabledFor(logging.DEBUG):
             for (running, outcome), ok in zip(batch, applied, strict=True):
+                record = running.record
                 if not ok:
                     log.warning(
                         "job %s: outcome rejected, the lease was no longer held",
-                        running.record.id,
+                        record.id,
+                        extra={"job_id": record.id},
                     )
-                elif isinstance(outcome, Complete):
-                    self._publish_end(running, outcome)
+                    continue
+                events = _events(running, outcome, moved.get(record.id))
+                if publish:
+                    for event in events:
+                        self.hub.publish(event)
+                _log_end(running, events)
         self.hub.ended()
 
-    def _publish_end(self, running: Running, outcome: Complete) -> None:
-        record = running.record
-        if record.active_children or outcome.needs_finalize:
-            event: JobWaiting | JobCompleted = JobWaiting(
-                job_id=record.id, job_type=record.type, children=record.active_children
-            )
-        else:
-            event = JobCompleted(
-                job_id=record.id, job_type=record.type, duration=time.time() - running.started
-            )
-        self.hub.publish(event)
+
+def _events(running: Running, outcome: Outcome, moved: Transition | None) -> list[Event]:
+    """The events of an outcome the store applied, `moved` saying where it put the job (None:
+    it completed the job at once)."""
+    record = running.record
+    state = JobState.COMPLETED if moved is None else moved.state
+    if state is JobState.COMPLETED:
+        duration = time.time() - running.started
+        return [JobCompleted(job_id=record.id, job_type=record.type, duration=duration)]
+    assert moved is not None
+    if state.terminal or state is JobState.WAITING:
+        event = transition_event(moved)
+        return [] if event is None else [event]
+    if isinstance(outcome, Complete):  # its finalize runs next
+        return [JobWaiting(job_id=record.id, job_type=record.type, children=0)]
+    if isinstance(outcome, Fail):
+        return _retried(record, outcome)
+    assert isinstance(outcome, Release)
+    return _released(running, outcome, state)
+
+
+def _retried(record: JobRecord, outcome: Fail) -> list[Event]:
+    """A failed attempt the store scheduled to run again."""
+    delay = max(0.0, (outcome.retry_at or 0.0) - time.time())
+    return [
+        JobFailedEvent(
+            job_id=record.id,
+            job_type=record.type,
+            error=outcome.error,
+            attempt=record.attempt,
+            will_retry=True,
+        ),
+        JobRetrying(job_id=record.id, job_type=record.type, attempt=record.attempt, delay=delay),
+    ]
+
+
+def _released(running: Running, outcome: Release, state: JobState) -> list[Event]:
+    """A job given back that has not ended: suspended, preempted, paused or handed back."""
+    record = running.record
+    if state is JobState.SUSPENDED:
+        until = None if outcome.run_at is None or outcome.run_at >= FAR_FUTURE else outcome.run_at
+        return [
+            JobSuspended(job_id=record.id, job_type=record.type, until=until, reason=outcome.reason)
+        ]
+    if running.stop_reason is Interrupt.PREEMPTED and state is JobState.PENDING:
+        return [JobPreempted(job_id=record.id, job_type=record.type)]
+    return []
+
+
+def _log_end(running: Running, events: list[Event]) -> None:
+    """Log a completion, or a wait for children, at DEBUG (failures are logged as they happen)."""
+    if not events or not log.isEnabledFor(logging.DEBUG):
+        return
+    record, event = running.record, events[0]
+    if isinstance(event, JobCompleted):
+        log.debug(
+            "job %s (%s) completed in %.3f s",
+            record.id,
+            record.type,
+            event.duration,
+            extra={"job_id": record.id},
+        )
+    elif isinstance(event, JobWaiting):
+        log.debug(
+            "job %s (%s): handler returned; waiting for %s",
+            record.id,
+            record.type,
+            f"{event.children} children" if event.children else "its finalize",
+            extra={"job_id": record.id},
+        )

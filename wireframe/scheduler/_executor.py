@@ -202,7 +202,7 @@ class Executor:
             if running is not None:  # its handler was cancelled out of the scope
                 running.scope = None
                 token = current_job.set(running.record.id)
-                outcome = conclude(self.events, running, cancelled=scope.cancelled_caught)
+                outcome = conclude(running, cancelled=scope.cancelled_caught)
                 current_job.reset(token)
                 self.done(running, outcome)
 
@@ -236,7 +236,7 @@ class Executor:
                 f"no handler for job type {record.type!r} in worker {self.worker_id} "
                 f"(known types: {', '.join(sorted(self.types)) or 'none'})"
             )
-            return failure(self.events, running, missing, None, permanent=True)
+            return failure(running, missing, None, permanent=True)
         if self.events.subscriber_count:
             self.events.publish(
                 JobStarted(
@@ -269,16 +269,16 @@ class Executor:
             result = await handler(payload, self._context(running))
         except Exception as exc:
             running.clear_deadline(scope)
-            return conclude(self.events, running, error=exc)
+            return conclude(running, error=exc)
         except Suspend as exc:
             running.clear_deadline(scope)
-            return conclude(self.events, running, suspended=exc)
+            return conclude(running, suspended=exc)
         except LeaseLost as exc:
             running.clear_deadline(scope)
             running.stop_reason = _refused(exc)  # the store's word is final
-            return conclude(self.events, running)
+            return conclude(running)
         running.clear_deadline(scope)
-        return conclude(self.events, running, result=result)
+        return conclude(running, result=result)
 
     # -- deferral ---------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@ store's own moves are published, and the wake-ups of `result()` waiters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import anyio
 
@@ -12,8 +13,13 @@ from wireframe.scheduler.events import (
     Event,
     EventBus,
     JobBlocked,
+    JobCancelled,
+    JobCompleted,
+    JobDependencyFailed,
     JobExpired,
+    JobFailedEvent,
     JobUnblocked,
+    JobWaiting,
 )
 from wireframe.store import JobState, Store, Transition
 
@@ -22,16 +28,21 @@ class Hub:
     """The store and the event bus of one scheduler (or standalone worker), opened once.
 
     Contract: `open` is idempotent and safe to call concurrently; the store's own moves
-    (blocked, unblocked, expired) are published after the events of the operation that caused
-    them (`holding_transitions`); `ended()` wakes everyone waiting for jobs to end (`next_end`).
+    (blocked, unblocked, and every end it made as a consequence) are published after the
+    events of the operation that caused them (`holding_transitions`); the moves `finish`
+    reports of its own outcomes are the writer's to publish (`take_own`), and are published
+    here only if nobody took them; `ended()` wakes everyone waiting for jobs to end
+    (`next_end`).
     """
 
     def __init__(self, store: Store, event_buffer: int = 1024) -> None:
         self.store = store
         self.events = EventBus(buffer=event_buffer)
         self.event_buffer = event_buffer
-        self._holding = 0
-        self._held: list[Transition] = []
+        self._held: ContextVar[list[Transition] | None] = ContextVar(
+            f"wireframe_held_transitions_{id(self)}", default=None
+        )
+        """The moves held by the task running `holding_transitions` (each task its own)."""
         self._ended = anyio.Event()
         self._open_lock: anyio.Lock | None = None
         self.opened = False
@@ -66,40 +77,57 @@ class Hub:
         self.events.publish(event)
 
     def _observed(self, transitions: Sequence[Transition]) -> None:
-        if not self.events.subscriber_count:
-            return
-        if self._holding:
-            self._held.extend(transitions)
-        else:
+        held = self._held.get()
+        if held is not None:
+            held.extend(transitions)
+        elif self.events.subscriber_count:
             self._publish_transitions(transitions)
 
     @contextmanager
     def holding_transitions(self) -> Iterator[None]:
-        """Publish the store's own moves only after the events the caller publishes inside.
+        """Publish the store's own moves that reach this task only after the events the caller
+        publishes inside (other tasks' moves are published as they come).
 
         So a submit says `submitted` before `blocked`, and a completion `completed` before
-        the `unblocked` of its dependents.
+        the `unblocked` of its dependents. Nothing inside may await anything but the store:
+        what other tasks publish meanwhile would come before the moves held here.
         """
-        self._holding += 1
+        if self._held.get() is not None:  # nested: the outer block publishes
+            yield
+            return
+        held: list[Transition] = []
+        token = self._held.set(held)
         try:
             yield
         finally:
-            self._holding -= 1
-            if not self._holding and self._held:
-                held, self._held = self._held, []
+            self._held.reset(token)
+            if held and self.events.subscriber_count:
                 self._publish_transitions(held)
 
-    def _publish_transitions(self, transitions: Sequence[Transition]) -> None:
-        for t in transitions:
-            if t.state is JobState.BLOCKED:
-                event: Event = JobBlocked(
-                    job_id=t.job_id, job_type=t.job_type, depends_on=t.depends_on
-                )
-            elif t.state is JobState.EXPIRED:
-                event = JobExpired(job_id=t.job_id, job_type=t.job_type)
+    def take_own(self, job_ids: Iterable[int]) -> dict[int, Transition]:
+        """Take, from the moves held, where `finish` put the jobs `job_ids` of its outcomes
+        (by job id), so that their writer publishes them (call inside `holding_transitions`)."""
+        held = self._held.get()
+        if not held:
+            return {}
+        wanted = set(job_ids)
+        own: dict[int, Transition] = {}
+        rest: list[Transition] = []
+        for t in held:
+            if t.own and t.job_id in wanted and t.job_id not in own:
+                own[t.job_id] = t
             else:
-                event = JobUnblocked(job_id=t.job_id, job_type=t.job_type)
-            self.events.publish(event)
+                rest.append(t)
+        if own:
+            held[:] = rest
+        return own
+
+    def _publish_transitions(self, transitions: Sequence[Transition]) -> None:
+        publish = self.events.publish
+        for t in transitions:
+            event = transition_event(t)
+            if event is not None:
+                publish(event)
 
     # -- result waiters ---------------------------------------------------------------------
 
@@ -111,3 +139,42 @@ class Hub:
     def next_end(self) -> anyio.Event:
         """The event set when jobs next end; take it before reading the store, then wait."""
         return self._ended
+
+
+def transition_event(t: Transition) -> Event | None:
+    """The event of a move the store reported (None: a move no event stands for).
+
+    A move `finish` made of its own outcome (`own`) gets one only if it ended the job or left
+    it waiting: the rest (a retry, a release) are told by the outcome's writer.
+    """
+    state, job_id, job_type = t.state, t.job_id, t.job_type
+    if state is JobState.BLOCKED:
+        return JobBlocked(job_id=job_id, job_type=job_type, depends_on=t.depends_on)
+    if state is JobState.PENDING or state is JobState.SCHEDULED:
+        return None if t.own else JobUnblocked(job_id=job_id, job_type=job_type)
+    if state is JobState.WAITING:
+        return JobWaiting(job_id=job_id, job_type=job_type, children=t.children)
+    if state is JobState.COMPLETED:
+        return JobCompleted(job_id=job_id, job_type=job_type, duration=t.duration or 0.0)
+    if state is JobState.FAILED:
+        error = t.error or "failed"
+        return JobFailedEvent(
+            job_id=job_id, job_type=job_type, error=error, attempt=t.attempt, will_retry=False
+        )
+    return _other_end(t)
+
+
+def _other_end(t: Transition) -> Event | None:
+    """The event of a move to cancelled, expired or dependency_failed (None for any other)."""
+    state, job_id, job_type = t.state, t.job_id, t.job_type
+    if state is JobState.CANCELLED:
+        return JobCancelled(job_id=job_id, job_type=job_type)
+    if state is JobState.EXPIRED:
+        return JobExpired(job_id=job_id, job_type=job_type)
+    if state is JobState.DEPENDENCY_FAILED:
+        dependency = t.depends_on[0] if t.depends_on else 0
+        error = t.error or f"dependency job {dependency} did not complete"
+        return JobDependencyFailed(
+            job_id=job_id, job_type=job_type, dependency=dependency, error=error
+        )
+    return None

@@ -1,4 +1,8 @@
-"""How a handler ended, turned into the outcome a worker stores, with the events it publishes."""
+"""How a handler ended, turned into the outcome a worker stores, with the log lines it writes.
+
+The events of an outcome are published once the store has written it, by the completer, from
+what the store did (`wireframe.scheduler._completer`).
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,6 @@ from wireframe.durable import Suspend
 from wireframe.scheduler._running import Interrupt, Running
 from wireframe.scheduler.codec import encode_result
 from wireframe.scheduler.errors import Permanent
-from wireframe.scheduler.events import (
-    EventBus,
-    JobCancelled,
-    JobFailedEvent,
-    JobPreempted,
-    JobRetrying,
-    JobSuspended,
-)
 from wireframe.store import FAR_FUTURE, Complete, Fail, Outcome, Release
 from wireframe.store.records import ReleaseTo
 
@@ -33,7 +29,6 @@ _BACK: dict[Interrupt, tuple[ReleaseTo, str]] = {
 
 
 def conclude(
-    events: EventBus,
     running: Running,
     *,
     cancelled: bool = False,
@@ -48,52 +43,31 @@ def conclude(
     """
     reason = running.stop_reason
     if reason is None and error is None and suspended is None and not cancelled:
-        return complete(events, running, result)  # the common case first: a handler that returned
+        return complete(running, result)  # the common case first: a handler that returned
+    record = running.record
     if reason is Interrupt.LEASE_LOST:
-        log.warning("job %s: lease lost; dropping its outcome", running.record.id)
+        log.warning(
+            "job %s: lease lost; dropping its outcome", record.id, extra={"job_id": record.id}
+        )
         return None
     if reason is Interrupt.CANCELLED:
-        record = running.record
-        events.publish(JobCancelled(job_id=record.id, job_type=record.type))
         return Release(record.lease, "cancelled", "cancelled while running")
     if reason is not None and (cancelled or error is not None):
-        return _release(events, running, reason)
+        return Release(record.lease, *_BACK[reason])
     if suspended is not None and not cancelled:
-        return _suspend(events, running, suspended)
+        until = suspended.until if suspended.until is not None else FAR_FUTURE
+        return Release(record.lease, "suspended", suspended.reason, until, suspended.wait_for)
     if cancelled and reason is None:
         assert running.job_type is not None
         message = f"timed out after {running.job_type.timeout}s"
-        return failure(events, running, message, None, outcome="timeout")
+        return failure(running, message, None, outcome="timeout")
     if error is not None:
         text = f"{type(error).__name__}: {error}"
-        tb = "".join(traceback.format_exception(error))
-        return failure(events, running, text, tb, permanent=isinstance(error, Permanent))
-    return complete(events, running, result)
+        return failure(running, text, error, permanent=isinstance(error, Permanent))
+    return complete(running, result)
 
 
-def _release(events: EventBus, running: Running, reason: Interrupt) -> Release:
-    record = running.record
-    if reason is Interrupt.PREEMPTED:
-        events.publish(JobPreempted(job_id=record.id, job_type=record.type))
-    return Release(record.lease, *_BACK[reason])
-
-
-def _suspend(events: EventBus, running: Running, suspended: Suspend) -> Release:
-    record = running.record
-    if events.subscriber_count:
-        events.publish(
-            JobSuspended(
-                job_id=record.id,
-                job_type=record.type,
-                until=suspended.until,
-                reason=suspended.reason,
-            )
-        )
-    until = suspended.until if suspended.until is not None else FAR_FUTURE
-    return Release(record.lease, "suspended", suspended.reason, until, suspended.wait_for)
-
-
-def complete(events: EventBus, running: Running, result: Any) -> Outcome:
+def complete(running: Running, result: Any) -> Outcome:
     """The completion of a handler that returned `result` (a finalize's None keeps the
     execute handler's result); a result that cannot be encoded fails the job for good."""
     record = running.record
@@ -109,20 +83,20 @@ def complete(events: EventBus, running: Running, result: Any) -> Outcome:
             else encode_result(result, where=lambda: f"result of job {record.id} ({record.type})")
         )
     except Exception as exc:
-        return failure(events, running, f"{type(exc).__name__}: {exc}", None, permanent=True)
+        return failure(running, f"{type(exc).__name__}: {exc}", exc, permanent=True)
     return Complete(record.lease, encoded, not finalize and job_type.finalize_fn is not None)
 
 
 def failure(
-    events: EventBus,
     running: Running,
     error: str,
-    tb: str | None,
+    exc: BaseException | None,
     *,
     permanent: bool = False,
     outcome: str = "failed",
 ) -> Fail:
-    """A failed attempt: retry at the policy's delay, or end the job; publish the events."""
+    """A failed attempt: retry at the policy's delay, or end the job. Logged at WARNING when
+    it will be retried, at ERROR (with the traceback of `exc`, if any) when it ends the job."""
     record = running.record
     retry = running.job_type.retry if running.job_type is not None else None
     spent = record.attempts_spent  # a lost worker (a reclaim) spends no attempt
@@ -136,30 +110,30 @@ def failure(
     if will_retry and retry is not None:
         delay = retry.delay(spent)
         retry_at = time.time() + delay
-        events.publish(
-            JobRetrying(job_id=record.id, job_type=record.type, attempt=record.attempt, delay=delay)
+        log.warning(
+            "job %s (%s) attempt %s failed, will retry in %.3g s: %s",
+            record.id,
+            record.type,
+            record.attempt,
+            delay,
+            error,
+            extra={"job_id": record.id},
         )
-    events.publish(
-        JobFailedEvent(
-            job_id=record.id,
-            job_type=record.type,
-            error=error,
-            attempt=record.attempt,
-            will_retry=will_retry,
+    else:
+        log.error(
+            "job %s (%s) attempt %s failed: %s",
+            record.id,
+            record.type,
+            record.attempt,
+            error,
+            exc_info=exc,
+            extra={"job_id": record.id},
         )
-    )
-    log.info(
-        "job %s (%s) attempt %s failed: %s%s",
-        record.id,
-        record.type,
-        record.attempt,
-        error,
-        " (will retry)" if will_retry else "",
-    )
+    tb = "".join(traceback.format_exception(exc)) if exc is not None else None
     return Fail(record.lease, error, tb, retry_at, outcome)
 
 
-def hand_back(events: EventBus, running: Running) -> Outcome | None:
+def hand_back(running: Running) -> Outcome | None:
     """What a stopping worker writes for a job it still holds, whatever its handler was doing:
     back to `pending` (checkpoints kept, no attempt spent), or where a request sent it."""
     record = running.record
@@ -167,7 +141,6 @@ def hand_back(events: EventBus, running: Running) -> Outcome | None:
     if reason is Interrupt.LEASE_LOST:
         return None
     if reason is Interrupt.CANCELLED:
-        events.publish(JobCancelled(job_id=record.id, job_type=record.type))
         return Release(record.lease, "cancelled", "cancelled while running")
     return Release(
         record.lease, *_BACK[reason if reason is Interrupt.PAUSED else Interrupt.SHUTDOWN]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
 from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number
 from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
-from wireframe.scheduler.events import Event, JobProgress
+from wireframe.scheduler.events import Event, JobProgress, JobSubmitted
 from wireframe.store import JobRecord, NewJob, Store
 
 T = TypeVar("T")
@@ -49,6 +50,10 @@ class JobHost(Protocol):
 
     def publish(self, event: Event) -> None:
         """Publish a lifecycle event."""
+        ...
+
+    def holding_transitions(self) -> AbstractContextManager[None]:
+        """Within the block, the store's own moves are published after the events published."""
         ...
 
     def state(self, job_type: str, cls: type) -> object | None:
@@ -132,6 +137,9 @@ class JobContext:
                     payload, {"parent": job.id, **options}
                 ),
                 decode_result=decode_result,
+                spawned=lambda child_id, child: host.publish(
+                    JobSubmitted(job_id=child_id, job_type=child.type)
+                ),
             )
         return self._durable
 
@@ -159,7 +167,8 @@ class JobContext:
 
     async def spawn(self, payload: object, **options: Any) -> ChildHandle:
         """Submit a child job (checkpointed: a re-run gets the same child back)."""
-        handle = await self.durable.spawn(payload, options)
+        with self._host.holding_transitions():  # the child is submitted before it is blocked
+            handle = await self.durable.spawn(payload, options)
         self._host.notify()
         return handle
 
@@ -170,7 +179,8 @@ class JobContext:
                 f"spawn_sibling: job {self.job.id} ({self.job.type}) has no parent, "
                 f"so it can have no siblings"
             )
-        handle = await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
+        with self._host.holding_transitions():
+            handle = await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
         self._host.notify()
         return handle
 

@@ -1,5 +1,20 @@
 """Typed job lifecycle events and the ``EventBus`` that fans them out to subscribers.
 
+A job's events follow its real history, as its store wrote it: ``JobSubmitted`` first, then
+the moves it made (blocked, unblocked, started, waiting, retrying, ...), and exactly one
+terminal event once it has ended: ``JobCompleted``, ``JobFailedEvent`` with
+``will_retry=False``, ``JobCancelled``, ``JobExpired`` or ``JobDependencyFailed``. That holds
+for the moves the store makes on its own too: a cascade (dependents cancelled or
+dependency_failed, a tree cancelled, a parent failed by a child or completed by its last one),
+a ttl that ran out, a job whose worker was lost too often. A parent whose handler returned
+while children are active says ``JobWaiting(children=n)``, and its end comes when it really
+ends. A job an operator retries goes on from its end with the events of its new run.
+
+Events are per process: an ``EventBus`` lives in one process, and an event is published in
+the process whose operation made the move (the submit, the cancel, the worker that wrote the
+outcome or ran the housekeeping that expired the job). Processes that share a store each see
+the moves they made; none sees every job's every event. For the whole picture, query the store.
+
 Publishing never blocks: every subscriber has a bounded buffer, and when a slow subscriber's
 buffer is full its *oldest* event is dropped and counted. The subscriber then receives one
 ``EventsLagged(missed=n)`` before the events that are still buffered.
@@ -25,6 +40,7 @@ __all__ = [
     "JobBlocked",
     "JobCancelled",
     "JobCompleted",
+    "JobDependencyFailed",
     "JobEvent",
     "JobExpired",
     "JobFailedEvent",
@@ -126,6 +142,17 @@ class JobExpired(JobEvent):
 
 
 @attrs.frozen
+class JobDependencyFailed(JobEvent):
+    """A job ended ``dependency_failed``: its dependency ``dependency`` ended without completing,
+    under ``on_dependency_failure="fail"``."""
+
+    kind: ClassVar[str] = "dependency_failed"
+
+    dependency: int
+    error: str
+
+
+@attrs.frozen
 class JobPreempted(JobEvent):
     """A running job was preempted by a higher-priority one and went back to pending."""
 
@@ -155,7 +182,8 @@ class JobUnblocked(JobEvent):
 
 @attrs.frozen
 class JobWaiting(JobEvent):
-    """A parent job's handler returned; it waits for ``children`` active children."""
+    """A job's handler returned but it has not ended: it waits for ``children`` active
+    children (then ends, or runs its finalize), or, with ``children=0``, for its finalize."""
 
     kind: ClassVar[str] = "waiting"
 
@@ -190,6 +218,7 @@ Event: TypeAlias = (
     | JobRetrying
     | JobCancelled
     | JobExpired
+    | JobDependencyFailed
     | JobPreempted
     | JobBlocked
     | JobUnblocked

@@ -20,7 +20,7 @@ from wireframe.scheduler._registry import Registry
 from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
-from wireframe.scheduler.events import EventBus, JobCancelled, JobSubmitted
+from wireframe.scheduler.events import EventBus, JobSubmitted
 from wireframe.scheduler.recurring import recurrence_from_json
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
@@ -299,12 +299,9 @@ class Scheduler(Task):
         """Cancel a job and its descendants; running ones see ctx.cancelled, then are cancelled."""
         await self.open()
         try:
-            state = await self.store.cancel(job_id, "cancelled by request")
-        except UnknownJobError as exc:
+            state = await self.store.cancel(job_id, "cancelled by request")  # the store reports
+        except UnknownJobError as exc:  # each job it cancelled: the hub publishes them
             raise JobNotFound(job_id, str(exc)) from exc
-        if state is JobState.CANCELLED:
-            job = await self.store.get(job_id)
-            self.events.publish(JobCancelled(job_id=job_id, job_type=job.type if job else "?"))
         await self._check_local_requests()
         self._hub.ended()
         return state

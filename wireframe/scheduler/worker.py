@@ -12,6 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import anyio
@@ -303,7 +304,7 @@ class Worker(Task):
         self._producer.stop()
         self._completer.close()
         for running in list(self._executor.running.values()):
-            self._executor.done(running, hand_back(self._hub.events, running))
+            self._executor.done(running, hand_back(running))
         completer = self._completer
         error: BaseException | None = None
         with anyio.move_on_after(max(0.0, until - anyio.current_time())):
@@ -402,6 +403,9 @@ class _Host:
 
     def publish(self, event: Event) -> None:
         self.hub.publish(event)
+
+    def holding_transitions(self) -> AbstractContextManager[None]:
+        return self.hub.holding_transitions()
 
     def state(self, job_type: str, cls: type) -> object | None:
         return self.registry.state(job_type, cls)

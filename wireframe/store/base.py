@@ -31,7 +31,8 @@ Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 """Given claim candidates (best first), return the ids to take; called inside the claim."""
 
 Observer = Callable[[Sequence[Transition]], None]
-"""Told, on the event loop and after commit, of the moves a store operation made on its own."""
+"""Told, on the event loop and after commit, of the moves a store operation made on its own
+(and, marked `own`, of where `finish` put the jobs of its outcomes): see `Transition`."""
 
 
 class Observers:
@@ -79,7 +80,7 @@ class Observed:
     _observers: Observers
 
     def observe(self, observer: Observer) -> None:
-        """Tell `observer` of jobs this store's operations blocked, unblocked or expired."""
+        """Tell `observer` of the moves this store's operations report (`Transition`)."""
         self._observers.add(observer)
 
     def unobserve(self, observer: Observer) -> None:
@@ -236,7 +237,10 @@ class Store(Protocol):
         """Return when another process may have changed the store, or after `timeout` seconds."""
 
     def observe(self, observer: Observer) -> None:
-        """Tell `observer` of jobs this process's operations blocked, unblocked or expired."""
+        """Tell `observer` of the moves this process's operations report (`Transition`): jobs
+        blocked or unblocked, every end a store makes on its own, and where `finish` put the
+        jobs of its outcomes (`own`; not reported for a completion that ended its job at
+        once)."""
 
     def unobserve(self, observer: Observer) -> None:
         """Stop telling `observer`."""

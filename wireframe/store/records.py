@@ -260,15 +260,35 @@ FAR_FUTURE = 9.0e15
 
 @attrs.frozen
 class Transition:
-    """A move the store made on its own while doing something else: a job became blocked on its
-    dependencies at submit, was unblocked when the last one completed, or expired unstarted."""
+    """A move a store operation reports, after commit, to the store's observers.
+
+    Moves the store made on its own while doing something else: a job became blocked on its
+    dependencies (at submit or retry), was unblocked when the last one ended, or ended as a
+    consequence (expired unstarted; cancelled with its tree, or by a dependency's end under the
+    "cancel" policy; dependency_failed under "fail"; a parent failed by a child under fail_fast,
+    or completed when its last child ended; failed or cancelled when its worker was lost once
+    too often). And, marked `own`, where `finish` put the job of each outcome it applied, for
+    every outcome but a completion that ended its job at once (the caller knows that one).
+    """
 
     job_id: int
     job_type: str
     state: JobState
-    """BLOCKED, PENDING or SCHEDULED (unblocked), or EXPIRED."""
+    """The state the job is in after the move."""
     depends_on: tuple[int, ...] = ()
-    """For BLOCKED: the dependencies it still waits for."""
+    """For BLOCKED: the dependencies it still waits for; for a job a dependency's end made
+    cancelled or dependency_failed: that dependency."""
+    error: str | None = None
+    """For an end other than COMPLETED: the job's error or reason, as stored."""
+    attempt: int = 0
+    """The job's attempt number (0: it never started)."""
+    children: int = 0
+    """For WAITING: how many active children its parent waits for."""
+    duration: float | None = None
+    """For a parent COMPLETED as its last child ended: seconds from the first start of its
+    last attempt to its end."""
+    own: bool = False
+    """True for the move of the job of one of `finish`'s outcomes (the caller publishes it)."""
 
 
 @attrs.frozen

@@ -66,6 +66,7 @@ def _resolve_dependents(tb: Table, wave: list[Ended]) -> list[Ended]:
             job = jobs.get(job_id)
             if job is not None:
                 edges.append((dep_id, job_id, job.state, job))
+    edges.sort(key=lambda edge: edge[1])  # by dependent, as the SQL engine reads them
     out: list[Ended] = []
     decided: set[int] = set()
     now = tb.now
@@ -86,6 +87,9 @@ def _resolve_dependents(tb: Table, wave: list[Ended]) -> list[Ended]:
         job.reason = error
         job.paused_from = None
         tb.move(job, new_state)
+        tb.transitions.append(
+            Transition(job_id, job.type, new_state, (dep_id,), error, job.attempt)
+        )
         out.append(
             Ended(
                 job_id,
@@ -145,6 +149,9 @@ def _child_ended(tb: Table, child: Ended) -> list[Ended]:
         parent.reason = "fail_fast"
         parent.paused_from = None
         tb.move(parent, FAILED)
+        tb.transitions.append(
+            Transition(parent_id, parent.type, FAILED, error=error, attempt=parent.attempt)
+        )
         out.append(Ended(parent_id, FAILED, parent.parent_id, 0, error))
         return out
     if parent.active_children > 0:
@@ -162,6 +169,16 @@ def _child_ended(tb: Table, child: Ended) -> list[Ended]:
         parent.paused_from = None
         parent.reason = "children finished"
         tb.move(parent, COMPLETED)
+        started = parent.a_started if parent.a_number is not None else None
+        tb.transitions.append(
+            Transition(
+                parent_id,
+                parent.type,
+                COMPLETED,
+                attempt=parent.attempt,
+                duration=now - started if started else None,
+            )
+        )
         return [Ended(parent_id, COMPLETED, parent.parent_id, 0, None)]
     return []
 
@@ -205,6 +222,9 @@ def cancel_tree(tb: Table, root_id: int, reason: str, *, include_root: bool = Tr
         job.reason = reason
         job.paused_from = None
         tb.move(job, CANCELLED)
+        tb.transitions.append(
+            Transition(job.id, job.type, CANCELLED, error=reason, attempt=job.attempt)
+        )
         out.append(Ended(job.id, CANCELLED, job.parent_id, job.active_children, job.error))
     return out
 

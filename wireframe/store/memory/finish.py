@@ -30,6 +30,7 @@ from wireframe.store.records import (
     JobState,
     LeaseStatus,
     Outcome,
+    Transition,
 )
 
 
@@ -112,12 +113,14 @@ def finish(tb: Table, outcomes: Sequence[Outcome]) -> list[bool]:
             job.close_attempt(now, "failed", err)
             _end(tb, job, FAILED, err, None)
             ended.append(_ended(job, FAILED, kids, err, dependents))
+            _moved(tb, job, FAILED, err)
         elif isinstance(outcome, Complete):
             job.close_attempt(now, "completed", None)
             state = _completed_state(job, outcome)
             completes.append((job, outcome, state))
             if state is COMPLETED:
                 ended.append(_ended(job, COMPLETED, kids, None, dependents))
+            _moved(tb, job, state)
         elif isinstance(outcome, Fail):
             job.close_attempt(now, outcome.outcome, outcome.error)
             if (
@@ -135,19 +138,39 @@ def finish(tb: Table, outcomes: Sequence[Outcome]) -> list[bool]:
                 job.worker_id = None
                 job.lease_expires_at = None
                 tb.move(job, SCHEDULED if outcome.retry_at > now else PENDING)
+                _moved(tb, job, job.state, outcome.error)
             else:
                 state = CANCELLED if job.cancel_requested else FAILED
                 _end(tb, job, state, outcome.error, outcome.traceback)
                 ended.append(_ended(job, state, kids, outcome.error, dependents))
+                _moved(tb, job, state, outcome.error)
         else:
             job.close_attempt(now, outcome.reason, None)
-            if release(tb, job, outcome):
+            cancelled = release(tb, job, outcome)
+            if cancelled:
                 ended.append(_ended(job, CANCELLED, kids, job.error, dependents))
+            _moved(tb, job, job.state, outcome.reason if cancelled else None)
     for job, outcome, state in completes:
         _complete(tb, job, outcome, state)
     if ended:
         settle(tb, ended)
     return applied
+
+
+def _moved(tb: Table, job: Job, state: JobState, error: str | None = None) -> None:
+    """Report where `finish` put the job of an outcome it applied (an `own` Transition); a
+    completion's state is given before `_complete` moves the job there."""
+    tb.transitions.append(
+        Transition(
+            job.id,
+            job.type,
+            state,
+            error=error,
+            attempt=job.attempt,
+            children=job.active_children if state is WAITING else 0,
+            own=True,
+        )
+    )
 
 
 def _complete_plain(tb: Table, outcomes: Sequence[Outcome]) -> dict[int, Job]:

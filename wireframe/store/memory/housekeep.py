@@ -93,6 +93,10 @@ def reclaim_expired_leases(tb: Table) -> list[Ended]:
                 job.error = reason
             job.finished_at = now
             tb.move(job, state)
+            error = job.error or reason
+            tb.transitions.append(
+                Transition(job.id, job.type, state, error=error, attempt=job.attempt)
+            )
             ended.append(
                 Ended(
                     job.id, state, job.parent_id, job.active_children, job.error, blocked_on=False

@@ -36,7 +36,8 @@ from wireframe.store.records import (
 
 Planned = tuple[NewJob, int, JobState, "str | None", list[int], tuple[str, ...], Any, "str | None"]
 """One job of a submission, checked and ready to insert: (job, id, state, error, the
-dependencies it waits on, tags, resources, schedule template)."""
+dependencies it waits on (for a job born ended: the one that ended it), tags, resources,
+schedule template)."""
 
 
 class Plan:
@@ -149,16 +150,22 @@ def apply(tb: Table, checked: Plan) -> None:
             row.error = row.reason = error
         if template is not None:
             row.schedule_id = _insert_schedule(tb, job, job_id, template)
-        if waiting_on or (job.depends_on and state in TERMINAL):
-            row.deps = tuple(waiting_on) or job.depends_on
+        born = state in TERMINAL
+        if born and job.depends_on:
+            row.deps = job.depends_on
+        elif waiting_on and not born:
+            row.deps = tuple(waiting_on)
         tb.insert(row)
-        for dep in waiting_on:
-            tb.add_edge(row, dep)
+        if not born:
+            for dep in waiting_on:
+                tb.add_edge(row, dep)
         if job.parent_id is not None:
             # Counted even when born ended: settling that end counts it out again.
             jobs[job.parent_id].active_children += 1
-        if state in TERMINAL:
+        if born:
             born_ended.append(Ended(job_id, state, job.parent_id, 0, error))
+            ended_by = tuple(waiting_on)
+            tb.transitions.append(Transition(job_id, job.type, state, ended_by, error))
         elif state is BLOCKED:
             tb.transitions.append(Transition(job_id, job.type, BLOCKED, tuple(waiting_on)))
     if checked.rows:
@@ -168,7 +175,8 @@ def apply(tb: Table, checked: Plan) -> None:
 
 
 def _initial_state(tb: Table, job: NewJob) -> tuple[JobState, str | None, list[int]]:
-    """Decide the state a new job starts in, and the dependencies it still waits on."""
+    """Decide the state a new job starts in, and the dependencies it still waits on (for a job
+    born ended: the one that ended it)."""
     waiting_on: list[int] = []
     jobs = tb.jobs
     for dep in dict.fromkeys(job.depends_on):
@@ -183,7 +191,7 @@ def _initial_state(tb: Table, job: NewJob) -> tuple[JobState, str | None, list[i
                 continue
             error = f"dependency job {dep} ended as {dep_state}"
             failed = CANCELLED if job.on_dependency_failure == "cancel" else DEPENDENCY_FAILED
-            return failed, error, []
+            return failed, error, [dep]
         waiting_on.append(dep)
     if waiting_on:
         return BLOCKED, None, waiting_on

@@ -60,7 +60,7 @@ def _resolve_dependents(tx: Tx, now: float, wave: list[Ended]) -> list[Ended]:
         edges = _edges(tx, list(by_id))
     out: list[Ended] = []
     decided: set[int] = set()
-    for job_id, dep_id, policy, state, parent_id, active_children in edges:
+    for job_id, dep_id, policy, state, parent_id, active_children, type_, attempt in edges:
         if job_id in decided or state in TERMINAL:
             continue
         dep = by_id[dep_id]
@@ -76,20 +76,27 @@ def _resolve_dependents(tx: Tx, now: float, wave: list[Ended]) -> list[Ended]:
             "paused_from = NULL WHERE id = ?",
             (new_state, now, error, error, job_id),
         )
+        tx.transitions.append(
+            Transition(job_id, type_, JobState(new_state), (dep_id,), error, attempt)
+        )
         out.append(
             Ended(job_id, new_state, parent_id, active_children, error, cascade=policy == "cancel")
         )
     return out
 
 
-def _edges(tx: Tx, dep_ids: list[int]) -> list[tuple[int, int, str, str | None, int | None, int]]:
+_Edge = tuple[int, int, str, str | None, int | None, int, str, int]
+
+
+def _edges(tx: Tx, dep_ids: list[int]) -> list[_Edge]:
     """The dependency edges onto `dep_ids`, with what the dependent's row says."""
-    edges: list[tuple[int, int, str, str | None, int | None, int]] = []
+    edges: list[_Edge] = []
     for part in chunks(dep_ids):
         edges.extend(
             tx.execute(
                 f"SELECT d.job_id, d.dep_id, j.on_dep_failure, j.state, j.parent_id, "
-                f"j.active_children FROM job_deps d JOIN jobs j ON j.id = d.job_id "
+                f"j.active_children, j.type, j.attempt FROM job_deps d JOIN jobs j "
+                f"ON j.id = d.job_id "
                 f"WHERE d.dep_id IN ({placeholders(len(part))}) ORDER BY d.job_id",
                 tuple(part),
             ).fetchall()
@@ -137,12 +144,13 @@ def _child_ended(tx: Tx, now: float, child: Ended) -> list[Ended]:
         f"UPDATE jobs SET active_children = {tx.dialect.greatest('0', 'active_children - 1')} "
         "WHERE id = ? "
         "RETURNING state, active_children, fail_fast, needs_finalize, paused_from, parent_id, "
-        "wait_for",
+        "wait_for, type, attempt",
         (child.parent_id,),
     ).fetchone()
     if row is None:
         return []
-    state, remaining, fail_fast, needs_finalize, paused_from, grandparent, wait_for = row
+    state, remaining, fail_fast, needs_finalize, paused_from, grandparent, wait_for = row[:7]
+    type_, attempt = row[7:]
     if wait_for == f"job:{child.id}":
         return []  # the parent is joining this child: it wakes and sees the outcome itself
     parent_id = child.parent_id
@@ -161,6 +169,9 @@ def _child_ended(tx: Tx, now: float, child: Ended) -> list[Ended]:
             "UPDATE jobs SET state = 'failed', finished_at = ?, error = ?, reason = ?, "
             "paused_from = NULL WHERE id = ?",
             (now, error, "fail_fast", parent_id),
+        )
+        tx.transitions.append(
+            Transition(parent_id, type_, JobState.FAILED, error=error, attempt=attempt)
         )
         out.append(Ended(parent_id, "failed", grandparent, 0, error))
         return out
@@ -182,8 +193,25 @@ def _child_ended(tx: Tx, now: float, child: Ended) -> list[Ended]:
             "reason = 'children finished' WHERE id = ?",
             (now, parent_id),
         )
+        tx.transitions.append(
+            Transition(
+                parent_id,
+                type_,
+                JobState.COMPLETED,
+                attempt=attempt,
+                duration=_since_attempt(tx, now, parent_id, attempt),
+            )
+        )
         return [Ended(parent_id, "completed", grandparent, 0, None)]
     return []
+
+
+def _since_attempt(tx: Tx, now: float, job_id: int, attempt: int) -> float | None:
+    """Seconds since attempt `attempt` of a job first started (None if it never did)."""
+    row = tx.execute(
+        "SELECT started_at FROM attempts WHERE job_id = ? AND attempt = ?", (job_id, attempt)
+    ).fetchone()
+    return None if row is None or row[0] is None else now - row[0]
 
 
 def cancel_descendants(tx: Tx, now: float, root_id: int, reason: str) -> list[Ended]:
@@ -206,7 +234,7 @@ def cancel_tree(
             rows = _tree(tx, root_id, include_root)
             lock(tx, [row[0] for row in rows])
     out: list[Ended] = []
-    for job_id, state, parent_id, active_children, error in rows:
+    for job_id, state, parent_id, active_children, error, type_, attempt in rows:
         if state == "running":
             tx.execute(
                 "UPDATE jobs SET cancel_requested = 1, reason = ? WHERE id = ?", (reason, job_id)
@@ -217,13 +245,16 @@ def cancel_tree(
             "WHERE id = ?",
             (now, reason, job_id),
         )
+        tx.transitions.append(
+            Transition(job_id, type_, JobState.CANCELLED, error=reason, attempt=attempt)
+        )
         out.append(Ended(job_id, "cancelled", parent_id, active_children, error))
     return out
 
 
 def _tree(
     tx: Tx, root_id: int, include_root: bool
-) -> list[tuple[int, str, int | None, int, str | None]]:
+) -> list[tuple[int, str, int | None, int, str | None, str, int]]:
     """The active jobs of the tree under `root_id` (with the root itself if `include_root`)."""
     start = (
         "SELECT CAST(? AS BIGINT)" if include_root else "SELECT id FROM jobs WHERE parent_id = ?"
@@ -232,7 +263,7 @@ def _tree(
         tx.execute(
             f"WITH RECURSIVE tree(id) AS ({start} UNION ALL "
             f"SELECT j.id FROM jobs j JOIN tree t ON j.parent_id = t.id) "
-            f"SELECT id, state, parent_id, active_children, error FROM jobs "
+            f"SELECT id, state, parent_id, active_children, error, type, attempt FROM jobs "
             f"WHERE id IN (SELECT id FROM tree) AND state NOT IN {TERMINAL_SQL} ORDER BY id",
             (root_id,),
         ).fetchall()

@@ -72,7 +72,8 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
     """
     rows = tx.execute(
         "SELECT id, worker_id, attempt, reclaims, max_reclaims, cancel_requested, "
-        "pause_requested, child_failed, parent_id, active_children, error, attempt_started_at "
+        "pause_requested, child_failed, parent_id, active_children, error, attempt_started_at, "
+        "type "
         f"FROM jobs WHERE state = 'running' AND lease_expires_at <= ?{tx.dialect.skip_locked}",
         (now,),
     ).fetchall()
@@ -81,7 +82,7 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
     closes: list[tuple[object, ...]] = []
     for row in rows:
         job_id, worker, attempt, reclaims, max_reclaims, cancel, pause, child_failed = row[:8]
-        parent, kids, err, attempt_started = row[8:]
+        parent, kids, err, attempt_started, type_ = row[8:]
         lost = reclaims + 1
         reason = reclaim_reason(worker, lost, max_reclaims)
         closes.append((job_id, attempt, worker, attempt_started, now, "lease_expired", reason))
@@ -94,6 +95,9 @@ def reclaim_expired_leases(tx: Tx, now: float) -> list[Ended]:
                 (state, now, error, reason, lost, job_id),
             )
             ended.append(Ended(job_id, state, parent, kids, error, blocked_on=False))
+            tx.transitions.append(
+                Transition(job_id, type_, JobState(state), error=error or reason, attempt=attempt)
+            )
         elif pause:
             tx.execute(
                 "UPDATE jobs SET state = 'paused', paused_from = 'pending', pause_requested = 0, "

@@ -13,9 +13,11 @@ from wireframe.store.records import (
     Beat,
     Complete,
     Fail,
+    JobState,
     LeaseStatus,
     Outcome,
     Release,
+    Transition,
 )
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT, UPSERT
 from wireframe.store.sql.cascade import settle
@@ -25,7 +27,21 @@ from wireframe.store.sql.rows import Ended, chunks, placeholders
 from wireframe.store.sql.tx import Bulk, Tx, unnest
 
 _Running = tuple[
-    int, int, int | None, int, int, int, int, str, int, str | None, str | None, int, str, float
+    int,
+    int,
+    int | None,
+    int,
+    int,
+    int,
+    int,
+    str,
+    int,
+    str | None,
+    str | None,
+    int,
+    str,
+    float,
+    str,
 ]
 
 
@@ -137,15 +153,19 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
             _end(tx, now, job_id, "failed", err, None)
             ended.append(Ended(job_id, "failed", parent_id, kids, err, **flags))
             closes.append((*attempt_of, now, "failed", err))
+            _moved(tx, row, "failed", err)
         elif isinstance(outcome, Complete):
             closes.append((*attempt_of, now, "completed", None))
             params = _complete(now, job_id, outcome, kids, phase)
             completes.append(params)
             if params[0] == "completed":
                 ended.append(Ended(job_id, "completed", parent_id, kids, None, **flags))
+            _moved(tx, row, str(params[0]))
         elif isinstance(outcome, Fail):
             closes.append((*attempt_of, now, outcome.outcome, outcome.error))
             if outcome.retry_at is not None and not cancel and attempt < max_attempts:
+                retried = "scheduled" if outcome.retry_at > now else "pending"
+                _moved(tx, row, retried, outcome.error)
                 tx.wakes = True
                 tx.execute(
                     "UPDATE jobs SET state = CASE WHEN ? > ? THEN 'scheduled' ELSE 'pending' END, "
@@ -166,16 +186,33 @@ def finish(tx: Tx, now: float, outcomes: Sequence[Outcome]) -> list[bool]:
                 state = "cancelled" if cancel else "failed"
                 _end(tx, now, job_id, state, outcome.error, outcome.traceback)
                 ended.append(Ended(job_id, state, parent_id, kids, outcome.error, **flags))
+                _moved(tx, row, state, outcome.error)
         else:
-            done_state = _release(tx, now, job_id, outcome, cancel)
+            released = _release(tx, now, job_id, outcome, cancel)
             closes.append((*attempt_of, now, outcome.reason, None))
-            if done_state is not None:
-                ended.append(Ended(job_id, done_state, parent_id, kids, err, **flags))
+            if released == "cancelled":
+                ended.append(Ended(job_id, released, parent_id, kids, err, **flags))
+            _moved(tx, row, released, outcome.reason if released == "cancelled" else None)
     tx.bulk(COMPLETE, completes)
     tx.bulk(CLOSE_ATTEMPT, closes)
     if ended:
         settle(tx, now, ended)
     return applied
+
+
+def _moved(tx: Tx, row: _Running, state: str, error: str | None = None) -> None:
+    """Report where `finish` put the job of an outcome it applied (an `own` Transition)."""
+    tx.transitions.append(
+        Transition(
+            row[0],
+            row[14],
+            JobState(state),
+            error=error,
+            attempt=row[4],
+            children=row[3] if state == "waiting" else 0,
+            own=True,
+        )
+    )
 
 
 def _plain(outcome: Outcome) -> bool:
@@ -187,7 +224,7 @@ def _plain(outcome: Outcome) -> bool:
 _RUNNING_COLUMNS = (
     "id, claim_seq, parent_id, active_children, attempt, max_attempts + reclaims, "
     "child_failed, phase, "
-    "cancel_requested, result, error, has_dependents, worker_id, attempt_started_at"
+    "cancel_requested, result, error, has_dependents, worker_id, attempt_started_at, type"
 )
 
 LOCK_FIRST = (
@@ -381,8 +418,8 @@ def _complete(
     return (state, next_phase, int(outcome.needs_finalize), outcome.result, now, job_id)
 
 
-def _release(tx: Tx, now: float, job_id: int, outcome: Release, cancel: int) -> str | None:
-    """Give a running job back without spending an attempt; return a terminal state if it ended."""
+def _release(tx: Tx, now: float, job_id: int, outcome: Release, cancel: int) -> str:
+    """Give a running job back without spending an attempt; return the state it is left in."""
     if outcome.to == "cancelled" or cancel:
         tx.execute(
             "UPDATE jobs SET state = 'cancelled', finished_at = ?, reason = ?, worker_id = NULL, "
@@ -410,4 +447,4 @@ def _release(tx: Tx, now: float, job_id: int, outcome: Release, cancel: int) -> 
         "WHERE id = ?",
         (state, paused_from, run_at, max(now, run_at), outcome.reason, wait_for, job_id),
     )
-    return None
+    return state

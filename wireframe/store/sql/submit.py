@@ -98,7 +98,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
                 results.append(Duplicate(held))
                 continue
         job_id = next(ids)
-        state, error, waiting_on = _initial_state(tx, now, job)
+        state, error, waiting_on, ended_by = _initial_state(tx, now, job)
         if job.parent_id is not None:
             _check_parent(tx, job.parent_id)
             # Counted even when born ended: settling that end counts it out again.
@@ -112,6 +112,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
             batch_keys[(job.type, job.key)] = job_id
         if state in TERMINAL:
             born_ended.append(Ended(job_id, state, job.parent_id, 0, error))
+            tx.transitions.append(Transition(job_id, job.type, JobState(state), ended_by, error))
         elif state == "blocked":
             tx.transitions.append(Transition(job_id, job.type, JobState.BLOCKED, tuple(waiting_on)))
         results.append(Submitted(job_id, schedule_id))
@@ -194,7 +195,7 @@ def _uniform(jobs: Sequence[NewJob]) -> bool:
 def _submit_uniform(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     """Insert a `_uniform` batch with one statement: the database expands the payload array."""
     ids = tx.dialect.reserve_ids(tx, "jobs", len(jobs))
-    state, error, _ = _initial_state(tx, now, jobs[0])
+    state, error, _, _ = _initial_state(tx, now, jobs[0])
     params = list(job_row(jobs[0], ids[0], now, state, None, error))
     payloads = json.dumps([job.payload for job in jobs], ensure_ascii=False)
     if tx.dialect.name == "sqlite":
@@ -207,8 +208,11 @@ def _submit_uniform(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitRe
     return [Submitted(job_id) for job_id in ids]
 
 
-def _initial_state(tx: Tx, now: float, job: NewJob) -> tuple[str, str | None, list[int]]:
-    """Decide the state a new job starts in, and the dependencies it still waits on."""
+def _initial_state(
+    tx: Tx, now: float, job: NewJob
+) -> tuple[str, str | None, list[int], tuple[int, ...]]:
+    """Decide the state a new job starts in, the dependencies it still waits on, and (for a job
+    born ended) the dependency that ended it."""
     waiting_on: list[int] = []
     for dep in dict.fromkeys(job.depends_on):
         # Locked (by `submit`), so a dependency ending concurrently sees the edge added here.
@@ -223,12 +227,12 @@ def _initial_state(tx: Tx, now: float, job: NewJob) -> tuple[str, str | None, li
                 continue
             error = f"dependency job {dep} ended as {dep_state}"
             failed = "cancelled" if job.on_dependency_failure == "cancel" else "dependency_failed"
-            return failed, error, []
+            return failed, error, [], (dep,)
         waiting_on.append(dep)
     if waiting_on:
-        return "blocked", None, waiting_on
+        return "blocked", None, waiting_on, ()
     run_at = job.run_at if job.run_at is not None else now
-    return ("scheduled" if run_at > now else "pending"), None, []
+    return ("scheduled" if run_at > now else "pending"), None, [], ()
 
 
 def _check_parent(tx: Tx, parent_id: int) -> None:
