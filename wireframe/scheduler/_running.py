@@ -81,7 +81,7 @@ class Running:
         return self.stop_reason is not None
 
     def report_progress(self, fraction: float, message: str | None) -> None:
-        """Keep the latest progress; the next heartbeat stores it."""
+        """Keep the latest progress; the next beat of this job stores it."""
         self.progress = fraction
         self.message = message
 

@@ -30,7 +30,7 @@ class Attempt(Protocol):
         ...
 
     def report_progress(self, fraction: float, message: str | None) -> None:
-        """Keep the latest progress for the next heartbeat."""
+        """Keep the latest progress, for the beat that stores it."""
         ...
 
 
@@ -67,6 +67,10 @@ class JobHost(Protocol):
         """Renew the job's lease now."""
         ...
 
+    def progressed(self, job_id: int) -> None:
+        """The job's progress changed: store it soon (coalesced with other changes)."""
+        ...
+
     def notify(self) -> None:
         """Work may have become claimable (a spawned child, an emitted event's waiters)."""
         ...
@@ -96,12 +100,14 @@ class JobContext:
         return self._attempt.record.phase
 
     def progress(self, fraction: float, message: str | None = None) -> None:
-        """Report progress in [0, 1] with an optional message; subscribers see it at once."""
+        """Report progress in [0, 1] with an optional message; subscribers see it at once, the
+        store (and so other processes) within about a second."""
         where = f"job {self.job.id}: progress fraction"
         value = number(fraction, where, low=0.0)
         if value > 1.0:
             raise ConfigError(f"{where} must be in [0, 1], got {fraction!r}")
         self._attempt.report_progress(value, message)
+        self._host.progressed(self.job.id)
         self._host.publish(
             JobProgress(job_id=self.job.id, job_type=self.job.type, fraction=value, message=message)
         )

@@ -21,7 +21,7 @@ from wireframe.scheduler._completer import Completer
 from wireframe.scheduler._config import WorkerConfig, worker_config
 from wireframe.scheduler._executor import Executor
 from wireframe.scheduler._hub import Hub
-from wireframe.scheduler._leases import Leases
+from wireframe.scheduler._leases import PROGRESS_EVERY, Leases
 from wireframe.scheduler._maintenance import Maintenance
 from wireframe.scheduler._outcome import hand_back
 from wireframe.scheduler._producer import Producer
@@ -79,6 +79,7 @@ class Worker(Task):
         cancel_grace: float = 5.0,
         keep_history: float | None = None,
         clock: Clock | None = None,
+        progress_every: float = PROGRESS_EVERY,
         id: str = "worker",
     ) -> None:
         config = worker_config(
@@ -95,6 +96,7 @@ class Worker(Task):
             cancel_grace=cancel_grace,
             keep_history=keep_history,
             clock=clock,
+            progress_every=progress_every,
         )
         registry = Registry(domains, where="Worker")
         self._setup(Hub(store if isinstance(store, Store) else store_from_url(store)), registry)
@@ -139,6 +141,7 @@ class Worker(Task):
             self.claim_ttl,
             lambda job_id, condition, poll: self._executor.defer(job_id, condition, poll),
             lambda job_id: self._leases.heartbeat(job_id),
+            lambda job_id: self._leases.progressed(job_id),
             lambda: self._producer.notify(),
         )
         self._executor = Executor(
@@ -182,6 +185,7 @@ class Worker(Task):
             cancel_grace=self.cancel_grace,
             clock=clock,
             unwritten=self._completer.unwritten,
+            progress_every=config.progress_every,
         )
         self._maintenance = Maintenance(
             hub.store,
@@ -389,6 +393,7 @@ class _Host:
     claim_ttl: float
     defer_fn: Callable[[int, Callable[[], Any], float], Awaitable[None]]
     heartbeat_fn: Callable[[int], Awaitable[None]]
+    progressed_fn: Callable[[int], None]
     notify_fn: Callable[[], None]
 
     @property
@@ -410,6 +415,9 @@ class _Host:
 
     async def heartbeat(self, job_id: int) -> None:
         await self.heartbeat_fn(job_id)
+
+    def progressed(self, job_id: int) -> None:
+        self.progressed_fn(job_id)
 
     def notify(self) -> None:
         self.notify_fn()
