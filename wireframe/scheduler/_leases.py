@@ -65,8 +65,9 @@ class Leases:
 
     def progressed(self, job_id: int) -> None:
         """A job's progress changed: store it within `progress_every` seconds."""
-        self._progressed.add(job_id)
-        self._changed.set()
+        if job_id not in self._progressed:  # else the change is already due to be stored
+            self._progressed.add(job_id)
+            self._changed.set()
 
     async def _carry_progress(self) -> None:
         """After each first change, wait `progress_every` seconds, then beat what changed."""

@@ -10,7 +10,7 @@ from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number
 from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
-from wireframe.scheduler.events import Event, JobProgress
+from wireframe.scheduler.events import Event
 from wireframe.store import JobRecord, NewJob, Store
 
 T = TypeVar("T")
@@ -67,8 +67,8 @@ class JobHost(Protocol):
         """Renew the job's lease now."""
         ...
 
-    def progressed(self, job_id: int) -> None:
-        """The job's progress changed: store it soon (coalesced with other changes)."""
+    def progressed(self, job: JobRecord, fraction: float, message: str | None) -> None:
+        """The job's progress changed: publish it at once, store it soon (coalesced)."""
         ...
 
     def notify(self) -> None:
@@ -102,15 +102,17 @@ class JobContext:
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Report progress in [0, 1] with an optional message; subscribers see it at once, the
         store (and so other processes) within about a second."""
+        if type(fraction) is not float or not 0.0 <= fraction <= 1.0:  # the common case: fast
+            fraction = self._fraction(fraction)
+        self._attempt.report_progress(fraction, message)
+        self._host.progressed(self._attempt.record, fraction, message)
+
+    def _fraction(self, fraction: object) -> float:
         where = f"job {self.job.id}: progress fraction"
         value = number(fraction, where, low=0.0)
         if value > 1.0:
             raise ConfigError(f"{where} must be in [0, 1], got {fraction!r}")
-        self._attempt.report_progress(value, message)
-        self._host.progressed(self.job.id)
-        self._host.publish(
-            JobProgress(job_id=self.job.id, job_type=self.job.type, fraction=value, message=message)
-        )
+        return value
 
     def state(self, cls: type[T]) -> T:
         """Shared state registered for `cls`: the job's domain first, then the scheduler's."""
