@@ -92,6 +92,38 @@ async def test_changes_of_one_interval_go_in_one_beat_of_the_jobs_that_changed()
             release.set()
 
 
+async def test_a_bad_fraction_is_refused_naming_the_job_and_the_value() -> None:
+    work = Domain("work")
+    refused: list[str] = []
+    release = anyio.Event()
+
+    @work.job
+    async def step(job: dict[str, Any], ctx: JobContext) -> None:
+        for bad in (1.5, -0.1, float("nan"), float("inf"), "0.5", True, None):
+            try:
+                ctx.progress(bad)  # type: ignore[arg-type]
+            except ConfigError as exc:
+                refused.append(str(exc))
+        ctx.progress(1, "an int is a number")
+        await release.wait()
+
+    store = BeatLog(Clock())
+    worker = Worker(store, [work], claim_ttl=300.0, progress_every=EVERY, poll_interval=0.01)
+    await worker.open()
+    with anyio.fail_after(10):
+        async with running(worker):
+            (submitted,) = await store.submit([NewJob("work::step", "work", "{}")])
+            worker.notify()
+            await until_progress(store, submitted.id, 1.0)
+            job = await store.get(submitted.id)
+            assert job is not None and job.progress_message == "an int is a number"
+            release.set()
+    bads = ("1.5", "-0.1", "nan", "inf", "'0.5'", "True", "None")
+    assert len(refused) == len(bads)
+    for text, bad in zip(refused, bads, strict=True):
+        assert f"job {submitted.id}: progress fraction" in text and bad in text
+
+
 async def test_a_progress_interval_that_is_not_a_positive_number_is_refused() -> None:
     for bad in (0, -1.0, float("nan"), "1"):
         with pytest.raises(ConfigError, match=f"Worker progress_every .*{bad!r}"):
