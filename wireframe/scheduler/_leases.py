@@ -64,10 +64,9 @@ class Leases:
             await self.check_requests()
 
     def progressed(self, job_id: int) -> None:
-        """A job's progress changed: store it within `progress_every` seconds."""
-        if job_id not in self._progressed:  # else the change is already due to be stored
-            self._progressed.add(job_id)
-            self._changed.set()
+        """A job's progress changed since its last beat: store it within `progress_every`."""
+        self._progressed.add(job_id)
+        self._changed.set()
 
     async def _carry_progress(self) -> None:
         """After each first change, wait `progress_every` seconds, then beat what changed."""
@@ -76,7 +75,9 @@ class Leases:
             await anyio.sleep(self.progress_every)
             self._changed = anyio.Event()
             held = self.executor.running
-            changed = [held[job_id] for job_id in sorted(self._progressed) if job_id in held]
+            changed = [
+                held[i] for i in sorted(self._progressed) if i in held and held[i].progress_due
+            ]
             self._progressed.clear()
             if changed:
                 await self._beat(changed, [])
@@ -90,7 +91,8 @@ class Leases:
 
     async def _beat(self, current: list[Running], unwritten: list[Beat]) -> None:
         """Renew the leases of `current` (carrying their progress) and of `unwritten`."""
-        self._progressed.difference_update(r.record.id for r in current)
+        for running in current:
+            running.progress_due = False  # a change from now on is due again
         sent = self.clock.monotonic()
         status = await self.store.heartbeat([_beat(r) for r in current] + unwritten, self.claim_ttl)
         held = self.executor.running
@@ -100,7 +102,7 @@ class Leases:
 
     async def renew(self, running: Running) -> bool:
         """Renew one lease at once; False (and the handler interrupted) if it was lost."""
-        self._progressed.discard(running.record.id)
+        running.progress_due = False
         sent = self.clock.monotonic()
         status = await self.store.heartbeat([_beat(running)], self.claim_ttl)
         found = status.get(running.record.id, LeaseStatus.LOST)

@@ -10,7 +10,7 @@ from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number
 from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
-from wireframe.scheduler.events import Event
+from wireframe.scheduler.events import Event, JobProgress
 from wireframe.store import JobRecord, NewJob, Store
 
 T = TypeVar("T")
@@ -29,8 +29,9 @@ class Attempt(Protocol):
         """True once the worker asked the handler to stop."""
         ...
 
-    def report_progress(self, fraction: float, message: str | None) -> None:
-        """Keep the latest progress, for the beat that stores it."""
+    def report_progress(self, fraction: float, message: str | None) -> bool:
+        """Keep the latest progress for the beat that stores it; True if none was due yet (the
+        first change since the job's last beat)."""
         ...
 
 
@@ -67,8 +68,13 @@ class JobHost(Protocol):
         """Renew the job's lease now."""
         ...
 
-    def progressed(self, job: JobRecord, fraction: float, message: str | None) -> None:
-        """The job's progress changed: publish it at once, store it soon (coalesced)."""
+    @property
+    def watched(self) -> bool:
+        """True while someone subscribes to events (else none need be built)."""
+        ...
+
+    def progressed(self, job_id: int) -> None:
+        """The job's progress changed since its last beat: store it soon (coalesced)."""
         ...
 
     def notify(self) -> None:
@@ -104,8 +110,14 @@ class JobContext:
         store (and so other processes) within about a second."""
         if type(fraction) is not float or not 0.0 <= fraction <= 1.0:  # the common case: fast
             fraction = self._fraction(fraction)
-        self._attempt.report_progress(fraction, message)
-        self._host.progressed(self._attempt.record, fraction, message)
+        attempt, host = self._attempt, self._host  # some handlers call this every millisecond
+        if attempt.report_progress(fraction, message):
+            host.progressed(attempt.record.id)
+        if host.watched:
+            job = attempt.record
+            host.publish(
+                JobProgress(job_id=job.id, job_type=job.type, fraction=fraction, message=message)
+            )
 
     def _fraction(self, fraction: object) -> float:
         where = f"job {self.job.id}: progress fraction"

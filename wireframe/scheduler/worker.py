@@ -31,19 +31,11 @@ from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain
 from wireframe.scheduler.errors import HandBackError
-from wireframe.scheduler.events import Event, EventBus, JobProgress
+from wireframe.scheduler.events import Event, EventBus
 from wireframe.scheduler.limits import Limits
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.service import StopReceiver, Task, TaskKind
-from wireframe.store import (
-    Complete,
-    JobRecord,
-    NewJob,
-    Outcome,
-    Store,
-    StoreError,
-    store_from_url,
-)
+from wireframe.store import Complete, NewJob, Outcome, Store, StoreError, store_from_url
 
 log = logging.getLogger("wireframe.scheduler")
 
@@ -424,13 +416,12 @@ class _Host:
     async def heartbeat(self, job_id: int) -> None:
         await self.heartbeat_fn(job_id)
 
-    def progressed(self, job: JobRecord, fraction: float, message: str | None) -> None:
-        events = self.hub.events
-        if events.subscriber_count:  # called every millisecond by some handlers: no idle work
-            events.publish(
-                JobProgress(job_id=job.id, job_type=job.type, fraction=fraction, message=message)
-            )
-        self.progressed_fn(job.id)
+    @property
+    def watched(self) -> bool:
+        return self.hub.events.subscriber_count > 0
+
+    def progressed(self, job_id: int) -> None:
+        self.progressed_fn(job_id)
 
     def notify(self) -> None:
         self.notify_fn()
