@@ -10,7 +10,7 @@ from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number
 from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
-from wireframe.scheduler.events import Event, JobProgress
+from wireframe.scheduler.events import Event, EventBus, JobProgress
 from wireframe.store import JobRecord, NewJob, Store
 
 T = TypeVar("T")
@@ -69,8 +69,9 @@ class JobHost(Protocol):
         ...
 
     @property
-    def watched(self) -> bool:
-        """True while someone subscribes to events (else none need be built)."""
+    def events(self) -> EventBus:
+        """Where the job's lifecycle events go (progress, which may change every millisecond,
+        is published there directly, and built only while someone subscribes)."""
         ...
 
     def progressed(self, job_id: int) -> None:
@@ -89,6 +90,7 @@ class JobContext:
         self._host = host
         self._attempt = attempt
         self._durable: DurableRun | None = None
+        self._events = host.events
 
     @property
     def job(self) -> JobRecord:
@@ -110,12 +112,13 @@ class JobContext:
         store (and so other processes) within about a second."""
         if type(fraction) is not float or not 0.0 <= fraction <= 1.0:  # the common case: fast
             fraction = self._fraction(fraction)
-        attempt, host = self._attempt, self._host  # some handlers call this every millisecond
+        attempt = self._attempt  # some handlers call this every millisecond: keep it lean
         if attempt.report_progress(fraction, message):
-            host.progressed(attempt.record.id)
-        if host.watched:
+            self._host.progressed(attempt.record.id)
+        events = self._events
+        if events.subscriber_count:
             job = attempt.record
-            host.publish(
+            events.publish(
                 JobProgress(job_id=job.id, job_type=job.type, fraction=fraction, message=message)
             )
 

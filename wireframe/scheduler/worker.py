@@ -417,8 +417,8 @@ class _Host:
         await self.heartbeat_fn(job_id)
 
     @property
-    def watched(self) -> bool:
-        return self.hub.events.subscriber_count > 0
+    def events(self) -> EventBus:
+        return self.hub.events
 
     def progressed(self, job_id: int) -> None:
         self.progressed_fn(job_id)
