@@ -57,7 +57,8 @@ class Worker(Task):
     them back: they return to `pending` with their durable checkpoints, no attempt spent. A
     forced stop (a second signal) hands them back at once. Only a crash (SIGKILL, power loss)
     leaves leases to expire; a worker that cannot write the hand-back (its store unreachable)
-    raises HandBackError, so the process exits non-zero.
+    raises HandBackError, so the process exits non-zero. Progress a handler reports reaches the
+    store within `progress_every` seconds (default 1): one beat of the jobs whose progress changed.
     """
 
     kind = TaskKind.TASK
