@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.synchronize import Event
 from typing import Any
@@ -39,10 +39,20 @@ def bench_domain(ran: Any = None, slot: int = 0) -> Domain:
     return bench
 
 
+DomainFactory = Callable[[Any, int], Domain]
+"""`(ran, slot) -> Domain`, like `bench_domain`: a module-level function (it is pickled)."""
+
+
 async def _serve(
-    url: str, options: dict[str, Any], ready: Event, stop: Event, ran: Any, slot: int
+    url: str,
+    options: dict[str, Any],
+    ready: Event,
+    stop: Event,
+    ran: Any,
+    slot: int,
+    domain: DomainFactory,
 ) -> None:
-    scheduler = Scheduler(url, domains=[bench_domain(ran, slot)], **options)
+    scheduler = Scheduler(url, domains=[domain(ran, slot)], **options)
     await scheduler.open()
     receiver = StopReceiver()
     async with anyio.create_task_group() as tg:
@@ -54,23 +64,32 @@ async def _serve(
 
 
 def _worker_main(
-    url: str, options: dict[str, Any], ready: Event, stop: Event, ran: Any, slot: int
+    url: str,
+    options: dict[str, Any],
+    ready: Event,
+    stop: Event,
+    ran: Any,
+    slot: int,
+    domain: DomainFactory,
 ) -> None:
-    anyio.run(_serve, url, options, ready, stop, ran, slot)
+    anyio.run(_serve, url, options, ready, stop, ran, slot, domain)
 
 
 @contextmanager
-def worker_processes(url: str, n: int, **options: Any) -> Iterator[Any]:
+def worker_processes(
+    url: str, n: int, *, domain: DomainFactory = bench_domain, **options: Any
+) -> Iterator[Any]:
     """Run `n` worker processes on `url` (ready when entered); stop them on exit.
 
-    Yields a shared array: element i counts the jobs worker i has run (`sum()` it).
+    Each runs the domain `domain(ran, slot)` builds (default: `bench_domain`). Yields a shared
+    array: element i counts the jobs worker i has run (`sum()` it).
     """
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     ran = ctx.Array("q", n, lock=False)
     readies = [ctx.Event() for _ in range(n)]
     procs = [
-        ctx.Process(target=_worker_main, args=(url, options, r, stop, ran, i), daemon=True)
+        ctx.Process(target=_worker_main, args=(url, options, r, stop, ran, i, domain), daemon=True)
         for i, r in enumerate(readies)
     ]
     for p in procs:

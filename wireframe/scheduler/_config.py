@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from wireframe.scheduler._leases import PROGRESS_EVERY
 from wireframe.scheduler._numbers import count, seconds
 from wireframe.scheduler._running import default_worker_id
 from wireframe.scheduler.clock import SYSTEM_CLOCK, Clock
@@ -30,6 +31,7 @@ class WorkerConfig:
     cancel_grace: float
     keep_history: float | None
     clock: Clock
+    progress_every: float
 
 
 def worker_config(
@@ -47,6 +49,7 @@ def worker_config(
     cancel_grace: float = 5.0,
     keep_history: float | None = None,
     clock: Clock | None = None,
+    progress_every: float = PROGRESS_EVERY,
 ) -> WorkerConfig:
     """Check every setting, naming `where` and the setting in the error."""
     if shutdown is not None and not isinstance(shutdown, ShutdownMode):
@@ -66,6 +69,7 @@ def worker_config(
         cancel_grace=seconds(cancel_grace, f"{where} cancel_grace", zero=True),
         keep_history=_optional(keep_history, f"{where} keep_history"),
         clock=clock or SYSTEM_CLOCK,
+        progress_every=seconds(progress_every, f"{where} progress_every"),
     )
 
 

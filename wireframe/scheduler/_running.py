@@ -48,6 +48,7 @@ class Running:
         "lease_deadline",
         "message",
         "progress",
+        "progress_due",
         "record",
         "scope",
         "started",
@@ -68,6 +69,8 @@ class Running:
         self.stop_reason: Interrupt | None = None
         self.progress: float | None = None
         self.message: str | None = None
+        self.progress_due = False
+        """True from a progress change until a beat carries it to the store."""
         self.started = started
         """Wall-clock time of the claim."""
         self.lease_deadline = lease_deadline
@@ -80,10 +83,14 @@ class Running:
         """True once the worker asked the handler to stop."""
         return self.stop_reason is not None
 
-    def report_progress(self, fraction: float, message: str | None) -> None:
-        """Keep the latest progress; the next heartbeat stores it."""
+    def report_progress(self, fraction: float, message: str | None) -> bool:
+        """Keep the latest progress for the next beat of this job; True if none was due yet."""
         self.progress = fraction
         self.message = message
+        if self.progress_due:
+            return False
+        self.progress_due = True
+        return True
 
     def interrupt(self, reason: Interrupt, grace: float = 0.0) -> None:
         """Ask the handler to stop: `ctx.cancelled` now, cancellation after `grace` seconds."""

@@ -11,7 +11,7 @@ from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number
 from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
-from wireframe.scheduler.events import Event, JobProgress, JobSubmitted
+from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
 from wireframe.store import JobRecord, NewJob, Store
 
 T = TypeVar("T")
@@ -30,8 +30,9 @@ class Attempt(Protocol):
         """True once the worker asked the handler to stop."""
         ...
 
-    def report_progress(self, fraction: float, message: str | None) -> None:
-        """Keep the latest progress for the next heartbeat."""
+    def report_progress(self, fraction: float, message: str | None) -> bool:
+        """Keep the latest progress for the beat that stores it; True if none was due yet (the
+        first change since the job's last beat)."""
         ...
 
 
@@ -72,6 +73,16 @@ class JobHost(Protocol):
         """Renew the job's lease now."""
         ...
 
+    @property
+    def events(self) -> EventBus:
+        """Where the job's lifecycle events go (progress, which may change every millisecond,
+        is published there directly, and built only while someone subscribes)."""
+        ...
+
+    def progressed(self, job_id: int) -> None:
+        """The job's progress changed since its last beat: store it soon (coalesced)."""
+        ...
+
     def notify(self) -> None:
         """Work may have become claimable (a spawned child, an emitted event's waiters)."""
         ...
@@ -84,6 +95,7 @@ class JobContext:
         self._host = host
         self._attempt = attempt
         self._durable: DurableRun | None = None
+        self._events = host.events
 
     @property
     def job(self) -> JobRecord:
@@ -101,15 +113,26 @@ class JobContext:
         return self._attempt.record.phase
 
     def progress(self, fraction: float, message: str | None = None) -> None:
-        """Report progress in [0, 1] with an optional message; subscribers see it at once."""
+        """Report progress in [0, 1] with an optional message; subscribers see it at once, the
+        store (and so other processes) within about a second."""
+        if type(fraction) is not float or not 0.0 <= fraction <= 1.0:  # the common case: fast
+            fraction = self._fraction(fraction)
+        attempt = self._attempt  # some handlers call this every millisecond: keep it lean
+        if attempt.report_progress(fraction, message):
+            self._host.progressed(attempt.record.id)
+        events = self._events
+        if events.subscriber_count:
+            job = attempt.record
+            events.publish(
+                JobProgress(job_id=job.id, job_type=job.type, fraction=fraction, message=message)
+            )
+
+    def _fraction(self, fraction: object) -> float:
         where = f"job {self.job.id}: progress fraction"
         value = number(fraction, where, low=0.0)
         if value > 1.0:
             raise ConfigError(f"{where} must be in [0, 1], got {fraction!r}")
-        self._attempt.report_progress(value, message)
-        self._host.publish(
-            JobProgress(job_id=self.job.id, job_type=self.job.type, fraction=value, message=message)
-        )
+        return value
 
     def state(self, cls: type[T]) -> T:
         """Shared state registered for `cls`: the job's domain first, then the scheduler's."""

@@ -22,7 +22,7 @@ from wireframe.scheduler._completer import Completer
 from wireframe.scheduler._config import WorkerConfig, worker_config
 from wireframe.scheduler._executor import Executor
 from wireframe.scheduler._hub import Hub
-from wireframe.scheduler._leases import Leases
+from wireframe.scheduler._leases import PROGRESS_EVERY, Leases
 from wireframe.scheduler._maintenance import Maintenance
 from wireframe.scheduler._outcome import hand_back
 from wireframe.scheduler._producer import Producer
@@ -58,7 +58,8 @@ class Worker(Task):
     them back: they return to `pending` with their durable checkpoints, no attempt spent. A
     forced stop (a second signal) hands them back at once. Only a crash (SIGKILL, power loss)
     leaves leases to expire; a worker that cannot write the hand-back (its store unreachable)
-    raises HandBackError, so the process exits non-zero.
+    raises HandBackError, so the process exits non-zero. Progress a handler reports reaches the
+    store within `progress_every` seconds (default 1): one beat of the jobs whose progress changed.
     """
 
     kind = TaskKind.TASK
@@ -80,6 +81,7 @@ class Worker(Task):
         cancel_grace: float = 5.0,
         keep_history: float | None = None,
         clock: Clock | None = None,
+        progress_every: float = PROGRESS_EVERY,
         id: str = "worker",
     ) -> None:
         config = worker_config(
@@ -96,6 +98,7 @@ class Worker(Task):
             cancel_grace=cancel_grace,
             keep_history=keep_history,
             clock=clock,
+            progress_every=progress_every,
         )
         registry = Registry(domains, where="Worker")
         self._setup(Hub(store if isinstance(store, Store) else store_from_url(store)), registry)
@@ -140,6 +143,7 @@ class Worker(Task):
             self.claim_ttl,
             lambda job_id, condition, poll: self._executor.defer(job_id, condition, poll),
             lambda job_id: self._leases.heartbeat(job_id),
+            lambda job_id: self._leases.progressed(job_id),
             lambda: self._producer.notify(),
         )
         self._executor = Executor(
@@ -183,6 +187,7 @@ class Worker(Task):
             cancel_grace=self.cancel_grace,
             clock=clock,
             unwritten=self._completer.unwritten,
+            progress_every=config.progress_every,
         )
         self._maintenance = Maintenance(
             hub.store,
@@ -395,6 +400,7 @@ class _Host:
     claim_ttl: float
     defer_fn: Callable[[int, Callable[[], Any], float], Awaitable[None]]
     heartbeat_fn: Callable[[int], Awaitable[None]]
+    progressed_fn: Callable[[int], None]
     notify_fn: Callable[[], None]
 
     @property
@@ -419,6 +425,13 @@ class _Host:
 
     async def heartbeat(self, job_id: int) -> None:
         await self.heartbeat_fn(job_id)
+
+    @property
+    def events(self) -> EventBus:
+        return self.hub.events
+
+    def progressed(self, job_id: int) -> None:
+        self.progressed_fn(job_id)
 
     def notify(self) -> None:
         self.notify_fn()
