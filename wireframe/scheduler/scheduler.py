@@ -15,12 +15,13 @@ import attrs
 
 from wireframe.durable.run import to_json
 from wireframe.scheduler._config import worker_config
+from wireframe.scheduler._front import Front
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
-from wireframe.scheduler.events import EventBus, JobSubmitted
+from wireframe.scheduler.events import JobSubmitted
 from wireframe.scheduler.recurring import recurrence_from_json
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
@@ -40,7 +41,7 @@ from wireframe.store import (
 )
 
 
-class Scheduler(Task):
+class Scheduler(Front, Task):
     """Submit, query and control jobs; with `worker=True` (the default) it also runs them."""
 
     kind = TaskKind.TASK
@@ -92,41 +93,7 @@ class Scheduler(Task):
             )
             self.worker = Worker._embedded(self._hub, self._registry, config, f"{id}.worker")
 
-    @property
-    def store(self) -> Store:
-        """The store jobs live in."""
-        return self._hub.store
-
-    @property
-    def events(self) -> EventBus:
-        """The lifecycle events this process publishes."""
-        return self._hub.events
-
-    @property
-    def closed(self) -> bool:
-        """True once the store was closed (its task ended), until it is opened again."""
-        return self._hub.closed
-
-    @property
-    def domains(self) -> dict[str, Domain]:
-        """The domains this scheduler knows, by name."""
-        return self._registry.domains
-
-    @property
-    def types(self) -> dict[str, JobType[Any, Any]]:
-        """The job types of those domains, by `domain::name`."""
-        return self._registry.types
-
-    @property
-    def provided(self) -> tuple[object, ...]:
-        """The shared state given with `state=` or `provide` (handlers read it with `ctx.state`)."""
-        return tuple(self._registry.shared.values())
-
     # -- lifecycle --------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        """Open the store (idempotent); submit and queries call it for you."""
-        await self._hub.open()
 
     async def close(self) -> None:
         """Close the store."""
@@ -382,11 +349,6 @@ class Scheduler(Task):
         return await self.store.set_schedule_state(schedule_id, "cancelled")
 
     # -- used by workers and the CLI --------------------------------------------------------
-
-    def provide(self, value: object) -> Scheduler:
-        """Make `value` available to every handler as `ctx.state(type(value))`."""
-        self._registry.provide(value)
-        return self
 
     def require_worker(self) -> Worker:
         """The embedded worker, or an error for a submit-only scheduler."""

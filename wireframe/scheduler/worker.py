@@ -21,6 +21,7 @@ import attrs
 from wireframe.scheduler._completer import Completer
 from wireframe.scheduler._config import WorkerConfig, worker_config
 from wireframe.scheduler._executor import Executor
+from wireframe.scheduler._front import Front
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._leases import PROGRESS_EVERY, Leases
 from wireframe.scheduler._maintenance import Maintenance
@@ -50,7 +51,7 @@ CLOSE_TIMEOUT = 5.0
 """Seconds a stopping worker waits for its store to close."""
 
 
-class Worker(Task):
+class Worker(Front, Task):
     """Runs jobs of the given domains from a store; a Task, so a Service hosts it.
 
     When asked to stop it claims nothing more, lets running jobs finish for up to
@@ -203,43 +204,9 @@ class Worker(Task):
     # -- public -----------------------------------------------------------------------------
 
     @property
-    def store(self) -> Store:
-        """The store this worker runs jobs from."""
-        return self._hub.store
-
-    @property
-    def events(self) -> EventBus:
-        """The lifecycle events of the jobs this worker runs."""
-        return self._hub.events
-
-    @property
-    def closed(self) -> bool:
-        """True once the store was closed (its task ended), until it is opened again."""
-        return self._hub.closed
-
-    @property
-    def domains(self) -> dict[str, Domain]:
-        """The domains this worker runs, by name."""
-        return self._registry.domains
-
-    @property
-    def provided(self) -> tuple[object, ...]:
-        """The shared state given to `provide` (handlers read it with `ctx.state`)."""
-        return tuple(self._registry.shared.values())
-
-    @property
     def running(self) -> Mapping[int, Running]:
         """The jobs this worker holds now (queued, running or deferred), by id."""
         return self._executor.running
-
-    def provide(self, value: object) -> Worker:
-        """Make `value` available to every handler as `ctx.state(type(value))`."""
-        self._registry.provide(value)
-        return self
-
-    async def open(self) -> None:
-        """Open the store (idempotent); `run` calls it for you."""
-        await self._hub.open()
 
     def notify(self, due: float | None = None) -> None:
         """Wake the claim loop now (called by an in-process submit); `due`: a delayed job's time."""
