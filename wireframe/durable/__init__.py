@@ -9,6 +9,7 @@ from wireframe.durable.errors import (
     EventTimeout,
     LeaseLost,
     NonDeterminismError,
+    NotAChildError,
     Suspend,
 )
 from wireframe.durable.run import CheckpointNameError, ChildHandle, DurableRun, uuid7
@@ -23,6 +24,7 @@ __all__ = [
     "EventTimeout",
     "LeaseLost",
     "NonDeterminismError",
+    "NotAChildError",
     "Suspend",
     "uuid7",
 ]

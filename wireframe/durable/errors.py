@@ -12,7 +12,16 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> Any:
     return cls(*args)
 
 
-class DurableError(Exception):
+class SchedulerError(Exception):
+    """Base class of every error the job scheduler raises, durable calls' errors included.
+
+    Defined here, in the lowest layer whose errors are the scheduler's, so that `DurableError`
+    can derive from it; `wireframe.SchedulerError` and `wireframe.scheduler.SchedulerError`
+    are this class.
+    """
+
+
+class DurableError(SchedulerError):
     """Base class of the errors durable calls raise."""
 
 
@@ -22,6 +31,10 @@ class NonDeterminismError(DurableError):
 
 class EventTimeout(DurableError, TimeoutError):
     """`ctx.wait_event` reached its timeout before the event was emitted."""
+
+
+class NotAChildError(DurableError, ValueError):
+    """`ctx.join` was given a job that is not a child of the joining job."""
 
 
 class ChildFailed(DurableError):

@@ -31,6 +31,7 @@ from wireframe.durable.errors import (
     EventTimeout,
     LeaseLost,
     NonDeterminismError,
+    NotAChildError,
     Suspend,
 )
 from wireframe.store import Checkpoint, JobState, Lease, LeaseStatus, NewJob, Store
@@ -296,7 +297,7 @@ class DurableRun:
             if child is None:
                 raise ChildFailed(handle.id, f"child job {handle.id} no longer exists")
             if child.parent_id != self._lease.job_id:
-                raise DurableError(
+                raise NotAChildError(
                     f"{self._where}: join({handle!r}): job {handle.id} is not a child of job "
                     f"{self._lease.job_id}; join the handles that ctx.spawn returned"
                 )

@@ -3,13 +3,34 @@ types and the shared state handlers read."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler.domain import Domain, JobType
+from wireframe.scheduler.errors import scheduler_error
 from wireframe.scheduler.events import EventBus
-from wireframe.store import Store
+from wireframe.store import Store, StoreError, store_from_url
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Raise the store's errors as the scheduler's (`scheduler_error`) inside the block."""
+    try:
+        yield
+    except StoreError as exc:
+        raise scheduler_error(exc) from exc
+
+
+def store_of(store: Store | str | os.PathLike[str]) -> Store:
+    """The store given, or the one its URL names (InvalidStoreURL for a bad URL)."""
+    if isinstance(store, Store):
+        return store
+    with store_errors():
+        return store_from_url(store)
 
 
 class Front:
@@ -54,5 +75,8 @@ class Front:
         return self
 
     async def open(self) -> None:
-        """Open the store (idempotent); running the task, submits and queries call it for you."""
-        await self._hub.open()
+        """Open the store (idempotent); running the task, submits and queries call it for you.
+
+        Raises StoreFailure (StoreSchemaError for a store a newer wireframe wrote)."""
+        with store_errors():
+            await self._hub.open()

@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number
-from wireframe.scheduler.codec import decode_result
+from wireframe.scheduler.codec import decode_result, decode_value, result_type_of
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
 from wireframe.store import JobRecord, NewJob, Store
 
 T = TypeVar("T")
+A = ParamSpec("A")
+
+_step_types: weakref.WeakKeyDictionary[object, tuple[object]] = weakref.WeakKeyDictionary()
+
+
+def _step_type(fn: object) -> object:
+    """What a step function returns, by its annotations (None: not known); cached per function."""
+    try:
+        return _step_types[fn][0]
+    except KeyError:
+        pass
+    except TypeError:  # not weakly referenceable (a bound method is made anew each time)
+        return result_type_of(fn)
+    hint = result_type_of(fn)
+    _step_types[fn] = (hint,)
+    return hint
 
 
 class Attempt(Protocol):
@@ -166,9 +183,26 @@ class JobContext:
             )
         return self._durable
 
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; re-runs return it."""
-        return await self.durable.step(name, fn, *args, **kwargs)
+    @overload
+    async def step(
+        self, name: str, fn: Callable[A, Awaitable[T]], /, *args: A.args, **kwargs: A.kwargs
+    ) -> T: ...
+
+    @overload
+    async def step(
+        self, name: str, fn: Callable[A, T], /, *args: A.args, **kwargs: A.kwargs
+    ) -> T: ...
+
+    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` (a function or an async one) once and checkpoint its JSON
+        result; re-runs return it. The result comes back as `fn`'s return annotation says
+        (an attrs class as one, a tuple as a tuple...), on the first run as on re-runs."""
+        value = await self.durable.step(name, fn, *args, **kwargs)
+        hint = _step_type(fn)
+        if hint is None:
+            return value
+        job = self.job
+        return decode_value(value, hint, where=f"job {job.id} ({job.type}): step {name!r}")
 
     async def sleep(self, name: str, seconds: float) -> None:
         """Durable sleep: the job leaves its slot and runs again from the top after `seconds`."""

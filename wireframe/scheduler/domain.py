@@ -8,7 +8,12 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from wireframe.scheduler.codec import job_type_name, payload_type_of, validate_name
+from wireframe.scheduler.codec import (
+    job_type_name,
+    payload_type_of,
+    result_type_of,
+    validate_name,
+)
 from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.priority import Priority, coerce_priority
 from wireframe.scheduler.retry import Retry, coerce_retry
@@ -136,6 +141,7 @@ class JobType(Generic[P, R]):
         self.finalize_fn = finalize
         self.max_reclaims = max_reclaims
         """How many lost workers (expired leases) a job survives; none spends an attempt."""
+        self._result_type: tuple[object] | None = None
 
     def finalize(
         self, fn: Callable[[P, JobContext], Awaitable[Any]]
@@ -145,16 +151,36 @@ class JobType(Generic[P, R]):
             raise ConfigError(f"job type {self.type!r} already has a finalize handler")
         payload_type_of(fn, where=f"finalize handler of {self.type}")
         self.finalize_fn = fn
+        self._result_type = None
         return fn
+
+    @property
+    def result_type(self) -> object:
+        """What `Scheduler.result` decodes this type's results into: the handler's return
+        annotation (an attrs class comes back as one); `None` if it is not known.
+
+        A finalize handler's result replaces the handler's unless it is None: with one
+        annotated `-> None` the handler's annotation holds; with one annotated as the handler
+        is, so does that; otherwise the result is either's, and is not converted.
+        """
+        if self._result_type is None:
+            hint = result_type_of(self.execute)
+            if self.finalize_fn is not None and hint is not None:
+                after = result_type_of(self.finalize_fn)
+                if after is not type(None) and after != hint:
+                    hint = None
+            self._result_type = (hint,)
+        return self._result_type[0]
 
     @property
     def effective_priority(self) -> int:
         """The type's priority, or its domain's."""
         return self.priority if self.priority is not None else self.domain.priority
 
-    async def __call__(self, job: P, ctx: JobContext) -> Any:
+    async def __call__(self, job: P, ctx: JobContext) -> R:
         """Call the handler directly (handy in unit tests)."""
-        return await self.execute(job, ctx)
+        result: R = await self.execute(job, ctx)
+        return result
 
     def __repr__(self) -> str:
         return f"<JobType {self.type}>"

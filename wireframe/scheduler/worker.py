@@ -21,7 +21,7 @@ import attrs
 from wireframe.scheduler._completer import Completer
 from wireframe.scheduler._config import WorkerConfig, worker_config
 from wireframe.scheduler._executor import Executor
-from wireframe.scheduler._front import Front
+from wireframe.scheduler._front import Front, store_errors, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._leases import PROGRESS_EVERY, Leases
 from wireframe.scheduler._maintenance import Maintenance
@@ -32,12 +32,12 @@ from wireframe.scheduler._running import Interrupt, Running
 from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain
-from wireframe.scheduler.errors import HandBackError
+from wireframe.scheduler.errors import ConfigError, HandBackError
 from wireframe.scheduler.events import Event, EventBus
 from wireframe.scheduler.limits import Limits
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.service import StopReceiver, Task, TaskKind
-from wireframe.store import Complete, NewJob, Outcome, Store, StoreError, store_from_url
+from wireframe.store import Complete, NewJob, Outcome, Store, StoreError
 
 log = logging.getLogger("wireframe.scheduler")
 
@@ -102,7 +102,7 @@ class Worker(Front, Task):
             progress_every=progress_every,
         )
         registry = Registry(domains, where="Worker")
-        self._setup(Hub(store if isinstance(store, Store) else store_from_url(store)), registry)
+        self._setup(Hub(store_of(store)), registry)
         self._configure(config, id, owns_hub=True)
 
     @classmethod
@@ -215,19 +215,26 @@ class Worker(Front, Task):
     def interrupt(self, job_id: int, reason: str) -> bool:
         """Ask a job this worker runs to stop (cancelled, paused, preempted); False if it does
         not run it here."""
-        why = Interrupt(reason)
+        try:
+            why = Interrupt(reason)
+        except ValueError:
+            reasons = ", ".join(i.value for i in Interrupt)
+            raise ConfigError(
+                f"interrupt job {job_id}: reason {reason!r} is not one of {reasons}"
+            ) from None
         grace = self.cancel_grace if why is Interrupt.CANCELLED else 0.0
         return self._executor.interrupt(job_id, why, grace)
 
     async def check_requests(self) -> None:
         """Renew every lease now, so cancel and pause requests reach running handlers at once."""
-        await self._leases.check_requests()
+        with store_errors():
+            await self._leases.check_requests()
 
     # -- task -------------------------------------------------------------------------------
 
     async def run(self, stop: StopReceiver) -> None:
         """Claim and run jobs until stop, then hand back what is left (see the class doc)."""
-        await self._hub.open()
+        await self.open()
         try:
             await self._work(stop)
         finally:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Generic, Literal
 
 import attrs
+
+if sys.version_info >= (3, 13):
+    from typing import TypeVar
+else:
+    from typing_extensions import TypeVar
+
+R_co = TypeVar("R_co", covariant=True, default=Any)
+"""The result type of a submitted job's handler: only type checkers see it (see `Submitted`)."""
 
 
 class JobState(enum.StrEnum):
@@ -81,16 +90,22 @@ class NewSchedule:
 
 
 @attrs.frozen
-class Submitted:
-    """A submission that created a job (and, for a recurring one, a schedule)."""
+class Submitted(Generic[R_co]):
+    """A submission that created a job (and, for a recurring one, a schedule).
+
+    Generic in the result type of the job's handler, for type checkers only: `submit(payload,
+    type=handler)` returns a `Submitted[Result]`, and `result()` of it is a `Result`. The
+    store never looks at it; a bare `Submitted` is a `Submitted[Any]`.
+    """
 
     id: int
     schedule_id: int | None = None
 
 
 @attrs.frozen
-class Duplicate:
-    """A submission refused because an active job already holds its dedup key."""
+class Duplicate(Generic[R_co]):
+    """A submission refused because an active job already holds its dedup key (generic in
+    the result type of that job's handler, as `Submitted` is)."""
 
     existing_id: int
 
