@@ -46,6 +46,7 @@ async def resize(job: Resize, ctx: JobContext) -> Thumb:
     print(url + 1)  # E: operator
     await ctx.step("measure", measure, job.path)  # E: call-overload
     await ctx.step("upload", upload, job.width)  # E: call-overload
+    await ctx.spawn(Crop(job.path), delay=5, priorty=1)  # E: call-arg
     return Thumb(url=url, size=size)
 
 

@@ -71,6 +71,13 @@ async def report(job: dict[str, int], ctx: JobContext) -> Report:
     return Report(pages=job["pages"], title="monthly")
 
 
+@media.job
+async def fan_out(job: dict[str, list[str]], ctx: JobContext) -> int:
+    for path in job["paths"]:
+        await ctx.spawn(Resize(path, 64), type=resize, priority=Priority.LOW, ttl=600.0)
+    return len(job["paths"])
+
+
 async def use(sched: Scheduler) -> tuple[Thumb, Report, list[Event]]:
     out = await sched.submit(Resize("/a.jpg", 300), type=resize, priority=Priority.LOW, delay=0)
     thumb = await sched.result(out, timeout=10)

@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number
 from wireframe.scheduler.codec import decode_result, decode_value, result_type_of
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
+from wireframe.scheduler.priority import Priority
+from wireframe.scheduler.submission import JobRef
 from wireframe.store import JobRecord, NewJob, Store
+from wireframe.store.records import DependencyPolicy
+
+if TYPE_CHECKING:
+    from wireframe.scheduler.domain import JobType
 
 T = TypeVar("T")
 A = ParamSpec("A")
+
+_SPAWN_DEFAULTS: dict[str, object] = {
+    "depends_on": (),
+    "on_dependency_failure": "cancel",
+    "fail_fast": True,
+}
+
+
+def _given(**options: object) -> dict[str, Any]:
+    """The spawn options the caller gave: those not None nor at their defaults."""
+    return {
+        name: value
+        for name, value in options.items()
+        if value is not None and not (name in _SPAWN_DEFAULTS and value == _SPAWN_DEFAULTS[name])
+    }
+
 
 _step_types: weakref.WeakKeyDictionary[object, tuple[object]] = weakref.WeakKeyDictionary()
 
@@ -222,20 +245,82 @@ class JobContext:
         self._host.notify()  # its waiters are due now
         return won
 
-    async def spawn(self, payload: object, **options: Any) -> ChildHandle:
-        """Submit a child job (checkpointed: a re-run gets the same child back)."""
+    async def spawn(
+        self,
+        payload: object,
+        *,
+        type: JobType[Any, Any] | str | None = None,
+        priority: Priority | int | str | None = None,
+        delay: float | None = None,
+        run_at: float | dt.datetime | None = None,
+        key: str | None = None,
+        depends_on: Iterable[JobRef] = (),
+        on_dependency_failure: DependencyPolicy = "cancel",
+        tags: Iterable[str] | None = None,
+        ttl: float | None = None,
+        fail_fast: bool = True,
+        resources: Mapping[str, int] | None = None,
+        max_reclaims: int | None = None,
+    ) -> ChildHandle:
+        """Submit a child job (checkpointed: a re-run gets the same child back); the options
+        are `Scheduler.submit`'s."""
+        options = _given(
+            type=type,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            key=key,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure,
+            tags=tags,
+            ttl=ttl,
+            fail_fast=fail_fast,
+            resources=resources,
+            max_reclaims=max_reclaims,
+        )
         with self._host.holding_transitions():  # the child is submitted before it is blocked
             handle = await self.durable.spawn(payload, options)
         self._host.notify()
         return handle
 
-    async def spawn_sibling(self, payload: object, **options: Any) -> ChildHandle:
-        """Submit a peer of this job under the same parent; an error for a job without a parent."""
+    async def spawn_sibling(
+        self,
+        payload: object,
+        *,
+        type: JobType[Any, Any] | str | None = None,
+        priority: Priority | int | str | None = None,
+        delay: float | None = None,
+        run_at: float | dt.datetime | None = None,
+        key: str | None = None,
+        depends_on: Iterable[JobRef] = (),
+        on_dependency_failure: DependencyPolicy = "cancel",
+        tags: Iterable[str] | None = None,
+        ttl: float | None = None,
+        fail_fast: bool = True,
+        resources: Mapping[str, int] | None = None,
+        max_reclaims: int | None = None,
+    ) -> ChildHandle:
+        """Submit a peer of this job under the same parent (the options are `spawn`'s); an
+        error for a job without a parent."""
         if self.job.parent_id is None:
             raise SchedulerError(
                 f"spawn_sibling: job {self.job.id} ({self.job.type}) has no parent, "
                 f"so it can have no siblings"
             )
+        options = _given(
+            type=type,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            key=key,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure,
+            tags=tags,
+            ttl=ttl,
+            fail_fast=fail_fast,
+            resources=resources,
+            max_reclaims=max_reclaims,
+        )
         with self._host.holding_transitions():
             handle = await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
         self._host.notify()
