@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import attrs
 
-from wireframe import Domain, JobContext, Scheduler
+from wireframe import Domain, Handler, JobContext, Scheduler
 
 
 @attrs.frozen
@@ -50,6 +50,14 @@ async def resize(job: Resize, ctx: JobContext) -> Thumb:
     return Thumb(url=url, size=size)
 
 
+class Cropper(Handler[Crop, Thumb]):
+    async def execute(self, job: Crop, ctx: JobContext) -> str:  # E: override
+        return job.path
+
+
+cropper = media.register(Cropper)
+
+
 async def use(sched: Scheduler) -> None:
     await sched.submit(Resize("/a.jpg", 300), priorty=5)  # E: call-arg
     await sched.submit(Resize("/a.jpg", 300), delay="soon")  # E: arg-type
@@ -59,6 +67,8 @@ async def use(sched: Scheduler) -> None:
     name: str = thumb.size  # E: assignment
     print(name)
     await sched.submit(Crop("/a.jpg"), type=resize)  # E: misc
+    cropped = await sched.result(await sched.submit(Crop("/a.jpg"), type=cropper))
+    print(cropped.width)  # E: attr-defined
     async with sched.subscribe() as events:
         async for event in events:
             print(event.job_id)  # E: union-attr

@@ -14,6 +14,7 @@ from wireframe import (
     Domain,
     Duplicate,
     Event,
+    Handler,
     JobCompleted,
     JobContext,
     JobNotFound,
@@ -71,6 +72,14 @@ async def report(job: dict[str, int], ctx: JobContext) -> Report:
     return Report(pages=job["pages"], title="monthly")
 
 
+class Crop(Handler[Resize, Thumb]):
+    async def execute(self, job: Resize, ctx: JobContext) -> Thumb:
+        return Thumb(url=job.path, size=job.width, formats=[])
+
+
+crop = media.register(Crop, name="crop")
+
+
 @media.job
 async def fan_out(job: dict[str, list[str]], ctx: JobContext) -> int:
     for path in job["paths"]:
@@ -89,6 +98,8 @@ async def use(sched: Scheduler) -> tuple[Thumb, Report, list[Event]]:
     else:
         assert isinstance(out, Duplicate)
         job_id = out.existing_id
+    cropped = await sched.result(await sched.submit(Resize("/b.jpg", 9), type=crop), timeout=10)
+    assert cropped.size == 9
     untyped = await sched.result(job_id)  # by id: Any
     assert untyped is not None
     monthly = await sched.submit({"pages": 3}, type=report, key="monthly", ttl=60)

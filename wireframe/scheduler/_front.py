@@ -4,25 +4,14 @@ types and the shared state handlers read."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Self
 
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
+from wireframe.scheduler._store_errors import store_errors
 from wireframe.scheduler.domain import Domain, JobType
-from wireframe.scheduler.errors import scheduler_error
 from wireframe.scheduler.events import EventBus
-from wireframe.store import Store, StoreError, store_from_url
-
-
-@contextmanager
-def store_errors() -> Iterator[None]:
-    """Raise the store's errors as the scheduler's (`scheduler_error`) inside the block."""
-    try:
-        yield
-    except StoreError as exc:
-        raise scheduler_error(exc) from exc
+from wireframe.store import Store, store_from_url
 
 
 def store_of(store: Store | str | os.PathLike[str]) -> Store:

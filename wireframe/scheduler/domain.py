@@ -8,6 +8,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from wireframe.scheduler._typevars import PayloadT, ResultT
 from wireframe.scheduler.codec import (
     job_type_name,
     payload_type_of,
@@ -29,14 +30,18 @@ HandlerFn = Callable[[Any, "JobContext"], Awaitable[Any]]
 KeyFn = Callable[[Any], str]
 
 
-class Handler(abc.ABC):
-    """A class-based handler: `execute` runs the job; an optional `finalize` runs after children."""
+class Handler(abc.ABC, Generic[PayloadT, ResultT]):
+    """A class-based handler: `execute` runs the job; an optional `finalize` runs after children.
+
+    Generic in its payload and result types for type checkers: `class Crop(Handler[Box,
+    Image])` registers as a `JobType[Box, Image]`; a bare `Handler` is `Handler[Any, Any]`.
+    """
 
     @abc.abstractmethod
-    async def execute(self, job: Any, ctx: JobContext) -> Any:
+    async def execute(self, job: PayloadT, ctx: JobContext) -> ResultT:
         """Run one job."""
 
-    async def finalize(self, job: Any, ctx: JobContext) -> Any:
+    async def finalize(self, job: PayloadT, ctx: JobContext) -> Any:
         """Run once after every child of the job has ended (override to use)."""
         return None
 
@@ -254,8 +259,12 @@ class Domain:
         return decorate
 
     def register(
-        self, handler: Handler | type[Handler], *, name: str | None = None, **options: Any
-    ) -> JobType[Any, Any]:
+        self,
+        handler: Handler[P, R] | type[Handler[P, R]],
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> JobType[P, R]:
         """Register a `Handler` subclass (or instance); the name defaults to the class name."""
         if isinstance(handler, type):
             if not issubclass(handler, Handler):

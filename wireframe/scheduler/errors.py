@@ -46,7 +46,6 @@ from wireframe.store.errors import (
     SchemaVersionError,
     StoreError,
     StoreURLError,
-    UnknownJobError,
     UnknownScheduleError,
 )
 from wireframe.store.records import JobState
@@ -74,7 +73,6 @@ __all__ = [
     "SchedulerError",
     "StoreFailure",
     "StoreSchemaError",
-    "scheduler_error",
 ]
 
 
@@ -196,7 +194,7 @@ class ScheduleStateError(SchedulerError, InvalidTransitionError):
 class ResultTimeout(SchedulerError, TimeoutError):
     """`Scheduler.result` waited `timeout` seconds and the job had not ended."""
 
-    def __init__(self, job_id: int, timeout: float | None, state: JobState | None) -> None:
+    def __init__(self, job_id: int, timeout: float, state: JobState | None) -> None:
         self.job_id = job_id
         self.timeout = timeout
         self.state = state
@@ -216,36 +214,3 @@ class StoreFailure(SchedulerError, StoreError):
 
 class StoreSchemaError(StoreFailure, SchemaVersionError):
     """The database was written by a newer wireframe than this one."""
-
-
-def scheduler_error(
-    exc: StoreError,
-    *,
-    job_id: int | None = None,
-    state: JobState | None = None,
-    schedule_id: int | None = None,
-    schedule_state: str | None = None,
-) -> SchedulerError:
-    """The scheduler's error for a store's: the refusal of an operation on `job_id` (in
-    `state`) or on `schedule_id` (in `schedule_state`), or a failure of the store itself.
-
-    An error that already is a `SchedulerError` comes back as it is.
-    """
-    if isinstance(exc, SchedulerError):
-        return exc
-    message = str(exc)
-    if isinstance(exc, UnknownScheduleError):
-        return ScheduleNotFound(exc.schedule_id, message)
-    if isinstance(exc, UnknownJobError):
-        return JobNotFound(exc.job_id, message)
-    if isinstance(exc, InvalidTransitionError):
-        if schedule_id is not None:
-            return ScheduleStateError(schedule_id, schedule_state, message)
-        return JobStateError(job_id, state, message)
-    if isinstance(exc, DuplicateKeyError):
-        return JobKeyConflict(job_id, state, message)
-    if isinstance(exc, SchemaVersionError):
-        return StoreSchemaError(message)
-    if isinstance(exc, StoreURLError):
-        return InvalidStoreURL(message)
-    return StoreFailure(message)

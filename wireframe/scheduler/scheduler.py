@@ -17,9 +17,10 @@ import attrs
 from wireframe.durable.errors import DurableError
 from wireframe.durable.run import to_json
 from wireframe.scheduler._config import worker_config
-from wireframe.scheduler._front import Front, store_errors, store_of
+from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
+from wireframe.scheduler._store_errors import scheduler_error, store_errors
 from wireframe.scheduler._typevars import PayloadT, ResultT
 from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.domain import Domain, JobType
@@ -31,7 +32,6 @@ from wireframe.scheduler.errors import (
     ResultTimeout,
     ScheduleNotFound,
     ScheduleStateError,
-    scheduler_error,
 )
 from wireframe.scheduler.events import JobSubmitted, Subscription
 from wireframe.scheduler.priority import Priority

@@ -21,7 +21,7 @@ import attrs
 from wireframe.scheduler._completer import Completer
 from wireframe.scheduler._config import WorkerConfig, worker_config
 from wireframe.scheduler._executor import Executor
-from wireframe.scheduler._front import Front, store_errors, store_of
+from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._leases import PROGRESS_EVERY, Leases
 from wireframe.scheduler._maintenance import Maintenance
@@ -29,6 +29,7 @@ from wireframe.scheduler._outcome import hand_back
 from wireframe.scheduler._producer import Producer
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import Interrupt, Running
+from wireframe.scheduler._store_errors import store_errors
 from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain
