@@ -235,21 +235,26 @@ class Scheduler(Front, Task):
         )
         templates: dict[object, tuple[list[Any], JobType[Any, Any], str, bool]] = {}
         jobs: list[NewJob] = []
-        for item in payloads:
-            cls = item.__class__
+        explicit_key = options.get("key")
+        for payload in payloads:
+            cls = payload.__class__
             known = templates.get(cls)
             if known is None or cls is dict:
-                job = self.build_job(item, type, options)
+                job = self.build_job(payload, type, options)
                 job_type = self.types[job.type]
-                keyed = key is not None or job_type.key is not None
+                keyed = explicit_key is not None or job_type.key is not None
                 fields = list(attrs.astuple(job, recurse=False))
                 templates[cls] = (fields, job_type, f"submit {job_type.type}", keyed)
             else:
                 # Options were checked once for this payload type: only the payload and the key
                 # differ from one job to the next. Positional fields: keywords cost twice as much.
                 fields, job_type, where, keyed = known
-                fields[_PAYLOAD] = encode_payload(item, expected=job_type.payload_type, where=where)
-                fields[_KEY] = key_of(job_type, item, key, where=where) if keyed else None
+                fields[_PAYLOAD] = encode_payload(
+                    payload, expected=job_type.payload_type, where=where
+                )
+                fields[_KEY] = (
+                    key_of(job_type, payload, explicit_key, where=where) if keyed else None
+                )
                 job = NewJob(*fields)
             jobs.append(job)
         return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", await self._submit(jobs))
