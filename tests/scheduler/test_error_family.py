@@ -131,7 +131,6 @@ def public_methods(cls: type) -> set[str]:
 NO_OWN_FAILURE = {
     "check_requests",
     "close",
-    "get",
     "notify",
     "open",
     "provide",
@@ -224,6 +223,10 @@ async def test_every_scheduler_method_raises_only_exported_scheduler_errors(
         assert isinstance(late, TimeoutError) and late.state is JobState.SCHEDULED
 
         # control
+        for method in ("get", "cancel", "pause", "resume", "retry"):
+            await walk.fails(
+                method, ConfigError, lambda m=method: getattr(s, m)("7"), method, "'7'"
+            )
         for method in ("cancel", "pause", "resume", "retry"):
             await walk.fails(
                 method, JobNotFound, lambda m=method: getattr(s, m)(MISSING), str(MISSING)
@@ -331,6 +334,21 @@ async def test_cancel_schedule_of_an_ended_schedule_returns_it_as_it_is(store_ur
         [finished] = [r for r in await s.schedules() if r.id == once.schedule_id]
         assert finished.state == "finished"
         assert await s.cancel_schedule(once.schedule_id) == finished
+    finally:
+        await s.close()
+
+
+async def test_control_methods_take_what_submit_returned(store_url: str) -> None:
+    s = Scheduler(store_url, domains=[make_domain()], worker=False)
+    try:
+        out = await s.submit({}, type="flow::ok", delay=3600)
+        assert (await s.get(out)) == (await s.get(out.id))
+        assert await s.pause(out) == 1
+        assert await s.resume(out) == 1
+        assert await s.cancel(out) is JobState.CANCELLED
+        await s.retry(out)
+        record = await s.get(out)
+        assert record is not None and record.state is JobState.PENDING
     finally:
         await s.close()
 

@@ -280,11 +280,12 @@ class Scheduler(Front, Task):
 
     # -- queries ----------------------------------------------------------------------------
 
-    async def get(self, job_id: int) -> JobRecord | None:
-        """One job's record, or None."""
+    async def get(self, job_id: JobRef) -> JobRecord | None:
+        """One job's record, or None (`job_id`: the id, or what names the job)."""
+        wanted = _job_id(job_id, "get")
         await self.open()
         with store_errors():
-            return await self.store.get(job_id)
+            return await self.store.get(wanted)
 
     async def jobs(
         self,
@@ -341,7 +342,7 @@ class Scheduler(Front, Task):
         scheduler knows the type; given the handle of a `submit(..., type=handler)`, type
         checkers know it too.
         """
-        wanted = _job_id(job_id)
+        wanted = _job_id(job_id, "result")
         await self.open()
         job: JobRecord | None = None
         try:
@@ -374,7 +375,7 @@ class Scheduler(Front, Task):
 
     # -- control ----------------------------------------------------------------------------
 
-    async def cancel(self, job_id: int) -> JobState:
+    async def cancel(self, job_id: JobRef) -> JobState:
         """Cancel a job and its descendants; running ones see ctx.cancelled, then are cancelled."""
         await self.open()
         # the store reports each job it cancelled: the hub publishes them
@@ -383,7 +384,7 @@ class Scheduler(Front, Task):
         self._hub.ended()
         return state
 
-    async def pause(self, job_id: int) -> int:
+    async def pause(self, job_id: JobRef) -> int:
         """Pause a job and its descendants; a running one stops and waits, paused, for resume.
 
         Raises JobNotFound, or JobStateError for a job that has ended."""
@@ -392,7 +393,7 @@ class Scheduler(Front, Task):
         await self._check_local_requests()
         return count
 
-    async def resume(self, job_id: int) -> int:
+    async def resume(self, job_id: JobRef) -> int:
         """Resume a paused job and its descendants.
 
         Raises JobNotFound, or JobStateError for a job that has ended."""
@@ -402,7 +403,7 @@ class Scheduler(Front, Task):
             self.worker.notify()
         return count
 
-    async def retry(self, job_id: int) -> None:
+    async def retry(self, job_id: JobRef) -> None:
         """Run an ended, unsuccessful job again with a fresh retry budget.
 
         Raises JobNotFound; JobStateError for a job that has not ended or has completed;
@@ -416,7 +417,9 @@ class Scheduler(Front, Task):
         if self.worker is not None:
             self.worker.notify()
 
-    async def _control(self, op: Any, job_id: int, *args: Any) -> Any:
+    async def _control(self, op: Any, job: JobRef, *args: Any) -> Any:
+        """Run a control operation on one job (given by id or by what names it)."""
+        job_id = _job_id(job, op.__name__)
         try:
             return await op(job_id, *args)
         except StoreError as exc:
@@ -559,11 +562,11 @@ def _options(
     }
 
 
-def _job_id(job: object) -> int:
-    """The id of a job given as an int or as what `submit` returned."""
-    job_id = job.id if isinstance(job, Submitted | Duplicate) else job
+def _job_id(job: object, where: str) -> int:
+    """The id of a job given as an int or as what names it (what `submit` returned, a record)."""
+    job_id = job if isinstance(job, int) else getattr(job, "id", job)
     if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise ConfigError(f"result: expected a job id or what submit returned, got {job!r}")
+        raise ConfigError(f"{where}: expected a job id, or what submit returned, got {job!r:.100}")
     return job_id
 
 
