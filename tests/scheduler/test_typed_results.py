@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ def make_domain() -> Domain:
         plan = await ctx.step("draft", draft, job["width"])
         size = await ctx.step("measure", measure, job["width"])
         both = await ctx.step("pair", pair, job["width"])
-        seen.setdefault("steps", []).append((plan, size, both))
+        again = await ctx.step("partial", functools.partial(measure, job["width"]))
+        seen.setdefault("steps", []).append((plan, size, both, again))
         if job.get("nap"):
             await ctx.sleep("nap", 0.01)  # suspends once: the re-run replays the steps
         return Thumb("s3://t", size, Shape.WIDE, MADE, [Size(w, w) for w in plan.sizes])
@@ -178,10 +180,11 @@ async def test_a_step_returns_what_its_function_returns_on_the_first_run_and_on_
         await s.result(out, timeout=10)
     runs = seen["steps"]
     assert len(runs) == 2  # the first run, then the replay after the nap
-    for plan, size, both in runs:
+    for plan, size, both, again in runs:
         assert plan == Draft(sizes=(64, 32), note=None) and type(plan.sizes) is tuple
         assert size == Size(64, 32) and type(size) is Size
         assert both == (64, "px")
+        assert type(again) is Size
 
 
 def _dataclasses_encode() -> bool:

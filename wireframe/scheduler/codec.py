@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections.abc
 import datetime as dt
 import enum
+import functools
 import inspect
 import json
 import math
@@ -491,9 +492,12 @@ def decode_value(value: object, hint: object, *, where: str) -> object:
 def result_type_of(fn: object) -> object:
     """What calling ``fn`` returns, as far as its annotations tell (``None``: nothing known).
 
-    A class gives itself; a function its resolved return annotation (``type(None)`` for
-    ``-> None``); anything whose annotations are missing or cannot be resolved, ``None``.
+    A class gives itself; a function (or a method, or a ``functools.partial`` of one) its
+    resolved return annotation (``type(None)`` for ``-> None``); anything whose annotations
+    are missing or cannot be resolved, ``None``.
     """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     if isinstance(fn, type):
         return fn
     try:
