@@ -79,6 +79,8 @@ class Executor:
         self._idle = anyio.Event()
         self._slot_freed = anyio.Event()
         self._add_runner: Callable[[], None] = lambda: None
+        self._stopping = False
+        """A stop began: jobs that arrive now (a claim that was under way) are not started."""
 
     # -- the pool ---------------------------------------------------------------------------
 
@@ -98,13 +100,20 @@ class Executor:
         self.jobs.close()
 
     def start(self, jobs: Sequence[JobRecord], lease_deadline: float) -> None:
-        """Take claimed jobs (their leases hold until the monotonic `lease_deadline`)."""
+        """Take claimed jobs (their leases hold until the monotonic `lease_deadline`).
+
+        Once a stop began, jobs from a claim that was under way are held, not started: a runner
+        hands them back, or, once the queue is closed, the worker's final hand-back does.
+        """
         started = self.clock.time()
         for job in jobs:
             running = Running(job, self.types.get(job.type), started, lease_deadline)
             self.running[job.id] = running
             self.limits.take(job)
-            self.jobs.put(running)
+            if self._stopping:
+                running.stop_reason = Interrupt.SHUTDOWN
+            if not self.jobs.closed:
+                self.jobs.put(running)
 
     def done(self, running: Running, outcome: Outcome | None) -> None:
         """A runner is done with `running`: free its slot and report its outcome."""
@@ -129,7 +138,9 @@ class Executor:
 
     def stop_unstarted(self) -> None:
         """Jobs queued but not started are handed back as soon as a runner takes them; deferred
-        jobs, which hold no slot and only poll, are interrupted at once."""
+        jobs, which hold no slot and only poll, are interrupted at once. So are jobs that arrive
+        from now on (`start`)."""
+        self._stopping = True
         for running in self.running.values():
             if running.scope is None and not running.deferred:
                 running.stop_reason = Interrupt.SHUTDOWN
