@@ -7,8 +7,9 @@ Each ```python block runs as a script (`python block.py`), in a temporary workin
     drives the FastAPI app it defines).
 A service a block runs (`service.run_sync()`) is stopped once it is ready, its oneshot tasks
 have ended and no job of its schedulers is still active (pending, running, suspended, ...); it
-fails if a job failed or if that takes longer than `LIMIT`. `anyio.run` and `run_sync` run on
-the backend under test; a HealthServer binds a free loopback port.
+fails if a job failed, if a HealthServer's `/ready` is not 200 then, or if that takes longer
+than `LIMIT`. `anyio.run` and `run_sync` run on the backend under test; a HealthServer binds a
+free loopback port.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import anyio
 import attrs
+import httpx
 import pytest
 
 from wireframe import HealthServer, JobState, Scheduler, Service, TaskKind, TaskState, Worker
@@ -159,6 +161,12 @@ async def _stop_when_done(service: Service, failures: list[str]) -> None:
         return  # the block stopped it (or it failed): its exit code tells
     if scope.cancelled_caught:
         failures.append(f"not done within {LIMIT} s: {service.status()}")
+    for server in service._tasks.values():
+        if isinstance(server, HealthServer):
+            async with httpx.AsyncClient() as client:
+                ready = await client.get(f"{server.url}/ready")
+            if ready.status_code != 200:
+                failures.append(f"{server.url}/ready answered {ready.status_code}: {ready.text}")
     for front in fronts:
         if not front.closed:
             for job in await front.store.list_jobs(states=[JobState.FAILED]):
@@ -184,8 +192,6 @@ async def _done(service: Service, fronts: list[Scheduler | Worker]) -> bool:
 
 def _asgi(namespace: dict[str, Any], backend: str) -> None:
     """Drive the FastAPI `app` a block defines: its lifespan, then two identical requests."""
-    import httpx
-
     app = namespace["app"]
 
     async def drive() -> tuple[httpx.Response, httpx.Response]:
