@@ -64,7 +64,7 @@ def python_blocks(text: str) -> list[Block]:
             heading = re.sub(r"[^a-z0-9]+", "-", line.lstrip("#").lower()).strip("-")
             index = 0
         elif (found := _MARK.fullmatch(line.strip())) is not None:
-            marks = dict(part.split("=", 1) for part in found.group(1).split())
+            marks = dict(part.partition("=")[::2] for part in found.group(1).split())
             if not set(marks) <= _KEYS:
                 raise ValueError(f"README.md:{number}: unknown readme mark in {line!r}")
         elif line.startswith("```python"):
