@@ -52,6 +52,7 @@ __all__ = [
     "JobSuspended",
     "JobUnblocked",
     "JobWaiting",
+    "ScheduleSkipped",
     "Subscription",
 ]
 
@@ -201,6 +202,21 @@ class JobSuspended(JobEvent):
 
 
 @attrs.frozen
+class ScheduleSkipped:
+    """A recurring schedule fired while its run ``active_job_id`` had not ended, and its overlap
+    policy skipped the firing due at ``run_at`` (no job was created; the schedule counts it in
+    ``ScheduleRecord.skipped`` and fires next at its following time)."""
+
+    kind: ClassVar[str] = "schedule_skipped"
+
+    schedule_id: int
+    job_type: str
+    run_at: float
+    active_job_id: int | None
+    at: float = attrs.field(factory=time.time, kw_only=True)
+
+
+@attrs.frozen
 class EventsLagged:
     """This subscriber was too slow: ``missed`` events were dropped from its buffer."""
 
@@ -224,6 +240,7 @@ Event: TypeAlias = (
     | JobUnblocked
     | JobWaiting
     | JobSuspended
+    | ScheduleSkipped
     | EventsLagged
 )
 """Any event a subscription yields."""
