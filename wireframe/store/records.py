@@ -83,7 +83,7 @@ class Overlap(enum.StrEnum):
     """Submit every firing: runs may overlap."""
 
 
-OVERLAPS: tuple[str, ...] = tuple(Overlap)
+OVERLAPS: tuple[str, ...] = tuple(o.value for o in Overlap)
 """The overlap policies by name, in the order they are documented."""
 
 
