@@ -10,6 +10,10 @@ a ttl that ran out, a job whose worker was lost too often. A parent whose handle
 while children are active says ``JobWaiting(children=n)``, and its end comes when it really
 ends. A job an operator retries goes on from its end with the events of its new run.
 
+A recurring schedule's occurrence says ``JobSubmitted`` in the process whose worker fired it (an
+occurrence queued behind the active run, ``overlap="queue"``, then says ``JobBlocked``). A firing
+that the schedule's overlap policy skipped creates no job: it says ``ScheduleSkipped``.
+
 Events are per process: an ``EventBus`` lives in one process, and an event is published in
 the process whose operation made the move (the submit, the cancel, the worker that wrote the
 outcome or ran the housekeeping that expired the job). Processes that share a store each see
