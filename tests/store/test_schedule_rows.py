@@ -28,7 +28,7 @@ from wireframe.store.engine import EngineStore
 from wireframe.store.sql.tx import Tx
 
 from pg_support import drop_schema, new_schema_name, require_pg
-from store_support import claim_ids, claim_one, complete, fail, job, run, state, states
+from store_support import claim, claim_ids, claim_one, complete, fail, job, run, state, states
 
 pytestmark = pytest.mark.anyio
 
@@ -155,26 +155,26 @@ async def test_skip_while_the_previous_run_has_not_ended(store: Store, clock) ->
     assert (sched.skipped, sched.occurrences, sched.last_job_id) == (4, 2, fired.job_id)
 
 
-@pytest.mark.parametrize(
-    "end", ["fail", "cancel", "expire"], ids=["failed", "cancelled", "expired"]
-)
-async def test_skip_ends_with_the_run_however_it_ends(store: Store, clock, end: str) -> None:
-    sub = await recurring(store, clock, expires_at=clock.now + 30)
-    sid = sub.schedule_id
-    assert sid is not None
-    if end == "fail":
-        assert await fail(store, (await claim_one(store, sub.id)).lease)
-    elif end == "cancel":
-        await store.cancel(sub.id)
-    else:
-        clock.advance(31)
-        assert await claim_ids(store) == []
-    assert (await store.get(sub.id)).terminal  # type: ignore[union-attr]
-    due = await schedule_of(store, sid)
-    assert due.next_run_at is not None
-    fired = await store.fire_schedule(sid, due.next_run_at, due.next_run_at + 60)
-    assert fired is not None and fired.job_id is not None
-    assert (await schedule_of(store, sid)).skipped == 0
+async def test_skip_ends_with_the_run_however_it_ends(store: Store, clock) -> None:
+    # Three schedules: the first run of one fails, of one is cancelled, of one expires.
+    failed, cancelled, expired = [
+        await recurring(store, clock, expires_at=clock.now + 30, type=f"d::{name}")
+        for name in ("failed", "cancelled", "expired")
+    ]
+    claimed = await claim(store, limit=1)
+    assert [j.id for j in claimed] == [failed.id]
+    assert await fail(store, claimed[0].lease)
+    await store.cancel(cancelled.id)
+    clock.advance(31)
+    assert await claim_ids(store) == []
+    for sub in (failed, cancelled, expired):
+        assert (await store.get(sub.id)).terminal  # type: ignore[union-attr]
+        assert sub.schedule_id is not None
+        due = await schedule_of(store, sub.schedule_id)
+        assert due.next_run_at is not None
+        fired = await store.fire_schedule(due.id, due.next_run_at, due.next_run_at + 60)
+        assert fired is not None and fired.job_id is not None
+        assert (await schedule_of(store, due.id)).skipped == 0
 
 
 async def test_a_skipped_last_firing_finishes_the_schedule(store: Store, clock) -> None:
