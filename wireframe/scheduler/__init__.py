@@ -35,6 +35,7 @@ from wireframe.scheduler.events import (
     JobSuspended,
     JobUnblocked,
     JobWaiting,
+    ScheduleSkipped,
 )
 from wireframe.scheduler.metrics import SchedulerMetrics, scheduler_metrics
 from wireframe.scheduler.priority import Priority
@@ -44,7 +45,7 @@ from wireframe.scheduler.scheduler import Scheduler
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
 from wireframe.scheduler.worker import Worker
-from wireframe.store import Duplicate, JobRecord, JobState, Submitted
+from wireframe.store import Duplicate, JobRecord, JobState, Overlap, ScheduleRecord, Submitted
 
 __all__ = [
     "ChildCancelled",
@@ -82,12 +83,15 @@ __all__ = [
     "JobUnblocked",
     "JobWaiting",
     "NonDeterminismError",
+    "Overlap",
     "PayloadError",
     "Permanent",
     "Priority",
     "Recurrence",
     "Retry",
     "RunningJob",
+    "ScheduleRecord",
+    "ScheduleSkipped",
     "Scheduler",
     "SchedulerError",
     "SchedulerMetrics",

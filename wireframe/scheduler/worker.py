@@ -191,7 +191,7 @@ class Worker(Front, Task):
             progress_every=config.progress_every,
         )
         self._maintenance = Maintenance(
-            hub.store,
+            hub,
             domains=self.domain_names,
             aging_interval=config.aging_interval,
             keep_history=config.keep_history,
