@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
 from wireframe.durable import ChildHandle, DurableRun
-from wireframe.scheduler._numbers import number
+from wireframe.scheduler._numbers import number, seconds
 from wireframe.scheduler.codec import decode_result
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
@@ -65,8 +65,15 @@ class JobHost(Protocol):
         """Validate a child submission (options may name its `type`) and build its row."""
         ...
 
-    async def defer(self, job_id: int, condition: Callable[[], Any], poll_interval: float) -> None:
-        """Poll `condition` without holding a concurrency slot."""
+    async def defer(
+        self,
+        job_id: int,
+        condition: Callable[[], Any],
+        poll_interval: float,
+        deadline: float | None = None,
+    ) -> bool:
+        """Poll `condition` without holding a concurrency slot, until it is true (True) or the
+        Unix time `deadline` passes (False)."""
         ...
 
     async def heartbeat(self, job_id: int) -> None:
@@ -163,6 +170,7 @@ class JobContext:
                 spawned=lambda child_id, child: host.publish(
                     JobSubmitted(job_id=child_id, job_type=child.type)
                 ),
+                phase=job.phase,
             )
         return self._durable
 
@@ -223,9 +231,29 @@ class JobContext:
         """A time-ordered UUID, recorded once."""
         return await self.durable.uuid7()
 
-    async def defer_until(self, condition: Callable[[], Any], poll_interval: float = 1.0) -> None:
-        """Give the concurrency slot back while polling `condition`, then take one and go on."""
-        await self._host.defer(self.job.id, condition, poll_interval)
+    async def defer_until(
+        self,
+        condition: Callable[[], Any],
+        poll_interval: float = 1.0,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        """Give the concurrency slot back while polling `condition`, then take one and go on.
+
+        With `timeout` seconds, counted from the first run of this call (recorded, so a re-run
+        after a crash keeps the deadline), raise DeferTimeout once they pass without the
+        condition coming true; how the call ended is recorded, so a re-run returns at once or
+        raises DeferTimeout again. Without one, it polls as long as it takes, on every run.
+        """
+        job = self.job
+        where = f"job {job.id} ({job.type}): defer_until"
+        poll = seconds(poll_interval, f"{where} poll_interval")
+        if timeout is None:
+            await self._host.defer(job.id, condition, poll)
+            return
+        limit = seconds(timeout, f"{where} timeout")
+        await self.durable.defer_until(
+            limit, lambda deadline: self._host.defer(job.id, condition, poll, deadline)
+        )
 
     async def children(self) -> list[JobRecord]:
         """This job's children, oldest first."""
