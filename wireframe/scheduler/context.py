@@ -178,16 +178,23 @@ class JobContext:
         """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; re-runs return it."""
         return await self.durable.step(name, fn, *args, **kwargs)
 
+    def _where(self, call: str) -> str:
+        return f"job {self.job.id} ({self.job.type}): {call}"
+
     async def sleep(self, name: str, seconds: float) -> None:
         """Durable sleep: the job leaves its slot and runs again from the top after `seconds`."""
-        await self.durable.sleep(name, seconds)
+        delay = number(seconds, self._where(f"sleep {name!r} seconds"), low=0.0)
+        await self.durable.sleep(name, delay)
 
     async def sleep_until(self, name: str, when: float) -> None:
         """Durable sleep until the Unix time `when`."""
-        await self.durable.sleep_until(name, when)
+        await self.durable.sleep_until(name, number(when, self._where(f"sleep_until {name!r}")))
 
     async def wait_event(self, name: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-        """Wait (suspended) for the event `name`; return its payload or raise EventTimeout."""
+        """Wait (suspended) for the event `name`; return its payload or raise EventTimeout
+        once `timeout` seconds (counted from the first run of this call) pass without it."""
+        if timeout is not None:
+            timeout = number(timeout, self._where(f"wait_event {name!r} timeout"), low=0.0)
         return await self.durable.wait_event(name, timeout)
 
     async def emit_event(self, name: str, payload: object = None) -> bool:
@@ -245,12 +252,11 @@ class JobContext:
         raises DeferTimeout again. Without one, it polls as long as it takes, on every run.
         """
         job = self.job
-        where = f"job {job.id} ({job.type}): defer_until"
-        poll = seconds(poll_interval, f"{where} poll_interval")
+        poll = seconds(poll_interval, self._where("defer_until poll_interval"))
         if timeout is None:
             await self._host.defer(job.id, condition, poll)
             return
-        limit = seconds(timeout, f"{where} timeout")
+        limit = seconds(timeout, self._where("defer_until timeout"))
         await self.durable.defer_until(
             limit, lambda deadline: self._host.defer(job.id, condition, poll, deadline)
         )
