@@ -1,8 +1,10 @@
 """Suspend-and-replay: one invocation of a durable job, checked call by call against its record.
 
-Every durable call takes the next position. If the job recorded a checkpoint there on an earlier
-run, the call must have the same identity and kind (else `NonDeterminismError`) and returns the
-recorded value; otherwise it does the work and records it, fenced on the job's lease.
+Every durable call takes the next position (a finalize handler's calls have positions of their
+own, from `FINALIZE_BASE`). If the job recorded a checkpoint there on an earlier run, the call
+must have the same identity and kind (else `NonDeterminismError`) and returns the recorded value;
+otherwise it does the work and records it, fenced on the job's lease. An identity is what the
+call did: a step's name and arguments, a spawn's child type and payload, a join's child.
 
 Every write a durable call makes is one fenced store operation (`put_checkpoint`, `spawn_child`,
 `emit_from_job`): a stale invocation (its lease taken over by a newer claim) or one whose job was
