@@ -127,3 +127,27 @@ async def test_a_step_rerun_with_other_arguments_names_them(kind: str, tmp_path:
         assert "NonDeterminismError" in error
         assert "the same step with other arguments" in error
         assert "https://example.org/2" in error, error
+
+
+async def test_a_rerun_that_spawns_another_sibling_fails_too(tmp_path: Path) -> None:
+    flow = Domain("flow")
+
+    @flow.job
+    async def parent(job: dict, ctx: JobContext) -> object:  # type: ignore[type-arg]
+        return await ctx.join(await ctx.spawn({}, type="flow::elder"))
+
+    @flow.job(retry=Retry.fixed(attempts=3, delay=0))
+    async def elder(job: dict, ctx: JobContext) -> None:  # type: ignore[type-arg]
+        await ctx.spawn_sibling({"n": ctx.job.attempt}, type="flow::younger")
+        raise RuntimeError("crash after the spawn")
+
+    @flow.job
+    async def younger(job: dict, ctx: JobContext) -> None:  # type: ignore[type-arg]
+        pass
+
+    async with scheduler_on("memory", tmp_path, flow) as s:
+        out = await s.submit({}, type="flow::parent", fail_fast=False)
+        with pytest.raises(JobFailed, match=r'payload \{"n":1\}.*payload \{"n":2\}'):
+            await s.result(out.id, timeout=10)
+        younger = await s.jobs(type="flow::younger")
+    assert [j.payload for j in younger] == ['{"n":1}']
