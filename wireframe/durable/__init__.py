@@ -5,6 +5,7 @@ from __future__ import annotations
 from wireframe.durable.errors import (
     ChildCancelled,
     ChildFailed,
+    DeferTimeout,
     DurableError,
     EventTimeout,
     LeaseLost,
@@ -18,6 +19,7 @@ __all__ = [
     "ChildCancelled",
     "ChildFailed",
     "ChildHandle",
+    "DeferTimeout",
     "DurableError",
     "DurableRun",
     "EventTimeout",

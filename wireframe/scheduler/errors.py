@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from wireframe.durable.errors import ChildCancelled, ChildFailed, EventTimeout
+from wireframe.durable.errors import ChildCancelled, ChildFailed, DeferTimeout, EventTimeout
 
 __all__ = [
     "ChildCancelled",
     "ChildFailed",
     "ConfigError",
+    "DeferTimeout",
     "EventTimeout",
     "HandBackError",
     "JobFailed",
