@@ -422,7 +422,7 @@ async def test_joining_a_job_that_is_no_child_raises_an_exported_scheduler_error
     flow = Domain("flow")
     caught: list[BaseException] = []
 
-    @flow.job
+    @flow.job(retry=3)
     async def joiner(job: dict[str, int], ctx: JobContext) -> None:
         try:
             await ctx.join(wireframe.ChildHandle(job["other"]))
@@ -439,7 +439,7 @@ async def test_joining_a_job_that_is_no_child_raises_an_exported_scheduler_error
         out = await s.submit({"other": stranger.id}, type="flow::joiner")
         with pytest.raises(JobFailed):
             await s.result(out, timeout=10)
-    [error] = caught
+    [error] = caught  # a re-run would join the same stranger: it is final, never retried
     assert type(error) is wireframe.NotAChildError
     assert isinstance(error, wireframe.DurableError) and isinstance(error, ValueError)
     check_exported(error)

@@ -28,6 +28,7 @@ from wireframe.cli.commands import (
 )
 from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.running import cmd_run, cmd_worker
+from wireframe.cli.schedules import cmd_schedules
 from wireframe.cli.top import cmd_top
 from wireframe.store import StoreError, StoreURLError
 
@@ -139,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="attempts allowed (the handler's retry policy also applies)",
     )
 
+    p = sub.add_parser(
+        "schedules", parents=[store, as_json], help="list recurring schedules and skipped firings"
+    )
+    p.add_argument(
+        "--state",
+        action="append",
+        choices=("active", "paused", "cancelled", "finished"),
+        help="only schedules in this state (repeat for several)",
+    )
+
     p = sub.add_parser("top", parents=[store, as_json], help="live view of a store")
     p.add_argument("--interval", default="1s", metavar="DURATION")
     p.add_argument("--once", action="store_true", help="print one frame and exit")
@@ -159,6 +170,7 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "pause": cmd_control,
     "resume": cmd_control,
     "submit": cmd_submit,
+    "schedules": cmd_schedules,
     "top": cmd_top,
     "migrate": cmd_migrate,
     "purge": cmd_purge,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wireframe.durable.errors import (
     ChildCancelled,
     ChildFailed,
+    DeferTimeout,
     DurableError,
     EventTimeout,
     LeaseLost,
@@ -19,6 +20,7 @@ __all__ = [
     "ChildCancelled",
     "ChildFailed",
     "ChildHandle",
+    "DeferTimeout",
     "DurableError",
     "DurableRun",
     "EventTimeout",

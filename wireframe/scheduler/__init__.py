@@ -11,6 +11,7 @@ from wireframe.scheduler.errors import (
     ChildCancelled,
     ChildFailed,
     ConfigError,
+    DeferTimeout,
     DurableError,
     EventTimeout,
     HandBackError,
@@ -48,6 +49,7 @@ from wireframe.scheduler.events import (
     JobSuspended,
     JobUnblocked,
     JobWaiting,
+    ScheduleSkipped,
     Subscription,
 )
 from wireframe.scheduler.metrics import SchedulerMetrics, scheduler_metrics
@@ -58,7 +60,7 @@ from wireframe.scheduler.scheduler import Scheduler
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
 from wireframe.scheduler.worker import Worker
-from wireframe.store import Duplicate, JobRecord, JobState, Submitted
+from wireframe.store import Duplicate, JobRecord, JobState, Overlap, ScheduleRecord, Submitted
 
 __all__ = [
     "CheckpointNameError",
@@ -68,6 +70,7 @@ __all__ = [
     "Clock",
     "ConfigError",
     "Cron",
+    "DeferTimeout",
     "Domain",
     "Duplicate",
     "DurableError",
@@ -104,6 +107,7 @@ __all__ = [
     "JobWaiting",
     "NonDeterminismError",
     "NotAChildError",
+    "Overlap",
     "PayloadError",
     "Permanent",
     "Priority",
@@ -112,6 +116,8 @@ __all__ = [
     "Retry",
     "RunningJob",
     "ScheduleNotFound",
+    "ScheduleRecord",
+    "ScheduleSkipped",
     "ScheduleStateError",
     "Scheduler",
     "SchedulerError",

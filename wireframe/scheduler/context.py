@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from wireframe.durable import ChildHandle, DurableRun
-from wireframe.scheduler._numbers import number
+from wireframe.scheduler._numbers import number, seconds
 from wireframe.scheduler.codec import decode_result, decode_value, result_type_of
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
@@ -105,8 +105,15 @@ class JobHost(Protocol):
         """Validate a child submission (options may name its `type`) and build its row."""
         ...
 
-    async def defer(self, job_id: int, condition: Callable[[], Any], poll_interval: float) -> None:
-        """Poll `condition` without holding a concurrency slot."""
+    async def defer(
+        self,
+        job_id: int,
+        condition: Callable[[], Any],
+        poll_interval: float,
+        deadline: float | None = None,
+    ) -> bool:
+        """Poll `condition` without holding a concurrency slot, until it is true (True) or the
+        Unix time `deadline` passes (False)."""
         ...
 
     async def heartbeat(self, job_id: int) -> None:
@@ -203,6 +210,7 @@ class JobContext:
                 spawned=lambda child_id, child: host.publish(
                     JobSubmitted(job_id=child_id, job_type=child.type)
                 ),
+                phase=job.phase,
             )
         return self._durable
 
@@ -227,16 +235,23 @@ class JobContext:
         job = self.job
         return decode_value(value, hint, where=f"job {job.id} ({job.type}): step {name!r}")
 
+    def _where(self, call: str) -> str:
+        return f"job {self.job.id} ({self.job.type}): {call}"
+
     async def sleep(self, name: str, seconds: float) -> None:
         """Durable sleep: the job leaves its slot and runs again from the top after `seconds`."""
-        await self.durable.sleep(name, seconds)
+        delay = number(seconds, self._where(f"sleep {name!r} seconds"), low=0.0)
+        await self.durable.sleep(name, delay)
 
     async def sleep_until(self, name: str, when: float) -> None:
         """Durable sleep until the Unix time `when`."""
-        await self.durable.sleep_until(name, when)
+        await self.durable.sleep_until(name, number(when, self._where(f"sleep_until {name!r}")))
 
     async def wait_event(self, name: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-        """Wait (suspended) for the event `name`; return its payload or raise EventTimeout."""
+        """Wait (suspended) for the event `name`; return its payload or raise EventTimeout
+        once `timeout` seconds (counted from the first run of this call) pass without it."""
+        if timeout is not None:
+            timeout = number(timeout, self._where(f"wait_event {name!r} timeout"), low=0.0)
         return await self.durable.wait_event(name, timeout)
 
     async def emit_event(self, name: str, payload: object = None) -> bool:
@@ -342,9 +357,28 @@ class JobContext:
         """A time-ordered UUID, recorded once."""
         return await self.durable.uuid7()
 
-    async def defer_until(self, condition: Callable[[], Any], poll_interval: float = 1.0) -> None:
-        """Give the concurrency slot back while polling `condition`, then take one and go on."""
-        await self._host.defer(self.job.id, condition, poll_interval)
+    async def defer_until(
+        self,
+        condition: Callable[[], Any],
+        poll_interval: float = 1.0,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        """Give the concurrency slot back while polling `condition`, then take one and go on.
+
+        With `timeout` seconds, counted from the first run of this call (recorded, so a re-run
+        after a crash keeps the deadline), raise DeferTimeout once they pass without the
+        condition coming true; how the call ended is recorded, so a re-run returns at once or
+        raises DeferTimeout again. Without one, it polls as long as it takes, on every run.
+        """
+        job = self.job
+        poll = seconds(poll_interval, self._where("defer_until poll_interval"))
+        if timeout is None:
+            await self._host.defer(job.id, condition, poll)
+            return
+        limit = seconds(timeout, self._where("defer_until timeout"))
+        await self.durable.defer_until(
+            limit, lambda deadline: self._host.defer(job.id, condition, poll, deadline)
+        )
 
     async def children(self) -> list[JobRecord]:
         """This job's children, oldest first."""

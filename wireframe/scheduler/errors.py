@@ -16,8 +16,8 @@ SchedulerError
         StoreSchemaError                 the store was written by a newer wireframe
     HandBackError                        a stopping worker could not write its jobs back
     DurableError                         raised by durable calls inside handlers
-        NonDeterminismError, EventTimeout, ChildFailed, ChildCancelled, NotAChildError,
-        CheckpointNameError
+        NonDeterminismError, EventTimeout, DeferTimeout, ChildFailed, ChildCancelled,
+        NotAChildError, CheckpointNameError
 ```
 
 The store raises its own errors (`wireframe.store`) and knows nothing of these: the Scheduler
@@ -33,6 +33,7 @@ from typing import Any
 from wireframe.durable.errors import (
     ChildCancelled,
     ChildFailed,
+    DeferTimeout,
     DurableError,
     EventTimeout,
     NonDeterminismError,
@@ -55,6 +56,7 @@ __all__ = [
     "ChildCancelled",
     "ChildFailed",
     "ConfigError",
+    "DeferTimeout",
     "DurableError",
     "EventTimeout",
     "HandBackError",

@@ -136,7 +136,10 @@ def build_job(
         start = recurring.first_run(now)
         following = recurring.next_run(start)
         schedule = NewSchedule(
-            json.dumps(recurring.to_json()), following, recurring.max_occurrences
+            json.dumps(recurring.to_json()),
+            following,
+            recurring.max_occurrences,
+            recurring.overlap,
         )
     expires_at = None if ttl_value is None else (start if start is not None else now) + ttl_value
     if not isinstance(fail_fast, bool):

@@ -143,7 +143,9 @@ class Worker(Front, Task):
             self._registry,
             self.limits.budgets,
             self.claim_ttl,
-            lambda job_id, condition, poll: self._executor.defer(job_id, condition, poll),
+            lambda job_id, condition, poll, deadline: self._executor.defer(
+                job_id, condition, poll, deadline
+            ),
             lambda job_id: self._leases.heartbeat(job_id),
             lambda job_id: self._leases.progressed(job_id),
             lambda: self._producer.notify(),
@@ -192,7 +194,7 @@ class Worker(Front, Task):
             progress_every=config.progress_every,
         )
         self._maintenance = Maintenance(
-            hub.store,
+            hub,
             domains=self.domain_names,
             aging_interval=config.aging_interval,
             keep_history=config.keep_history,
@@ -373,7 +375,7 @@ class _Host:
     registry: Registry
     budgets: Mapping[str, int]
     claim_ttl: float
-    defer_fn: Callable[[int, Callable[[], Any], float], Awaitable[None]]
+    defer_fn: Callable[[int, Callable[[], Any], float, float | None], Awaitable[bool]]
     heartbeat_fn: Callable[[int], Awaitable[None]]
     progressed_fn: Callable[[int], None]
     notify_fn: Callable[[], None]
@@ -395,8 +397,14 @@ class _Host:
         job_type = options.pop("type", None)
         return self.registry.build_job(payload, job_type, options, self.budgets)
 
-    async def defer(self, job_id: int, condition: Callable[[], Any], poll_interval: float) -> None:
-        await self.defer_fn(job_id, condition, poll_interval)
+    async def defer(
+        self,
+        job_id: int,
+        condition: Callable[[], Any],
+        poll_interval: float,
+        deadline: float | None = None,
+    ) -> bool:
+        return await self.defer_fn(job_id, condition, poll_interval, deadline)
 
     async def heartbeat(self, job_id: int) -> None:
         await self.heartbeat_fn(job_id)

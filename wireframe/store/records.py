@@ -80,6 +80,31 @@ class NewJob:
     """How many lost workers (expired leases) the job survives; they spend no attempt."""
 
 
+class Overlap(enum.StrEnum):
+    """What a recurring schedule does when it fires while its previous run has not ended."""
+
+    SKIP = "skip"
+    """Skip the firing (and count it): at most one run at a time. The default."""
+    QUEUE = "queue"
+    """Keep one firing waiting behind the active run (it starts when that run ends); skip the
+    firings that come while one already waits."""
+    ALLOW = "allow"
+    """Submit every firing: runs may overlap."""
+
+
+OVERLAPS: tuple[str, ...] = tuple(o.value for o in Overlap)
+"""The overlap policies by name, in the order they are documented."""
+
+
+def to_overlap(value: object) -> Overlap:
+    """`value` as an `Overlap` (a member or its name); ValueError naming it otherwise."""
+    if isinstance(value, Overlap):
+        return value
+    if isinstance(value, str) and value in OVERLAPS:
+        return Overlap(value)
+    raise ValueError(f"overlap={value!r} must be one of {', '.join(OVERLAPS)}")
+
+
 @attrs.frozen
 class NewSchedule:
     """The recurrence attached to a submission: its JSON spec and its next fire time."""
@@ -87,6 +112,8 @@ class NewSchedule:
     spec: str
     next_run_at: float | None
     max_occurrences: int | None = None
+    overlap: Overlap = attrs.field(default=Overlap.SKIP, converter=to_overlap)
+    """What a firing does while the schedule's previous run is still active."""
 
 
 @attrs.frozen
@@ -353,6 +380,12 @@ class ScheduleRecord:
     max_occurrences: int | None
     last_job_id: int | None
     created_at: float
+    overlap: Overlap = attrs.field(default=Overlap.SKIP, converter=to_overlap)
+    """What a firing does while the previous run is still active (see `Overlap`)."""
+    skipped: int = 0
+    """How many firings were skipped because a run was still active (they create no job)."""
+    last_skipped_at: float | None = None
+    """The fire time (UNIX time) of the last skipped firing, or None if none was skipped."""
 
 
 @attrs.frozen
@@ -361,3 +394,6 @@ class Fired:
 
     job_id: int | None
     skipped: bool
+    active_job_id: int | None = None
+    """The schedule's run that had not ended: the one a skipped firing left alone, or the one
+    a queued occurrence (`Overlap.QUEUE`) waits behind; None otherwise."""
