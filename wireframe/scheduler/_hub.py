@@ -67,6 +67,7 @@ class Hub:
         """Close the store."""
         if self.opened:
             self.opened, self.closed = False, True
+            self.ended()  # waiters on `next_end()` see the close at once
             self.store.unobserve(self._observed)
             await self.store.close()
 

@@ -12,6 +12,7 @@ SchedulerError
     ScheduleStateError                   the schedule's state refuses the operation
     JobFailed                            `result()` of a job that ended without completing
     ResultTimeout (TimeoutError)         `result()` gave up waiting
+    SchedulerClosed                      the scheduler stopped while `result()` waited
     StoreFailure                         the store failed (unreachable, locked, not a database)
         StoreSchemaError                 the store was written by a newer wireframe
     HandBackError                        a stopping worker could not write its jobs back
@@ -72,6 +73,7 @@ __all__ = [
     "ResultTimeout",
     "ScheduleNotFound",
     "ScheduleStateError",
+    "SchedulerClosed",
     "SchedulerError",
     "StoreFailure",
     "StoreSchemaError",
@@ -205,6 +207,19 @@ class ResultTimeout(SchedulerError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), (self.job_id, self.timeout, self.state), {}))
+
+
+class SchedulerClosed(SchedulerError):
+    """The scheduler stopped (its task ended and closed the store) while `result()` waited."""
+
+    def __init__(self, job_id: int, state: JobState | None) -> None:
+        self.job_id = job_id
+        self.state = state
+        seen = f"; the job is still {state}" if state is not None else ""
+        super().__init__(f"the scheduler stopped while waiting for job {job_id}{seen}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.job_id, self.state), {}))
 
 
 class StoreFailure(SchedulerError, StoreError):

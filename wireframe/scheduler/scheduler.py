@@ -31,6 +31,7 @@ from wireframe.scheduler.errors import (
     PayloadError,
     ResultTimeout,
     ScheduleNotFound,
+    SchedulerClosed,
     ScheduleStateError,
 )
 from wireframe.scheduler.events import JobSubmitted, Subscription
@@ -335,7 +336,8 @@ class Scheduler(Front, Task):
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> ResultT:
         """Wait for a job to end and return its result; raise JobFailed if it ended otherwise,
-        ResultTimeout (a TimeoutError) after `timeout` seconds.
+        ResultTimeout (a TimeoutError) after `timeout` seconds, SchedulerClosed if the
+        scheduler stops meanwhile.
 
         `job_id` is the id, or what `submit` returned. The result is decoded into the return
         annotation of the job type's handler (an attrs class comes back as one), when this
@@ -349,7 +351,7 @@ class Scheduler(Front, Task):
             with anyio.fail_after(timeout), store_errors():
                 while True:
                     finished = self._hub.next_end()
-                    job = await self.store.get(wanted)
+                    job = await self._get_while_open(wanted, job)
                     if job is None:
                         raise JobNotFound(wanted)
                     if job.state is JobState.COMPLETED:
@@ -362,6 +364,18 @@ class Scheduler(Front, Task):
             if timeout is None:
                 raise
             raise ResultTimeout(wanted, timeout, job.state if job else None) from None
+
+    async def _get_while_open(self, job_id: int, seen: JobRecord | None) -> JobRecord | None:
+        """The job, for `result()`; SchedulerClosed once the scheduler's task closed the store."""
+        state = seen.state if seen is not None else None
+        if self._hub.closed:
+            raise SchedulerClosed(job_id, state)
+        try:
+            return await self.store.get(job_id)
+        except StoreError:
+            if self._hub.closed:  # closed during the read
+                raise SchedulerClosed(job_id, state) from None
+            raise
 
     def _decode(self, job: JobRecord) -> object:
         job_type = self._registry.types.get(job.type)
