@@ -37,6 +37,7 @@ from wireframe.store import (
     JobRecord,
     JobState,
     NewJob,
+    NoStoreError,
     PostgresStore,
     Store,
     StoreError,
@@ -73,26 +74,31 @@ def store_url(args: argparse.Namespace) -> str:
     return url
 
 
-def make_store(url: str, *, reconnect_timeout: float | None = None) -> Store:
+def make_store(url: str, *, create: bool = True, reconnect_timeout: float | None = None) -> Store:
     """Build the store a URL names; a bad URL is a usage error.
 
-    `reconnect_timeout` (``--reconnect-timeout``) applies to PostgreSQL stores only.
+    `create=False`: opening it fails with "no store at ..." where there is none yet, instead of
+    creating it. `reconnect_timeout` (``--reconnect-timeout``) applies to PostgreSQL stores only.
     """
     try:
-        store = store_from_url(url)
+        store = store_from_url(url, create=create)
     except StoreURLError as exc:
         raise UsageError(str(exc)) from None
     if reconnect_timeout is None:
         return store
     if not isinstance(store, PostgresStore):
         raise UsageError(f"--reconnect-timeout applies to PostgreSQL stores only, not {store.url}")
-    return PostgresStore(url, reconnect_timeout=reconnect_timeout)
+    return PostgresStore(url, reconnect_timeout=reconnect_timeout, create=create)
 
 
 @asynccontextmanager
-async def opened(args: argparse.Namespace) -> AsyncIterator[Store]:
-    """The store of ``--store``, opened (which brings its schema up to date) and then closed."""
-    store = make_store(store_url(args))
+async def opened(args: argparse.Namespace, *, create: bool = False) -> AsyncIterator[Store]:
+    """The store of ``--store``, opened (which brings its schema up to date) and then closed.
+
+    Only `migrate` creates a store (`create=True`); every other command fails with "no store
+    at ..." (exit 1) where there is none, rather than leaving an empty one behind.
+    """
+    store = make_store(store_url(args), create=create)
     await open_store(store)
     try:
         yield store
@@ -104,6 +110,8 @@ async def open_store(store: Store) -> None:
     """Open `store`; any failure is a CLIError: one line naming the store's URL once."""
     try:
         await store.open()
+    except NoStoreError as exc:
+        raise CLIError(str(exc)) from None
     except Exception as exc:  # any store's driver error (sqlite3, psycopg, OSError...)
         raise CLIError(f"cannot open store {store.url}: {store_detail(exc, store.url)}") from None
 
@@ -416,7 +424,7 @@ async def cmd_submit(args: argparse.Namespace, out: Output) -> int:
 
 async def cmd_migrate(args: argparse.Namespace, out: Output) -> int:
     """Create or upgrade the store's schema (opening a store migrates it)."""
-    async with opened(args) as store:
+    async with opened(args, create=True) as store:
         url = store.url
     if out.as_json:
         out.json({"store": url, "migrated": True})

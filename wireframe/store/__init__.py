@@ -10,6 +10,7 @@ from wireframe.store.base import Chooser, Observer, Store
 from wireframe.store.errors import (
     DuplicateKeyError,
     InvalidTransitionError,
+    NoStoreError,
     SchemaVersionError,
     StoreError,
     StoreURLError,
@@ -70,6 +71,7 @@ __all__ = [
     "MemoryStore",
     "NewJob",
     "NewSchedule",
+    "NoStoreError",
     "Observer",
     "Outcome",
     "PostgresStore",
