@@ -122,7 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "resume a paused job and its descendants"),
     ):
         p = sub.add_parser(action, parents=[store, as_json], help=text)
-        p.add_argument("id")
+        p.add_argument("ids", nargs="*", metavar="ID", help="job ids (or use a filter)")
+        p.add_argument(
+            "--state",
+            action="append",
+            metavar="STATE",
+            help="every job in this state (repeat or comma-separate); with a filter and no "
+            f"--state: the states {action} applies to",
+        )
+        p.add_argument("--domain", help="every job of this domain")
+        p.add_argument("--type", metavar="DOMAIN::NAME", help="every job of this type")
 
     p = sub.add_parser("submit", parents=[store, as_json], help="submit a job to the store")
     p.add_argument("type", metavar="DOMAIN::NAME")
@@ -148,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("purge", parents=[store, as_json], help="delete old ended jobs")
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 7d, 12h")
+    p.add_argument(
+        "--state", action="append", metavar="STATE", help="only ended jobs in this state"
+    )
+    p.add_argument("--domain", help="only jobs of this domain")
+    p.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
+    )
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -32,8 +33,9 @@ from wireframe.cli.values import (
     parse_tags,
 )
 from wireframe.store import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
     Duplicate,
-    InvalidTransitionError,
     JobRecord,
     JobState,
     NewJob,
@@ -340,44 +342,132 @@ async def cmd_job(args: argparse.Namespace, out: Output) -> int:
 
 # -- control ---------------------------------------------------------------------------------
 
+FILTER_STATES: dict[str, tuple[JobState, ...]] = {
+    "cancel": tuple(s for s in JobState if s in ACTIVE_STATES),
+    "pause": tuple(s for s in JobState if s in ACTIVE_STATES and s is not JobState.PAUSED),
+    "resume": (JobState.PAUSED,),
+    "retry": (
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.EXPIRED,
+        JobState.DEPENDENCY_FAILED,
+    ),
+}
+"""The states a filter (``--domain``, ``--type``) selects for each action without ``--state``."""
+
+PAGE = 1000
+
+
+def reason(exc: BaseException, action: str, job_id: int) -> str:
+    """Why a store refused `action` on a job, without the operation and job it repeats:
+    ``retry: job 1 is completed`` becomes ``it is completed``."""
+    text = str(exc)
+    for prefix in (f"{action}: ", f"job {job_id} "):
+        if text.startswith(prefix):
+            text = text.removeprefix(prefix)
+            if prefix.startswith("job"):
+                text = f"it {text}"
+    return text
+
+
+async def _selected(store: Store, args: argparse.Namespace, action: str) -> list[int]:
+    """The job ids an action applies to: the ids given, or the jobs the filter matches."""
+    ids = [parse_job_id(text) for text in args.ids]
+    filtered = bool(args.state or args.domain or args.type)
+    if ids and filtered:
+        raise UsageError(
+            f"{action}: give job ids or a filter (--state, --domain, --type), not both"
+        )
+    if not ids and not filtered:
+        raise UsageError(
+            f"{action}: give job ids, or a filter such as --state failed --domain media"
+        )
+    if ids:
+        return list(dict.fromkeys(ids))
+    states = parse_states(args.state) or FILTER_STATES[action]
+    if args.type is not None and "::" not in args.type:
+        raise UsageError(f"--type {args.type!r} must be written domain::name")
+    found: list[int] = []
+    while True:
+        page = await store.list_jobs(
+            states=states, domain=args.domain, type=args.type, limit=PAGE, offset=len(found)
+        )
+        found += [job.id for job in page]
+        if len(page) < PAGE:
+            return found
+
+
+async def _act(store: Store, action: str, job_id: int) -> tuple[dict[str, Any], str]:
+    """Apply `action` to one job: (JSON detail, message); a CLIError says why it was refused."""
+    try:
+        if action == "cancel":
+            state = await store.cancel(job_id, "cancelled from the command line")
+            detail: dict[str, Any] = {"state": state.value}
+            message = (
+                "cancel requested (it is running)" if state is JobState.RUNNING else state.value
+            )
+        elif action == "pause":
+            count = await store.pause(job_id)
+            detail = {"paused": count}
+            message = f"{count} job(s) paused or asked to pause"
+        elif action == "resume":
+            count = await store.resume(job_id)
+            detail = {"resumed": count}
+            message = f"{count} job(s) resumed"
+        else:
+            await store.retry(job_id)
+            detail = {}
+            message = "queued to run again"
+    except UnknownJobError:
+        raise CLIError(f"no job with id {job_id} in {store.url}") from None
+    except StoreError as exc:
+        raise CLIError(f"cannot {action} job {job_id}: {reason(exc, action, job_id)}") from None
+    return detail, message
+
 
 async def cmd_control(args: argparse.Namespace, out: Output) -> int:
-    """cancel, pause, resume or retry one job (and, for the first three, its descendants)."""
+    """cancel, pause, resume or retry jobs (and, for the first three, their descendants).
+
+    One id: one line, or one error (exit 1). Several ids, or a filter: a line per job (refusals
+    on stderr), then a summary; exit 1 if any job was refused.
+    """
     action: str = args.command
-    job_id = parse_job_id(args.id)
+    single = len(args.ids) == 1 and not (args.state or args.domain or args.type)
+    results: list[dict[str, Any]] = []
+    failed = 0
     async with opened(args) as store:
-        await get_job(store, job_id)
-        try:
-            if action == "cancel":
-                state = await store.cancel(job_id, "cancelled from the command line")
-                detail: dict[str, Any] = {"state": state.value}
-                message = (
-                    f"job {job_id}: cancel requested (it is running)"
-                    if state is JobState.RUNNING
-                    else f"job {job_id}: {state.value}"
-                )
-            elif action == "pause":
-                count = await store.pause(job_id)
-                detail = {"paused": count}
-                message = f"job {job_id}: {count} job(s) paused or asked to pause"
-            elif action == "resume":
-                count = await store.resume(job_id)
-                detail = {"resumed": count}
-                message = f"job {job_id}: {count} job(s) resumed"
-            else:
-                await store.retry(job_id)
-                detail = {}
-                message = f"job {job_id}: queued to run again"
-        except UnknownJobError as exc:
-            raise CLIError(str(exc)) from None
-        except (InvalidTransitionError, StoreError) as exc:
-            raise CLIError(f"cannot {action} job {job_id}: {exc}") from None
-        job = await get_job(store, job_id)
+        ids = await _selected(store, args, action)
+        for job_id in ids:
+            try:
+                detail, message = await _act(store, action, job_id)
+            except CLIError as exc:
+                if single:
+                    raise
+                failed += 1
+                results.append({"id": job_id, "ok": False, "error": str(exc)})
+                if not out.as_json:
+                    print(f"wireframe: error: {exc}", file=sys.stderr)
+                continue
+            job = await store.get(job_id)
+            state = None if job is None else job.state.value
+            results.append({"id": job_id, "ok": True, **detail, "job_state": state})
+            if not out.as_json:
+                out.print(Text(f"job {job_id}: {message}", style="green"))
+    if single:
+        (result,) = results
+        result.pop("ok")
+        if out.as_json:
+            out.json({"id": result.pop("id"), "action": action, **result})
+        return 0
+    done = len(results) - failed
     if out.as_json:
-        out.json({"id": job_id, "action": action, **detail, "job_state": job.state.value})
+        out.json({"action": action, "jobs": results, "done": done, "failed": failed})
+    elif not results:
+        out.print(Text("no jobs match", style="dim"))
     else:
-        out.print(Text(message, style="green"))
-    return 0
+        style = "yellow" if failed else "green"
+        out.print(Text(f"{action}: {done} of {len(results)} job(s) done, {failed} refused", style))
+    return 1 if failed else 0
 
 
 # -- submit ----------------------------------------------------------------------------------
@@ -434,20 +524,31 @@ async def cmd_migrate(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_purge(args: argparse.Namespace, out: Output) -> int:
-    """Delete ended jobs that finished longer ago than ``--older-than``."""
+    """Delete ended jobs that finished longer ago than ``--older-than`` (of ``--state`` and
+    ``--domain`` if given); ``--dry-run`` counts them and deletes nothing."""
     age = parse_duration(args.older_than, option="--older-than")
+    states = parse_states(args.state)
+    active = [s.value for s in states if s not in TERMINAL_STATES]
+    if active:
+        raise UsageError(
+            f"--state: purge deletes ended jobs only; {', '.join(active)} is not an end state"
+        )
     before = time.time() - age
     async with opened(args) as store:
-        deleted = await store.prune(before)
+        count = await store.prune(before, states=states, domain=args.domain, dry_run=args.dry_run)
     if out.as_json:
-        out.json({"deleted": deleted, "finished_before": before})
-    else:
-        out.print(
-            Text(
-                f"deleted {deleted} ended job(s) finished more than {render.seconds(age)} ago",
-                style="green",
-            )
+        key = "would_delete" if args.dry_run else "deleted"
+        out.json({key: count, "finished_before": before})
+        return 0
+    what = "/".join(s.value for s in states) or "ended"
+    where = "" if args.domain is None else f" of domain {args.domain}"
+    verb = "would delete" if args.dry_run else "deleted"
+    out.print(
+        Text(
+            f"{verb} {count} {what} job(s){where} finished more than {render.seconds(age)} ago",
+            style="yellow" if args.dry_run else "green",
         )
+    )
     return 0
 
 

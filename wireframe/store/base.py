@@ -178,8 +178,16 @@ class Store(Protocol):
     async def top_pending_priority(self, domains: Sequence[str], tags: Sequence[str]) -> int | None:
         """The highest base priority among pending jobs these domains and tags may take."""
 
-    async def prune(self, finished_before: float) -> int:
-        """Delete ended jobs that finished before the given time; return how many."""
+    async def prune(
+        self,
+        finished_before: float,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete ended jobs that finished before the given time (only of `states` and of
+        `domain`, if given); return how many. `dry_run`: delete nothing, count them."""
 
     async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
         """Active schedules of these domains whose next occurrence is due."""

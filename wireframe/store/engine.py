@@ -182,9 +182,24 @@ class EngineStore(Observed):
             without_now(claim_sql.top_pending_priority), domains, tags, write=False
         )
 
-    async def prune(self, finished_before: float) -> int:
-        """Delete old ended jobs."""
-        return await self._op(without_now(control.prune), finished_before)
+    async def prune(
+        self,
+        finished_before: float,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete (or with `dry_run` count) old ended jobs."""
+        values = tuple(JobState(s).value for s in states)
+        return await self._op(
+            without_now(control.prune),
+            finished_before,
+            values,
+            domain,
+            dry_run,
+            write=not dry_run,
+        )
 
     # -- schedules --------------------------------------------------------------------------
 

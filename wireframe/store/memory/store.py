@@ -211,9 +211,16 @@ class MemoryStore(Observed):
         """Highest pending base priority."""
         return await self._op(claim_ops.top_pending_priority, domains, tags)
 
-    async def prune(self, finished_before: float) -> int:
-        """Delete old ended jobs."""
-        return await self._op(control.prune, finished_before)
+    async def prune(
+        self,
+        finished_before: float,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete (or with `dry_run` count) old ended jobs."""
+        return await self._op(control.prune, finished_before, tuple(states), domain, dry_run)
 
     # -- schedules --------------------------------------------------------------------------
 
