@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +17,7 @@ from typing import NoReturn
 
 import anyio
 
+from wireframe import __version__
 from wireframe.cli.commands import (
     STORE_ENV,
     Output,
@@ -67,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
 
     parser = _Parser(prog=PROG, description="Run wireframe services and workers; inspect jobs.")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{PROG} {__version__} (Python {platform.python_version()})",
+    )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -191,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `wireframe` command; returns the process exit code."""
     command = None
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help and --version print, then exit
+            return exc.code if isinstance(exc.code, int) else 0
         command = args.command
         if command == "run":
             return cmd_run(args)

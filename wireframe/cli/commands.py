@@ -137,7 +137,7 @@ async def get_job(store: Store, job_id: int) -> JobRecord:
 
 
 async def cmd_jobs(args: argparse.Namespace, out: Output) -> int:
-    """List jobs as a table (or JSON), newest first."""
+    """List jobs as a table (or JSON), newest first; a footer says when ``--limit`` cut it."""
     states = parse_states(args.state)
     limit = parse_positive_int(args.limit, option="--limit")
     if args.type is not None and "::" not in args.type:
@@ -150,13 +150,24 @@ async def cmd_jobs(args: argparse.Namespace, out: Output) -> int:
             limit=limit,
             newest_first=not args.oldest_first,
         )
+        total = len(jobs)
+        if total == limit:
+            total = sum(
+                n
+                for (domain, job_type, state), n in (await store.counts()).items()
+                if (not states or state in states)
+                and (args.domain is None or domain == args.domain)
+                and (args.type is None or job_type == args.type)
+            )
     if out.as_json:
         out.json([render.job_dict(j) for j in jobs])
         return 0
     if not jobs:
         out.print(Text("no jobs match", style="dim"))
         return 0
-    out.print(render.jobs_table(jobs, title=f"{len(jobs)} job(s) in {store.url}"))
+    cut = total > len(jobs)
+    caption = f"showing {len(jobs)} of {total}; --limit N shows more" if cut else None
+    out.print(render.jobs_table(jobs, title=f"{total} job(s) in {store.url}", caption=caption))
     return 0
 
 
@@ -173,7 +184,7 @@ async def _overview(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
     rows: list[tuple[str, RenderableType]] = [
         ("type", job.type),
         ("state", render.state_text(job.state)),
-        ("priority", f"{job.priority} (base {job.base_priority})"),
+        ("priority", render.priority_detail(job)),
         ("attempt", f"{job.attempt} of {job.max_attempts}"),
         ("created", render.when(job.created_at)),
         ("run at", render.when(job.run_at)),
@@ -191,7 +202,7 @@ async def _overview(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
             if job.progress is None
             else f"{job.progress:.0%} {job.progress_message or ''}".strip(),
         ),
-        ("reason", job.reason or ""),
+        ("reason", render.reason(job)),
         ("waiting for", job.wait_for or ""),
         ("payload", json.dumps(render.decode(job.payload))),
         ("result", "" if job.result is None else json.dumps(render.decode(job.result))),
