@@ -27,6 +27,7 @@ from wireframe.cli.commands import (
     cmd_migrate,
     cmd_purge,
     cmd_submit,
+    cmd_workers,
 )
 from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.running import cmd_run, cmd_worker
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one frame and exit")
     p.add_argument("--iterations", type=int, metavar="N", help="stop after N refreshes")
 
+    sub.add_parser(
+        "workers",
+        parents=[store, as_json],
+        help="the live workers (and those lost within the hour): host, tags, jobs held",
+    )
+
     sub.add_parser("migrate", parents=[store, as_json], help="create or upgrade the schema")
 
     p = sub.add_parser("purge", parents=[store, as_json], help="delete old ended jobs")
@@ -183,6 +190,7 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "resume": cmd_control,
     "submit": cmd_submit,
     "top": cmd_top,
+    "workers": cmd_workers,
     "migrate": cmd_migrate,
     "purge": cmd_purge,
 }

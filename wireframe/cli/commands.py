@@ -32,6 +32,7 @@ from wireframe.cli.values import (
     parse_states,
     parse_tags,
 )
+from wireframe.cli.workers import can_take, why_waiting, worker_dict, workers_table
 from wireframe.store import (
     ACTIVE_STATES,
     TERMINAL_STATES,
@@ -323,8 +324,22 @@ async def _events(store: Store, job: JobRecord) -> tuple[str, Any, RenderableTyp
     return "events", data, Text(f"waits for event {name!r}: {status}")
 
 
+async def _workers(store: Store, job: JobRecord) -> tuple[str, Any, RenderableType | None]:
+    """For a pending job: the live workers that may take it, or why none can."""
+    if job.state is not JobState.PENDING:
+        return "workers", None, None
+    workers = await store.workers()
+    why = why_waiting(job, workers)
+    able = [w.info.worker_id for w in workers if can_take(w, job)]
+    data = {"can_take": able, "why_not": why}
+    if why is not None:
+        return "workers", data, Text(f"waits: {why}", style="bold yellow")
+    return "workers", data, Text(f"live workers that can take it: {', '.join(able)}", style="dim")
+
+
 JOB_SECTIONS: list[Section] = [
     _overview,
+    _workers,
     _error,
     _attempts,
     _dependencies,
@@ -520,6 +535,28 @@ async def cmd_submit(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+# -- workers --------------------------------------------------------------------------------
+
+
+async def cmd_workers(args: argparse.Namespace, out: Output) -> int:
+    """List the workers recorded in the store: the live ones, then those lost within the last
+    hour (no heartbeat within their claim ttl: crashed, or cut off from the store)."""
+    async with opened(args) as store:
+        workers = await store.workers()
+    workers = [w for w in workers if not w.lost] + [w for w in workers if w.lost]
+    if out.as_json:
+        out.json([worker_dict(w) for w in workers])
+        return 0
+    if not workers:
+        out.print(Text("no live workers", style="dim"))
+        return 0
+    live = sum(not w.lost for w in workers)
+    lost = len(workers) - live
+    title = f"{live} live worker(s) in {store.url}" + (f", {lost} lost" if lost else "")
+    out.print(workers_table(workers, title=title))
+    return 0
+
+
 # -- maintenance -----------------------------------------------------------------------------
 
 
@@ -582,6 +619,7 @@ __all__ = [
     "cmd_migrate",
     "cmd_purge",
     "cmd_submit",
+    "cmd_workers",
     "open_store",
     "opened",
     "store_detail",

@@ -23,6 +23,8 @@ from wireframe.store.records import (
     ScheduleRecord,
     SubmitResult,
     Transition,
+    WorkerInfo,
+    WorkerRecord,
 )
 
 log = logging.getLogger("wireframe.store")
@@ -240,6 +242,17 @@ class Store(Protocol):
 
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event, or None."""
+
+    async def put_worker(self, worker: WorkerInfo, *, starting: bool = False) -> None:
+        """Record a live worker, or refresh its row: its heartbeat is now (the store's clock),
+        and its start too if `starting`. Rows of workers lost for longer than
+        `LOST_WORKERS_KEPT` are deleted meanwhile."""
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Delete a worker's row (it stopped); no error if there is none."""
+
+    async def workers(self) -> list[WorkerRecord]:
+        """Every recorded worker by id, `lost` where its last heartbeat is older than its ttl."""
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""

@@ -28,8 +28,10 @@ from wireframe.store.records import (
     Outcome,
     ScheduleRecord,
     SubmitResult,
+    WorkerInfo,
+    WorkerRecord,
 )
-from wireframe.store.sql import attempts, control, durable, finish, query, schedules
+from wireframe.store.sql import attempts, control, durable, finish, query, schedules, workers
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql.submit import submit as submit_sql
 from wireframe.store.sql.tx import Tx
@@ -274,6 +276,20 @@ class EngineStore(Observed):
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
         return await self._op(without_now(durable.get_event), name, inline=True, write=False)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def put_worker(self, worker: WorkerInfo, *, starting: bool = False) -> None:
+        """Record or refresh a live worker."""
+        await self._op(workers.put, worker, starting, inline=True)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+        await self._op(without_now(workers.remove), worker_id, inline=True)
+
+    async def workers(self) -> list[WorkerRecord]:
+        """Every recorded worker."""
+        return await self._op(workers.list_all, write=False)
 
 
 def without_now(fn: Callable[..., T]) -> Callable[..., T]:

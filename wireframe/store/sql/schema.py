@@ -181,6 +181,23 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN aged_at REAL;
     UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
     """,
+    # 12: the workers: each live worker's row, written when it starts, refreshed on its heartbeat
+    # cadence, deleted when it stops; `wireframe workers` lists them and `wireframe job` says
+    # when no live worker can take a pending job. Domains, tags, resources are JSON.
+    """
+    CREATE TABLE workers (
+        worker_id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        domains TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        held INTEGER NOT NULL,
+        ttl REAL NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    )
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -345,6 +362,21 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN aged_at DOUBLE PRECISION;
     UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
+    """,
+    # 12: the workers (see the SQLite version).
+    """
+    CREATE TABLE workers (
+        worker_id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        domains TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        held INTEGER NOT NULL,
+        ttl DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    )
     """,
 )
 
