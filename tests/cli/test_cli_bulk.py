@@ -117,3 +117,9 @@ def test_purge_by_state_and_domain_with_a_dry_run(run: Cli, url: str) -> None:
     assert states(url) == {1: "cancelled", 2: "cancelled", 3: "cancelled", 5: "pending"}
     bad = run("purge", "--older-than", "0s", "--state", "pending")
     assert bad.code == 2 and "pending" in bad.err, bad
+
+
+def test_no_message_says_its_prefix_twice(run: Cli) -> None:
+    result = run("submit", "media::resize", "--depends-on", "77")
+    assert result.code == 1, result
+    assert result.err.count("submit media::resize") <= 1 and "77" in result.err, result

@@ -197,9 +197,17 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
 
 
 def _fail(message: str, code: int) -> int:
-    text = " ".join(message.split())  # one line, whatever the error said
+    text = one_line(message)
     print(f"{PROG}: error: {text}", file=sys.stderr)
     return code
+
+
+def one_line(message: str) -> str:
+    """An error message on one line, a prefix said twice in a row said once: ``submit a::b:
+    submit a::b: depends_on: ...`` (a caller's context around a store's own) loses the echo."""
+    parts = " ".join(message.split()).split(": ")
+    kept = [part for i, part in enumerate(parts) if i == 0 or part != parts[i - 1]]
+    return ": ".join(kept)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
