@@ -116,6 +116,7 @@ def test_top_json_is_json_lines(run: Cli) -> None:
     frames = [json.loads(line) for line in result.out.splitlines()]
     assert [f["refresh"] for f in frames] == [1, 2, 3]
     assert frames[0]["by_domain"] == {"media": {"pending": 120}}
+    assert frames[0]["workers"] == 0  # live workers
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX terminal")

@@ -65,6 +65,8 @@ class Frame:
     at: float
     counts: Mapping[tuple[str, str, JobState], int]
     running: Sequence[JobRecord]
+    workers: int = 0
+    """Live workers (a heartbeat within their ttl)."""
 
     def total(self, state: JobState) -> int:
         """Jobs in `state` across every domain and type."""
@@ -93,7 +95,8 @@ async def read_frame(store: Store) -> Frame:
     """Counts and running jobs, now."""
     counts = await store.counts()
     running = await store.list_jobs(states=(JobState.RUNNING,), limit=RUNNING_SHOWN + 1)
-    return Frame(time.monotonic(), counts, running)
+    workers = sum(not w.lost for w in await store.workers())
+    return Frame(time.monotonic(), counts, running, workers)
 
 
 def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> RenderableType:
@@ -110,6 +113,7 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
         (rate(rates.completed), "bold green"),
         ("  failed ", "red"),
         (rate(rates.failed), "bold red"),
+        f"  workers {frame.workers}",
     )
     by_domain = snapshot_counts(dict(frame.counts))
     present = {state for per in by_domain.values() for state in per}
@@ -233,6 +237,7 @@ async def _json_frames(store: Store, interval: float, iterations: int | None) ->
             "by_domain": snapshot_counts(dict(frame.counts)),
             "completed_per_second": rates.completed,
             "failed_per_second": rates.failed,
+            "workers": frame.workers,
             "running": [
                 {
                     "id": j.id,
