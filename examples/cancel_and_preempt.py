@@ -72,7 +72,8 @@ async def alert(job: Alert, ctx: JobContext) -> str:
     return f"sent {job.text!r}"
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/cancel_and_preempt.py` runs it too)."""
     scheduler = Scheduler("memory://", domains=[work], max_concurrency=1, cancel_grace=1.0)
     service = Service("cancel", graceful_timeout=5.0)
     service.add_task(scheduler)
@@ -111,7 +112,11 @@ def main() -> int:
             assert job is not None and job.attempt == 1  # preemption spent no attempt
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

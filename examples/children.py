@@ -74,7 +74,8 @@ async def page(job: Page, ctx: JobContext) -> str:
     return job.url
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/children.py` runs it too)."""
     scheduler = Scheduler("memory://", domains=[crawler], cancel_grace=0.1)
     service = Service("children", graceful_timeout=5.0)
     service.add_task(scheduler)
@@ -109,7 +110,11 @@ def main() -> int:
         print("fail_fast=False:", await scheduler.result(out.id, timeout=10))
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ async def report(job: Report, ctx: JobContext) -> str:
     return f"report for {job.day}"
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/dedup.py` runs it too)."""
     scheduler = Scheduler("memory://", domains=[web])
     service = Service("dedup", graceful_timeout=5.0)
     service.add_task(scheduler)
@@ -89,7 +90,11 @@ def main() -> int:
         assert isinstance(c, Submitted)
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

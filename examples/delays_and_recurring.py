@@ -55,7 +55,8 @@ def count(name: str) -> int:
     return len(runs.get(name, []))
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/delays_and_recurring.py` runs it too)."""
     # poll_interval: how often the worker looks for due schedules (default 1 s).
     scheduler = Scheduler("memory://", domains=[clock], poll_interval=0.05)
     service = Service("delays", graceful_timeout=5.0)
@@ -125,7 +126,11 @@ def main() -> int:
         print(f"  cancelled: schedule is {record.state} after {record.occurrences} occurrences")
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ async def step(job: Step, ctx: JobContext) -> str:
     return job.name
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/dependencies.py` runs it too)."""
     scheduler = Scheduler("memory://", domains=[etl])
     service = Service("dependencies", graceful_timeout=5.0)
     service.add_task(scheduler)
@@ -98,7 +99,11 @@ def main() -> int:
             print("unknown dependency rejected:", exc)
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def describe(event: Event) -> str:
     return f"job {event.job_id} {event.kind}"
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/events.py` runs it too)."""
     scheduler = Scheduler("memory://", domains=[media], max_concurrency=2)
     service = Service("events", graceful_timeout=5.0)
     service.add_task(scheduler)
@@ -100,7 +101,11 @@ def main() -> int:
         print("snapshot:", {str(state): n for state, n in snapshot.by_domain["media"].items()})
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ async def train(job: Batch, ctx: JobContext) -> None:
     await occupy("all", "gpu", "gpu", seconds=0.1)  # counted twice: it holds two GPUs
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/limits.py` runs it too)."""
     scheduler = Scheduler("memory://", domains=[media, ml], max_concurrency=4, resources={"gpu": 2})
     service = Service("limits", graceful_timeout=5.0)
     service.add_task(scheduler)
@@ -96,7 +97,11 @@ def main() -> int:
         assert ml_order.index("TRAIN") < len(ml_order) - 1, "the big job starved"
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

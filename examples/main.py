@@ -236,7 +236,7 @@ class BatchDemo(OneshotTask):
             progress.remove_task(bar)
 
 
-def build_service(once: bool, db: Path | None = None) -> Service:
+def build_service(once: bool = False, db: Path | None = None) -> Service:
     """Assemble the demo service; with ``once`` it stops itself when its batch of jobs is done."""
     service = Service("demo", graceful_timeout=5.0)
     service.add_layer(DatabaseLayer())

@@ -101,7 +101,8 @@ async def aging(scheduler: Scheduler) -> None:
         await scheduler.result(job_id, timeout=10)
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/priorities.py` runs it too)."""
     # One slot makes the order visible; aging_interval is short so the demo is quick (default 60 s).
     scheduler = Scheduler(
         "memory://", domains=[work], max_concurrency=1, aging_interval=0.3, poll_interval=0.05
@@ -115,7 +116,11 @@ def main() -> int:
         await aging(scheduler)
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ async def slow(job: Crunch, ctx: JobContext) -> None:
     await anyio.sleep(10)  # far longer than the timeout
 
 
-def main() -> int:
+def build_service() -> Service:
+    """The example as a Service (`wireframe run examples/retries.py` runs it too)."""
     scheduler = Scheduler("memory://", domains=[work])
     service = Service("retries", graceful_timeout=5.0)
     service.add_task(scheduler)
@@ -104,7 +105,11 @@ def main() -> int:
         print(f"after retry({b.id}):", await scheduler.result(b.id, timeout=10))
         service.stop("demo finished")
 
-    return service.run_sync(log_level=logging.WARNING)
+    return service
+
+
+def main() -> int:
+    return build_service().run_sync(log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

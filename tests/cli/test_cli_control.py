@@ -32,6 +32,7 @@ def test_migrate_creates_the_schema(cli: Cli, store_url: str, tmp_path: Path) ->
 
 
 def test_submit_validates_and_writes_to_the_store(cli: Cli, wf: Cli, store_url: str) -> None:
+    assert wf("migrate").code == 0
     result = cli("submit", "media::resize", "--payload", '{"path": "a.jpg", "width": 300}')
     assert result.code == 0 and "submitted job 1 (media::resize)" in result.out, result
     data = cli(

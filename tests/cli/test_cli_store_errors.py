@@ -94,7 +94,7 @@ def test_a_sqlite_directory_that_cannot_be_made(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     path = tmp_path / "file" / "sub" / "jobs.db"
     url = f"sqlite:///{path}"
-    result, _ = run("jobs", "--store", url)
+    result, _ = run("migrate", "--store", url)
     parent, blocker = str(path.parent), str(tmp_path / "file")
     detail = f"cannot create the directory {parent!r}: {blocker!r} is a file"
     assert_one_line(result, url, detail)

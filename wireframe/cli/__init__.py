@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +17,7 @@ from typing import NoReturn
 
 import anyio
 
+from wireframe import __version__
 from wireframe.cli.commands import (
     STORE_ENV,
     Output,
@@ -25,6 +27,7 @@ from wireframe.cli.commands import (
     cmd_migrate,
     cmd_purge,
     cmd_submit,
+    cmd_workers,
 )
 from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.running import cmd_run, cmd_worker
@@ -68,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
 
     parser = _Parser(prog=PROG, description="Run wireframe services and workers; inspect jobs.")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"{PROG} {__version__} (Python {platform.python_version()})",
+    )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
@@ -123,7 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "resume a paused job and its descendants"),
     ):
         p = sub.add_parser(action, parents=[store, as_json], help=text)
-        p.add_argument("id")
+        p.add_argument("ids", nargs="*", metavar="ID", help="job ids (or use a filter)")
+        p.add_argument(
+            "--state",
+            action="append",
+            metavar="STATE",
+            help="every job in this state (repeat or comma-separate); with a filter and no "
+            f"--state: the states {action} applies to",
+        )
+        p.add_argument("--domain", help="every job of this domain")
+        p.add_argument("--type", metavar="DOMAIN::NAME", help="every job of this type")
 
     p = sub.add_parser("submit", parents=[store, as_json], help="submit a job to the store")
     p.add_argument("type", metavar="DOMAIN::NAME")
@@ -155,10 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one frame and exit")
     p.add_argument("--iterations", type=int, metavar="N", help="stop after N refreshes")
 
+    sub.add_parser(
+        "workers",
+        parents=[store, as_json],
+        help="the live workers (and those lost within the hour): host, tags, jobs held",
+    )
+
     sub.add_parser("migrate", parents=[store, as_json], help="create or upgrade the schema")
 
     p = sub.add_parser("purge", parents=[store, as_json], help="delete old ended jobs")
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 7d, 12h")
+    p.add_argument(
+        "--state", action="append", metavar="STATE", help="only ended jobs in this state"
+    )
+    p.add_argument("--domain", help="only jobs of this domain")
+    p.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
+    )
     return parser
 
 
@@ -172,22 +202,34 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "submit": cmd_submit,
     "schedules": cmd_schedules,
     "top": cmd_top,
+    "workers": cmd_workers,
     "migrate": cmd_migrate,
     "purge": cmd_purge,
 }
 
 
 def _fail(message: str, code: int) -> int:
-    text = " ".join(message.split())  # one line, whatever the error said
+    text = one_line(message)
     print(f"{PROG}: error: {text}", file=sys.stderr)
     return code
+
+
+def one_line(message: str) -> str:
+    """An error message on one line, a prefix said twice in a row said once: ``submit a::b:
+    submit a::b: depends_on: ...`` (a caller's context around a store's own) loses the echo."""
+    parts = " ".join(message.split()).split(": ")
+    kept = [part for i, part in enumerate(parts) if i == 0 or part != parts[i - 1]]
+    return ": ".join(kept)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `wireframe` command; returns the process exit code."""
     command = None
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help and --version print, then exit
+            return exc.code if isinstance(exc.code, int) else 0
         command = args.command
         if command == "run":
             return cmd_run(args)

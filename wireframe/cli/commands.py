@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,12 +32,15 @@ from wireframe.cli.values import (
     parse_states,
     parse_tags,
 )
+from wireframe.cli.workers import can_take, why_waiting, worker_dict, workers_table
 from wireframe.store import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
     Duplicate,
-    InvalidTransitionError,
     JobRecord,
     JobState,
     NewJob,
+    NoStoreError,
     PostgresStore,
     Store,
     StoreError,
@@ -73,26 +77,31 @@ def store_url(args: argparse.Namespace) -> str:
     return url
 
 
-def make_store(url: str, *, reconnect_timeout: float | None = None) -> Store:
+def make_store(url: str, *, create: bool = True, reconnect_timeout: float | None = None) -> Store:
     """Build the store a URL names; a bad URL is a usage error.
 
-    `reconnect_timeout` (``--reconnect-timeout``) applies to PostgreSQL stores only.
+    `create=False`: opening it fails with "no store at ..." where there is none yet, instead of
+    creating it. `reconnect_timeout` (``--reconnect-timeout``) applies to PostgreSQL stores only.
     """
     try:
-        store = store_from_url(url)
+        store = store_from_url(url, create=create)
     except StoreURLError as exc:
         raise UsageError(str(exc)) from None
     if reconnect_timeout is None:
         return store
     if not isinstance(store, PostgresStore):
         raise UsageError(f"--reconnect-timeout applies to PostgreSQL stores only, not {store.url}")
-    return PostgresStore(url, reconnect_timeout=reconnect_timeout)
+    return PostgresStore(url, reconnect_timeout=reconnect_timeout, create=create)
 
 
 @asynccontextmanager
-async def opened(args: argparse.Namespace) -> AsyncIterator[Store]:
-    """The store of ``--store``, opened (which brings its schema up to date) and then closed."""
-    store = make_store(store_url(args))
+async def opened(args: argparse.Namespace, *, create: bool = False) -> AsyncIterator[Store]:
+    """The store of ``--store``, opened (which brings its schema up to date) and then closed.
+
+    Only `migrate` creates a store (`create=True`); every other command fails with "no store
+    at ..." (exit 1) where there is none, rather than leaving an empty one behind.
+    """
+    store = make_store(store_url(args), create=create)
     await open_store(store)
     try:
         yield store
@@ -104,6 +113,8 @@ async def open_store(store: Store) -> None:
     """Open `store`; any failure is a CLIError: one line naming the store's URL once."""
     try:
         await store.open()
+    except NoStoreError as exc:
+        raise CLIError(str(exc)) from None
     except Exception as exc:  # any store's driver error (sqlite3, psycopg, OSError...)
         raise CLIError(f"cannot open store {store.url}: {store_detail(exc, store.url)}") from None
 
@@ -127,7 +138,7 @@ async def get_job(store: Store, job_id: int) -> JobRecord:
 
 
 async def cmd_jobs(args: argparse.Namespace, out: Output) -> int:
-    """List jobs as a table (or JSON), newest first."""
+    """List jobs as a table (or JSON), newest first; a footer says when ``--limit`` cut it."""
     states = parse_states(args.state)
     limit = parse_positive_int(args.limit, option="--limit")
     if args.type is not None and "::" not in args.type:
@@ -140,13 +151,24 @@ async def cmd_jobs(args: argparse.Namespace, out: Output) -> int:
             limit=limit,
             newest_first=not args.oldest_first,
         )
+        total = len(jobs)
+        if total == limit:
+            total = sum(
+                n
+                for (domain, job_type, state), n in (await store.counts()).items()
+                if (not states or state in states)
+                and (args.domain is None or domain == args.domain)
+                and (args.type is None or job_type == args.type)
+            )
     if out.as_json:
         out.json([render.job_dict(j) for j in jobs])
         return 0
     if not jobs:
         out.print(Text("no jobs match", style="dim"))
         return 0
-    out.print(render.jobs_table(jobs, title=f"{len(jobs)} job(s) in {store.url}"))
+    cut = total > len(jobs)
+    caption = f"showing {len(jobs)} of {total}; --limit N shows more" if cut else None
+    out.print(render.jobs_table(jobs, title=f"{total} job(s) in {store.url}", caption=caption))
     return 0
 
 
@@ -163,7 +185,7 @@ async def _overview(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
     rows: list[tuple[str, RenderableType]] = [
         ("type", job.type),
         ("state", render.state_text(job.state)),
-        ("priority", f"{job.priority} (base {job.base_priority})"),
+        ("priority", render.priority_detail(job)),
         ("attempt", f"{job.attempt} of {job.max_attempts}"),
         ("created", render.when(job.created_at)),
         ("run at", render.when(job.run_at)),
@@ -181,7 +203,7 @@ async def _overview(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
             if job.progress is None
             else f"{job.progress:.0%} {job.progress_message or ''}".strip(),
         ),
-        ("reason", job.reason or ""),
+        ("reason", render.reason(job)),
         ("waiting for", job.wait_for or ""),
         ("payload", json.dumps(render.decode(job.payload))),
         ("result", "" if job.result is None else json.dumps(render.decode(job.result))),
@@ -302,8 +324,22 @@ async def _events(store: Store, job: JobRecord) -> tuple[str, Any, RenderableTyp
     return "events", data, Text(f"waits for event {name!r}: {status}")
 
 
+async def _workers(store: Store, job: JobRecord) -> tuple[str, Any, RenderableType | None]:
+    """For a pending job: the live workers that may take it, or why none can."""
+    if job.state is not JobState.PENDING:
+        return "workers", None, None
+    workers = await store.workers()
+    why = why_waiting(job, workers)
+    able = [w.info.worker_id for w in workers if can_take(w, job)]
+    data = {"can_take": able, "why_not": why}
+    if why is not None:
+        return "workers", data, Text(f"waits: {why}", style="bold yellow")
+    return "workers", data, Text(f"live workers that can take it: {', '.join(able)}", style="dim")
+
+
 JOB_SECTIONS: list[Section] = [
     _overview,
+    _workers,
     _error,
     _attempts,
     _dependencies,
@@ -332,44 +368,132 @@ async def cmd_job(args: argparse.Namespace, out: Output) -> int:
 
 # -- control ---------------------------------------------------------------------------------
 
+FILTER_STATES: dict[str, tuple[JobState, ...]] = {
+    "cancel": tuple(s for s in JobState if s in ACTIVE_STATES),
+    "pause": tuple(s for s in JobState if s in ACTIVE_STATES and s is not JobState.PAUSED),
+    "resume": (JobState.PAUSED,),
+    "retry": (
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.EXPIRED,
+        JobState.DEPENDENCY_FAILED,
+    ),
+}
+"""The states a filter (``--domain``, ``--type``) selects for each action without ``--state``."""
+
+PAGE = 1000
+
+
+def reason(exc: BaseException, action: str, job_id: int) -> str:
+    """Why a store refused `action` on a job, without the operation and job it repeats:
+    ``retry: job 1 is completed`` becomes ``it is completed``."""
+    text = str(exc)
+    for prefix in (f"{action}: ", f"job {job_id} "):
+        if text.startswith(prefix):
+            text = text.removeprefix(prefix)
+            if prefix.startswith("job"):
+                text = f"it {text}"
+    return text
+
+
+async def _selected(store: Store, args: argparse.Namespace, action: str) -> list[int]:
+    """The job ids an action applies to: the ids given, or the jobs the filter matches."""
+    ids = [parse_job_id(text) for text in args.ids]
+    filtered = bool(args.state or args.domain or args.type)
+    if ids and filtered:
+        raise UsageError(
+            f"{action}: give job ids or a filter (--state, --domain, --type), not both"
+        )
+    if not ids and not filtered:
+        raise UsageError(
+            f"{action}: give job ids, or a filter such as --state failed --domain media"
+        )
+    if ids:
+        return list(dict.fromkeys(ids))
+    states = parse_states(args.state) or FILTER_STATES[action]
+    if args.type is not None and "::" not in args.type:
+        raise UsageError(f"--type {args.type!r} must be written domain::name")
+    found: list[int] = []
+    while True:
+        page = await store.list_jobs(
+            states=states, domain=args.domain, type=args.type, limit=PAGE, offset=len(found)
+        )
+        found += [job.id for job in page]
+        if len(page) < PAGE:
+            return found
+
+
+async def _act(store: Store, action: str, job_id: int) -> tuple[dict[str, Any], str]:
+    """Apply `action` to one job: (JSON detail, message); a CLIError says why it was refused."""
+    try:
+        if action == "cancel":
+            state = await store.cancel(job_id, "cancelled from the command line")
+            detail: dict[str, Any] = {"state": state.value}
+            message = (
+                "cancel requested (it is running)" if state is JobState.RUNNING else state.value
+            )
+        elif action == "pause":
+            count = await store.pause(job_id)
+            detail = {"paused": count}
+            message = f"{count} job(s) paused or asked to pause"
+        elif action == "resume":
+            count = await store.resume(job_id)
+            detail = {"resumed": count}
+            message = f"{count} job(s) resumed"
+        else:
+            await store.retry(job_id)
+            detail = {}
+            message = "queued to run again"
+    except UnknownJobError:
+        raise CLIError(f"no job with id {job_id} in {store.url}") from None
+    except StoreError as exc:
+        raise CLIError(f"cannot {action} job {job_id}: {reason(exc, action, job_id)}") from None
+    return detail, message
+
 
 async def cmd_control(args: argparse.Namespace, out: Output) -> int:
-    """cancel, pause, resume or retry one job (and, for the first three, its descendants)."""
+    """cancel, pause, resume or retry jobs (and, for the first three, their descendants).
+
+    One id: one line, or one error (exit 1). Several ids, or a filter: a line per job (refusals
+    on stderr), then a summary; exit 1 if any job was refused.
+    """
     action: str = args.command
-    job_id = parse_job_id(args.id)
+    single = len(args.ids) == 1 and not (args.state or args.domain or args.type)
+    results: list[dict[str, Any]] = []
+    failed = 0
     async with opened(args) as store:
-        await get_job(store, job_id)
-        try:
-            if action == "cancel":
-                state = await store.cancel(job_id, "cancelled from the command line")
-                detail: dict[str, Any] = {"state": state.value}
-                message = (
-                    f"job {job_id}: cancel requested (it is running)"
-                    if state is JobState.RUNNING
-                    else f"job {job_id}: {state.value}"
-                )
-            elif action == "pause":
-                count = await store.pause(job_id)
-                detail = {"paused": count}
-                message = f"job {job_id}: {count} job(s) paused or asked to pause"
-            elif action == "resume":
-                count = await store.resume(job_id)
-                detail = {"resumed": count}
-                message = f"job {job_id}: {count} job(s) resumed"
-            else:
-                await store.retry(job_id)
-                detail = {}
-                message = f"job {job_id}: queued to run again"
-        except UnknownJobError as exc:
-            raise CLIError(str(exc)) from None
-        except (InvalidTransitionError, StoreError) as exc:
-            raise CLIError(f"cannot {action} job {job_id}: {exc}") from None
-        job = await get_job(store, job_id)
+        ids = await _selected(store, args, action)
+        for job_id in ids:
+            try:
+                detail, message = await _act(store, action, job_id)
+            except CLIError as exc:
+                if single:
+                    raise
+                failed += 1
+                results.append({"id": job_id, "ok": False, "error": str(exc)})
+                if not out.as_json:
+                    print(f"wireframe: error: {exc}", file=sys.stderr)
+                continue
+            job = await store.get(job_id)
+            state = None if job is None else job.state.value
+            results.append({"id": job_id, "ok": True, **detail, "job_state": state})
+            if not out.as_json:
+                out.print(Text(f"job {job_id}: {message}", style="green"))
+    if single:
+        (result,) = results
+        result.pop("ok")
+        if out.as_json:
+            out.json({"id": result.pop("id"), "action": action, **result})
+        return 0
+    done = len(results) - failed
     if out.as_json:
-        out.json({"id": job_id, "action": action, **detail, "job_state": job.state.value})
+        out.json({"action": action, "jobs": results, "done": done, "failed": failed})
+    elif not results:
+        out.print(Text("no jobs match", style="dim"))
     else:
-        out.print(Text(message, style="green"))
-    return 0
+        style = "yellow" if failed else "green"
+        out.print(Text(f"{action}: {done} of {len(results)} job(s) done, {failed} refused", style))
+    return 1 if failed else 0
 
 
 # -- submit ----------------------------------------------------------------------------------
@@ -411,12 +535,34 @@ async def cmd_submit(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+# -- workers --------------------------------------------------------------------------------
+
+
+async def cmd_workers(args: argparse.Namespace, out: Output) -> int:
+    """List the workers recorded in the store: the live ones, then those lost within the last
+    hour (no heartbeat within their claim ttl: crashed, or cut off from the store)."""
+    async with opened(args) as store:
+        workers = await store.workers()
+    workers = [w for w in workers if not w.lost] + [w for w in workers if w.lost]
+    if out.as_json:
+        out.json([worker_dict(w) for w in workers])
+        return 0
+    if not workers:
+        out.print(Text("no live workers", style="dim"))
+        return 0
+    live = sum(not w.lost for w in workers)
+    lost = len(workers) - live
+    title = f"{live} live worker(s) in {store.url}" + (f", {lost} lost" if lost else "")
+    out.print(workers_table(workers, title=title))
+    return 0
+
+
 # -- maintenance -----------------------------------------------------------------------------
 
 
 async def cmd_migrate(args: argparse.Namespace, out: Output) -> int:
     """Create or upgrade the store's schema (opening a store migrates it)."""
-    async with opened(args) as store:
+    async with opened(args, create=True) as store:
         url = store.url
     if out.as_json:
         out.json({"store": url, "migrated": True})
@@ -426,20 +572,31 @@ async def cmd_migrate(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_purge(args: argparse.Namespace, out: Output) -> int:
-    """Delete ended jobs that finished longer ago than ``--older-than``."""
+    """Delete ended jobs that finished longer ago than ``--older-than`` (of ``--state`` and
+    ``--domain`` if given); ``--dry-run`` counts them and deletes nothing."""
     age = parse_duration(args.older_than, option="--older-than")
+    states = parse_states(args.state)
+    active = [s.value for s in states if s not in TERMINAL_STATES]
+    if active:
+        raise UsageError(
+            f"--state: purge deletes ended jobs only; {', '.join(active)} is not an end state"
+        )
     before = time.time() - age
     async with opened(args) as store:
-        deleted = await store.prune(before)
+        count = await store.prune(before, states=states, domain=args.domain, dry_run=args.dry_run)
     if out.as_json:
-        out.json({"deleted": deleted, "finished_before": before})
-    else:
-        out.print(
-            Text(
-                f"deleted {deleted} ended job(s) finished more than {render.seconds(age)} ago",
-                style="green",
-            )
+        key = "would_delete" if args.dry_run else "deleted"
+        out.json({key: count, "finished_before": before})
+        return 0
+    what = "/".join(s.value for s in states) or "ended"
+    where = "" if args.domain is None else f" of domain {args.domain}"
+    verb = "would delete" if args.dry_run else "deleted"
+    out.print(
+        Text(
+            f"{verb} {count} {what} job(s){where} finished more than {render.seconds(age)} ago",
+            style="yellow" if args.dry_run else "green",
         )
+    )
     return 0
 
 
@@ -462,6 +619,7 @@ __all__ = [
     "cmd_migrate",
     "cmd_purge",
     "cmd_submit",
+    "cmd_workers",
     "open_store",
     "opened",
     "store_detail",

@@ -15,25 +15,32 @@ from wireframe.cli.errors import UsageError
 
 
 def load_object(
-    spec: str, *, default_attrs: tuple[str, ...], accept: Callable[[object], bool], what: str
+    spec: str,
+    *,
+    default_attrs: tuple[str, ...],
+    accept: Callable[[object], bool],
+    what: str,
+    made_by: tuple[type, ...] = (),
 ) -> object:
     """Import ``module:attr`` (or a ``.py`` file, with an optional ``:attr``) and return the object.
 
     Without ``:attr`` the first of ``default_attrs`` present is used, else the only module
-    global that ``accept`` takes. A callable that is not itself accepted is called with no
-    arguments (a factory). Every failure is a UsageError naming the spec.
+    global that ``accept`` takes, else the only function of the module that takes no arguments
+    and is annotated to return one of ``made_by`` (a factory such as ``def build_service() ->
+    Service``). A callable that is not itself accepted is called with no arguments (a factory).
+    Every failure is a UsageError naming the spec.
     """
     target, attr = _split(spec)
     module = _import(target, spec)
     if attr is None:
-        obj = _find(module, spec, default_attrs, accept, what)
+        obj = _find(module, spec, default_attrs, accept, what, made_by)
     else:
         obj = module
         for part in attr.split("."):
             try:
                 obj = getattr(obj, part)
             except AttributeError:
-                raise UsageError(f"{spec!r}: {module.__name__} has no attribute {attr!r}") from None
+                raise UsageError(f"{spec!r}: {_where(module)} has no attribute {attr!r}") from None
     if not accept(obj) and callable(obj) and _takes_no_arguments(obj):
         obj = obj()
     if not accept(obj):
@@ -67,7 +74,7 @@ def _import(target: str, spec: str) -> ModuleType:
         path = Path(target)
         if not path.is_file():
             raise UsageError(f"{spec!r}: no such file {str(path)!r}")
-        name = "__wireframe_app__"
+        name = _FILE_MODULE
         module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:
             raise UsageError(f"{spec!r}: cannot load {str(path)!r} as Python")
@@ -86,19 +93,58 @@ def _import(target: str, spec: str) -> ModuleType:
         raise
 
 
+_FILE_MODULE = "__wireframe_app__"
+"""The name a file given by path is imported under (its `__main__` block does not run)."""
+
+
+def _where(module: ModuleType) -> str:
+    """How to name a module to the user: its file for a file given by path, else its name."""
+    if module.__name__ == _FILE_MODULE and module.__file__:
+        relative = os.path.relpath(module.__file__)
+        return module.__file__ if relative.startswith("..") else relative
+    return module.__name__
+
+
 def _find(
     module: ModuleType,
     spec: str,
     names: tuple[str, ...],
     accept: Callable[[object], bool],
     what: str,
+    made_by: tuple[type, ...],
 ) -> object:
     for name in names:
         if hasattr(module, name):
             return getattr(module, name)
     found = [name for name, value in vars(module).items() if accept(value)]
+    if not found and made_by:
+        found = [
+            name for name, value in vars(module).items() if _factory_of(value, module, made_by)
+        ]
     if len(found) == 1:
         return getattr(module, found[0])
+    where = _where(module)
     if not found:
-        raise UsageError(f"{spec!r}: found no {what} in {module.__name__}; write {spec}:name")
-    raise UsageError(f"{spec!r}: several candidates ({', '.join(found)}); write {spec}:name")
+        factory = f" or a function `def build() -> {made_by[0].__name__}`" if made_by else ""
+        kinds = what.removeprefix("a ")
+        named = " or ".join(names[:2])
+        raise UsageError(
+            f"{spec!r}: {where} has no {kinds} (a global named {named}{factory}); write {spec}:name"
+        )
+    raise UsageError(
+        f"{spec!r}: {where} has several candidates ({', '.join(found)}); write {spec}:name"
+    )
+
+
+def _factory_of(value: object, module: ModuleType, made_by: tuple[type, ...]) -> bool:
+    """Whether `value` is a function of `module` taking no arguments, annotated to return one
+    of `made_by`."""
+    if not inspect.isfunction(value) or value.__module__ != module.__name__:
+        return False
+    if not _takes_no_arguments(value):
+        return False
+    try:
+        returns = inspect.signature(value, eval_str=True).return_annotation
+    except Exception:  # an annotation that does not resolve: not a factory we can tell
+        return False
+    return isinstance(returns, type) and issubclass(returns, made_by)

@@ -41,6 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         default_attrs=("service", "app"),
         accept=lambda o: isinstance(o, Service),
         what="a wireframe Service",
+        made_by=(Service,),
     )
     level = setup_logging(args)
     return cast(Service, service).run_sync(backend=args.backend, log_level=level)

@@ -7,10 +7,15 @@ differences between two successive `counts()` divided by the time between them.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import select
+import sys
 import time
 from collections.abc import Mapping, Sequence
 
 import anyio
+import anyio.to_thread
 import attrs
 from rich.console import Group, RenderableType
 from rich.live import Live
@@ -23,6 +28,15 @@ from wireframe.cli.commands import Output, opened, snapshot_counts
 from wireframe.cli.errors import UsageError
 from wireframe.cli.values import parse_duration
 from wireframe.store import JobRecord, JobState, Store
+
+try:
+    import termios
+    import tty
+except ImportError:  # pragma: no cover - not a POSIX terminal (Windows)
+    termios = None  # type: ignore[assignment]
+
+KEY_POLL = 0.2
+"""Seconds each wait for a key lasts before it looks again (the wait runs in a thread)."""
 
 RUNNING_SHOWN = 20
 """At most this many running jobs get a progress bar; the rest are counted."""
@@ -51,6 +65,8 @@ class Frame:
     at: float
     counts: Mapping[tuple[str, str, JobState], int]
     running: Sequence[JobRecord]
+    workers: int = 0
+    """Live workers (a heartbeat within their ttl)."""
 
     def total(self, state: JobState) -> int:
         """Jobs in `state` across every domain and type."""
@@ -79,7 +95,8 @@ async def read_frame(store: Store) -> Frame:
     """Counts and running jobs, now."""
     counts = await store.counts()
     running = await store.list_jobs(states=(JobState.RUNNING,), limit=RUNNING_SHOWN + 1)
-    return Frame(time.monotonic(), counts, running)
+    workers = sum(not w.lost for w in await store.workers())
+    return Frame(time.monotonic(), counts, running, workers)
 
 
 def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> RenderableType:
@@ -96,6 +113,7 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
         (rate(rates.completed), "bold green"),
         ("  failed ", "red"),
         (rate(rates.failed), "bold red"),
+        f"  workers {frame.workers}",
     )
     by_domain = snapshot_counts(dict(frame.counts))
     present = {state for per in by_domain.values() for state in per}
@@ -137,7 +155,8 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
 
 
 async def cmd_top(args: argparse.Namespace, out: Output) -> int:
-    """Refresh a live view every ``--interval`` until Ctrl-C (or ``--once``, ``--iterations``)."""
+    """Refresh a live view every ``--interval`` until Ctrl-C or ``q`` (or ``--once``,
+    ``--iterations``); ``--json`` prints one JSON object per refresh (JSON Lines)."""
     interval = parse_duration(args.interval, option="--interval")
     if interval <= 0:
         raise UsageError(f"--interval must be > 0, got {args.interval!r}")
@@ -146,51 +165,93 @@ async def cmd_top(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(f"--iterations must be >= 1, got {iterations}")
     async with opened(args) as store:
         if out.as_json:
-            return await _json_frames(store, out, interval, iterations or 1)
-        previous: Frame | None = None
-        refresh = 0
+            return await _json_frames(store, interval, iterations)
         if iterations == 1:
             frame = await read_frame(store)
             out.print(view(store.url, frame, Rates(None, None), 1))
             return 0
-        with Live(console=out.console, auto_refresh=False, transient=False) as live:
-            while True:
-                frame = await read_frame(store)
-                refresh += 1
-                live.update(
-                    view(store.url, frame, Rates.between(previous, frame), refresh), refresh=True
-                )
-                if iterations is not None and refresh >= iterations:
-                    return 0
-                previous = frame
-                await anyio.sleep(interval)
+        async with anyio.create_task_group() as tg:
+            keys = quit_keys()
+            if keys is not None:
+                tg.start_soon(_quit_on_q, keys, tg.cancel_scope)
+            await _live(store, out, interval, iterations)
+            tg.cancel_scope.cancel()
+    return 0
 
 
-async def _json_frames(store: Store, out: Output, interval: float, iterations: int) -> int:
+async def _live(store: Store, out: Output, interval: float, iterations: int | None) -> None:
     previous: Frame | None = None
-    for refresh in range(1, iterations + 1):
+    refresh = 0
+    with Live(console=out.console, auto_refresh=False, transient=False) as live:
+        while True:
+            frame = await read_frame(store)
+            refresh += 1
+            live.update(
+                view(store.url, frame, Rates.between(previous, frame), refresh), refresh=True
+            )
+            if iterations is not None and refresh >= iterations:
+                return
+            previous = frame
+            await anyio.sleep(interval)
+
+
+def quit_keys() -> int | None:
+    """The file descriptor of a terminal on stdin to read ``q`` from, or None (no TTY)."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if termios is not None and os.isatty(fd) else None
+
+
+async def _quit_on_q(fd: int, scope: anyio.CancelScope) -> None:
+    """Cancel `scope` when ``q`` is typed; the terminal reads keys one by one meanwhile
+    (no echo, no Enter) and is restored afterwards."""
+    assert termios is not None
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        while True:
+            # A short select in a thread: the event loop never blocks on the terminal.
+            ready: tuple[list[int], list[int], list[int]] = await anyio.to_thread.run_sync(
+                select.select, [fd], [], [], KEY_POLL
+            )
+            if ready[0] and os.read(fd, 1) in (b"q", b"Q"):
+                scope.cancel()
+                return
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+async def _json_frames(store: Store, interval: float, iterations: int | None) -> int:
+    """One compact JSON object per refresh on its own line, flushed (JSON Lines)."""
+    previous: Frame | None = None
+    refresh = 0
+    while True:
+        refresh += 1
         frame = await read_frame(store)
         rates = Rates.between(previous, frame)
-        out.json(
-            {
-                "refresh": refresh,
-                "by_domain": snapshot_counts(dict(frame.counts)),
-                "completed_per_second": rates.completed,
-                "failed_per_second": rates.failed,
-                "running": [
-                    {
-                        "id": j.id,
-                        "type": j.type,
-                        "worker_id": j.worker_id,
-                        "started_at": j.started_at,
-                        "progress": j.progress,
-                        "message": j.progress_message,
-                    }
-                    for j in frame.running[:RUNNING_SHOWN]
-                ],
-            }
-        )
+        line = {
+            "refresh": refresh,
+            "at": time.time(),
+            "by_domain": snapshot_counts(dict(frame.counts)),
+            "completed_per_second": rates.completed,
+            "failed_per_second": rates.failed,
+            "workers": frame.workers,
+            "running": [
+                {
+                    "id": j.id,
+                    "type": j.type,
+                    "worker_id": j.worker_id,
+                    "started_at": j.started_at,
+                    "progress": j.progress,
+                    "message": j.progress_message,
+                }
+                for j in frame.running[:RUNNING_SHOWN]
+            ],
+        }
+        print(json.dumps(line, separators=(",", ":"), default=str), flush=True)
+        if iterations is not None and refresh >= iterations:
+            return 0
         previous = frame
-        if refresh < iterations:
-            await anyio.sleep(interval)
-    return 0
+        await anyio.sleep(interval)

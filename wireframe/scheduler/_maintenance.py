@@ -1,4 +1,5 @@
-"""A worker's chores besides running jobs: aging waiting jobs, pruning history, firing schedules."""
+"""A worker's chores besides running jobs: aging waiting jobs, pruning history, firing schedules,
+keeping its row in the store's workers table."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.events import JobSubmitted, ScheduleSkipped
 from wireframe.scheduler.priority import AGING_STEP, PRIORITY_MAX
 from wireframe.scheduler.recurring import recurrence_from_json
-from wireframe.store import Fired, ScheduleRecord
+from wireframe.store import Fired, ScheduleRecord, WorkerInfo
 
 log = logging.getLogger("wireframe.scheduler")
 
@@ -26,7 +27,9 @@ class Maintenance:
     minute); `fire_schedules` creates the due occurrences of this worker's domains' schedules,
     once across all processes (the store applies each schedule's overlap policy), publishes
     `JobSubmitted` for each occurrence created and `ScheduleSkipped` for each firing skipped,
-    and tells `fired()` when it created any.
+    and tells `fired()` when it created any; `announce` records the worker (`presence()`)
+    in the store when it starts and every `presence_every` seconds after, and `leave`
+    deletes its row.
     """
 
     def __init__(
@@ -39,6 +42,8 @@ class Maintenance:
         poll_interval: float,
         clock: Clock,
         fired: Callable[[], None],
+        presence: Callable[[], WorkerInfo] | None = None,
+        presence_every: float = 15.0,
     ) -> None:
         self._hub = hub
         self.store = hub.store
@@ -49,15 +54,36 @@ class Maintenance:
         self.clock = clock
         self._fired = fired
         self._aged = self._pruned = clock.time()
+        self._presence = presence
+        self.presence_every = presence_every
+        self._announced: float | None = None
 
     async def run(self) -> None:
         """Do each chore when it is due, until cancelled."""
         while True:
+            await self.announce()
             await self.age()
             await self.prune()
             if await self.fire_schedules():
                 self._fired()
             await anyio.sleep(min(self.poll_interval, 1.0))
+
+    async def announce(self) -> None:
+        """Record this worker in the store, or refresh its row, when due."""
+        if self._presence is None:
+            return
+        now = self.clock.monotonic()
+        if self._announced is not None and now - self._announced < self.presence_every:
+            return
+        starting = self._announced is None
+        self._announced = now
+        await self.store.put_worker(self._presence(), starting=starting)
+
+    async def leave(self) -> None:
+        """Delete this worker's row (a clean stop): it no longer counts as live."""
+        if self._presence is not None and self._announced is not None:
+            self._announced = None
+            await self.store.remove_worker(self._presence().worker_id)
 
     async def age(self) -> None:
         """Boost jobs that waited too long, if aging is on and due."""

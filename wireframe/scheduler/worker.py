@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -38,7 +39,7 @@ from wireframe.scheduler.events import Event, EventBus
 from wireframe.scheduler.limits import Limits
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.service import StopReceiver, Task, TaskKind
-from wireframe.store import Complete, NewJob, Outcome, Store, StoreError
+from wireframe.store import Complete, NewJob, Outcome, Store, StoreError, WorkerInfo
 
 log = logging.getLogger("wireframe.scheduler")
 
@@ -201,6 +202,8 @@ class Worker(Front, Task):
             poll_interval=self.poll_interval,
             clock=clock,
             fired=self._producer.notify,
+            presence=self._presence,
+            presence_every=self._leases.interval,
         )
         self._handed_back = False
 
@@ -279,6 +282,26 @@ class Worker(Front, Task):
         await stages.stop("maintenance", 0.0)
         await stages.stop("leases", 0.0)
         await self._hand_back(timeline.write_end)
+        with anyio.move_on_after(max(timeline.left(timeline.write_end), FORCED_HAND_BACK)):
+            try:
+                await self._maintenance.leave()
+            except StoreError as exc:  # its row is then shown lost once its ttl has passed
+                log.warning(
+                    "worker %s could not delete its row from the store: %s", self.worker_id, exc
+                )
+
+    def _presence(self) -> WorkerInfo:
+        """What this worker records about itself in the store."""
+        return WorkerInfo(
+            worker_id=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            domains=self.domain_names,
+            tags=self.tags,
+            resources=dict(self.limits.budgets),
+            held=len(self._executor.running),
+            ttl=self.claim_ttl,
+        )
 
     async def _hand_back(self, until: float) -> None:
         """Write every outcome not yet written, and hand back every job still held."""

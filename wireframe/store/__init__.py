@@ -10,6 +10,7 @@ from wireframe.store.base import Chooser, Observer, Store
 from wireframe.store.errors import (
     DuplicateKeyError,
     InvalidTransitionError,
+    NoStoreError,
     SchemaVersionError,
     StoreError,
     StoreURLError,
@@ -21,6 +22,7 @@ from wireframe.store.postgres import PostgresStore
 from wireframe.store.records import (
     ACTIVE_STATES,
     FAR_FUTURE,
+    LOST_WORKERS_KEPT,
     TERMINAL_STATES,
     AttemptRecord,
     Beat,
@@ -44,6 +46,8 @@ from wireframe.store.records import (
     SubmitResult,
     Submitted,
     Transition,
+    WorkerInfo,
+    WorkerRecord,
 )
 from wireframe.store.sqlite import SqliteMemoryStore, SqliteStore
 from wireframe.store.url import store_from_url
@@ -51,6 +55,7 @@ from wireframe.store.url import store_from_url
 __all__ = [
     "ACTIVE_STATES",
     "FAR_FUTURE",
+    "LOST_WORKERS_KEPT",
     "TERMINAL_STATES",
     "AttemptRecord",
     "Beat",
@@ -71,6 +76,7 @@ __all__ = [
     "MemoryStore",
     "NewJob",
     "NewSchedule",
+    "NoStoreError",
     "Observer",
     "Outcome",
     "Overlap",
@@ -88,5 +94,7 @@ __all__ = [
     "Transition",
     "UnknownJobError",
     "UnknownScheduleError",
+    "WorkerInfo",
+    "WorkerRecord",
     "store_from_url",
 ]

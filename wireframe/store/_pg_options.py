@@ -88,6 +88,12 @@ def parse_url(url: str, schema_name: str | None) -> tuple[str, str]:
             f"store URL {redact(url)!r}: schema name {name!r} must be lowercase letters, digits "
             f"and underscores, starting with a letter or underscore (at most 63 characters)"
         )
+    if name == "information_schema" or name.startswith("pg_"):
+        # PostgreSQL's own schemas: pg_dump leaves them out, so every job would miss backups.
+        raise StoreURLError(
+            f"store URL {redact(url)!r}: schema name {name!r} is reserved by PostgreSQL "
+            f"(information_schema and pg_*); choose another, e.g. {DEFAULT_SCHEMA!r}"
+        )
     return urlunsplit(parts._replace(query=urlencode(kept))), name
 
 

@@ -23,6 +23,8 @@ from wireframe.store.records import (
     ScheduleRecord,
     SubmitResult,
     Transition,
+    WorkerInfo,
+    WorkerRecord,
 )
 
 log = logging.getLogger("wireframe.store")
@@ -178,8 +180,16 @@ class Store(Protocol):
     async def top_pending_priority(self, domains: Sequence[str], tags: Sequence[str]) -> int | None:
         """The highest base priority among pending jobs these domains and tags may take."""
 
-    async def prune(self, finished_before: float) -> int:
-        """Delete ended jobs that finished before the given time; return how many."""
+    async def prune(
+        self,
+        finished_before: float,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete ended jobs that finished before the given time (only of `states` and of
+        `domain`, if given); return how many. `dry_run`: delete nothing, count them."""
 
     async def due_schedules(self, domains: Sequence[str]) -> list[ScheduleRecord]:
         """Active schedules of these domains whose next occurrence is due."""
@@ -238,6 +248,17 @@ class Store(Protocol):
 
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event, or None."""
+
+    async def put_worker(self, worker: WorkerInfo, *, starting: bool = False) -> None:
+        """Record a live worker, or refresh its row: its heartbeat is now (the store's clock),
+        and its start too if `starting`. Rows of workers lost for longer than
+        `LOST_WORKERS_KEPT` are deleted meanwhile."""
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Delete a worker's row (it stopped); no error if there is none."""
+
+    async def workers(self) -> list[WorkerRecord]:
+        """Every recorded worker by id, `lost` where its last heartbeat is older than its ttl."""
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""

@@ -28,8 +28,10 @@ from wireframe.store.records import (
     Outcome,
     ScheduleRecord,
     SubmitResult,
+    WorkerInfo,
+    WorkerRecord,
 )
-from wireframe.store.sql import attempts, control, durable, finish, query, schedules
+from wireframe.store.sql import attempts, control, durable, finish, query, schedules, workers
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql.submit import submit as submit_sql
 from wireframe.store.sql.tx import Tx
@@ -182,9 +184,24 @@ class EngineStore(Observed):
             without_now(claim_sql.top_pending_priority), domains, tags, write=False
         )
 
-    async def prune(self, finished_before: float) -> int:
-        """Delete old ended jobs."""
-        return await self._op(without_now(control.prune), finished_before)
+    async def prune(
+        self,
+        finished_before: float,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete (or with `dry_run` count) old ended jobs."""
+        values = tuple(JobState(s).value for s in states)
+        return await self._op(
+            without_now(control.prune),
+            finished_before,
+            values,
+            domain,
+            dry_run,
+            write=not dry_run,
+        )
 
     # -- schedules --------------------------------------------------------------------------
 
@@ -259,6 +276,20 @@ class EngineStore(Observed):
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
         return await self._op(without_now(durable.get_event), name, inline=True, write=False)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def put_worker(self, worker: WorkerInfo, *, starting: bool = False) -> None:
+        """Record or refresh a live worker."""
+        await self._op(workers.put, worker, starting, inline=True)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+        await self._op(without_now(workers.remove), worker_id, inline=True)
+
+    async def workers(self) -> list[WorkerRecord]:
+        """Every recorded worker."""
+        return await self._op(workers.list_all, write=False)
 
 
 def without_now(fn: Callable[..., T]) -> Callable[..., T]:

@@ -11,6 +11,10 @@ class StoreURLError(StoreError, ValueError):
     """A store URL that names no known store or is malformed."""
 
 
+class NoStoreError(StoreError):
+    """A store opened with `create=False` that does not exist yet (no file, no schema)."""
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer wireframe than this one."""
 

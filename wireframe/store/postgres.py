@@ -56,7 +56,7 @@ from wireframe.store._pg_options import redact as redact
 from wireframe.store._pg_poollog import quiet
 from wireframe.store.base import Chooser, Observers
 from wireframe.store.engine import EngineStore, finish_then_claim, without_now
-from wireframe.store.errors import StoreError
+from wireframe.store.errors import NoStoreError, StoreError
 from wireframe.store.pg_sql import analyze, committed, leased_by, pg_tx, prune_tokens
 from wireframe.store.records import (
     ClaimRequest,
@@ -184,6 +184,7 @@ class PostgresStore(EngineStore):
         reconnect_timeout: float | None = None,
         idle_in_transaction_timeout: float | None = None,
         keepalive_timeout: float | None = None,
+        create: bool = True,
     ) -> None:
         if psycopg is None or psycopg_pool is None:  # pragma: no cover
             raise StoreError(
@@ -193,6 +194,9 @@ class PostgresStore(EngineStore):
         self._conninfo, self.schema = parse_url(url, schema)
         self.url = redact(url)
         self.clock = clock
+        self.create = create
+        """False: `open()` raises NoStoreError for a schema without the store's tables instead
+        of creating them."""
         if pool_size < 1:
             raise ValueError(f"PostgresStore pool_size must be >= 1, got {pool_size!r}")
         self._pool_size = pool_size
@@ -308,6 +312,14 @@ class PostgresStore(EngineStore):
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             (f"wireframe.migrate.{self.schema}",),
         )
+        if not self.create:
+            row = conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.schema_version",))
+            if row.fetchone() == (None,):
+                conn.rollback()
+                raise NoStoreError(
+                    f"no store at {self.url} (schema {self.schema!r} holds no wireframe tables); "
+                    f"`wireframe migrate` or a worker creates it"
+                )
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
         conn.execute(f"SET LOCAL search_path TO {self.schema}")
         schema.migrate(pg_tx(conn), self.url, schema.PG_MIGRATIONS)

@@ -397,3 +397,35 @@ class Fired:
     active_job_id: int | None = None
     """The schedule's run that had not ended: the one a skipped firing left alone, or the one
     a queued occurrence (`Overlap.QUEUE`) waits behind; None otherwise."""
+
+
+@attrs.frozen
+class WorkerInfo:
+    """What a running worker records about itself (`Store.put_worker`): who and where it is,
+    what it may take, and how many jobs it holds now."""
+
+    worker_id: str
+    host: str
+    pid: int
+    domains: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    resources: Mapping[str, int] = attrs.field(factory=dict)
+    held: int = 0
+    ttl: float = 300.0
+    """Seconds without a refresh after which the worker counts as lost (its claim ttl)."""
+
+
+@attrs.frozen
+class WorkerRecord:
+    """A worker as the store knows it (`Store.workers`): its `WorkerInfo`, when it started and
+    last refreshed its row (the store's clock), and whether it is lost: no refresh within its
+    ttl (it crashed, or cannot reach the store)."""
+
+    info: WorkerInfo
+    started_at: float
+    heartbeat_at: float
+    lost: bool
+
+
+LOST_WORKERS_KEPT = 3600.0
+"""Seconds a lost worker stays listed (as lost) before a refresh of any worker deletes it."""

@@ -25,7 +25,7 @@ import attrs
 
 from wireframe.store.base import Chooser, Observers
 from wireframe.store.engine import EngineStore, finish_then_claim
-from wireframe.store.errors import StoreError
+from wireframe.store.errors import NoStoreError, StoreError
 from wireframe.store.records import (
     ClaimRequest,
     JobRecord,
@@ -51,6 +51,14 @@ def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def _has_schema(conn: sqlite3.Connection) -> bool:
+    """Whether the database holds a wireframe store (its `schema_version` table)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    return found is not None
+
+
 class SqliteStore(EngineStore):
     """Jobs in one SQLite file, shared safely by the processes of one machine."""
 
@@ -62,8 +70,12 @@ class SqliteStore(EngineStore):
         busy_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 0.01,
+        create: bool = True,
     ) -> None:
         self.path = str(path)
+        self.create = create
+        """False: `open()` raises NoStoreError for a file that is missing or holds no store,
+        instead of creating it (and its directories)."""
         self.url = f"sqlite:///{self.path}"
         self.clock = clock
         self._synchronous = synchronous
@@ -80,7 +92,11 @@ class SqliteStore(EngineStore):
     # -- plumbing ---------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
+        existing = not self.create and self.path != ":memory:"
+        if existing:
+            if not Path(self.path).exists():
+                raise self._no_store("no such file")
+        elif self.path != ":memory:":
             parent = Path(self.path).parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
@@ -88,21 +104,30 @@ class SqliteStore(EngineStore):
                 raise self._mkdir_error(parent, exc) from None
         try:
             conn = sqlite3.connect(
-                self.path,
+                # mode=rw: a file removed since the check above is not created again
+                f"{Path(self.path).resolve().as_uri()}?mode=rw" if existing else self.path,
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=self._busy_timeout,
+                uri=existing,
             )
         except sqlite3.Error as exc:
+            if existing and not Path(self.path).exists():
+                raise self._no_store("no such file") from None
             raise self._open_error(exc) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            if existing and not _has_schema(conn):
+                raise self._no_store("the file holds no wireframe tables")
             if self.path != ":memory:":
                 self._switch_to_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             # Checkpoints run in a worker thread every CHECKPOINT_EVERY writes (see `_tx`), never
             # inside a commit made on the event loop.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except NoStoreError:
+            conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and _is_lock_error(exc):
@@ -137,6 +162,11 @@ class SqliteStore(EngineStore):
                 pause = min(pause * 2, 0.05)
         if str(mode).lower() != "wal":
             raise StoreError(f"{self.url}: could not switch the database to WAL ({mode})")
+
+    def _no_store(self, why: str) -> NoStoreError:
+        return NoStoreError(
+            f"no store at {self.url} ({why}); `wireframe migrate` or a worker creates it"
+        )
 
     def _mkdir_error(self, parent: Path, exc: OSError) -> StoreError:
         """The database's directory cannot be created: say which path is in the way, or why."""

@@ -5,6 +5,8 @@ The memory twin of `wireframe.store.sql.control`; every refusal comes before any
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wireframe.store.errors import DuplicateKeyError, InvalidTransitionError, UnknownJobError
 from wireframe.store.memory.cascade import cancel_tree, descendants, settle
 from wireframe.store.memory.rows import (
@@ -163,8 +165,15 @@ def still_waiting(tb: Table, job: Job) -> list[int]:
     return retry_waits(job.id, deps, job.on_dep_failure, states)
 
 
-def prune(tb: Table, finished_before: float) -> int:
-    """Delete ended jobs (with their attempts and checkpoints) that finished before a time."""
+def prune(
+    tb: Table,
+    finished_before: float,
+    states: Sequence[JobState] = (),
+    domain: str | None = None,
+    dry_run: bool = False,
+) -> int:
+    """Delete ended jobs (with their attempts and checkpoints) that finished before a time, of
+    these states and this domain if given; with `dry_run`, only count them."""
     jobs = tb.jobs
     doomed = [
         job
@@ -172,7 +181,11 @@ def prune(tb: Table, finished_before: float) -> int:
         if job.finished_at is not None
         and job.finished_at < finished_before
         and job.state in TERMINAL
+        and (not states or job.state in states)
+        and (domain is None or job.domain == domain)
     ]
+    if dry_run:
+        return len(doomed)
     parents: set[int] = set()
     for job in doomed:
         del jobs[job.id]

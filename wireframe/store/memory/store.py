@@ -20,7 +20,15 @@ import attrs
 from wireframe.store.base import Chooser, Observed, Observers
 from wireframe.store.errors import StoreError
 from wireframe.store.memory import claim as claim_ops
-from wireframe.store.memory import control, durable, finish, housekeep, query, schedules
+from wireframe.store.memory import (
+    control,
+    durable,
+    finish,
+    housekeep,
+    query,
+    schedules,
+    workers,
+)
 from wireframe.store.memory.submit import submit as submit_op
 from wireframe.store.memory.table import Table
 from wireframe.store.records import (
@@ -38,6 +46,8 @@ from wireframe.store.records import (
     Outcome,
     ScheduleRecord,
     SubmitResult,
+    WorkerInfo,
+    WorkerRecord,
 )
 
 T = TypeVar("T")
@@ -211,9 +221,16 @@ class MemoryStore(Observed):
         """Highest pending base priority."""
         return await self._op(claim_ops.top_pending_priority, domains, tags)
 
-    async def prune(self, finished_before: float) -> int:
-        """Delete old ended jobs."""
-        return await self._op(control.prune, finished_before)
+    async def prune(
+        self,
+        finished_before: float,
+        *,
+        states: Sequence[JobState] = (),
+        domain: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete (or with `dry_run` count) old ended jobs."""
+        return await self._op(control.prune, finished_before, tuple(states), domain, dry_run)
 
     # -- schedules --------------------------------------------------------------------------
 
@@ -272,6 +289,20 @@ class MemoryStore(Observed):
     async def get_event(self, name: str) -> EventRecord | None:
         """An emitted event."""
         return await self._op(durable.get_event, name)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    async def put_worker(self, worker: WorkerInfo, *, starting: bool = False) -> None:
+        """Record or refresh a live worker."""
+        await self._op(workers.put, worker, starting)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+        await self._op(workers.remove, worker_id)
+
+    async def workers(self) -> list[WorkerRecord]:
+        """Every recorded worker."""
+        return await self._op(workers.list_all)
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Sleep for `timeout`: nobody but this store's own callers can add work."""

@@ -29,7 +29,7 @@ from wireframe.store.memory.rows import (
     Job,
     Schedule,
 )
-from wireframe.store.records import Checkpoint, EventRecord, JobState, Transition
+from wireframe.store.records import Checkpoint, EventRecord, JobState, Transition, WorkerRecord
 
 _UNSTARTED = (PENDING, SCHEDULED, BLOCKED, PAUSED)
 """The states of jobs the `expiry` heap may index."""
@@ -57,6 +57,8 @@ class Table:
         self.checkpoints: dict[int, dict[int, Checkpoint]] = {}
         self.events: dict[str, EventRecord] = {}
         self.schedules: dict[int, Schedule] = {}
+        self.workers: dict[str, WorkerRecord] = {}
+        """The live (and recently lost) workers, by id (`lost` is worked out when read)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []

@@ -157,15 +157,26 @@ def _retry_row(tx: Tx, job_id: int) -> tuple[str, str, str | None, int | None, s
     ).fetchone()
 
 
-def prune(tx: Tx, finished_before: float) -> int:
-    """Delete ended jobs (with their attempts) that finished before the given time."""
-    ids = [
-        r[0]
-        for r in tx.execute(
-            f"SELECT id FROM jobs WHERE finished_at < ? AND state IN {TERMINAL_SQL} ORDER BY id",
-            (finished_before,),
-        )
-    ]
+def prune(
+    tx: Tx,
+    finished_before: float,
+    states: tuple[str, ...] = (),
+    domain: str | None = None,
+    dry_run: bool = False,
+) -> int:
+    """Delete ended jobs (with their attempts) that finished before the given time, of these
+    states and this domain if given; with `dry_run`, only count them."""
+    where = f"finished_at < ? AND state IN {TERMINAL_SQL}"
+    params: list[object] = [finished_before]
+    if states:
+        where += f" AND state IN ({','.join('?' * len(states))})"
+        params += states
+    if domain is not None:
+        where += " AND domain = ?"
+        params.append(domain)
+    ids = [r[0] for r in tx.execute(f"SELECT id FROM jobs WHERE {where} ORDER BY id", params)]
+    if dry_run:
+        return len(ids)
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
         lock(tx, part)  # in order (a retry may hold one)

@@ -190,6 +190,23 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE schedules ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE schedules ADD COLUMN last_skipped_at REAL
     """,
+    # 13: the workers: each live worker's row, written when it starts, refreshed on its heartbeat
+    # cadence, deleted when it stops; `wireframe workers` lists them and `wireframe job` says
+    # when no live worker can take a pending job. Domains, tags, resources are JSON.
+    """
+    CREATE TABLE workers (
+        worker_id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        domains TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        held INTEGER NOT NULL,
+        ttl REAL NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat_at REAL NOT NULL
+    )
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -360,6 +377,21 @@ PG_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE schedules ADD COLUMN overlap TEXT NOT NULL DEFAULT 'skip';
     ALTER TABLE schedules ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE schedules ADD COLUMN last_skipped_at DOUBLE PRECISION
+    """,
+    # 13: the workers (see the SQLite version).
+    """
+    CREATE TABLE workers (
+        worker_id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        domains TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        held INTEGER NOT NULL,
+        ttl DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    )
     """,
 )
 
