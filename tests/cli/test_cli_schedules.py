@@ -32,6 +32,8 @@ def _seed(store_url: str) -> tuple[int, int]:
 
 def test_schedules_show_the_overlap_policy_and_the_skipped_firings(wf: Cli, store_url: str) -> None:
     cli = wf
+    assert cli("schedules").code == 1  # no store yet: the command does not create one
+    assert cli("migrate").code == 0
     assert "no schedules" in cli("schedules").out
     skip, queue = _seed(store_url)
     result = cli("schedules")
