@@ -7,20 +7,17 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number, seconds
+from wireframe.scheduler._refs import JobRef, SupportsJobType
 from wireframe.scheduler.codec import decode_result, decode_value, result_type_of
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
 from wireframe.scheduler.priority import Priority
-from wireframe.scheduler.submission import JobRef
 from wireframe.store import JobRecord, NewJob, Store
 from wireframe.store.records import DependencyPolicy
-
-if TYPE_CHECKING:
-    from wireframe.scheduler.domain import JobType
 
 T = TypeVar("T")
 A = ParamSpec("A")
@@ -264,7 +261,7 @@ class JobContext:
         self,
         payload: object,
         *,
-        type: JobType[Any, Any] | str | None = None,
+        type: SupportsJobType | str | None = None,
         priority: Priority | int | str | None = None,
         delay: float | None = None,
         run_at: float | dt.datetime | None = None,
@@ -302,7 +299,7 @@ class JobContext:
         self,
         payload: object,
         *,
-        type: JobType[Any, Any] | str | None = None,
+        type: SupportsJobType | str | None = None,
         priority: Priority | int | str | None = None,
         delay: float | None = None,
         run_at: float | dt.datetime | None = None,

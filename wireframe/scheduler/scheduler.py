@@ -19,6 +19,7 @@ from wireframe.durable.run import to_json
 from wireframe.scheduler._config import worker_config
 from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
+from wireframe.scheduler._refs import JobRef
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._store_errors import scheduler_error, store_errors
 from wireframe.scheduler._typevars import PayloadT, ResultT
@@ -39,7 +40,7 @@ from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Recurrence, recurrence_from_json
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
-from wireframe.scheduler.submission import JobRef, key_of
+from wireframe.scheduler.submission import key_of
 from wireframe.scheduler.worker import CLOSE_TIMEOUT, Worker
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
