@@ -168,7 +168,10 @@ class Scheduler(Front, Task):
                 # differ from one job to the next. Positional fields: keywords cost twice as much.
                 fields, job_type, where, keyed = known
                 fields[_PAYLOAD] = encode_payload(
-                    payload, expected=job_type.payload_type, where=where
+                    payload,
+                    expected=job_type.payload_type,
+                    where=f"{where} payload",
+                    shape=job_type.payload_shape,
                 )
                 fields[_KEY] = (
                     key_of(job_type, payload, explicit_key, where=where) if keyed else None
