@@ -327,7 +327,9 @@ def test_wrong_payload_type_names_expected_and_actual() -> None:
     assert "got Item" in message
     with pytest.raises(PayloadError, match=r"expected a dict as the payload, got Point"):
         encode_payload(Point(1), expected=dict, where="s")
-    with pytest.raises(PayloadError, match=r"expected an attrs or dataclass instance or a dict .* got list"):
+    with pytest.raises(
+        PayloadError, match=r"expected an attrs or dataclass instance or a dict .* got list"
+    ):
         encode_payload([1, 2], expected=None, where="s")
     with pytest.raises(PayloadError, match=r"got int"):
         encode_payload(5, expected=Point, where="s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
+from wireframe.scheduler._catalog import catalog
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler.domain import Domain, JobType
@@ -17,6 +18,8 @@ class Front:
 
     _hub: Hub
     _registry: Registry
+    _recorder: str
+    """Who records the job types in the store (a worker id)."""
 
     @property
     def store(self) -> Store:
@@ -54,5 +57,16 @@ class Front:
         return self
 
     async def open(self) -> None:
-        """Open the store (idempotent); running the task, submits and queries call it for you."""
+        """Open the store (idempotent); running the task, submits and queries call it for you.
+
+        The first open records this process's job types in the store (`Store.job_types`).
+        """
         await self._hub.open()
+        if not self._hub.types_recorded:
+            self._hub.types_recorded = True
+            types = catalog(self._registry.types.values(), self._recorder)
+            try:
+                await self.store.record_job_types(types)
+            except BaseException:
+                self._hub.types_recorded = False
+                raise

@@ -46,6 +46,8 @@ class Hub:
         self._ended = anyio.Event()
         self._open_lock: anyio.Lock | None = None
         self.opened = False
+        self.types_recorded = False
+        """Whether the job types were recorded since the store was opened (`Front.open`)."""
         self.closed = False
         """True once `close()` was called, until the next `open()`."""
 
@@ -67,6 +69,7 @@ class Hub:
         """Close the store."""
         if self.opened:
             self.opened, self.closed = False, True
+            self.types_recorded = False
             self.store.unobserve(self._observed)
             await self.store.close()
 

@@ -18,6 +18,7 @@ from wireframe.scheduler._config import worker_config
 from wireframe.scheduler._front import Front
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
+from wireframe.scheduler._running import default_worker_id
 from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
@@ -74,6 +75,7 @@ class Scheduler(Front, Task):
         self._hub = Hub(store if isinstance(store, Store) else store_from_url(store), event_buffer)
         self.poll_interval = poll_interval
         self.worker: Worker | None = None
+        self._recorder = default_worker_id() if worker_id is None else worker_id
         if worker:
             if not self._registry.domains:
                 raise ConfigError("Scheduler: a scheduler that runs jobs needs at least one Domain")
@@ -92,6 +94,7 @@ class Scheduler(Front, Task):
                 keep_history=keep_history,
             )
             self.worker = Worker._embedded(self._hub, self._registry, config, f"{id}.worker")
+            self._recorder = self.worker.worker_id
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -122,6 +122,7 @@ class Worker(Front, Task):
         self._owns_hub = owns_hub
         self.config = config
         self.worker_id = config.worker_id
+        self._recorder = config.worker_id
         self.claim_ttl = config.claim_ttl
         self.batch_size = config.batch_size
         self.tags = config.tags
@@ -227,7 +228,7 @@ class Worker(Front, Task):
 
     async def run(self, stop: StopReceiver) -> None:
         """Claim and run jobs until stop, then hand back what is left (see the class doc)."""
-        await self._hub.open()
+        await self.open()
         try:
             await self._work(stop)
         finally:

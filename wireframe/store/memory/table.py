@@ -29,7 +29,7 @@ from wireframe.store.memory.rows import (
     Job,
     Schedule,
 )
-from wireframe.store.records import Checkpoint, EventRecord, JobState, Transition
+from wireframe.store.records import Checkpoint, EventRecord, JobState, JobTypeRecord, Transition
 
 _UNSTARTED = (PENDING, SCHEDULED, BLOCKED, PAUSED)
 """The states of jobs the `expiry` heap may index."""
@@ -57,6 +57,8 @@ class Table:
         self.checkpoints: dict[int, dict[int, Checkpoint]] = {}
         self.events: dict[str, EventRecord] = {}
         self.schedules: dict[int, Schedule] = {}
+        self.job_types: dict[str, JobTypeRecord] = {}
+        """The recorded job types, by type (the SQL `job_types` table)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []

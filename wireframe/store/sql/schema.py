@@ -181,6 +181,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN aged_at REAL;
     UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
     """,
+    # 12: the job types workers record when they start: the description of each payload's
+    # fields and the type's settings (JSON), so tools without the handlers' code (`wireframe
+    # submit`, `wireframe types`) know them.
+    """
+    CREATE TABLE job_types (
+        type TEXT PRIMARY KEY,
+        domain TEXT NOT NULL,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        recorded_at REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -345,6 +359,18 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN aged_at DOUBLE PRECISION;
     UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
+    """,
+    # 12: the job types workers record (see the SQLite version).
+    """
+    CREATE TABLE job_types (
+        type TEXT PRIMARY KEY,
+        domain TEXT NOT NULL,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        recorded_at DOUBLE PRECISION NOT NULL
+    )
     """,
 )
 
