@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import cli_app
 import pytest
 from cli_support import (
     HERE,
@@ -101,6 +102,10 @@ def test_worker_runs_jobs_serves_health_logs_json_and_stops_on_sigterm(
         listening = worker.record("health server listening on")
         port = int(listening["message"].rsplit(":", 1)[1])
         release = tmp_path / "release"
+        # The worker records its job types when it starts; `submit` checks against them.
+        types = wait_until(lambda: cli("types", "--json").json(), "the job types recorded")
+        assert {t["type"] for t in types} == {f"demo::{n}" for n in cli_app.demo.jobs}
+        assert {t["recorded_by"] for t in types} == {"w-1"}
         ok = cli("submit", "demo::ok", "--payload", '{"n": 7}', "--json").json()["id"]
         boom = cli("submit", "demo::boom", "--payload", '{"why": "x"}', "--json").json()["id"]
         slow = cli(

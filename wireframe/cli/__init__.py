@@ -24,10 +24,11 @@ from wireframe.cli.commands import (
     cmd_jobs,
     cmd_migrate,
     cmd_purge,
-    cmd_submit,
 )
 from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.running import cmd_run, cmd_worker
+from wireframe.cli.submit import add_parsers as add_submit_parsers
+from wireframe.cli.submit import cmd_submit, cmd_types
 from wireframe.cli.top import cmd_top
 from wireframe.store import StoreError, StoreURLError
 
@@ -124,20 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(action, parents=[store, as_json], help=text)
         p.add_argument("id")
 
-    p = sub.add_parser("submit", parents=[store, as_json], help="submit a job to the store")
-    p.add_argument("type", metavar="DOMAIN::NAME")
-    p.add_argument("--payload", default="{}", metavar="JSON", help="a JSON object")
-    p.add_argument("--priority", help="low, normal, high, critical or an integer")
-    p.add_argument("--delay", metavar="DURATION", help="run after e.g. 30s, 5m")
-    p.add_argument("--key", help="dedup key")
-    p.add_argument("--tags", metavar="a,b")
-    p.add_argument("--depends-on", metavar="ID,ID")
-    p.add_argument(
-        "--max-attempts",
-        default="1",
-        metavar="N",
-        help="attempts allowed (the handler's retry policy also applies)",
-    )
+    add_submit_parsers(sub, [store, as_json])
 
     p = sub.add_parser("top", parents=[store, as_json], help="live view of a store")
     p.add_argument("--interval", default="1s", metavar="DURATION")
@@ -159,6 +147,7 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "pause": cmd_control,
     "resume": cmd_control,
     "submit": cmd_submit,
+    "types": cmd_types,
     "top": cmd_top,
     "migrate": cmd_migrate,
     "purge": cmd_purge,
