@@ -24,6 +24,7 @@ from wireframe.scheduler import (
     PayloadError,
     Retry,
     Scheduler,
+    Worker,
 )
 from wireframe.scheduler.codec import decode_payload, encode_payload
 from wireframe.store import MemoryStore
@@ -232,3 +233,57 @@ async def test_a_scheduler_records_its_job_types_when_it_opens() -> None:
     assert fields["id"] == {"name": "id", "type": {"kind": "int"}, "required": True}
     assert fields["size"]["default"] == "s" and not fields["size"]["required"]
     assert fields["lines"]["type"]["items"]["kind"] == "object"
+
+
+async def test_a_worker_records_its_job_types_when_it_starts() -> None:
+    store = MemoryStore()
+    worker = Worker(store, [shop()], worker_id="w-9")
+    await worker.open()  # what `run` does first
+    try:
+        [record] = await store.job_types()
+    finally:
+        await store.close()
+    assert (record.type, record.recorded_by) == ("shop::order", "w-9")
+
+
+@attrs.frozen
+class Card:
+    number: str
+
+
+@dataclasses.dataclass
+class Transfer:
+    iban: str
+
+
+@attrs.frozen
+class Payment:
+    method: Card | Transfer
+    amount: decimal.Decimal | int
+    when: dt.date | None = None
+
+
+@given(
+    st.builds(
+        Payment,
+        method=st.builds(Card, st.text(max_size=5)) | st.builds(Transfer, st.text(max_size=5)),
+        amount=st.integers() | st.decimals(allow_nan=False, allow_infinity=False),
+        when=st.none() | st.dates(),
+    )
+)
+def test_a_union_field_decodes_into_the_option_its_json_fits(value: Payment) -> None:
+    back = decode_payload(encode_payload(value, expected=Payment, where="w"), Payment)
+    assert back == value and type(back.method) is type(value.method)  # noqa: E721
+    assert type(back.amount) is type(value.amount)  # noqa: E721
+
+
+async def test_a_dict_payload_s_value_type_is_checked_too() -> None:
+    domain = Domain("counts")
+
+    @domain.job
+    async def tally(job: dict[str, int], ctx: JobContext) -> None: ...
+
+    async with Scheduler("memory://", domains=[domain], worker=False) as s:
+        await s.submit({"a": 1}, type="counts::tally")
+        with pytest.raises(PayloadError, match=r"payload\['b'\]: expected int, got 'x' \(str\)"):
+            await s.submit({"a": 1, "b": "x"}, type="counts::tally")

@@ -154,8 +154,7 @@ class Text(Shape):
         """An instance of the exact type (a datetime is no date), or its text when lenient."""
         if self.cls is decimal.Decimal:
             number = _parse_decimal(value)
-            exact = isinstance(value, decimal.Decimal | int) and not isinstance(value, bool)
-            if number is None or not (lenient or exact):
+            if number is None or not (lenient or isinstance(value, decimal.Decimal)):
                 raise self.fail(value)
             if not number.is_finite():
                 raise Mismatch(f"Decimal {value!r} is not finite")

@@ -612,7 +612,9 @@ def _revive(hint: object, value: object) -> object:
     args = typing.get_args(hint)
     if origin is typing.Union or origin is types.UnionType:
         options = [arg for arg in args if arg is not type(None)]
-        return _revive(options[0], value) if len(options) == 1 else value
+        if len(options) == 1:
+            return _revive(options[0], value)
+        return _revive(_option_for(tuple(options), value), value)
     if origin is typing.Annotated:
         return _revive(args[0], value)
     if origin is tuple and isinstance(value, list):
@@ -633,6 +635,32 @@ def _revive(hint: object, value: object) -> object:
         item_hint = args[1] if len(args) == 2 else None
         return {key: _revive(item_hint, item) for key, item in value.items()}
     return value
+
+
+def _option_for(options: tuple[object, ...], value: object) -> object:
+    """The first option of a union that `value` fits as it is (an int for ``int``), else the
+    first whose JSON form it is (a string for ``Decimal``); None if none."""
+    for lenient in (False, True):
+        for option in options:
+            try:
+                shape = _option_shapes[option]
+            except KeyError:
+                try:
+                    shape = shape_of(option, where="decode")
+                except (ConfigError, TypeError):
+                    shape = None
+                _option_shapes[option] = shape
+            if shape is None:
+                continue
+            try:
+                shape.check(value, lenient)
+            except Mismatch:
+                continue
+            return option
+    return None
+
+
+_option_shapes: dict[object, Shape | None] = {}
 
 
 def _build(cls: type, data: dict[str, Any]) -> object:
