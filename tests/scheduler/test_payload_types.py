@@ -273,8 +273,8 @@ class Payment:
 )
 def test_a_union_field_decodes_into_the_option_its_json_fits(value: Payment) -> None:
     back = decode_payload(encode_payload(value, expected=Payment, where="w"), Payment)
-    assert back == value and type(back.method) is type(value.method)  # noqa: E721
-    assert type(back.amount) is type(value.amount)  # noqa: E721
+    assert back == value and type(back.method) is type(value.method)
+    assert type(back.amount) is type(value.amount)
 
 
 async def test_a_dict_payload_s_value_type_is_checked_too() -> None:
