@@ -9,8 +9,9 @@ COLUMNS = "type, domain, name, payload, settings, recorded_by, recorded_at"
 
 
 def record(tx: Tx, now: float, job_types: list[NewJobType]) -> None:
-    """Insert or replace each job type's record, stamped `now`."""
-    for t in job_types:
+    """Insert or replace each job type's record, stamped `now`; in the order of their names,
+    so two workers recording overlapping sets lock the rows in one order (no deadlock)."""
+    for t in sorted(job_types, key=lambda t: t.type):
         tx.execute(
             f"INSERT INTO job_types ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (type) DO UPDATE SET domain = excluded.domain, name = excluded.name, "
