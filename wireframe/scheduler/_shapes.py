@@ -688,6 +688,7 @@ class _Reader:
         self.objects: dict[str, ObjectShape] = {}
 
     def read(self, data: object) -> Shape:
+        """The shape `data` describes."""
         if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str):
             raise ValueError(f"not a type description: {data!r:.100}")
         kind = data["kind"]
