@@ -57,6 +57,7 @@ def test_submit_checks_the_payload_against_the_recorded_type_and_applies_its_set
 
     result = cli("submit", "media::resize", "--payload", payload)
     assert result.code == 0 and "submitted job 1 (media::resize" in result.out, result
+    assert "derives a dedup key from its payload" in result.out  # and this job has none
     first = in_store(store_url, _get, 1)
     # The job type's settings: 3 attempts, priority high, its tags, resources and ttl.
     assert (first.domain, first.state, first.max_attempts, first.priority) == (

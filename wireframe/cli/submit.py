@@ -255,6 +255,14 @@ async def cmd_submit(args: argparse.Namespace, out: Output) -> int:
                 style="green",
             )
         )
+        if job.key is None and _settings(record).get("key"):
+            out.print(
+                Text(
+                    f"note: {type_name} derives a dedup key from its payload in the app's code;"
+                    " this job has none (pass --key, or --app to derive it)",
+                    style="yellow",
+                )
+            )
     return 0
 
 

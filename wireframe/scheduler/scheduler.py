@@ -141,6 +141,8 @@ class Scheduler(Front, Task):
     ) -> SubmitResult:
         """Submit one job; return Submitted(id) or Duplicate(existing_id).
 
+        The payload's field types are checked against its class's annotations first: a
+        PayloadError names the field (``payload.items[2].n``) and the bad value.
         Options: priority, delay,
         run_at, key, depends_on, on_dependency_failure, parent, tags, ttl, recurring, fail_fast,
         resources."""
