@@ -61,14 +61,20 @@ def add_parsers(
     )
     p.add_argument("type", metavar="DOMAIN::NAME")
     p.add_argument("--payload", default="{}", metavar="JSON", help="a JSON object")
-    p.add_argument("--priority", help="low, normal, high, critical or an integer")
+    p.add_argument(
+        "--priority", help="low, normal, high, critical or an integer (default: the job type's)"
+    )
     p.add_argument("--delay", metavar="DURATION", help="run after e.g. 30s, 5m")
     p.add_argument(
         "--run-at",
         metavar="TIME",
         help="run at an ISO 8601 time, e.g. 2026-05-01T14:30:00+02:00 (no offset: local time)",
     )
-    p.add_argument("--ttl", metavar="DURATION", help="expire if not started within, e.g. 1h")
+    p.add_argument(
+        "--ttl",
+        metavar="DURATION",
+        help="expire if not started within, e.g. 1h (default: the job type's ttl)",
+    )
     p.add_argument("--key", help="dedup key: no second active job of the type with this key")
     p.add_argument("--tags", metavar="a,b", help="tags, added to the job type's")
     p.add_argument(
