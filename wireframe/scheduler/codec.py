@@ -275,26 +275,12 @@ def _convert(value: object, active: set[int]) -> object:
         return value.isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            raise _Unserialisable(f"Decimal {value!r} is not finite")
-        return str(value)
     ident = id(value)
     if ident in active:
         raise _Unserialisable("circular reference")
-    if attrs.has(kind) or (dataclasses.is_dataclass(kind)):
-        active.add(ident)
-        try:
-            data: dict[str, object] = {}
-            for name, key in _init_fields(kind):
-                try:
-                    data[key] = _convert(getattr(value, name), active)
-                except _Unserialisable as exc:
-                    exc.path.append(f".{key}")
-                    raise
-            return data
-        finally:
-            active.discard(ident)
+    fields = _field_cache.get(kind)
+    if fields is not None or attrs.has(kind):
+        return _convert_fields(value, fields or _init_fields(kind), active)
     if isinstance(value, Mapping):
         active.add(ident)
         try:
@@ -339,7 +325,30 @@ def _convert(value: object, active: set[int]) -> object:
             return items
         finally:
             active.discard(ident)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise _Unserialisable(f"Decimal {value!r} is not finite")
+        return str(value)
+    if dataclasses.is_dataclass(kind):
+        return _convert_fields(value, _init_fields(kind), active)
     raise _Unserialisable(f"object of type {kind.__qualname__} is not JSON-serialisable")
+
+
+def _convert_fields(value: object, fields: _FieldNames, active: set[int]) -> dict[str, object]:
+    """An attrs or dataclass instance as the dict of its ``__init__`` fields."""
+    ident = id(value)
+    active.add(ident)
+    try:
+        data: dict[str, object] = {}
+        for name, key in fields:
+            try:
+                data[key] = _convert(getattr(value, name), active)
+            except _Unserialisable as exc:
+                exc.path.append(f".{key}")
+                raise
+        return data
+    finally:
+        active.discard(ident)
 
 
 def to_jsonable(value: object, *, where: str, root: str = "value") -> object:
