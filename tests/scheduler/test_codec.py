@@ -589,3 +589,18 @@ def test_flat_payload_with_a_non_finite_float_is_rejected_by_name() -> None:
 
     with pytest.raises(PayloadError, match="mid"):
         encode_payload(_Flat("z", 1, float("nan"), True), expected=_Flat, where="submit t")
+
+
+@attrs.frozen
+class _FlatKeys:
+    a: int
+    a0: int
+    a_b: str | None
+    é: bool
+
+
+def test_flat_payload_keys_sort_as_canonical_json_sorts_them() -> None:
+    payload = _FlatKeys(1, 2, None, True)
+    assert encode_payload(payload, expected=_FlatKeys, where="t") == canonical_json(
+        attrs.asdict(payload)
+    )

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import json
 import math
 import types
 import typing
@@ -401,7 +402,8 @@ class ObjectShape(Shape):
         self.fields: tuple[Field, ...] = ()
         self.by_key: dict[str, Field] = {}
         self.flat: tuple[tuple[str, str, tuple[type, ...]], ...] | None = None
-        """``(attribute, JSON key, exact types allowed)`` when every field is a plain scalar."""
+        """When every field is a plain scalar: ``(attribute, '"key":', exact types allowed)``
+        of each field in the order of their keys (what `codec` writes a payload with)."""
 
     def set_fields(self, fields: tuple[Field, ...]) -> None:
         """Fill in the fields (after the shape is known, so a class may refer to itself)."""
@@ -413,8 +415,9 @@ class ObjectShape(Shape):
             kinds = tuple(o.accepts[0] for o in options if isinstance(o, Scalar) and o is not FLOAT)
             if len(kinds) != len(options) or f.key != f.attr:
                 return
-            flat.append((f.attr, f.key, kinds))
-        self.flat = tuple(flat)
+            flat.append((f.key, f.attr, kinds))
+        encode = json.encoder.encode_basestring_ascii
+        self.flat = tuple((attr, encode(key) + ":", kinds) for key, attr, kinds in sorted(flat))
 
     def check(self, value: object, lenient: bool) -> None:
         """Each field of an instance; or every required key of a dict and no unknown key."""

@@ -413,26 +413,20 @@ def _flat_fields(cls: type) -> tuple[tuple[str, str], ...] | None:
 
 
 _json_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
-_Flat = tuple[tuple[str, str, tuple[type, ...]], ...]
-_flat_keys: dict[_Flat, tuple[tuple[str, str, tuple[type, ...]], ...]] = {}
 
 
-def _encode_flat(payload: object, fields: _Flat) -> str | None:
+def _encode_flat(
+    payload: object, fields: tuple[tuple[str, str, tuple[type, ...]], ...]
+) -> str | None:
     """Canonical JSON of a flat payload, or None if a value is not of its field's exact type.
 
     Written out by hand, field by field in sorted key order, exactly as `canonical_json` would
     write it (the submit hot path; a test holds the two to the same text). Each value's class
     must be one its field allows exactly: anything else (a wrong type, a subclass) takes the
-    checked path, which says what is wrong.
+    checked path, which says what is wrong. `fields` is `ObjectShape.flat`.
     """
-    keyed = _flat_keys.get(fields)
-    if keyed is None:
-        keyed = _flat_keys[fields] = tuple(
-            (attr, _json_str(key) + ":", kinds)
-            for attr, key, kinds in sorted(fields, key=lambda f: f[1])
-        )
     parts = []
-    for attr, key, kinds in keyed:
+    for attr, key, kinds in fields:
         value = getattr(payload, attr)
         kind = value.__class__
         if kind not in kinds:
