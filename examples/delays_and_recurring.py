@@ -5,7 +5,10 @@
 - ``delay=0.3`` keeps a job ``scheduled`` for 0.3 s; ``run_at=`` takes an aware datetime (or a
   UNIX time).
 - ``recurring=Every(0.2, max_occurrences=3)`` fires three times and then the schedule is
-  ``finished``. An occurrence is skipped while the previous one has not started (no pile-up).
+  ``finished``.
+- Runs of a schedule never pile up: by default (``overlap="skip"``) a firing that comes while the
+  previous run has not ended is skipped and counted in ``ScheduleRecord.skipped``;
+  ``overlap="queue"`` keeps one waiting behind the run, ``overlap="allow"`` lets them overlap.
 - ``recurring=Cron("*/5 * * * *")`` fires every five minutes; here we only look at it.
 - A schedule can be paused (no new occurrences), resumed and cancelled.
 """
@@ -23,6 +26,7 @@ from wireframe import (
     Cron,
     Domain,
     Every,
+    JobCompleted,
     JobContext,
     JobState,
     Scheduler,
@@ -43,6 +47,8 @@ class Tick:
 @clock.job
 async def tick(job: Tick, ctx: JobContext) -> None:
     runs.setdefault(job.name, []).append(time.time())
+    if job.name == "slow":
+        await anyio.sleep(0.3)  # outlasts the schedule's 0.05 s interval
 
 
 def count(name: str) -> int:
@@ -77,6 +83,19 @@ def main() -> int:
         schedule = next(s for s in await scheduler.schedules() if s.id == sid)
         print(f"  ran {count('every')} times; schedule is {schedule.state}")
         assert count("every") == 3 and schedule.state == "finished"
+
+        # -- overlap: a run that outlasts its interval -----------------------------------------
+        async with scheduler.subscribe() as events:
+            out = await scheduler.submit(Tick("slow"), recurring=Every(0.05, max_occurrences=2))
+            sid = out.schedule_id  # type: ignore[union-attr]
+            async for event in events:  # until the second run completes
+                if isinstance(event, JobCompleted) and event.job_id != out.id:
+                    break
+        schedule = next(s for s in await scheduler.schedules() if s.id == sid)
+        gap = runs["slow"][1] - runs["slow"][0]
+        print(f"slow: the second run started {gap:.2f} s after the first (never overlapping);")
+        print(f"  {schedule.skipped} firings were skipped (overlap={schedule.overlap})")
+        assert gap >= 0.3 and schedule.skipped > 0
 
         # -- Cron ------------------------------------------------------------------------------
         cron = Cron("*/5 * * * *")

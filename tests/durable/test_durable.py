@@ -312,3 +312,31 @@ async def test_stopping_while_deferred_releases_the_job_instead_of_failing_it() 
         s._hub.opened = False  # keep the memory store open to inspect it
     job = await s.store.get(out.id)
     assert job is not None and job.state is JobState.PENDING
+
+
+async def test_a_step_that_raised_and_was_caught_runs_again_on_a_rerun() -> None:
+    """A step that raised recorded nothing: a re-run runs it again (and the calls after it
+    still replay), instead of failing as if the record had diverged."""
+    flow = Domain("flow")
+    calls: Counter[str] = Counter()
+
+    class Declined(Exception):
+        pass
+
+    def charge() -> str:
+        calls["charge"] += 1
+        raise Declined("card declined")
+
+    @flow.job
+    async def checkout(job: Order, ctx: JobContext) -> str:
+        try:
+            outcome = await ctx.step("charge", charge)
+        except Declined:
+            outcome = await ctx.step("notify", lambda: calls.update(["notify"]) or "notified")
+        await ctx.sleep("settle", 0.01)  # suspends: the job runs again from the top
+        return str(outcome)
+
+    async with running(scheduler(flow)) as s:
+        out = await s.submit(Order("x"))
+        assert await s.result(out.id, timeout=10) == "notified"
+    assert calls == Counter({"charge": 2, "notify": 1})

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wireframe import Overlap
 from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.recurring import Cron, Every, Recurrence, recurrence_from_json
 
@@ -461,6 +462,8 @@ def test_half_hour_zone() -> None:
         Every(0.5, max_occurrences=10, initial_delay=3),
         Cron("*/5 * * * *"),
         Cron("@daily", max_occurrences=2, timezone="Europe/Paris"),
+        Every(5, overlap="queue"),
+        Cron("@hourly", overlap=Overlap.ALLOW),
     ],
 )
 def test_json_round_trip(schedule: Recurrence) -> None:
@@ -490,7 +493,10 @@ def test_cron_equality_and_hash_ignore_derived_state() -> None:
     assert Cron("0 * * * *") == Cron("0 * * * *")
     assert hash(Cron("0 * * * *")) == hash(Cron("0 * * * *"))
     assert Cron("0 * * * *") != Cron("0 * * * *", timezone="Europe/Paris")
-    assert repr(Cron("@daily")) == "Cron(expression='@daily', max_occurrences=None, timezone='UTC')"
+    assert repr(Cron("@daily")) == (
+        "Cron(expression='@daily', max_occurrences=None, timezone='UTC', overlap=<Overlap.SKIP: "
+        "'skip'>)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -510,3 +516,48 @@ def test_cron_equality_and_hash_ignore_derived_state() -> None:
 )
 def test_cron_describe(schedule: Cron, text: str) -> None:
     assert schedule.describe() == text
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+@pytest.mark.parametrize("make", [lambda **kw: Every(60, **kw), lambda **kw: Cron("@daily", **kw)])
+def test_overlap_defaults_to_skip_and_takes_names_or_members(make) -> None:
+    assert make().overlap is Overlap.SKIP
+    assert make(overlap="queue").overlap is Overlap.QUEUE
+    assert make(overlap=Overlap.ALLOW).overlap is Overlap.ALLOW
+    assert make(overlap="skip") == make()
+    assert make(overlap="allow") != make()
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        (lambda: Every(60, overlap="sometimes"), r"Every\(seconds=60\): overlap='sometimes' must"),
+        (lambda: Cron("@daily", overlap="SKIP"), r"Cron\('@daily'\): overlap='SKIP' must be one"),
+        (lambda: Every(1, overlap=None), r"overlap=None must be one of 'skip', 'queue', 'allow'"),
+        (lambda: Every(1, overlap=1), r"overlap=1 must be"),
+    ],
+)
+def test_an_unknown_overlap_is_refused_at_definition(make, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        make()
+
+
+def test_a_spec_stored_before_overlap_policies_reads_as_skip() -> None:
+    every = recurrence_from_json({"kind": "every", "seconds": 5, "max_occurrences": None})
+    assert every == Every(5) and every.overlap is Overlap.SKIP
+    cron = recurrence_from_json({"kind": "cron", "expression": "@daily", "timezone": "UTC"})
+    assert cron.overlap is Overlap.SKIP
+    with pytest.raises(ConfigError, match="overlap='often'"):
+        recurrence_from_json({"kind": "every", "seconds": 5, "overlap": "often"})
+
+
+def test_describe_names_a_policy_other_than_skip() -> None:
+    assert Every(300).describe() == "every 5 minutes"
+    assert Every(300, overlap="queue").describe() == (
+        "every 5 minutes, one run queued behind a running one"
+    )
+    assert Cron("@daily", overlap="allow").describe() == (
+        "cron '@daily' (daily at 00:00), runs may overlap"
+    )

@@ -1,18 +1,37 @@
-"""Recurring schedules through the Scheduler: Cron first runs, pause, resume and cancel."""
+"""Recurring schedules through the Scheduler: Cron first runs, pause, resume and cancel, and
+runs that never overlap."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import anyio
 import attrs
 import pytest
 
-from wireframe import Cron, Domain, Every, JobContext, JobState, Scheduler
+from wireframe import (
+    Cron,
+    Domain,
+    Every,
+    JobBlocked,
+    JobContext,
+    JobStarted,
+    JobState,
+    JobSubmitted,
+    Overlap,
+    Scheduler,
+    ScheduleSkipped,
+    scheduler_metrics,
+)
+from wireframe.scheduler.events import Subscription
 from wireframe.store import ClaimRequest, MemoryStore
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -100,3 +119,103 @@ async def test_every_occurrence_of_a_schedule_with_a_ttl_expires_after_its_own_r
         assert (await s.get(job.id)).state is JobState.EXPIRED  # type: ignore[union-attr]
     assert len(set(occurrences)) == 2
     await s.close()
+
+
+LIMIT = 10.0
+
+
+def _slow_ticks(domain: Domain, release: anyio.Event, runs: list[int]) -> list[int]:
+    """Register a handler whose runs wait for `release`; return [active now, most at once]."""
+    counts = [0, 0]
+
+    @domain.job
+    async def tick(job: Tick, ctx: JobContext) -> None:
+        counts[0] += 1
+        counts[1] = max(counts[1], counts[0])
+        runs.append(ctx.job.id)
+        try:
+            await release.wait()
+        finally:
+            counts[0] -= 1
+
+    return counts
+
+
+async def _next(
+    events: Subscription, kind: type[T], count: int = 1, where: Callable[[T], bool] | None = None
+) -> list[T]:
+    """The next `count` events of one kind that match `where` (others are passed over)."""
+    found: list[T] = []
+    async for event in events:
+        if isinstance(event, kind) and (where is None or where(event)):
+            found.append(event)
+            if len(found) == count:
+                break
+    return found
+
+
+async def test_a_slow_run_is_never_overlapped_and_the_skipped_firings_are_counted() -> None:
+    clock = Domain("clock")
+    release = anyio.Event()
+    runs: list[int] = []
+    counts = _slow_ticks(clock, release, runs)
+    with anyio.fail_after(LIMIT):
+        async with running(Scheduler("memory://", domains=[clock], poll_interval=0.01)) as s:
+            metrics = scheduler_metrics(s)
+            async with s.subscribe() as events:
+                out = await s.submit(Tick(0), recurring=Every(0.02))
+                sid = out.schedule_id
+                assert sid is not None
+                # The first run holds on: three firings come and each is skipped.
+                await _next(events, JobStarted, where=lambda e: e.job_id == out.id)
+                skips = await _next(events, ScheduleSkipped, 3)
+                assert {(e.schedule_id, e.job_type, e.active_job_id) for e in skips} == {
+                    (sid, "clock::tick", out.id)
+                }
+                assert runs == [out.id] and counts[1] == 1
+                [schedule] = await s.schedules()
+                assert schedule.overlap is Overlap.SKIP and schedule.skipped >= 3
+                assert schedule.last_skipped_at is not None
+                assert schedule.occurrences == 1 and schedule.last_job_id == out.id
+                # Once it ends, the schedule runs again: one run at a time.
+                release.set()
+                await _next(events, JobStarted, where=lambda e: e.job_id != out.id)
+            families = {f.name: f for f in await metrics()}
+            [sample] = [
+                x
+                for x in families["wireframe_schedule_firings_skipped_total"].samples
+                if x.labels == {"domain": "clock", "type": "clock::tick"}
+            ]
+            assert sample.value >= 3
+            metrics.close()
+            await s.cancel_schedule(sid)
+    assert counts[1] == 1
+
+
+async def test_queue_runs_one_waiting_occurrence_as_soon_as_the_run_ends() -> None:
+    clock = Domain("clock")
+    release = anyio.Event()
+    runs: list[int] = []
+    counts = _slow_ticks(clock, release, runs)
+    with anyio.fail_after(LIMIT):
+        async with running(Scheduler("memory://", domains=[clock], poll_interval=0.01)) as s:
+            async with s.subscribe() as events:
+                out = await s.submit(Tick(0), recurring=Every(0.02, overlap="queue"))
+                seen = []
+                async for event in events:
+                    seen.append(event)
+                    if isinstance(event, JobBlocked):
+                        break
+                blocked = seen[-1]
+                assert isinstance(blocked, JobBlocked) and blocked.depends_on == (out.id,)
+                submitted = [e.job_id for e in seen if isinstance(e, JobSubmitted)]
+                assert submitted == [out.id, blocked.job_id]  # then it was blocked
+                # One occurrence waits; the firings after it are skipped, behind the waiting one.
+                skips = await _next(events, ScheduleSkipped, 2)
+                assert {e.active_job_id for e in skips} == {blocked.job_id}
+                waiting = await s.jobs(state=JobState.BLOCKED)
+                assert [j.id for j in waiting] == [blocked.job_id]
+                release.set()
+                await _next(events, JobStarted, where=lambda e: e.job_id == blocked.job_id)
+            await s.cancel_schedule(out.schedule_id)  # type: ignore[arg-type]
+    assert runs[:2] == [out.id, blocked.job_id] and counts[1] == 1

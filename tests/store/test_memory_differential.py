@@ -123,7 +123,12 @@ def _new_job(rng: random.Random, ids: Sequence[int], parents: Sequence[int], now
         deps += (10_000,)  # unknown: the whole submission is refused
     recurring = None
     if rng.random() < 0.05:
-        recurring = NewSchedule("{}", now + rng.choice([5, 10]), rng.choice([None, 2, 3]))
+        recurring = NewSchedule(
+            "{}",
+            now + rng.choice([5, 10]),
+            rng.choice([None, 2, 3]),
+            rng.choice(["skip", "queue", "allow"]),
+        )
     return NewJob(
         type=f"{domain}::{rng.choice('tu')}",
         domain=domain,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import cast
 
+import anyio
 import pytest
 
 from wireframe.store import (
@@ -13,6 +16,10 @@ from wireframe.store import (
     JobRecord,
     JobState,
     NewSchedule,
+    Overlap,
+    PostgresStore,
+    ScheduleRecord,
+    SqliteStore,
     Store,
     Submitted,
     UnknownJobError,
@@ -20,7 +27,8 @@ from wireframe.store import (
 from wireframe.store.engine import EngineStore
 from wireframe.store.sql.tx import Tx
 
-from store_support import claim_ids, claim_one, job, run, state
+from pg_support import drop_schema, new_schema_name, require_pg
+from store_support import claim, claim_ids, claim_one, complete, fail, job, run, state, states
 
 pytestmark = pytest.mark.anyio
 
@@ -28,10 +36,14 @@ EVERY = '{"every": 60}'
 
 
 async def recurring(
-    store: Store, clock, max_occurrences: int | None = None, **kw: object
+    store: Store,
+    clock,
+    max_occurrences: int | None = None,
+    overlap: str = "skip",
+    **kw: object,
 ) -> Submitted:
     """Submit a job recurring every 60 s; the next occurrence is due in 60 s."""
-    schedule = NewSchedule(EVERY, clock.now + 60, max_occurrences)
+    schedule = NewSchedule(EVERY, clock.now + 60, max_occurrences, overlap)
     [result] = await store.submit([job(recurring=schedule, payload='{"n": 1}', **kw)])
     assert isinstance(result, Submitted) and result.schedule_id is not None
     return result
@@ -102,20 +114,143 @@ async def test_fire_with_a_stale_expected_time_does_nothing(store: Store, clock)
     assert len(await store.list_jobs()) == 1
 
 
-async def test_skip_while_the_previous_job_has_not_started(store: Store, clock) -> None:
+async def fire(store: Store, clock, schedule_id: int) -> Fired | None:
+    """Move to the schedule's next occurrence and fire it (the following one 60 s later)."""
+    clock.advance(60)
+    return await store.fire_schedule(schedule_id, clock.now, clock.now + 60)
+
+
+async def schedule_of(store: Store, schedule_id: int) -> ScheduleRecord:
+    record = await store.get_schedule(schedule_id)
+    assert record is not None
+    return record
+
+
+async def test_skip_while_the_previous_run_has_not_ended(store: Store, clock) -> None:
+    sub = await recurring(store, clock, max_attempts=2)
+    sid = sub.schedule_id
+    assert sid is not None
+    assert (await schedule_of(store, sid)).overlap is Overlap.SKIP  # the default
+    skipped = Fired(None, skipped=True, active_job_id=sub.id)
+    # Waiting for a worker, running, failed and waiting for its retry, running again: the run
+    # has not ended, so every firing is skipped, counted, and moves the schedule on.
+    assert await fire(store, clock, sid) == skipped
+    claimed = await claim_one(store, sub.id)
+    assert await fire(store, clock, sid) == skipped
+    assert await fail(store, claimed.lease, retry_at=clock.now + 30)
+    assert await fire(store, clock, sid) == skipped
+    again = await claim_one(store, sub.id)
+    assert await fire(store, clock, sid) == skipped
+    sched = await schedule_of(store, sid)
+    assert (sched.skipped, sched.last_skipped_at, sched.occurrences) == (4, clock.now, 1)
+    assert sched.next_run_at == clock.now + 60 and sched.state == "active"
+    assert [j.id for j in await store.list_jobs()] == [sub.id]
+    # Once it ends, the next firing (not a burst of the skipped ones) creates a job.
+    assert await complete(store, again.lease)
+    assert await store.due_schedules(["d"]) == []
+    fired = await fire(store, clock, sid)
+    assert fired is not None and fired.job_id is not None and fired.active_job_id is None
+    assert await state(store, fired.job_id) is JobState.PENDING
+    sched = await schedule_of(store, sid)
+    assert (sched.skipped, sched.occurrences, sched.last_job_id) == (4, 2, fired.job_id)
+
+
+async def test_skip_ends_with_the_run_however_it_ends(store: Store, clock) -> None:
+    # Three schedules: the first run of one fails, of one is cancelled, of one expires.
+    failed, cancelled, expired = [
+        await recurring(store, clock, expires_at=clock.now + 30, type=f"d::{name}")
+        for name in ("failed", "cancelled", "expired")
+    ]
+    claimed = await claim(store, limit=1)
+    assert [j.id for j in claimed] == [failed.id]
+    assert await fail(store, claimed[0].lease)
+    await store.cancel(cancelled.id)
+    clock.advance(31)
+    assert await claim_ids(store) == []
+    for sub in (failed, cancelled, expired):
+        assert (await store.get(sub.id)).terminal  # type: ignore[union-attr]
+        assert sub.schedule_id is not None
+        due = await schedule_of(store, sub.schedule_id)
+        assert due.next_run_at is not None
+        fired = await store.fire_schedule(due.id, due.next_run_at, due.next_run_at + 60)
+        assert fired is not None and fired.job_id is not None
+        assert (await schedule_of(store, due.id)).skipped == 0
+
+
+async def test_a_skipped_last_firing_finishes_the_schedule(store: Store, clock) -> None:
     sub = await recurring(store, clock)
     sid = sub.schedule_id
     assert sid is not None
     clock.advance(60)
-    assert await store.fire_schedule(sid, clock.now, clock.now + 60) == Fired(None, skipped=True)
+    assert await store.fire_schedule(sid, clock.now, None) == Fired(None, True, sub.id)
+    sched = await schedule_of(store, sid)
+    assert (sched.state, sched.next_run_at, sched.skipped) == ("finished", None, 1)
+
+
+async def test_queue_keeps_one_occurrence_behind_the_active_run(store: Store, clock) -> None:
+    sub = await recurring(store, clock, overlap="queue")
+    sid = sub.schedule_id
+    assert sid is not None
+    assert (await schedule_of(store, sid)).overlap is Overlap.QUEUE
+    first = await claim_one(store, sub.id)
+    fired = await fire(store, clock, sid)
+    assert fired is not None and fired.job_id is not None and fired.active_job_id == sub.id
+    queued = fired.job_id
+    record = await store.get(queued)
+    assert record is not None
+    assert (record.state, record.depends_on) == (JobState.BLOCKED, (sub.id,))
+    # While one waits, further firings are skipped: never more than one behind the run.
+    for count in (1, 2):
+        assert await fire(store, clock, sid) == Fired(None, skipped=True, active_job_id=queued)
+        assert (await schedule_of(store, sid)).skipped == count
+    assert len(await store.list_jobs()) == 2
+    # The run fails (for good): the queued occurrence still runs, and its own run may now
+    # have the next one queued behind it.
+    assert await fail(store, first.lease)
+    assert await state(store, queued) is JobState.PENDING
+    second = await claim_one(store, queued)
+    fired = await fire(store, clock, sid)
+    assert fired is not None and fired.job_id is not None and fired.active_job_id == queued
+    assert await state(store, fired.job_id) is JobState.BLOCKED
+    assert await complete(store, second.lease)
+    assert await claim_ids(store) == [fired.job_id]
+    sched = await schedule_of(store, sid)
+    assert (sched.occurrences, sched.skipped, sched.last_job_id) == (3, 2, fired.job_id)
+
+
+async def test_queue_skips_while_the_previous_occurrence_waits_to_start(
+    store: Store, clock
+) -> None:
+    sub = await recurring(store, clock, overlap="queue")
+    sid = sub.schedule_id
+    assert sid is not None
+    assert await fire(store, clock, sid) == Fired(None, skipped=True, active_job_id=sub.id)
     assert len(await store.list_jobs()) == 1
-    sched = await store.get_schedule(sid)
-    assert sched is not None and sched.next_run_at == clock.now + 60 and sched.occurrences == 1
-    # Once the previous one started, the next occurrence fires.
-    claimed = await claim_one(store, sub.id)
-    clock.advance(60)
-    fired = await store.fire_schedule(sid, clock.now, clock.now + 60)
-    assert fired is not None and fired.job_id is not None and claimed.id != fired.job_id
+    await run(store, sub.id)
+    fired = await fire(store, clock, sid)
+    assert fired is not None and fired.job_id is not None and fired.active_job_id is None
+    assert await state(store, fired.job_id) is JobState.PENDING
+
+
+async def test_allow_submits_every_firing(store: Store, clock) -> None:
+    sub = await recurring(store, clock, overlap="allow")
+    sid = sub.schedule_id
+    assert sid is not None
+    await claim_one(store, sub.id)
+    ids = [sub.id]
+    for _ in range(2):  # the first one runs, the second waits for a worker: both still active
+        fired = await fire(store, clock, sid)
+        assert fired is not None and fired.job_id is not None and not fired.skipped
+        ids.append(fired.job_id)
+    assert await states(store, *ids) == [JobState.RUNNING, JobState.PENDING, JobState.PENDING]
+    sched = await schedule_of(store, sid)
+    assert (sched.overlap, sched.occurrences, sched.skipped) == (Overlap.ALLOW, 3, 0)
+    assert sched.last_skipped_at is None
+
+
+def test_a_schedule_refuses_an_unknown_overlap() -> None:
+    with pytest.raises(ValueError, match=r"overlap='sometimes' must be one of skip, queue, allow"):
+        NewSchedule(EVERY, 1.0, overlap="sometimes")
 
 
 async def test_max_occurrences(store: Store, clock) -> None:
@@ -285,3 +420,90 @@ def _as_before_ttls_were_kept(tx: Tx, now: float, schedule_id: int) -> None:
     tx.execute(
         "UPDATE schedules SET template = ? WHERE id = ?", (json.dumps(template), schedule_id)
     )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def two_stores(
+    request: pytest.FixtureRequest, tmp_path: Path, clock, anyio_backend: str
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores on one database, as two worker processes have."""
+    if request.param == "sqlite":
+        path = tmp_path / "jobs.db"
+        async with SqliteStore(path, clock=clock) as one, SqliteStore(path, clock=clock) as two:
+            yield one, two
+        return
+    if anyio_backend != "asyncio":
+        pytest.skip("the PostgreSQL store is tested under asyncio")
+    dsn, name = require_pg(), new_schema_name()
+    try:
+        async with (
+            PostgresStore(dsn, schema=name, clock=clock, pool_size=2) as one,
+            PostgresStore(dsn, schema=name, clock=clock, pool_size=2) as two,
+        ):
+            yield one, two
+    finally:
+        drop_schema(name)
+
+
+async def fire_from_both(stores: tuple[Store, Store], schedule_id: int) -> list[Fired | None]:
+    """Each store reads the due schedule, then both fire it at once (as two workers would)."""
+    results: list[Fired | None] = []
+    read = 0
+    both_read = anyio.Event()
+
+    async def fire_from(store: Store) -> None:
+        nonlocal read
+        [due] = await store.due_schedules(["d"])
+        assert due.id == schedule_id and due.next_run_at is not None
+        read += 1
+        if read == 2:
+            both_read.set()
+        await both_read.wait()
+        results.append(await store.fire_schedule(due.id, due.next_run_at, due.next_run_at + 60))
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+                tg.start_soon(fire_from, store)
+    return results
+
+
+async def test_two_processes_firing_one_schedule_never_both_submit(
+    two_stores: tuple[Store, Store], clock
+) -> None:
+    one, two = two_stores
+    sub = await recurring(one, clock)
+    sid = sub.schedule_id
+    assert sid is not None
+    running = await claim_one(two, sub.id)
+    for _ in range(5):
+        clock.advance(60)
+        results = await fire_from_both(two_stores, sid)
+        assert sorted(results, key=repr) == [Fired(None, skipped=True, active_job_id=sub.id), None]
+    assert await complete(two, running.lease)
+    clock.advance(60)
+    results = await fire_from_both(two_stores, sid)
+    [fired] = [r for r in results if r is not None]
+    assert fired.job_id is not None and None in results
+    sched = await schedule_of(one, sid)
+    assert (sched.skipped, sched.occurrences, sched.last_job_id) == (5, 2, fired.job_id)
+    assert [j.id for j in await two.list_jobs()] == [sub.id, fired.job_id]
+
+
+async def test_two_processes_firing_a_queue_schedule_queue_one_occurrence(
+    two_stores: tuple[Store, Store], clock
+) -> None:
+    one, two = two_stores
+    sub = await recurring(one, clock, overlap="queue")
+    sid = sub.schedule_id
+    assert sid is not None
+    running = await claim_one(two, sub.id)
+    clock.advance(60)
+    [queued] = [r for r in await fire_from_both(two_stores, sid) if r is not None]
+    assert queued.job_id is not None and queued.active_job_id == sub.id
+    clock.advance(60)
+    results = await fire_from_both(two_stores, sid)
+    assert sorted(results, key=repr) == [Fired(None, True, queued.job_id), None]
+    assert await complete(two, running.lease)
+    assert await claim_ids(one) == [queued.job_id]
+    assert len(await one.list_jobs()) == 2

@@ -159,7 +159,8 @@ async def test_max_reclaims_is_kept_by_every_kind_of_submit(store: Store, clock)
 
 
 async def test_every_occurrence_of_a_schedule_keeps_its_max_reclaims(store: Store, clock) -> None:
-    schedule = NewSchedule('{"every": 60}', clock.now + 60)
+    # overlap="allow": the occurrence is created while the first one still runs.
+    schedule = NewSchedule('{"every": 60}', clock.now + 60, overlap="allow")
     [first] = await store.submit(
         [job(recurring=schedule, max_reclaims=6, expires_at=clock.now + 5)]
     )

@@ -27,6 +27,7 @@ from wireframe.cli.commands import (
 )
 from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.running import cmd_run, cmd_worker
+from wireframe.cli.schedules import cmd_schedules
 from wireframe.cli.submit import add_parsers as add_submit_parsers
 from wireframe.cli.submit import cmd_submit, cmd_types
 from wireframe.cli.top import cmd_top
@@ -127,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_submit_parsers(sub, [store, as_json])
 
+    p = sub.add_parser(
+        "schedules", parents=[store, as_json], help="list recurring schedules and skipped firings"
+    )
+    p.add_argument(
+        "--state",
+        action="append",
+        choices=("active", "paused", "cancelled", "finished"),
+        help="only schedules in this state (repeat for several)",
+    )
+
     p = sub.add_parser("top", parents=[store, as_json], help="live view of a store")
     p.add_argument("--interval", default="1s", metavar="DURATION")
     p.add_argument("--once", action="store_true", help="print one frame and exit")
@@ -148,6 +159,7 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "resume": cmd_control,
     "submit": cmd_submit,
     "types": cmd_types,
+    "schedules": cmd_schedules,
     "top": cmd_top,
     "migrate": cmd_migrate,
     "purge": cmd_purge,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from wireframe.durable.errors import (
     ChildCancelled,
     ChildFailed,
+    DeferTimeout,
     DurableError,
     EventTimeout,
     LeaseLost,
     NonDeterminismError,
+    NotAChildError,
     Suspend,
 )
 from wireframe.durable.run import CheckpointNameError, ChildHandle, DurableRun, uuid7
@@ -18,11 +20,13 @@ __all__ = [
     "ChildCancelled",
     "ChildFailed",
     "ChildHandle",
+    "DeferTimeout",
     "DurableError",
     "DurableRun",
     "EventTimeout",
     "LeaseLost",
     "NonDeterminismError",
+    "NotAChildError",
     "Suspend",
     "uuid7",
 ]

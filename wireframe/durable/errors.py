@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from wireframe.store.records import LeaseStatus
 
@@ -12,20 +12,52 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> Any:
     return cls(*args)
 
 
-class DurableError(Exception):
+class SchedulerError(Exception):
+    """Base class of every error the job scheduler raises, durable calls' errors included.
+
+    Defined here, in the lowest layer whose errors are the scheduler's, so that `DurableError`
+    can derive from it; `wireframe.SchedulerError` and `wireframe.scheduler.SchedulerError`
+    are this class.
+    """
+
+
+class DurableError(SchedulerError):
     """Base class of the errors durable calls raise."""
+
+    final: ClassVar[bool] = False
+    """True for an error that a re-run would raise again, because its cause is in the job's
+    record (a recorded outcome, or the recorded history itself): when a handler lets it
+    propagate, the job fails at once, whatever its retry policy."""
 
 
 class NonDeterminismError(DurableError):
     """A re-run asked for a different checkpoint than the one recorded at that position."""
 
+    final = True
+
 
 class EventTimeout(DurableError, TimeoutError):
     """`ctx.wait_event` reached its timeout before the event was emitted."""
 
+    final = True
+
+
+class DeferTimeout(DurableError, TimeoutError):
+    """`ctx.defer_until` reached its timeout before its condition came true."""
+
+    final = True
+
+
+class NotAChildError(DurableError, ValueError):
+    """`ctx.join` was given a job that is not a child of the joining job."""
+
+    final = True
+
 
 class ChildFailed(DurableError):
     """A joined child job failed."""
+
+    final = True
 
     def __init__(self, job_id: int, message: str | None = None) -> None:
         self.job_id = job_id
@@ -38,6 +70,8 @@ class ChildFailed(DurableError):
 
 class ChildCancelled(DurableError):
     """A joined child job was cancelled."""
+
+    final = True
 
     def __init__(self, job_id: int, message: str | None = None) -> None:
         self.job_id = job_id

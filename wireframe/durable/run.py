@@ -1,8 +1,10 @@
 """Suspend-and-replay: one invocation of a durable job, checked call by call against its record.
 
-Every durable call takes the next position. If the job recorded a checkpoint there on an earlier
-run, the call must have the same identity and kind (else `NonDeterminismError`) and returns the
-recorded value; otherwise it does the work and records it, fenced on the job's lease.
+Every durable call takes the next position (a finalize handler's calls have positions of their
+own, from `FINALIZE_BASE`). If the job recorded a checkpoint there on an earlier run, the call
+must have the same identity and kind (else `NonDeterminismError`) and returns the recorded value;
+otherwise it does the work and records it, fenced on the job's lease. An identity is what the
+call did: a step's name and arguments, a spawn's child type and payload, a join's child.
 
 Every write a durable call makes is one fenced store operation (`put_checkpoint`, `spawn_child`,
 `emit_from_job`): a stale invocation (its lease taken over by a newer claim) or one whose job was
@@ -14,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import random
 import time
 import uuid
@@ -24,13 +25,16 @@ from typing import Any, TypeVar
 
 import attrs
 
+from wireframe.durable._uuid7 import RAND_BITS, compose, next_uuid7
 from wireframe.durable.errors import (
     ChildCancelled,
     ChildFailed,
+    DeferTimeout,
     DurableError,
     EventTimeout,
     LeaseLost,
     NonDeterminismError,
+    NotAChildError,
     Suspend,
 )
 from wireframe.store import Checkpoint, JobState, Lease, LeaseStatus, NewJob, Store
@@ -62,10 +66,29 @@ def to_json(value: object, *, where: str) -> str:
 
 def uuid7(now: float, rand_bits: int) -> uuid.UUID:
     """A version-7 UUID: 48 bits of Unix milliseconds, then 74 random bits."""
-    ms = int(now * 1000) & ((1 << 48) - 1)
-    value = (ms << 80) | (0x7 << 76) | ((rand_bits >> 62) & 0xFFF) << 64
-    value |= (0b10 << 62) | (rand_bits & ((1 << 62) - 1))
-    return uuid.UUID(int=value)
+    return compose(int(now * 1000), rand_bits & ((1 << RAND_BITS) - 1))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _short(text: str | None, limit: int = 200) -> str:
+    text = "null" if text is None else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _step_name(identity: str) -> str:
+    """The user's name in a step's identity (`name:digest`, `#n` for a repeat)."""
+    base, _, repeat = identity.rpartition("#")
+    if not (base and repeat.isdigit()):
+        base = identity
+    return base.rpartition(":")[0]
+
+
+FINALIZE_BASE = 1_000_000_000
+"""The position of a finalize handler's first durable call: the execute handler's calls take
+the positions below it, so the two phases keep separate records in one sequence."""
 
 
 @attrs.frozen
@@ -93,6 +116,7 @@ class DurableRun:
         build_child: ChildBuilder,
         decode_result: Callable[[str | None], object],
         spawned: Spawned | None = None,
+        phase: str = "execute",
     ) -> None:
         self._store = store
         self._lease = lease
@@ -101,8 +125,11 @@ class DurableRun:
         self._build_child = build_child
         self._spawned = spawned
         self._decode_result = decode_result
-        self._recorded: list[Checkpoint] | None = None
-        self._position = 0
+        self._recorded: dict[int, Checkpoint] | None = None
+        """The checkpoints of this phase, by position (a call that recorded nothing, such as
+        a step that raised, leaves its position empty)."""
+        self._base = FINALIZE_BASE if phase == "finalize" else 0
+        self._position = self._base
         self._repeats: Counter[str] = Counter()
 
     # -- the replay cursor ------------------------------------------------------------------
@@ -112,21 +139,33 @@ class DurableRun:
         n = self._repeats[base]
         return base if n == 1 else f"{base}#{n}"
 
-    async def _next(self, identity: str, kind: str) -> tuple[Checkpoint | None, int]:
+    async def _take(self) -> tuple[Checkpoint | None, int]:
+        """The next position, and the checkpoint an earlier run recorded there (or None)."""
+        low, high = self._base, self._base + FINALIZE_BASE
         if self._recorded is None:
-            self._recorded = await self._store.checkpoints(self._lease.job_id)
+            found = await self._store.checkpoints(self._lease.job_id)
+            self._recorded = {c.seq: c for c in found if low <= c.seq < high}
         position = self._position
+        if position >= high:
+            raise DurableError(f"{self._where}: more than {FINALIZE_BASE} durable calls")
         self._position += 1
-        if position < len(self._recorded):
-            found = self._recorded[position]
-            if found.name != identity or found.kind != kind:
-                raise NonDeterminismError(
-                    f"{self._where}: durable call #{position + 1} was recorded as {found.kind} "
-                    f"{found.name!r}, but this run asked for {kind} {identity!r}; a handler must "
-                    f"make the same durable calls in the same order on every run"
-                )
-            return found, position
-        return None, position
+        return self._recorded.get(position), position
+
+    async def _next(self, identity: str, kind: str) -> tuple[Checkpoint | None, int]:
+        found, position = await self._take()
+        if found is not None and (found.name != identity or found.kind != kind):
+            raise self._diverged(position, f"{found.kind} {found.name!r}", f"{kind} {identity!r}")
+        return found, position
+
+    def _diverged(self, position: int, recorded: str, asked: str) -> NonDeterminismError:
+        """The error of a re-run whose durable call at `position` is not the recorded one."""
+        call = f"durable call #{position - self._base + 1}"
+        if self._base:
+            call += " of the finalize handler"
+        return NonDeterminismError(
+            f"{self._where}: {call} was recorded as {recorded}, but this run asked for "
+            f"{asked}; a handler must make the same durable calls in the same order on every run"
+        )
 
     async def _record(self, position: int, identity: str, kind: str, value: str | None) -> None:
         status = await self._store.put_checkpoint(
@@ -139,11 +178,9 @@ class DurableRun:
     def _remember(self, position: int, identity: str, kind: str, value: str | None) -> None:
         """Keep a checkpoint the store has just recorded for this invocation."""
         assert self._recorded is not None
-        record = Checkpoint(self._lease.job_id, position, identity, kind, value, time.time())
-        if position < len(self._recorded):
-            self._recorded[position] = record
-        else:
-            self._recorded.append(record)
+        self._recorded[position] = Checkpoint(
+            self._lease.job_id, position, identity, kind, value, time.time()
+        )
 
     def _user_name(self, name: object, call: str) -> str:
         if not isinstance(name, str) or not name:
@@ -164,9 +201,13 @@ class DurableRun:
         """Run `fn(*args, **kwargs)` once; later runs return its recorded JSON result."""
         self._user_name(name, "step")
         arguments = to_json([list(args), kwargs], where=f"{self._where}: step {name!r} arguments")
-        digest = hashlib.sha256(arguments.encode()).hexdigest()[:12]
-        identity = self._identity(f"{name}:{digest}")
-        found, position = await self._next(identity, "step")
+        identity = self._identity(f"{name}:{_digest(arguments)}")
+        found, position = await self._take()
+        if found is not None and (found.name != identity or found.kind != "step"):
+            asked = f"step {identity!r}"
+            if found.kind == "step" and _step_name(found.name) == name:
+                asked += f" (the same step with other arguments: {_short(arguments)})"
+            raise self._diverged(position, f"step {found.name!r}", asked)
         if found is not None:
             return json.loads(found.value) if found.value is not None else None
         result = fn(*args, **kwargs)
@@ -194,10 +235,9 @@ class DurableRun:
         return float(await self._value("rand", random.random))
 
     async def uuid7(self) -> uuid.UUID:
-        """A time-ordered UUID (version 7), the same on every run."""
-        text = await self._value(
-            "uuid7", lambda: str(uuid7(time.time(), int.from_bytes(os.urandom(10), "big")))
-        )
+        """A time-ordered UUID (version 7), the same on every run; within a process, each new
+        one is greater than the one before."""
+        text = await self._value("uuid7", lambda: str(next_uuid7()))
         return uuid.UUID(str(text))
 
     # -- sleeping and events ----------------------------------------------------------------
@@ -248,6 +288,27 @@ class DurableRun:
             raise EventTimeout(f"{self._where}: event {name!r} was not emitted within {timeout}s")
         raise Suspend(deadline, f"event:{name}", f"waiting for event {name!r}")
 
+    async def defer_until(self, limit: float, wait: Callable[[float], Awaitable[bool]]) -> None:
+        """`wait(deadline)` (True if the condition came true before the Unix time `deadline`)
+        under a deadline recorded on the first run, `limit` seconds after it; how it ended is
+        recorded too, so a re-run returns at once, or raises DeferTimeout again."""
+        identity = self._identity("$defer")
+        found, position = await self._next(identity, "defer")
+        if found is None:
+            state: dict[str, Any] = {"deadline": time.time() + limit, "timeout": limit}
+            await self._record(position, identity, "defer", to_json(state, where=self._where))
+        else:
+            state = json.loads(found.value or "{}")
+        if not state.get("done") and not state.get("timed_out"):
+            met = await wait(float(state["deadline"]))
+            state["done" if met else "timed_out"] = True
+            await self._record(position, identity, "defer", to_json(state, where=self._where))
+        if state.get("timed_out"):
+            raise DeferTimeout(
+                f"{self._where}: defer_until: the condition did not come true within "
+                f"{state.get('timeout')}s"
+            )
+
     async def emit_event(self, name: str, payload: object = None) -> bool:
         """Emit an event once per run history; True if this emit set the latch."""
         if not isinstance(name, str) or not name:
@@ -273,9 +334,15 @@ class DurableRun:
     async def spawn(self, payload: object, options: dict[str, Any]) -> ChildHandle:
         """Submit a child once; later runs get the same child back."""
         job = self._build_child(payload, options)
-        identity = self._identity(f"$spawn:{job.type}")
-        found, position = await self._next(identity, "spawn")
+        # A spawn is its child's type and payload (and parent, for a sibling): a re-run that
+        # spawns another child at this position diverges, and must not get the old child back.
+        parent = "" if job.parent_id == self._lease.job_id else f"\nparent={job.parent_id}"
+        identity = self._identity(f"$spawn:{job.type}:{_digest(job.payload + parent)}")
+        legacy = self._identity(f"$spawn:{job.type}")  # how earlier versions named a spawn
+        found, position = await self._take()
         if found is not None:
+            if found.kind != "spawn" or found.name not in (identity, legacy):
+                raise await self._spawn_diverged(found, position, job)
             return ChildHandle(int(found.value or "0"))
         child_id = await self._store.spawn_child(self._lease, position, identity, job, self._ttl)
         if isinstance(child_id, LeaseStatus):
@@ -284,6 +351,21 @@ class DurableRun:
         if self._spawned is not None:
             self._spawned(child_id, job)
         return ChildHandle(child_id)
+
+    async def _spawn_diverged(
+        self, found: Checkpoint, position: int, job: NewJob
+    ) -> NonDeterminismError:
+        asked = f"a spawn of {job.type} with payload {_short(job.payload)}"
+        if found.kind != "spawn":
+            return self._diverged(position, f"{found.kind} {found.name!r}", asked)
+        child = await self._store.get(int(found.value or "0"))
+        if child is None:
+            recorded = f"the spawn of job {found.value} (since deleted)"
+        else:
+            recorded = (
+                f"a spawn of {child.type} with payload {_short(child.payload)} (job {child.id})"
+            )
+        return self._diverged(position, recorded, asked)
 
     async def join(self, handle: ChildHandle) -> Any:
         """The child's result; suspends until it ends. Raises ChildFailed or ChildCancelled."""
@@ -296,7 +378,7 @@ class DurableRun:
             if child is None:
                 raise ChildFailed(handle.id, f"child job {handle.id} no longer exists")
             if child.parent_id != self._lease.job_id:
-                raise DurableError(
+                raise NotAChildError(
                     f"{self._where}: join({handle!r}): job {handle.id} is not a child of job "
                     f"{self._lease.job_id}; join the handles that ctx.spawn returned"
                 )

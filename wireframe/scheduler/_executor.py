@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -79,6 +80,8 @@ class Executor:
         self._idle = anyio.Event()
         self._slot_freed = anyio.Event()
         self._add_runner: Callable[[], None] = lambda: None
+        self._stopping = False
+        """A stop began: jobs that arrive now (a claim that was under way) are not started."""
 
     # -- the pool ---------------------------------------------------------------------------
 
@@ -98,13 +101,20 @@ class Executor:
         self.jobs.close()
 
     def start(self, jobs: Sequence[JobRecord], lease_deadline: float) -> None:
-        """Take claimed jobs (their leases hold until the monotonic `lease_deadline`)."""
+        """Take claimed jobs (their leases hold until the monotonic `lease_deadline`).
+
+        Once a stop began, jobs from a claim that was under way are held, not started: a runner
+        hands them back, or, once the queue is closed, the worker's final hand-back does.
+        """
         started = self.clock.time()
         for job in jobs:
             running = Running(job, self.types.get(job.type), started, lease_deadline)
             self.running[job.id] = running
             self.limits.take(job)
-            self.jobs.put(running)
+            if self._stopping:
+                running.stop_reason = Interrupt.SHUTDOWN
+            if not self.jobs.closed:
+                self.jobs.put(running)
 
     def done(self, running: Running, outcome: Outcome | None) -> None:
         """A runner is done with `running`: free its slot and report its outcome."""
@@ -129,7 +139,9 @@ class Executor:
 
     def stop_unstarted(self) -> None:
         """Jobs queued but not started are handed back as soon as a runner takes them; deferred
-        jobs, which hold no slot and only poll, are interrupted at once."""
+        jobs, which hold no slot and only poll, are interrupted at once. So are jobs that arrive
+        from now on (`start`)."""
+        self._stopping = True
         for running in self.running.values():
             if running.scope is None and not running.deferred:
                 running.stop_reason = Interrupt.SHUTDOWN
@@ -282,16 +294,25 @@ class Executor:
 
     # -- deferral ---------------------------------------------------------------------------
 
-    async def defer(self, job_id: int, condition: Callable[[], Any], poll_interval: float) -> None:
-        """Poll `condition` every `poll_interval` seconds without holding a concurrency slot."""
+    async def defer(
+        self,
+        job_id: int,
+        condition: Callable[[], Any],
+        poll_interval: float,
+        deadline: float | None = None,
+    ) -> bool:
+        """Poll `condition` every `poll_interval` seconds without holding a concurrency slot,
+        until it is true (True) or the Unix time `deadline` passes (False); then take a slot
+        back and return."""
         poll = seconds(poll_interval, "defer_until: poll_interval")
         running = self.running[job_id]
         if await _truth(condition):
-            return
+            return True
+        if deadline is not None and time.time() >= deadline:
+            return False
         self._give_slot(running)
         try:
-            while not await _truth(condition):  # noqa: ASYNC110 (polling an outside condition)
-                await anyio.sleep(poll)
+            met = await _poll(condition, poll, deadline)
             await self._wait_slot(running)
         except BaseException:
             self.deferred -= 1  # cancelled while deferred: it holds no slot to give back
@@ -299,6 +320,7 @@ class Executor:
         self.limits.take(running.record)
         self.deferred -= 1
         running.deferred = False
+        return met
 
     def _give_slot(self, running: Running) -> None:
         running.deferred = True
@@ -336,6 +358,18 @@ def _refused(exc: LeaseLost) -> Interrupt:
     if exc.status is LeaseStatus.CANCEL_REQUESTED:
         return Interrupt.CANCELLED
     return Interrupt.LEASE_LOST
+
+
+async def _poll(condition: Callable[[], Any], poll: float, deadline: float | None) -> bool:
+    """Check `condition` every `poll` seconds: True once it holds, False once the Unix time
+    `deadline` (if any) has passed, after a last check at the deadline."""
+    while True:
+        wait = poll if deadline is None else min(poll, deadline - time.time())
+        if wait <= 0:
+            return False
+        await anyio.sleep(wait)
+        if await _truth(condition):
+            return True
 
 
 async def _truth(condition: Callable[[], Any]) -> bool:

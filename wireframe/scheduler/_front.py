@@ -3,14 +3,24 @@ types and the shared state handlers read."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Self
 
 from wireframe.scheduler._catalog import catalog
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
+from wireframe.scheduler._store_errors import store_errors
 from wireframe.scheduler.domain import Domain, JobType
 from wireframe.scheduler.events import EventBus
-from wireframe.store import Store
+from wireframe.store import Store, store_from_url
+
+
+def store_of(store: Store | str | os.PathLike[str]) -> Store:
+    """The store given, or the one its URL names (InvalidStoreURL for a bad URL)."""
+    if isinstance(store, Store):
+        return store
+    with store_errors():
+        return store_from_url(store)
 
 
 class Front:
@@ -60,13 +70,14 @@ class Front:
         """Open the store (idempotent); running the task, submits and queries call it for you.
 
         The first open records this process's job types in the store (`Store.job_types`).
-        """
-        await self._hub.open()
-        if not self._hub.types_recorded:
-            self._hub.types_recorded = True
-            types = catalog(self._registry.types.values(), self._recorder)
-            try:
-                await self.store.record_job_types(types)
-            except BaseException:
-                self._hub.types_recorded = False
-                raise
+        Raises StoreFailure (StoreSchemaError for a store a newer wireframe wrote)."""
+        with store_errors():
+            await self._hub.open()
+            if not self._hub.types_recorded:
+                self._hub.types_recorded = True
+                types = catalog(self._registry.types.values(), self._recorder)
+                try:
+                    await self.store.record_job_types(types)
+                except BaseException:
+                    self._hub.types_recorded = False
+                    raise

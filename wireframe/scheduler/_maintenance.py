@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import anyio
 
+from wireframe.scheduler._hub import Hub
 from wireframe.scheduler.clock import Clock
+from wireframe.scheduler.events import JobSubmitted, ScheduleSkipped
 from wireframe.scheduler.priority import AGING_STEP, PRIORITY_MAX
 from wireframe.scheduler.recurring import recurrence_from_json
-from wireframe.store import Store
+from wireframe.store import Fired, ScheduleRecord
+
+log = logging.getLogger("wireframe.scheduler")
 
 
 class Maintenance:
@@ -19,12 +24,14 @@ class Maintenance:
     Contract: `age` raises the priority of jobs that waited longer than `aging_interval`
     (every half interval); `prune` deletes ended jobs older than `keep_history` (at most every
     minute); `fire_schedules` creates the due occurrences of this worker's domains' schedules,
-    once across all processes, and tells `fired()` when it created any.
+    once across all processes (the store applies each schedule's overlap policy), publishes
+    `JobSubmitted` for each occurrence created and `ScheduleSkipped` for each firing skipped,
+    and tells `fired()` when it created any.
     """
 
     def __init__(
         self,
-        store: Store,
+        hub: Hub,
         *,
         domains: tuple[str, ...],
         aging_interval: float | None,
@@ -33,7 +40,8 @@ class Maintenance:
         clock: Clock,
         fired: Callable[[], None],
     ) -> None:
-        self.store = store
+        self._hub = hub
+        self.store = hub.store
         self.domains = domains
         self.aging_interval = aging_interval
         self.keep_history = keep_history
@@ -74,7 +82,46 @@ class Maintenance:
             assert schedule.next_run_at is not None
             recurrence = recurrence_from_json(json.loads(schedule.spec))
             following = recurrence.next_run(max(self.clock.time(), schedule.next_run_at))
-            result = await self.store.fire_schedule(schedule.id, schedule.next_run_at, following)
+            with self._hub.holding_transitions():
+                result = await self.store.fire_schedule(
+                    schedule.id, schedule.next_run_at, following
+                )
+                if result is not None:
+                    self._report(schedule, result)
             if result is not None and result.job_id is not None:
                 fired += 1
         return fired
+
+    def _report(self, schedule: ScheduleRecord, result: Fired) -> None:
+        """Log and publish what firing `schedule` did."""
+        assert schedule.next_run_at is not None
+        if result.job_id is not None:
+            if result.active_job_id is not None:
+                log.debug(
+                    "schedule %d (%s): the occurrence due at %.3f, job %d, waits for job %d "
+                    "to end (overlap=%s)",
+                    schedule.id,
+                    schedule.type,
+                    schedule.next_run_at,
+                    result.job_id,
+                    result.active_job_id,
+                    schedule.overlap,
+                )
+            self._hub.publish(JobSubmitted(job_id=result.job_id, job_type=schedule.type))
+            return
+        log.debug(
+            "schedule %d (%s): skipped the firing due at %.3f: job %s has not ended (overlap=%s)",
+            schedule.id,
+            schedule.type,
+            schedule.next_run_at,
+            result.active_job_id,
+            schedule.overlap,
+        )
+        self._hub.publish(
+            ScheduleSkipped(
+                schedule_id=schedule.id,
+                job_type=schedule.type,
+                run_at=schedule.next_run_at,
+                active_job_id=result.active_job_id,
+            )
+        )

@@ -11,7 +11,7 @@ import time
 import traceback
 from typing import Any
 
-from wireframe.durable import Suspend
+from wireframe.durable import DurableError, Suspend
 from wireframe.scheduler._running import Interrupt, Running
 from wireframe.scheduler.codec import encode_result
 from wireframe.scheduler.errors import Permanent
@@ -63,8 +63,15 @@ def conclude(
         return failure(running, message, None, outcome="timeout")
     if error is not None:
         text = f"{type(error).__name__}: {error}"
-        return failure(running, text, error, permanent=isinstance(error, Permanent))
+        return failure(running, text, error, permanent=final(error))
     return complete(running, result)
+
+
+def final(error: BaseException) -> bool:
+    """Whether a handler's error ends its job whatever the retry policy: a `Permanent`, or a
+    durable error whose cause is recorded (a re-run would raise it again, so a retry would only
+    spend attempts: non-determinism, a joined child's failure, a timeout that was recorded)."""
+    return isinstance(error, Permanent) or (isinstance(error, DurableError) and error.final)
 
 
 def complete(running: Running, result: Any) -> Outcome:

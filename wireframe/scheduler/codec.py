@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import functools
 import inspect
 import json
 import math
@@ -46,10 +47,12 @@ __all__ = [
     "canonical_json",
     "decode_payload",
     "decode_result",
+    "decode_value",
     "encode_payload",
     "encode_result",
     "job_type_name",
     "payload_type_of",
+    "result_type_of",
     "to_jsonable",
     "validate_name",
 ]
@@ -532,11 +535,47 @@ def encode_result(value: object, *, where: str | Callable[[], str]) -> str:
     return canonical_json(data)
 
 
-def decode_result(text: str | None) -> object:
-    """Parse a stored result (``None`` or ``"null"`` give ``None``)."""
+def decode_result(text: str | None, hint: object = None, *, where: str = "result") -> object:
+    """Parse a stored result (``None`` or ``"null"`` give ``None``), converted into the type
+    ``hint`` describes when one is given (see `decode_value`)."""
     if text is None:
         return None
-    return json.loads(text)
+    value = json.loads(text)
+    return value if hint is None else decode_value(value, hint, where=where)
+
+
+def decode_value(value: object, hint: object, *, where: str) -> object:
+    """Convert parsed JSON ``value`` back into the type ``hint`` describes: attrs classes (and
+    what their fields hold), lists, tuples, dicts, ``X | None``, enums, datetimes, UUIDs; a
+    value the hint says nothing more about comes back as it is. Raises ``PayloadError``
+    naming ``where`` if the value does not fit."""
+    if hint is None or hint is Any:
+        return value
+    try:
+        return _revive(hint, value)
+    except Exception as exc:
+        raise PayloadError(
+            f"{where}: cannot decode {value!r:.200} as {_type_text(hint)}:"
+            f" {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def result_type_of(fn: object) -> object:
+    """What calling ``fn`` returns, as far as its annotations tell (``None``: nothing known).
+
+    A class gives itself; a function (or a method, or a ``functools.partial`` of one) its
+    resolved return annotation (``type(None)`` for ``-> None``); anything whose annotations
+    are missing or cannot be resolved, ``None``.
+    """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, type):
+        return fn
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return None
+    return None if hint is Any else hint
 
 
 # --------------------------------------------------------------------------- decoding

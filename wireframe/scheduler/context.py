@@ -2,19 +2,59 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from wireframe.durable import ChildHandle, DurableRun
-from wireframe.scheduler._numbers import number
-from wireframe.scheduler.codec import decode_result
+from wireframe.scheduler._numbers import number, seconds
+from wireframe.scheduler.codec import decode_result, decode_value, result_type_of
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
+from wireframe.scheduler.priority import Priority
+from wireframe.scheduler.submission import JobRef
 from wireframe.store import JobRecord, NewJob, Store
+from wireframe.store.records import DependencyPolicy
+
+if TYPE_CHECKING:
+    from wireframe.scheduler.domain import JobType
 
 T = TypeVar("T")
+A = ParamSpec("A")
+
+_SPAWN_DEFAULTS: dict[str, object] = {
+    "depends_on": (),
+    "on_dependency_failure": "cancel",
+    "fail_fast": True,
+}
+
+
+def _given(**options: object) -> dict[str, Any]:
+    """The spawn options the caller gave: those not None nor at their defaults."""
+    return {
+        name: value
+        for name, value in options.items()
+        if value is not None and not (name in _SPAWN_DEFAULTS and value == _SPAWN_DEFAULTS[name])
+    }
+
+
+_step_types: weakref.WeakKeyDictionary[object, tuple[object]] = weakref.WeakKeyDictionary()
+
+
+def _step_type(fn: object) -> object:
+    """What a step function returns, by its annotations (None: not known); cached per function."""
+    try:
+        return _step_types[fn][0]
+    except KeyError:
+        pass
+    except TypeError:  # not weakly referenceable (a bound method is made anew each time)
+        return result_type_of(fn)
+    hint = result_type_of(fn)
+    _step_types[fn] = (hint,)
+    return hint
 
 
 class Attempt(Protocol):
@@ -65,8 +105,15 @@ class JobHost(Protocol):
         """Validate a child submission (options may name its `type`) and build its row."""
         ...
 
-    async def defer(self, job_id: int, condition: Callable[[], Any], poll_interval: float) -> None:
-        """Poll `condition` without holding a concurrency slot."""
+    async def defer(
+        self,
+        job_id: int,
+        condition: Callable[[], Any],
+        poll_interval: float,
+        deadline: float | None = None,
+    ) -> bool:
+        """Poll `condition` without holding a concurrency slot, until it is true (True) or the
+        Unix time `deadline` passes (False)."""
         ...
 
     async def heartbeat(self, job_id: int) -> None:
@@ -163,23 +210,48 @@ class JobContext:
                 spawned=lambda child_id, child: host.publish(
                     JobSubmitted(job_id=child_id, job_type=child.type)
                 ),
+                phase=job.phase,
             )
         return self._durable
 
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run `fn(*args, **kwargs)` once and checkpoint its JSON result; re-runs return it."""
-        return await self.durable.step(name, fn, *args, **kwargs)
+    @overload
+    async def step(
+        self, name: str, fn: Callable[A, Awaitable[T]], /, *args: A.args, **kwargs: A.kwargs
+    ) -> T: ...
+
+    @overload
+    async def step(
+        self, name: str, fn: Callable[A, T], /, *args: A.args, **kwargs: A.kwargs
+    ) -> T: ...
+
+    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` (a function or an async one) once and checkpoint its JSON
+        result; re-runs return it. The result comes back as `fn`'s return annotation says
+        (an attrs class as one, a tuple as a tuple...), on the first run as on re-runs."""
+        value = await self.durable.step(name, fn, *args, **kwargs)
+        hint = _step_type(fn)
+        if hint is None:
+            return value
+        job = self.job
+        return decode_value(value, hint, where=f"job {job.id} ({job.type}): step {name!r}")
+
+    def _where(self, call: str) -> str:
+        return f"job {self.job.id} ({self.job.type}): {call}"
 
     async def sleep(self, name: str, seconds: float) -> None:
         """Durable sleep: the job leaves its slot and runs again from the top after `seconds`."""
-        await self.durable.sleep(name, seconds)
+        delay = number(seconds, self._where(f"sleep {name!r} seconds"), low=0.0)
+        await self.durable.sleep(name, delay)
 
     async def sleep_until(self, name: str, when: float) -> None:
         """Durable sleep until the Unix time `when`."""
-        await self.durable.sleep_until(name, when)
+        await self.durable.sleep_until(name, number(when, self._where(f"sleep_until {name!r}")))
 
     async def wait_event(self, name: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-        """Wait (suspended) for the event `name`; return its payload or raise EventTimeout."""
+        """Wait (suspended) for the event `name`; return its payload or raise EventTimeout
+        once `timeout` seconds (counted from the first run of this call) pass without it."""
+        if timeout is not None:
+            timeout = number(timeout, self._where(f"wait_event {name!r} timeout"), low=0.0)
         return await self.durable.wait_event(name, timeout)
 
     async def emit_event(self, name: str, payload: object = None) -> bool:
@@ -188,20 +260,82 @@ class JobContext:
         self._host.notify()  # its waiters are due now
         return won
 
-    async def spawn(self, payload: object, **options: Any) -> ChildHandle:
-        """Submit a child job (checkpointed: a re-run gets the same child back)."""
+    async def spawn(
+        self,
+        payload: object,
+        *,
+        type: JobType[Any, Any] | str | None = None,
+        priority: Priority | int | str | None = None,
+        delay: float | None = None,
+        run_at: float | dt.datetime | None = None,
+        key: str | None = None,
+        depends_on: Iterable[JobRef] = (),
+        on_dependency_failure: DependencyPolicy = "cancel",
+        tags: Iterable[str] | None = None,
+        ttl: float | None = None,
+        fail_fast: bool = True,
+        resources: Mapping[str, int] | None = None,
+        max_reclaims: int | None = None,
+    ) -> ChildHandle:
+        """Submit a child job (checkpointed: a re-run gets the same child back); the options
+        are `Scheduler.submit`'s."""
+        options = _given(
+            type=type,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            key=key,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure,
+            tags=tags,
+            ttl=ttl,
+            fail_fast=fail_fast,
+            resources=resources,
+            max_reclaims=max_reclaims,
+        )
         with self._host.holding_transitions():  # the child is submitted before it is blocked
             handle = await self.durable.spawn(payload, options)
         self._host.notify()
         return handle
 
-    async def spawn_sibling(self, payload: object, **options: Any) -> ChildHandle:
-        """Submit a peer of this job under the same parent; an error for a job without a parent."""
+    async def spawn_sibling(
+        self,
+        payload: object,
+        *,
+        type: JobType[Any, Any] | str | None = None,
+        priority: Priority | int | str | None = None,
+        delay: float | None = None,
+        run_at: float | dt.datetime | None = None,
+        key: str | None = None,
+        depends_on: Iterable[JobRef] = (),
+        on_dependency_failure: DependencyPolicy = "cancel",
+        tags: Iterable[str] | None = None,
+        ttl: float | None = None,
+        fail_fast: bool = True,
+        resources: Mapping[str, int] | None = None,
+        max_reclaims: int | None = None,
+    ) -> ChildHandle:
+        """Submit a peer of this job under the same parent (the options are `spawn`'s); an
+        error for a job without a parent."""
         if self.job.parent_id is None:
             raise SchedulerError(
                 f"spawn_sibling: job {self.job.id} ({self.job.type}) has no parent, "
                 f"so it can have no siblings"
             )
+        options = _given(
+            type=type,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            key=key,
+            depends_on=depends_on,
+            on_dependency_failure=on_dependency_failure,
+            tags=tags,
+            ttl=ttl,
+            fail_fast=fail_fast,
+            resources=resources,
+            max_reclaims=max_reclaims,
+        )
         with self._host.holding_transitions():
             handle = await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
         self._host.notify()
@@ -223,9 +357,28 @@ class JobContext:
         """A time-ordered UUID, recorded once."""
         return await self.durable.uuid7()
 
-    async def defer_until(self, condition: Callable[[], Any], poll_interval: float = 1.0) -> None:
-        """Give the concurrency slot back while polling `condition`, then take one and go on."""
-        await self._host.defer(self.job.id, condition, poll_interval)
+    async def defer_until(
+        self,
+        condition: Callable[[], Any],
+        poll_interval: float = 1.0,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> None:
+        """Give the concurrency slot back while polling `condition`, then take one and go on.
+
+        With `timeout` seconds, counted from the first run of this call (recorded, so a re-run
+        after a crash keeps the deadline), raise DeferTimeout once they pass without the
+        condition coming true; how the call ended is recorded, so a re-run returns at once or
+        raises DeferTimeout again. Without one, it polls as long as it takes, on every run.
+        """
+        job = self.job
+        poll = seconds(poll_interval, self._where("defer_until poll_interval"))
+        if timeout is None:
+            await self._host.defer(job.id, condition, poll)
+            return
+        limit = seconds(timeout, self._where("defer_until timeout"))
+        await self.durable.defer_until(
+            limit, lambda deadline: self._host.defer(job.id, condition, poll, deadline)
+        )
 
     async def children(self) -> list[JobRecord]:
         """This job's children, oldest first."""

@@ -9,7 +9,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from wireframe.scheduler._shapes import Shape
-from wireframe.scheduler.codec import ANY_OBJECT, job_type_name, payload_of, validate_name
+from wireframe.scheduler._typevars import PayloadT, ResultT
+from wireframe.scheduler.codec import (
+    ANY_OBJECT,
+    job_type_name,
+    payload_of,
+    result_type_of,
+    validate_name,
+)
 from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.priority import Priority, coerce_priority
 from wireframe.scheduler.retry import Retry, coerce_retry
@@ -25,14 +32,18 @@ HandlerFn = Callable[[Any, "JobContext"], Awaitable[Any]]
 KeyFn = Callable[[Any], str]
 
 
-class Handler(abc.ABC):
-    """A class-based handler: `execute` runs the job; an optional `finalize` runs after children."""
+class Handler(abc.ABC, Generic[PayloadT, ResultT]):
+    """A class-based handler: `execute` runs the job; an optional `finalize` runs after children.
+
+    Generic in its payload and result types for type checkers: `class Crop(Handler[Box,
+    Image])` registers as a `JobType[Box, Image]`; a bare `Handler` is `Handler[Any, Any]`.
+    """
 
     @abc.abstractmethod
-    async def execute(self, job: Any, ctx: JobContext) -> Any:
+    async def execute(self, job: PayloadT, ctx: JobContext) -> ResultT:
         """Run one job."""
 
-    async def finalize(self, job: Any, ctx: JobContext) -> Any:
+    async def finalize(self, job: PayloadT, ctx: JobContext) -> Any:
         """Run once after every child of the job has ended (override to use)."""
         return None
 
@@ -140,6 +151,7 @@ class JobType(Generic[P, R]):
         self.finalize_fn = finalize
         self.max_reclaims = max_reclaims
         """How many lost workers (expired leases) a job survives; none spends an attempt."""
+        self._result_type: tuple[object] | None = None
 
     def finalize(
         self, fn: Callable[[P, JobContext], Awaitable[Any]]
@@ -149,16 +161,36 @@ class JobType(Generic[P, R]):
             raise ConfigError(f"job type {self.type!r} already has a finalize handler")
         payload_of(fn, where=f"finalize handler of {self.type}")
         self.finalize_fn = fn
+        self._result_type = None
         return fn
+
+    @property
+    def result_type(self) -> object:
+        """What `Scheduler.result` decodes this type's results into: the handler's return
+        annotation (an attrs class comes back as one); `None` if it is not known.
+
+        A finalize handler's result replaces the handler's unless it is None: with one
+        annotated `-> None` the handler's annotation holds; with one annotated as the handler
+        is, so does that; otherwise the result is either's, and is not converted.
+        """
+        if self._result_type is None:
+            hint = result_type_of(self.execute)
+            if self.finalize_fn is not None and hint is not None:
+                after = result_type_of(self.finalize_fn)
+                if after is not type(None) and after != hint:
+                    hint = None
+            self._result_type = (hint,)
+        return self._result_type[0]
 
     @property
     def effective_priority(self) -> int:
         """The type's priority, or its domain's."""
         return self.priority if self.priority is not None else self.domain.priority
 
-    async def __call__(self, job: P, ctx: JobContext) -> Any:
+    async def __call__(self, job: P, ctx: JobContext) -> R:
         """Call the handler directly (handy in unit tests)."""
-        return await self.execute(job, ctx)
+        result: R = await self.execute(job, ctx)
+        return result
 
     def __repr__(self) -> str:
         return f"<JobType {self.type}>"
@@ -232,8 +264,12 @@ class Domain:
         return decorate
 
     def register(
-        self, handler: Handler | type[Handler], *, name: str | None = None, **options: Any
-    ) -> JobType[Any, Any]:
+        self,
+        handler: Handler[P, R] | type[Handler[P, R]],
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> JobType[P, R]:
         """Register a `Handler` subclass (or instance); the name defaults to the class name."""
         if isinstance(handler, type):
             if not issubclass(handler, Handler):

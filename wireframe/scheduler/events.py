@@ -10,6 +10,10 @@ a ttl that ran out, a job whose worker was lost too often. A parent whose handle
 while children are active says ``JobWaiting(children=n)``, and its end comes when it really
 ends. A job an operator retries goes on from its end with the events of its new run.
 
+A recurring schedule's occurrence says ``JobSubmitted`` in the process whose worker fired it (an
+occurrence queued behind the active run, ``overlap="queue"``, then says ``JobBlocked``). A firing
+that the schedule's overlap policy skipped creates no job: it says ``ScheduleSkipped``.
+
 Events are per process: an ``EventBus`` lives in one process, and an event is published in
 the process whose operation made the move (the submit, the cancel, the worker that wrote the
 outcome or ran the housekeeping that expired the job). Processes that share a store each see
@@ -52,6 +56,7 @@ __all__ = [
     "JobSuspended",
     "JobUnblocked",
     "JobWaiting",
+    "ScheduleSkipped",
     "Subscription",
 ]
 
@@ -201,6 +206,21 @@ class JobSuspended(JobEvent):
 
 
 @attrs.frozen
+class ScheduleSkipped:
+    """A recurring schedule fired while its run ``active_job_id`` had not ended, and its overlap
+    policy skipped the firing due at ``run_at`` (no job was created; the schedule counts it in
+    ``ScheduleRecord.skipped`` and fires next at its following time)."""
+
+    kind: ClassVar[str] = "schedule_skipped"
+
+    schedule_id: int
+    job_type: str
+    run_at: float
+    active_job_id: int | None
+    at: float = attrs.field(factory=time.time, kw_only=True)
+
+
+@attrs.frozen
 class EventsLagged:
     """This subscriber was too slow: ``missed`` events were dropped from its buffer."""
 
@@ -224,6 +244,7 @@ Event: TypeAlias = (
     | JobUnblocked
     | JobWaiting
     | JobSuspended
+    | ScheduleSkipped
     | EventsLagged
 )
 """Any event a subscription yields."""

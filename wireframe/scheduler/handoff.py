@@ -30,6 +30,11 @@ class Handoff(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called."""
+        return self._closed
+
     def put(self, item: T) -> None:
         """Queue `item` and wake one idle consumer; an error once closed."""
         if self._closed:

@@ -7,10 +7,10 @@ Two sources, each used for what it measures well:
   across every process sharing the store. A store count cannot make a counter: pruning deletes
   ended jobs, so "completed" would go down.
 - **Counters from this process's EventBus**: attempts started, completions, failed attempts,
-  cancellations, lease reclaims, and the histograms of queue wait (ready to started) and of run
-  time by outcome, seen by this process's worker. They only go up, as Prometheus counters must;
-  a restart resets them, which ``rate()`` handles. Sum them over the worker processes for a
-  cluster-wide figure.
+  cancellations, lease reclaims, recurring firings skipped, and the histograms of queue wait
+  (ready to started) and of run time by outcome, seen by this process's worker. They only go
+  up, as Prometheus counters must; a restart resets them, which ``rate()`` handles. Sum them
+  over the worker processes for a cluster-wide figure.
 
 Label values stay bounded: the domains and job types this process registers are reported by
 name, every one of them with every state (0 where none); a job type it does not know (a typo
@@ -36,6 +36,7 @@ from wireframe.scheduler.events import (
     JobStarted,
     JobSuspended,
     JobWaiting,
+    ScheduleSkipped,
 )
 from wireframe.scheduler.worker import Worker
 from wireframe.service.metrics import (
@@ -141,6 +142,7 @@ class SchedulerMetrics:
         }
         self.cancelled: dict[Series, int] = dict.fromkeys(known, 0)
         self.reclaims: dict[Series, int] = dict.fromkeys(known, 0)
+        self.skipped: dict[Series, int] = dict.fromkeys(known, 0)
         self.dropped = 0
         self._starts: dict[int, float] = {}
         """When the running attempt of each job this process started began (its event's time)."""
@@ -177,6 +179,8 @@ class SchedulerMetrics:
             self._ended(event.job_id, event.at, series, "cancelled")
         elif isinstance(event, JobPreempted | JobSuspended | JobWaiting):
             self._starts.pop(event.job_id, None)  # not the end of an attempt
+        elif isinstance(event, ScheduleSkipped):
+            _bump(self.skipped, series)
 
     def _started(self, event: JobStarted, series: Series) -> None:
         _bump(self.started, series)
@@ -303,6 +307,12 @@ class SchedulerMetrics:
                 "wireframe_lease_reclaims_total",
                 "Jobs this process started again after their previous worker's lease expired.",
                 by_series(self.reclaims),
+            ),
+            counter(
+                "wireframe_schedule_firings_skipped_total",
+                "Recurring firings this process skipped because the schedule's previous run "
+                "had not ended, by domain and type.",
+                by_series(self.skipped),
             ),
             counter(
                 "wireframe_metrics_events_dropped_total",

@@ -3,6 +3,15 @@
 Both are immutable values that compute fire times as UNIX timestamps and round-trip
 through JSON (``to_json`` / ``recurrence_from_json``), which is how the scheduler stores them.
 
+Runs of one schedule do not pile up: by default (``overlap="skip"``) a firing that comes while
+the schedule's previous run has not ended (pending, running, retrying, sleeping, waiting on
+children, paused...) creates no job. The store decides when the schedule fires, atomically
+across every process firing it, counts the skip (``ScheduleRecord.skipped``) and moves the
+schedule to its following time, so no burst of catch-up runs follows a slow one.
+``overlap="queue"`` keeps one occurrence waiting behind a run that has started (it is blocked
+on that run and starts when it ends, however it ends) and skips the firings that come while
+one waits; ``overlap="allow"`` submits every firing, so runs may overlap.
+
 Cron semantics follow Vixie cron / cronie:
 
 * fields are ``minute hour day-of-month month day-of-week``; each accepts ``*``, numbers,
@@ -26,13 +35,17 @@ import calendar
 import datetime as dt
 import math
 import zoneinfo
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Literal
 
 import attrs
 
 from wireframe.scheduler.errors import ConfigError
+from wireframe.store.records import OVERLAPS, Overlap
 
-__all__ = ["Cron", "Every", "Recurrence", "recurrence_from_json"]
+__all__ = ["Cron", "Every", "Overlap", "OverlapName", "Recurrence", "recurrence_from_json"]
+
+OverlapName = Literal["skip", "queue", "allow"]
+"""An overlap policy by name (see `Overlap`)."""
 
 
 class Recurrence(abc.ABC):
@@ -42,6 +55,10 @@ class Recurrence(abc.ABC):
 
     max_occurrences: int | None
     """Stop after this many occurrences (``None``: no limit)."""
+
+    overlap: Overlap
+    """What a firing does while the previous run has not ended: ``skip`` it (the default),
+    ``queue`` it (one waits behind the active run, the rest are skipped) or ``allow`` it."""
 
     @abc.abstractmethod
     def first_run(self, now: float) -> float:
@@ -66,6 +83,31 @@ def _check_max_occurrences(where: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{where}: max_occurrences={value!r} must be None or an int >= 1")
+
+
+def _as_overlap(value: Overlap | OverlapName) -> Overlap:
+    """A valid overlap name as an ``Overlap``; anything else as is, for ``_check_overlap``."""
+    if isinstance(value, str) and not isinstance(value, Overlap) and value in OVERLAPS:
+        return Overlap(value)
+    return value  # type: ignore[return-value]
+
+
+def _check_overlap(where: str, value: object) -> None:
+    """Reject an ``overlap`` that is not an ``Overlap`` (``_as_overlap`` converted the names)."""
+    if not isinstance(value, Overlap):
+        raise ConfigError(
+            f"{where}: overlap={value!r} must be one of {', '.join(map(repr, OVERLAPS))} "
+            f"(or an Overlap)"
+        )
+
+
+def _overlap_text(overlap: Overlap) -> str:
+    """The ``describe`` suffix of a policy other than the default."""
+    if overlap is Overlap.QUEUE:
+        return ", one run queued behind a running one"
+    if overlap is Overlap.ALLOW:
+        return ", runs may overlap"
+    return ""
 
 
 def _check_seconds(where: str, name: str, value: object, *, positive: bool) -> float:
@@ -96,6 +138,7 @@ class Every(Recurrence):
     seconds: float
     max_occurrences: int | None = None
     initial_delay: float | None = None
+    overlap: Overlap = attrs.field(default=Overlap.SKIP, converter=_as_overlap)
 
     def __attrs_post_init__(self) -> None:
         where = f"Every(seconds={self.seconds!r})"
@@ -103,6 +146,7 @@ class Every(Recurrence):
             self, "seconds", _check_seconds(where, "seconds", self.seconds, positive=True)
         )
         _check_max_occurrences(where, self.max_occurrences)
+        _check_overlap(where, self.overlap)
         if self.initial_delay is not None:
             delay = _check_seconds(where, "initial_delay", self.initial_delay, positive=False)
             object.__setattr__(self, "initial_delay", delay)
@@ -116,12 +160,13 @@ class Every(Recurrence):
         return after + self.seconds
 
     def to_json(self) -> dict[str, object]:
-        """``{"kind": "every", "seconds": ..., "max_occurrences": ..., "initial_delay": ...}``."""
+        """``{"kind": "every", "seconds", "max_occurrences", "initial_delay", "overlap"}``."""
         return {
             "kind": "every",
             "seconds": self.seconds,
             "max_occurrences": self.max_occurrences,
             "initial_delay": self.initial_delay,
+            "overlap": str(self.overlap),
         }
 
     def describe(self) -> str:
@@ -129,7 +174,7 @@ class Every(Recurrence):
         text = f"every {_seconds_text(self.seconds)}"
         if self.initial_delay:
             text += f", first after {_seconds_text(self.initial_delay)}"
-        return text + _occurrences_text(self.max_occurrences)
+        return text + _occurrences_text(self.max_occurrences) + _overlap_text(self.overlap)
 
 
 def _occurrences_text(max_occurrences: int | None) -> str:
@@ -252,6 +297,7 @@ class Cron(Recurrence):
     expression: str
     max_occurrences: int | None = None
     timezone: str = "UTC"
+    overlap: Overlap = attrs.field(default=Overlap.SKIP, converter=_as_overlap)
 
     _minutes: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
     _hours: tuple[int, ...] = attrs.field(init=False, repr=False, eq=False)
@@ -272,6 +318,7 @@ class Cron(Recurrence):
                 f" not {type(expression).__name__}"
             )
         _check_max_occurrences(f"Cron({expression!r})", self.max_occurrences)
+        _check_overlap(f"Cron({expression!r})", self.overlap)
         self._set("_tz", self._load_zone())
         text = expression.strip()
         if text.startswith("@"):
@@ -462,12 +509,13 @@ class Cron(Recurrence):
             naive = candidate + _ONE_MINUTE
 
     def to_json(self) -> dict[str, object]:
-        """``{"kind": "cron", "expression": ..., "max_occurrences": ..., "timezone": ...}``."""
+        """``{"kind": "cron", "expression", "max_occurrences", "timezone", "overlap"}``."""
         return {
             "kind": "cron",
             "expression": self.expression,
             "max_occurrences": self.max_occurrences,
             "timezone": self.timezone,
+            "overlap": str(self.overlap),
         }
 
     def describe(self) -> str:
@@ -478,7 +526,7 @@ class Cron(Recurrence):
             text += f" ({summary})"
         if self.timezone != "UTC":
             text += f" in {self.timezone}"
-        return text + _occurrences_text(self.max_occurrences)
+        return text + _occurrences_text(self.max_occurrences) + _overlap_text(self.overlap)
 
     def _summary(self) -> str | None:
         """Plain words for common shapes of expression, or ``None``."""

@@ -3,43 +3,58 @@ through an embedded Worker. It is a Task, so a Service hosts it beside other tas
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import attrs
 
+from wireframe.durable.errors import DurableError
 from wireframe.durable.run import to_json
 from wireframe.scheduler._config import worker_config
-from wireframe.scheduler._front import Front
+from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import default_worker_id
+from wireframe.scheduler._store_errors import scheduler_error, store_errors
+from wireframe.scheduler._typevars import PayloadT, ResultT
 from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.domain import Domain, JobType
-from wireframe.scheduler.errors import ConfigError, JobFailed, JobNotFound
-from wireframe.scheduler.events import JobSubmitted
-from wireframe.scheduler.recurring import recurrence_from_json
+from wireframe.scheduler.errors import (
+    ConfigError,
+    JobFailed,
+    JobNotFound,
+    PayloadError,
+    ResultTimeout,
+    ScheduleNotFound,
+    ScheduleStateError,
+)
+from wireframe.scheduler.events import JobSubmitted, Subscription
+from wireframe.scheduler.priority import Priority
+from wireframe.scheduler.recurring import Recurrence, recurrence_from_json
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
-from wireframe.scheduler.submission import key_of
+from wireframe.scheduler.submission import JobRef, key_of
 from wireframe.scheduler.worker import CLOSE_TIMEOUT, Worker
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
+    Duplicate,
+    InvalidTransitionError,
     JobRecord,
     JobState,
     NewJob,
     ScheduleRecord,
     Store,
-    SubmitResult,
+    StoreError,
     Submitted,
-    UnknownJobError,
-    store_from_url,
+    UnknownScheduleError,
 )
+from wireframe.store.records import DependencyPolicy
 
 
 class Scheduler(Front, Task):
@@ -72,7 +87,7 @@ class Scheduler(Front, Task):
         self._registry = Registry(domains, where="Scheduler")
         for value in state:
             self._registry.provide(value)
-        self._hub = Hub(store if isinstance(store, Store) else store_from_url(store), event_buffer)
+        self._hub = Hub(store_of(store), event_buffer)
         self.poll_interval = poll_interval
         self.worker: Worker | None = None
         self._recorder = default_worker_id() if worker_id is None else worker_id
@@ -137,25 +152,92 @@ class Scheduler(Front, Task):
         return self._registry.build_job(payload, type, options, budgets)
 
     async def submit(
-        self, payload: object, *, type: str | JobType[Any, Any] | None = None, **options: Any
-    ) -> SubmitResult:
+        self,
+        payload: PayloadT | Mapping[str, Any],
+        *,
+        type: JobType[PayloadT, ResultT] | str | None = None,
+        priority: Priority | int | str | None = None,
+        delay: float | None = None,
+        run_at: float | dt.datetime | None = None,
+        key: str | None = None,
+        depends_on: Iterable[JobRef] = (),
+        on_dependency_failure: DependencyPolicy = "cancel",
+        parent: JobRef | None = None,
+        tags: Iterable[str] | None = None,
+        ttl: float | None = None,
+        recurring: Recurrence | None = None,
+        fail_fast: bool = True,
+        resources: Mapping[str, int] | None = None,
+        max_reclaims: int | None = None,
+    ) -> Submitted[ResultT] | Duplicate[ResultT]:
         """Submit one job; return Submitted(id) or Duplicate(existing_id).
 
+        `type` picks the job type (a `JobType`, as `@domain.job` returns, or its
+        `"domain::name"`); by default the payload's class does. Given a `JobType`, the handle
+        is typed with its handler's result type, which `result()` returns. `priority` (default:
+        the type's or its domain's), `delay` seconds or `run_at` (a Unix time or an aware
+        datetime), a dedup `key` (default: the type's key callable), `depends_on` jobs (run
+        after they complete; `on_dependency_failure`: cancel, fail or ignore), a `parent`,
+        `tags` a worker must have, a `ttl` (seconds a job that has not started may wait),
+        `recurring` (Every or Cron), `fail_fast` (a failed child fails its parent at once),
+        `resources` it holds while it runs and `max_reclaims` (lost workers it survives).
         The payload's field types are checked against its class's annotations first: a
         PayloadError names the field (``payload.items[2].n``) and the bad value.
-        Options: priority, delay,
-        run_at, key, depends_on, on_dependency_failure, parent, tags, ttl, recurring, fail_fast,
-        resources."""
-        return (await self._submit([self.build_job(payload, type, options)]))[0]
+        """
+        options = _options(
+            priority,
+            delay,
+            run_at,
+            key,
+            depends_on,
+            on_dependency_failure,
+            parent,
+            tags,
+            ttl,
+            recurring,
+            fail_fast,
+            resources,
+            max_reclaims,
+        )
+        results = await self._submit([self.build_job(payload, type, options)])
+        return cast("Submitted[ResultT] | Duplicate[ResultT]", results[0])
 
     async def submit_many(
         self,
-        payloads: Iterable[object],
+        payloads: Iterable[PayloadT | Mapping[str, Any]],
         *,
-        type: str | JobType[Any, Any] | None = None,
-        **options: Any,
-    ) -> list[SubmitResult]:
-        """Submit many jobs with the same options in one transaction: all are stored or none."""
+        type: JobType[PayloadT, ResultT] | str | None = None,
+        priority: Priority | int | str | None = None,
+        delay: float | None = None,
+        run_at: float | dt.datetime | None = None,
+        key: str | None = None,
+        depends_on: Iterable[JobRef] = (),
+        on_dependency_failure: DependencyPolicy = "cancel",
+        parent: JobRef | None = None,
+        tags: Iterable[str] | None = None,
+        ttl: float | None = None,
+        recurring: Recurrence | None = None,
+        fail_fast: bool = True,
+        resources: Mapping[str, int] | None = None,
+        max_reclaims: int | None = None,
+    ) -> list[Submitted[ResultT] | Duplicate[ResultT]]:
+        """Submit many jobs with the same options (those of `submit`) in one transaction: all
+        are stored or none."""
+        options = _options(
+            priority,
+            delay,
+            run_at,
+            key,
+            depends_on,
+            on_dependency_failure,
+            parent,
+            tags,
+            ttl,
+            recurring,
+            fail_fast,
+            resources,
+            max_reclaims,
+        )
         templates: dict[object, tuple[list[Any], JobType[Any, Any], str, bool]] = {}
         jobs: list[NewJob] = []
         explicit_key = options.get("key")
@@ -183,15 +265,18 @@ class Scheduler(Front, Task):
                 )
                 job = NewJob(*fields)
             jobs.append(job)
-        return await self._submit(jobs)
+        return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", await self._submit(jobs))
 
-    async def _submit(self, jobs: list[NewJob]) -> list[SubmitResult]:
+    async def _submit(self, jobs: list[NewJob]) -> list[Submitted | Duplicate]:
         await self.open()
         with self._hub.holding_transitions():
             try:
                 results = await self.store.submit(jobs)
-            except UnknownJobError as exc:
-                raise JobNotFound(exc.job_id, str(exc)) from exc
+            except StoreError as exc:
+                parents = {job.parent_id for job in jobs if job.parent_id is not None}
+                parent = parents.pop() if len(parents) == 1 else None
+                state = await self._state_of(parent) if parent is not None else None
+                raise scheduler_error(exc, job_id=parent, state=state) from exc
             if self.events.subscriber_count:
                 for job, result in zip(jobs, results, strict=True):
                     if isinstance(result, Submitted):
@@ -203,10 +288,12 @@ class Scheduler(Front, Task):
 
     # -- queries ----------------------------------------------------------------------------
 
-    async def get(self, job_id: int) -> JobRecord | None:
-        """One job's record, or None."""
+    async def get(self, job_id: JobRef) -> JobRecord | None:
+        """One job's record, or None (`job_id`: the id, or what names the job)."""
+        wanted = _job_id(job_id, "get")
         await self.open()
-        return await self.store.get(job_id)
+        with store_errors():
+            return await self.store.get(wanted)
 
     async def jobs(
         self,
@@ -224,13 +311,15 @@ class Scheduler(Front, Task):
             states = (_state(state),)
         else:
             states = tuple(_state(s) for s in state)
-        return await self.store.list_jobs(states=states, domain=domain, type=type, limit=limit)
+        with store_errors():
+            return await self.store.list_jobs(states=states, domain=domain, type=type, limit=limit)
 
     async def snapshot(self) -> Snapshot:
         """Counts per domain and state, and the running jobs with their progress."""
         await self.open()
-        counts = await self.store.counts()
-        running = await self.store.list_jobs(states=(JobState.RUNNING,), limit=10_000)
+        with store_errors():
+            counts = await self.store.counts()
+            running = await self.store.list_jobs(states=(JobState.RUNNING,), limit=10_000)
         local = self.worker.running if self.worker is not None else {}
         rows = []
         for job in running:
@@ -248,71 +337,110 @@ class Scheduler(Front, Task):
             )
         return Snapshot.from_counts(counts, rows)
 
-    async def result(self, job_id: int, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-        """Wait for a job to end; return its result, or raise JobFailed (or TimeoutError)."""
-        await self.open()
-        with anyio.fail_after(timeout):
-            while True:
-                finished = self._hub.next_end()
-                job = await self.store.get(job_id)
-                if job is None:
-                    raise JobNotFound(job_id)
-                if job.state is JobState.COMPLETED:
-                    return decode_result(job.result)
-                if job.terminal:
-                    raise JobFailed(job_id, str(job.state), job.error)
-                with anyio.move_on_after(min(self.poll_interval, 0.25)):
-                    await finished.wait()
+    async def result(
+        self,
+        job_id: int | Submitted[ResultT] | Duplicate[ResultT],
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> ResultT:
+        """Wait for a job to end and return its result; raise JobFailed if it ended otherwise,
+        ResultTimeout (a TimeoutError) after `timeout` seconds.
 
-    def subscribe(self, buffer: int | None = None) -> AbstractAsyncContextManager[Any]:
-        """Typed lifecycle events: `async with scheduler.subscribe() as events: ...`."""
+        `job_id` is the id, or what `submit` returned. The result is decoded into the return
+        annotation of the job type's handler (an attrs class comes back as one), when this
+        scheduler knows the type; given the handle of a `submit(..., type=handler)`, type
+        checkers know it too.
+        """
+        wanted = _job_id(job_id, "result")
+        await self.open()
+        job: JobRecord | None = None
+        try:
+            with anyio.fail_after(timeout), store_errors():
+                while True:
+                    finished = self._hub.next_end()
+                    job = await self.store.get(wanted)
+                    if job is None:
+                        raise JobNotFound(wanted)
+                    if job.state is JobState.COMPLETED:
+                        return cast(ResultT, self._decode(job))
+                    if job.terminal:
+                        raise JobFailed(wanted, str(job.state), job.error)
+                    with anyio.move_on_after(min(self.poll_interval, 0.25)):
+                        await finished.wait()
+        except TimeoutError:
+            if timeout is None:
+                raise
+            raise ResultTimeout(wanted, timeout, job.state if job else None) from None
+
+    def _decode(self, job: JobRecord) -> object:
+        job_type = self._registry.types.get(job.type)
+        hint = job_type.result_type if job_type is not None else None
+        return decode_result(job.result, hint, where=f"result of job {job.id} ({job.type})")
+
+    def subscribe(self, buffer: int | None = None) -> Subscription:
+        """Typed lifecycle events: `async with scheduler.subscribe() as events: async for event
+        in events: ...` yields each `Event` published from now on."""
         return self.events.subscribe(buffer or self._hub.event_buffer)
 
     # -- control ----------------------------------------------------------------------------
 
-    async def cancel(self, job_id: int) -> JobState:
+    async def cancel(self, job_id: JobRef) -> JobState:
         """Cancel a job and its descendants; running ones see ctx.cancelled, then are cancelled."""
         await self.open()
-        try:
-            state = await self.store.cancel(job_id, "cancelled by request")  # the store reports
-        except UnknownJobError as exc:  # each job it cancelled: the hub publishes them
-            raise JobNotFound(job_id, str(exc)) from exc
+        # the store reports each job it cancelled: the hub publishes them
+        state: JobState = await self._control(self.store.cancel, job_id, "cancelled by request")
         await self._check_local_requests()
         self._hub.ended()
         return state
 
-    async def pause(self, job_id: int) -> int:
-        """Pause a job and its descendants; a running one stops and waits, paused, for resume."""
+    async def pause(self, job_id: JobRef) -> int:
+        """Pause a job and its descendants; a running one stops and waits, paused, for resume.
+
+        Raises JobNotFound, or JobStateError for a job that has ended."""
         await self.open()
         count: int = await self._control(self.store.pause, job_id)
         await self._check_local_requests()
         return count
 
-    async def resume(self, job_id: int) -> int:
-        """Resume a paused job and its descendants."""
+    async def resume(self, job_id: JobRef) -> int:
+        """Resume a paused job and its descendants.
+
+        Raises JobNotFound, or JobStateError for a job that has ended."""
         await self.open()
         count: int = await self._control(self.store.resume, job_id)
         if self.worker is not None:
             self.worker.notify()
         return count
 
-    async def retry(self, job_id: int) -> None:
+    async def retry(self, job_id: JobRef) -> None:
         """Run an ended, unsuccessful job again with a fresh retry budget.
 
-        A job that ended before its dependencies completed waits again for those still active
-        (blocked); while one of them has ended without completing, the retry is refused with
-        InvalidTransitionError naming it: retry that dependency first.
+        Raises JobNotFound; JobStateError for a job that has not ended or has completed;
+        JobKeyConflict if an active job holds its dedup key. A job that ended before its
+        dependencies completed waits again for those still active (blocked); while one of
+        them has ended without completing, the retry is refused with a JobStateError naming
+        it: retry that dependency first.
         """
         await self.open()
         await self._control(self.store.retry, job_id)
         if self.worker is not None:
             self.worker.notify()
 
-    async def _control(self, op: Any, job_id: int) -> Any:
+    async def _control(self, op: Any, job: JobRef, *args: Any) -> Any:
+        """Run a control operation on one job (given by id or by what names it)."""
+        job_id = _job_id(job, op.__name__)
         try:
-            return await op(job_id)
-        except UnknownJobError as exc:
-            raise JobNotFound(job_id, str(exc)) from exc
+            return await op(job_id, *args)
+        except StoreError as exc:
+            state = None if isinstance(exc, LookupError) else await self._state_of(job_id)
+            raise scheduler_error(exc, job_id=job_id, state=state) from exc
+
+    async def _state_of(self, job_id: int) -> JobState | None:
+        """The job's state now, for an error message (None if it cannot be read)."""
+        try:
+            job = await self.store.get(job_id)
+        except Exception:
+            return None
+        return job.state if job is not None else None
 
     async def _check_local_requests(self) -> None:
         """Let this process's worker see cancel and pause requests at once, not at its next beat."""
@@ -324,7 +452,12 @@ class Scheduler(Front, Task):
         if not isinstance(name, str) or not name:
             raise ConfigError(f"emit_event: event name must be a non-empty str, got {name!r}")
         await self.open()
-        won = await self.store.emit_event(name, to_json(payload, where=f"event {name!r}"))
+        try:
+            text = to_json(payload, where=f"emit_event {name!r} payload")
+        except DurableError as exc:
+            raise PayloadError(str(exc)) from None
+        with store_errors():
+            won = await self.store.emit_event(name, text)
         if won and self.worker is not None:
             self.worker.notify()
         return won
@@ -334,27 +467,63 @@ class Scheduler(Front, Task):
     async def schedules(self) -> list[ScheduleRecord]:
         """Every recurring schedule."""
         await self.open()
-        return await self.store.schedules()
+        with store_errors():
+            return await self.store.schedules()
 
     async def pause_schedule(self, schedule_id: int) -> ScheduleRecord:
-        """Stop firing new occurrences until resumed."""
+        """Stop firing new occurrences until resumed.
+
+        Raises ScheduleNotFound, or ScheduleStateError for a schedule that has ended."""
         await self.open()
-        return await self.store.set_schedule_state(schedule_id, "paused")
+        return await self._set_schedule("pause_schedule", schedule_id, "paused")
 
     async def resume_schedule(self, schedule_id: int) -> ScheduleRecord:
-        """Fire again, from the next occurrence after now."""
+        """Fire again, from the next occurrence after now.
+
+        Raises ScheduleNotFound, or ScheduleStateError for a schedule that has ended."""
         await self.open()
-        current = await self.store.get_schedule(schedule_id)
+        with store_errors():
+            current = await self.store.get_schedule(schedule_id)
         if current is None:
-            raise JobNotFound(schedule_id, f"no schedule with id {schedule_id}")
+            message = f"resume_schedule: no schedule with id {schedule_id}"
+            raise ScheduleNotFound(schedule_id, message)
         recurrence = recurrence_from_json(json.loads(current.spec))
         following = recurrence.next_run(time.time())
-        return await self.store.set_schedule_state(schedule_id, "active", following)
+        return await self._set_schedule("resume_schedule", schedule_id, "active", following)
 
     async def cancel_schedule(self, schedule_id: int) -> ScheduleRecord:
-        """Stop the schedule for good and cancel its occurrence if it has not started."""
+        """Stop the schedule for good and cancel its occurrence if it has not started.
+
+        Idempotent: a schedule that has already ended (cancelled, or finished its occurrences)
+        is returned as it is. Raises ScheduleNotFound."""
         await self.open()
-        return await self.store.set_schedule_state(schedule_id, "cancelled")
+        try:
+            return await self._set_schedule("cancel_schedule", schedule_id, "cancelled")
+        except ScheduleStateError as exc:  # it has ended: what was asked for holds
+            if exc.state not in _ENDED_SCHEDULES:
+                raise
+            with store_errors():
+                current = await self.store.get_schedule(schedule_id)
+            if current is None:
+                raise
+            return current
+
+    async def _set_schedule(
+        self, operation: str, schedule_id: int, state: str, next_run_at: float | None = None
+    ) -> ScheduleRecord:
+        try:
+            return await self.store.set_schedule_state(schedule_id, state, next_run_at)
+        except UnknownScheduleError as exc:
+            message = f"{operation}: no schedule with id {schedule_id}"
+            raise ScheduleNotFound(schedule_id, message) from exc
+        except InvalidTransitionError as exc:
+            current = None
+            with contextlib.suppress(Exception):
+                current = await self.store.get_schedule(schedule_id)
+            now = current.state if current is not None else None
+            raise ScheduleStateError(schedule_id, now, f"{operation}: {exc}") from exc
+        except StoreError as exc:
+            raise scheduler_error(exc) from exc
 
     # -- used by workers and the CLI --------------------------------------------------------
 
@@ -363,6 +532,50 @@ class Scheduler(Front, Task):
         if self.worker is None:
             raise ConfigError(f"scheduler {self.id!r} was made with worker=False and runs no jobs")
         return self.worker
+
+
+_ENDED_SCHEDULES = ("cancelled", "finished")
+
+
+def _options(
+    priority: object,
+    delay: object,
+    run_at: object,
+    key: object,
+    depends_on: Iterable[object],
+    on_dependency_failure: str,
+    parent: object,
+    tags: Iterable[str] | None,
+    ttl: object,
+    recurring: object,
+    fail_fast: bool,
+    resources: Mapping[str, int] | None,
+    max_reclaims: object,
+) -> dict[str, Any]:
+    """The submit options as `build_job` takes them."""
+    return {
+        "priority": priority,
+        "delay": delay,
+        "run_at": run_at,
+        "key": key,
+        "depends_on": depends_on,
+        "on_dependency_failure": on_dependency_failure,
+        "parent": parent,
+        "tags": tags,
+        "ttl": ttl,
+        "recurring": recurring,
+        "fail_fast": fail_fast,
+        "resources": resources,
+        "max_reclaims": max_reclaims,
+    }
+
+
+def _job_id(job: object, where: str) -> int:
+    """The id of a job given as an int or as what names it (what `submit` returned, a record)."""
+    job_id = job if isinstance(job, int) else getattr(job, "id", job)
+    if isinstance(job_id, bool) or not isinstance(job_id, int):
+        raise ConfigError(f"{where}: expected a job id, or what submit returned, got {job!r:.100}")
+    return job_id
 
 
 _NEW_JOB_FIELDS = [field.name for field in attrs.fields(NewJob)]

@@ -7,7 +7,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from wireframe.scheduler.codec import encode_payload
 from wireframe.scheduler.domain import JobType, check_max_reclaims, check_resources, check_tags
@@ -16,6 +16,19 @@ from wireframe.scheduler.priority import coerce_priority
 from wireframe.scheduler.recurring import Recurrence
 from wireframe.store import NewJob, NewSchedule
 from wireframe.store.records import DEPENDENCY_POLICIES
+
+
+class SupportsJobId(Protocol):
+    """Anything that names a job by its `id`: Submitted, Duplicate, JobRecord, ChildHandle."""
+
+    @property
+    def id(self) -> int:
+        """The job's id."""
+        ...
+
+
+JobRef: TypeAlias = int | SupportsJobId
+"""A job given by id, or by what names it (`depends_on=`, `parent=`)."""
 
 
 def _seconds(value: object, *, where: str, allow_zero: bool) -> float:
@@ -128,7 +141,10 @@ def build_job(
         start = recurring.first_run(now)
         following = recurring.next_run(start)
         schedule = NewSchedule(
-            json.dumps(recurring.to_json()), following, recurring.max_occurrences
+            json.dumps(recurring.to_json()),
+            following,
+            recurring.max_occurrences,
+            recurring.overlap,
         )
     expires_at = None if ttl_value is None else (start if start is not None else now) + ttl_value
     if not isinstance(fail_fast, bool):

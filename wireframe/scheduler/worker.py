@@ -21,7 +21,7 @@ import attrs
 from wireframe.scheduler._completer import Completer
 from wireframe.scheduler._config import WorkerConfig, worker_config
 from wireframe.scheduler._executor import Executor
-from wireframe.scheduler._front import Front
+from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._leases import PROGRESS_EVERY, Leases
 from wireframe.scheduler._maintenance import Maintenance
@@ -29,15 +29,16 @@ from wireframe.scheduler._outcome import hand_back
 from wireframe.scheduler._producer import Producer
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import Interrupt, Running
+from wireframe.scheduler._store_errors import store_errors
 from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain
-from wireframe.scheduler.errors import HandBackError
+from wireframe.scheduler.errors import ConfigError, HandBackError
 from wireframe.scheduler.events import Event, EventBus
 from wireframe.scheduler.limits import Limits
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.service import StopReceiver, Task, TaskKind
-from wireframe.store import Complete, NewJob, Outcome, Store, StoreError, store_from_url
+from wireframe.store import Complete, NewJob, Outcome, Store, StoreError
 
 log = logging.getLogger("wireframe.scheduler")
 
@@ -102,7 +103,7 @@ class Worker(Front, Task):
             progress_every=progress_every,
         )
         registry = Registry(domains, where="Worker")
-        self._setup(Hub(store if isinstance(store, Store) else store_from_url(store)), registry)
+        self._setup(Hub(store_of(store)), registry)
         self._configure(config, id, owns_hub=True)
 
     @classmethod
@@ -143,7 +144,9 @@ class Worker(Front, Task):
             self._registry,
             self.limits.budgets,
             self.claim_ttl,
-            lambda job_id, condition, poll: self._executor.defer(job_id, condition, poll),
+            lambda job_id, condition, poll, deadline: self._executor.defer(
+                job_id, condition, poll, deadline
+            ),
             lambda job_id: self._leases.heartbeat(job_id),
             lambda job_id: self._leases.progressed(job_id),
             lambda: self._producer.notify(),
@@ -192,7 +195,7 @@ class Worker(Front, Task):
             progress_every=config.progress_every,
         )
         self._maintenance = Maintenance(
-            hub.store,
+            hub,
             domains=self.domain_names,
             aging_interval=config.aging_interval,
             keep_history=config.keep_history,
@@ -216,13 +219,20 @@ class Worker(Front, Task):
     def interrupt(self, job_id: int, reason: str) -> bool:
         """Ask a job this worker runs to stop (cancelled, paused, preempted); False if it does
         not run it here."""
-        why = Interrupt(reason)
+        try:
+            why = Interrupt(reason)
+        except ValueError:
+            reasons = ", ".join(i.value for i in Interrupt)
+            raise ConfigError(
+                f"interrupt job {job_id}: reason {reason!r} is not one of {reasons}"
+            ) from None
         grace = self.cancel_grace if why is Interrupt.CANCELLED else 0.0
         return self._executor.interrupt(job_id, why, grace)
 
     async def check_requests(self) -> None:
         """Renew every lease now, so cancel and pause requests reach running handlers at once."""
-        await self._leases.check_requests()
+        with store_errors():
+            await self._leases.check_requests()
 
     # -- task -------------------------------------------------------------------------------
 
@@ -366,7 +376,7 @@ class _Host:
     registry: Registry
     budgets: Mapping[str, int]
     claim_ttl: float
-    defer_fn: Callable[[int, Callable[[], Any], float], Awaitable[None]]
+    defer_fn: Callable[[int, Callable[[], Any], float, float | None], Awaitable[bool]]
     heartbeat_fn: Callable[[int], Awaitable[None]]
     progressed_fn: Callable[[int], None]
     notify_fn: Callable[[], None]
@@ -388,8 +398,14 @@ class _Host:
         job_type = options.pop("type", None)
         return self.registry.build_job(payload, job_type, options, self.budgets)
 
-    async def defer(self, job_id: int, condition: Callable[[], Any], poll_interval: float) -> None:
-        await self.defer_fn(job_id, condition, poll_interval)
+    async def defer(
+        self,
+        job_id: int,
+        condition: Callable[[], Any],
+        poll_interval: float,
+        deadline: float | None = None,
+    ) -> bool:
+        return await self.defer_fn(job_id, condition, poll_interval, deadline)
 
     async def heartbeat(self, job_id: int) -> None:
         await self.heartbeat_fn(job_id)

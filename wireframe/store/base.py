@@ -189,7 +189,13 @@ class Store(Protocol):
     async def fire_schedule(
         self, schedule_id: int, expected_run_at: float, following_run_at: float | None
     ) -> Fired | None:
-        """Fire a due occurrence once across all processes; None if someone else did."""
+        """Fire a due occurrence once across all processes; None if someone else did.
+
+        The schedule's overlap policy decides, in the same atomic step, whether the occurrence
+        is created, queued behind the previous run (blocked on it) or skipped while that run has
+        not ended; a skip is counted (`ScheduleRecord.skipped`, `last_skipped_at`). Either way
+        the schedule moves on to `following_run_at` (None: it is finished).
+        """
 
     async def schedules(self) -> list[ScheduleRecord]:
         """Every schedule."""

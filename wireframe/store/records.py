@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Generic, Literal
 
 import attrs
+
+if sys.version_info >= (3, 13):
+    from typing import TypeVar
+else:
+    from typing_extensions import TypeVar
+
+R_co = TypeVar("R_co", covariant=True, default=Any)
+"""The result type of a submitted job's handler: only type checkers see it (see `Submitted`)."""
 
 
 class JobState(enum.StrEnum):
@@ -71,6 +80,31 @@ class NewJob:
     """How many lost workers (expired leases) the job survives; they spend no attempt."""
 
 
+class Overlap(enum.StrEnum):
+    """What a recurring schedule does when it fires while its previous run has not ended."""
+
+    SKIP = "skip"
+    """Skip the firing (and count it): at most one run at a time. The default."""
+    QUEUE = "queue"
+    """Keep one firing waiting behind the active run (it starts when that run ends); skip the
+    firings that come while one already waits."""
+    ALLOW = "allow"
+    """Submit every firing: runs may overlap."""
+
+
+OVERLAPS: tuple[str, ...] = tuple(o.value for o in Overlap)
+"""The overlap policies by name, in the order they are documented."""
+
+
+def to_overlap(value: object) -> Overlap:
+    """`value` as an `Overlap` (a member or its name); ValueError naming it otherwise."""
+    if isinstance(value, Overlap):
+        return value
+    if isinstance(value, str) and value in OVERLAPS:
+        return Overlap(value)
+    raise ValueError(f"overlap={value!r} must be one of {', '.join(OVERLAPS)}")
+
+
 @attrs.frozen
 class NewSchedule:
     """The recurrence attached to a submission: its JSON spec and its next fire time."""
@@ -78,19 +112,27 @@ class NewSchedule:
     spec: str
     next_run_at: float | None
     max_occurrences: int | None = None
+    overlap: Overlap = attrs.field(default=Overlap.SKIP, converter=to_overlap)
+    """What a firing does while the schedule's previous run is still active."""
 
 
 @attrs.frozen
-class Submitted:
-    """A submission that created a job (and, for a recurring one, a schedule)."""
+class Submitted(Generic[R_co]):
+    """A submission that created a job (and, for a recurring one, a schedule).
+
+    Generic in the result type of the job's handler, for type checkers only: `submit(payload,
+    type=handler)` returns a `Submitted[Result]`, and `result()` of it is a `Result`. The
+    store never looks at it; a bare `Submitted` is a `Submitted[Any]`.
+    """
 
     id: int
     schedule_id: int | None = None
 
 
 @attrs.frozen
-class Duplicate:
-    """A submission refused because an active job already holds its dedup key."""
+class Duplicate(Generic[R_co]):
+    """A submission refused because an active job already holds its dedup key (generic in
+    the result type of that job's handler, as `Submitted` is)."""
 
     existing_id: int
 
@@ -338,6 +380,12 @@ class ScheduleRecord:
     max_occurrences: int | None
     last_job_id: int | None
     created_at: float
+    overlap: Overlap = attrs.field(default=Overlap.SKIP, converter=to_overlap)
+    """What a firing does while the previous run is still active (see `Overlap`)."""
+    skipped: int = 0
+    """How many firings were skipped because a run was still active (they create no job)."""
+    last_skipped_at: float | None = None
+    """The fire time (UNIX time) of the last skipped firing, or None if none was skipped."""
 
 
 @attrs.frozen
@@ -346,6 +394,9 @@ class Fired:
 
     job_id: int | None
     skipped: bool
+    active_job_id: int | None = None
+    """The schedule's run that had not ended: the one a skipped firing left alone, or the one
+    a queued occurrence (`Overlap.QUEUE`) waits behind; None otherwise."""
 
 
 @attrs.frozen

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 from wireframe.store.errors import InvalidTransitionError
-from wireframe.store.records import TERMINAL_STATES
+from wireframe.store.records import TERMINAL_STATES, NewJob, Overlap
+
+FireAction = Literal["submit", "skip", "queue"]
+"""What firing a schedule does: submit an occurrence, skip it, or submit it behind the active
+run (blocked on it until it ends, however it ends)."""
+
+
+def fire_action(overlap: str, active: bool, started: bool) -> FireAction:
+    """What a firing does under the schedule's `overlap` policy, given its previous run: whether
+    that run has not ended (`active`) and whether it ever started (`started`).
+
+    `skip`: nothing while the run is active. `queue`: one occurrence waits behind an active run
+    that started; while the previous occurrence has not started (it is the one waiting, or it
+    waits for a worker), the firing is skipped. `allow`: every firing submits.
+    """
+    if not active or overlap == Overlap.ALLOW:
+        return "submit"
+    if overlap == Overlap.QUEUE and started:
+        return "queue"
+    return "skip"
 
 
 def retry_waits(
@@ -58,3 +79,21 @@ def reclaim_reason(worker: str | None, lost: int, max_reclaims: int) -> str:
             f"gave up after max_reclaims={max_reclaims}"
         )
     return f"{expired} (reclaim {lost} of max_reclaims={max_reclaims})"
+
+
+def occurrence(template: str, run_at: float, behind: int | None) -> NewJob:
+    """The job of one occurrence, from its schedule's template; `behind`: the active run it
+    waits for (it starts once that run ends, however it ends).
+
+    The ttl counts from the occurrence's own run time; a template stored before the ttl was
+    kept has no "ttl" (and the first occurrence's absolute `expires_at`): no expiry.
+    """
+    fields = json.loads(template)
+    fields["depends_on"] = tuple(fields.get("depends_on") or ())
+    if behind is not None:
+        fields["depends_on"] = (behind,)
+        fields["on_dependency_failure"] = "ignore"
+    fields["tags"] = tuple(fields.get("tags") or ())
+    ttl = fields.pop("ttl", None)
+    fields["expires_at"] = None if ttl is None else run_at + ttl
+    return NewJob(**{**fields, "run_at": run_at})

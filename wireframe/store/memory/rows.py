@@ -13,6 +13,7 @@ from wireframe.store.records import (
     DependencyPolicy,
     JobRecord,
     JobState,
+    Overlap,
     ScheduleRecord,
 )
 
@@ -200,8 +201,8 @@ class Schedule:
     """One row of `schedules`."""
 
     __slots__ = (
-        "created_at", "domain", "id", "last_job_id", "max_occurrences", "next_run_at",
-        "occurrences", "spec", "state", "template", "type",
+        "created_at", "domain", "id", "last_job_id", "last_skipped_at", "max_occurrences",
+        "next_run_at", "occurrences", "overlap", "skipped", "spec", "state", "template", "type",
     )  # fmt: skip
 
     def __init__(
@@ -216,6 +217,7 @@ class Schedule:
         max_occurrences: int | None,
         last_job_id: int,
         created_at: float,
+        overlap: Overlap,
     ) -> None:
         self.id = schedule_id
         self.type = type
@@ -228,6 +230,9 @@ class Schedule:
         self.max_occurrences = max_occurrences
         self.last_job_id: int | None = last_job_id
         self.created_at = created_at
+        self.overlap = overlap
+        self.skipped = 0
+        self.last_skipped_at: float | None = None
 
     def record(self) -> ScheduleRecord:
         """A snapshot of the row."""
@@ -242,6 +247,9 @@ class Schedule:
             self.max_occurrences,
             self.last_job_id,
             self.created_at,
+            self.overlap,
+            self.skipped,
+            self.last_skipped_at,
         )
 
 

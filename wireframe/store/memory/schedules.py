@@ -5,14 +5,13 @@ The memory twin of `wireframe.store.sql.schedules`.
 
 from __future__ import annotations
 
-import json
-
 from wireframe.store.errors import InvalidTransitionError, UnknownScheduleError
 from wireframe.store.memory.cascade import cancel_tree, settle
-from wireframe.store.memory.rows import BLOCKED, PAUSED, PENDING, SCHEDULED
+from wireframe.store.memory.rows import BLOCKED, PAUSED, PENDING, SCHEDULED, TERMINAL
 from wireframe.store.memory.submit import apply, plan
 from wireframe.store.memory.table import Table
-from wireframe.store.records import Fired, NewJob, ScheduleRecord
+from wireframe.store.records import Fired, ScheduleRecord
+from wireframe.store.rules import fire_action, occurrence
 
 SETTABLE_STATES = ("active", "paused", "cancelled")
 NOT_STARTED = frozenset({PENDING, SCHEDULED, BLOCKED, PAUSED})
@@ -41,25 +40,26 @@ def _not_started(tb: Table, job_id: int | None) -> bool:
 def fire(
     tb: Table, schedule_id: int, expected_run_at: float, following_run_at: float | None
 ) -> Fired | None:
-    """Create the due occurrence, or skip it while the last one has not started yet.
+    """Create the due occurrence, or skip it, as the schedule's overlap policy says.
 
     Returns None when another caller fired it first (the expected time no longer matches).
     """
     s = tb.schedules.get(schedule_id)
     if s is None or s.state != "active" or s.next_run_at != expected_run_at:
         return None
-    if _not_started(tb, s.last_job_id):
+    last = s.last_job_id
+    previous = tb.jobs.get(last) if last is not None else None
+    active = previous is not None and previous.state not in TERMINAL
+    started = previous is not None and previous.started_at is not None
+    action = fire_action(s.overlap, active, started)
+    if action == "skip":
         s.next_run_at = following_run_at
         if following_run_at is None:
             s.state = "finished"
-        return Fired(None, skipped=True)
-    fields = json.loads(s.template)
-    fields["depends_on"] = tuple(fields.get("depends_on") or ())
-    fields["tags"] = tuple(fields.get("tags") or ())
-    # The ttl counts from each occurrence's own run time; a template without one never expires.
-    ttl = fields.pop("ttl", None)
-    fields["expires_at"] = None if ttl is None else expected_run_at + ttl
-    job = NewJob(**{**fields, "run_at": expected_run_at})
+        s.skipped += 1
+        s.last_skipped_at = expected_run_at
+        return Fired(None, skipped=True, active_job_id=last)
+    job = occurrence(s.template, expected_run_at, last if action == "queue" else None)
     checked = plan(tb, [job])
     apply(tb, checked)
     job_id = checked.results[0].id
@@ -74,7 +74,7 @@ def fire(
     s.last_job_id = job_id
     s.next_run_at = None if finished else following_run_at
     s.state = "finished" if finished else "active"
-    return Fired(job_id, skipped=False)
+    return Fired(job_id, skipped=False, active_job_id=last if action == "queue" else None)
 
 
 def get(tb: Table, schedule_id: int) -> ScheduleRecord | None:

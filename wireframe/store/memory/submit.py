@@ -227,6 +227,7 @@ def _insert_schedule(tb: Table, job: NewJob, job_id: int, template: str) -> int:
         rec.max_occurrences,
         job_id,
         tb.now,
+        rec.overlap,
     )
     tb.schedules[schedule.id] = schedule
     return schedule.id

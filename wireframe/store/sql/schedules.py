@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 from wireframe.store.errors import InvalidTransitionError, UnknownScheduleError
-from wireframe.store.records import Fired, NewJob, ScheduleRecord
+from wireframe.store.records import Fired, ScheduleRecord
+from wireframe.store.rules import fire_action, occurrence
 from wireframe.store.sql.cascade import cancel_tree, settle
+from wireframe.store.sql.rows import TERMINAL_SQL
 from wireframe.store.sql.submit import submit
 from wireframe.store.sql.tx import Tx
 
 SCHEDULE_COLUMNS = (
     "id, type, domain, spec, state, next_run_at, occurrences, max_occurrences, last_job_id, "
-    "created_at"
+    "created_at, overlap, skipped, last_skipped_at"
 )
 SETTABLE_STATES = ("active", "paused", "cancelled")
 NOT_STARTED = "('pending', 'scheduled', 'blocked', 'paused')"
@@ -38,41 +38,47 @@ def fire(
     expected_run_at: float,
     following_run_at: float | None,
 ) -> Fired | None:
-    """Create the due occurrence, or skip it while the last one has not started yet.
+    """Create the due occurrence, or skip it, as the schedule's overlap policy says.
 
+    The schedule's row is locked first (on SQLite the write transaction is), so of the processes
+    firing one occurrence exactly one decides, reading its previous run's state in the same
+    transaction. A skipped firing is counted and still moves the schedule to its next time.
     The occurrence runs at `expected_run_at` and, when the schedule has a ttl, expires that
     long after it (so one fired late may expire at once, as a late first occurrence would).
     Returns None when another process fired it first (the expected time no longer matches).
     """
     row = tx.execute(
-        "SELECT template, state, next_run_at, occurrences, max_occurrences, last_job_id "
+        "SELECT template, state, next_run_at, occurrences, max_occurrences, last_job_id, overlap "
         f"FROM schedules WHERE id = ?{tx.dialect.lock}",
         (schedule_id,),
     ).fetchone()
     if row is None or row[1] != "active" or row[2] != expected_run_at:
         return None
-    template, _, _, occurrences, max_occurrences, last_job_id = row
-    busy = (
-        last_job_id is not None
-        and tx.execute(
-            f"SELECT 1 FROM jobs WHERE id = ? AND state IN {NOT_STARTED}", (last_job_id,)
+    template, _, _, occurrences, max_occurrences, last_job_id, overlap = row
+    previous = (
+        None
+        if last_job_id is None
+        else tx.execute(
+            f"SELECT started_at FROM jobs WHERE id = ? AND state NOT IN {TERMINAL_SQL}",
+            (last_job_id,),
         ).fetchone()
     )
-    if busy:
+    active = previous is not None
+    started = previous is not None and previous[0] is not None
+    action = fire_action(overlap, active, started)
+    if action == "skip":
         tx.execute(
-            "UPDATE schedules SET next_run_at = ? WHERE id = ?", (following_run_at, schedule_id)
+            "UPDATE schedules SET next_run_at = ?, state = ?, skipped = skipped + 1, "
+            "last_skipped_at = ? WHERE id = ?",
+            (
+                following_run_at,
+                "active" if following_run_at is not None else "finished",
+                expected_run_at,
+                schedule_id,
+            ),
         )
-        if following_run_at is None:
-            tx.execute("UPDATE schedules SET state = 'finished' WHERE id = ?", (schedule_id,))
-        return Fired(None, skipped=True)
-    fields = json.loads(template)
-    fields["depends_on"] = tuple(fields.get("depends_on") or ())
-    fields["tags"] = tuple(fields.get("tags") or ())
-    # The ttl counts from each occurrence's own run time; a template stored before the ttl was
-    # kept has no "ttl" (and the first occurrence's absolute `expires_at`): no expiry.
-    ttl = fields.pop("ttl", None)
-    fields["expires_at"] = None if ttl is None else expected_run_at + ttl
-    job = NewJob(**{**fields, "run_at": expected_run_at})
+        return Fired(None, skipped=True, active_job_id=last_job_id)
+    job = occurrence(template, expected_run_at, last_job_id if action == "queue" else None)
     result = submit(tx, now, [job])[0]
     occurrences += 1
     finished = following_run_at is None or (
@@ -90,7 +96,7 @@ def fire(
             schedule_id,
         ),
     )
-    return Fired(result.id, skipped=False)
+    return Fired(result.id, skipped=False, active_job_id=last_job_id if action == "queue" else None)
 
 
 def get(tx: Tx, schedule_id: int) -> ScheduleRecord | None:

@@ -181,7 +181,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN aged_at REAL;
     UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
     """,
-    # 12: the job types workers record when they start: the description of each payload's
+    # 12: a schedule's overlap policy (what a firing does while its previous run has not
+    # ended: skip, queue or allow) and the count of firings it skipped. Existing schedules take
+    # the default, skip: until now a firing was skipped only while the previous run had not
+    # started, so runs piled up behind a slow one.
+    """
+    ALTER TABLE schedules ADD COLUMN overlap TEXT NOT NULL DEFAULT 'skip';
+    ALTER TABLE schedules ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE schedules ADD COLUMN last_skipped_at REAL
+    """,
+    # 13: the job types workers record when they start: the description of each payload's
     # fields and the type's settings (JSON), so tools without the handlers' code (`wireframe
     # submit`, `wireframe types`) know them.
     """
@@ -360,7 +369,13 @@ PG_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN aged_at DOUBLE PRECISION;
     UPDATE jobs SET aged_at = ready_at WHERE state = 'pending' AND priority > base_priority
     """,
-    # 12: the job types workers record (see the SQLite version).
+    # 12: a schedule's overlap policy and its skipped firings (see the SQLite version).
+    """
+    ALTER TABLE schedules ADD COLUMN overlap TEXT NOT NULL DEFAULT 'skip';
+    ALTER TABLE schedules ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE schedules ADD COLUMN last_skipped_at DOUBLE PRECISION
+    """,
+    # 13: the job types workers record (see the SQLite version).
     """
     CREATE TABLE job_types (
         type TEXT PRIMARY KEY,

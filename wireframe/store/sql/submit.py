@@ -263,7 +263,8 @@ def _insert_schedule(tx: Tx, now: float, job: NewJob, job_id: int) -> int:
     finished = rec.next_run_at is None or rec.max_occurrences == 1
     row = tx.execute(
         "INSERT INTO schedules (type, domain, template, spec, state, next_run_at, occurrences, "
-        "max_occurrences, last_job_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        "max_occurrences, last_job_id, created_at, overlap) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+        "RETURNING id",
         (
             job.type,
             job.domain,
@@ -275,6 +276,7 @@ def _insert_schedule(tx: Tx, now: float, job: NewJob, job_id: int) -> int:
             rec.max_occurrences,
             job_id,
             now,
+            str(rec.overlap),
         ),
     ).fetchone()
     return int(row[0])
