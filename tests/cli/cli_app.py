@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 
-from wireframe import Domain, JobContext, Retry, Scheduler
+from wireframe import Domain, JobContext, Priority, Retry, Scheduler
 
 demo = Domain("demo")
 
@@ -64,6 +65,33 @@ async def stuck(job: dict[str, Any], ctx: JobContext) -> str:
     while not release.exists():
         await anyio.sleep(0.02)
     return "released"
+
+
+media = Domain("media")
+"""Job types with typed payloads and settings, for `wireframe submit` and `wireframe types`
+(no worker runs them: a test records them in the store by opening a Scheduler of them)."""
+
+
+@attrs.frozen
+class Resize:
+    path: str
+    width: int
+    sharpen: bool = False
+
+
+@media.job(
+    retry=Retry.fixed(attempts=3, delay=1),
+    priority=Priority.HIGH,
+    ttl=3600,
+    tags=["images"],
+    resources={"gpu": 1},
+    key=lambda r: f"{r.path}:{r.width}",
+)
+async def resize(job: Resize, ctx: JobContext) -> None: ...
+
+
+@media.job
+async def after(job: dict[str, Any], ctx: JobContext) -> None: ...
 
 
 scheduler = Scheduler(

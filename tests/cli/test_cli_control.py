@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 from pathlib import Path
 
+import anyio
 from cli_support import Cli, assert_one_line_error, in_store
 
 from wireframe.store import JobRecord, JobState, Store
@@ -31,49 +32,154 @@ def test_migrate_creates_the_schema(cli: Cli, store_url: str, tmp_path: Path) ->
     assert_one_line_error(bad, 1, "cannot open store")
 
 
-def test_submit_validates_and_writes_to_the_store(cli: Cli, wf: Cli, store_url: str) -> None:
-    assert wf("migrate").code == 0
-    result = cli("submit", "media::resize", "--payload", '{"path": "a.jpg", "width": 300}')
-    assert result.code == 0 and "submitted job 1 (media::resize)" in result.out, result
+async def _record_media_types(store_url: str) -> None:
+    """What an app's process does when it opens its Scheduler: record its job types."""
+    import cli_app
+
+    from wireframe import Scheduler
+
+    async with Scheduler(store_url, domains=[cli_app.media], worker=False):
+        pass
+
+
+def test_submit_checks_the_payload_against_the_recorded_type_and_applies_its_settings(
+    cli: Cli, wf: Cli, store_url: str
+) -> None:
+    payload = '{"path": "a.jpg", "width": 300}'
+    assert wf("migrate").code == 0  # submit creates no store
+    assert_one_line_error(
+        wf("submit", "media::resize", "--payload", payload),
+        2,
+        "no record of job type 'media::resize'",
+        "start a worker",
+        "--app",
+    )
+    anyio.run(_record_media_types, store_url)
+
+    result = cli("submit", "media::resize", "--payload", payload)
+    assert result.code == 0 and "submitted job 1 (media::resize" in result.out, result
+    assert "derives a dedup key from its payload" in result.out  # and this job has none
+    first = in_store(store_url, _get, 1)
+    # The job type's settings: 3 attempts, priority high, its tags, resources and ttl.
+    assert (first.domain, first.state, first.max_attempts, first.priority) == (
+        "media",
+        JobState.PENDING,
+        3,
+        20,
+    )
+    assert first.tags == ("images",) and first.resources == {"gpu": 1}
+    assert first.expires_at is not None and 3500 < first.expires_at - first.created_at <= 3600
+
+    cli = wf
+    for bad, words in [
+        ('{"path": "a.jpg", "width": "300"}', ("payload.width: expected int, got '300' (str)",)),
+        ('{"path": "a.jpg", "width": true}', ("payload.width: expected int, got True (bool)",)),
+        ('{"path": "a.jpg"}', ("payload.width: missing",)),
+        ('{"path": "a.jpg", "width": 1, "height": 2}', ("payload.height: unexpected field",)),
+        ("[1, 2]", ("JSON object", "list")),
+        ("{bad", ("not valid JSON",)),
+    ]:
+        assert_one_line_error(cli("submit", "media::resize", "--payload", bad), 2, *words)
+    assert_one_line_error(
+        cli("submit", "media::crop"), 2, "unknown job type 'media::crop'", "media::after"
+    )
+
+    at = "2031-05-01T12:30:00+02:00"
     data = cli(
         "submit",
         "media::resize",
         "--payload",
-        "{}",
+        '{"path": "b.jpg", "width": 10, "sharpen": true}',
         "--priority",
-        "high",
-        "--delay",
-        "1h",
+        "low",
+        "--run-at",
+        at,
+        "--ttl",
+        "2h",
         "--key",
         "k1",
         "--tags",
-        "gpu,eu",
+        "eu,big",
+        "--resources",
+        "gpu=2,mem=4",
         "--max-attempts",
-        "3",
+        "5",
         "--json",
     ).json()
-    assert data == {"id": 2, "type": "media::resize", "duplicate": False}
-    assert_one_line_error(cli("submit", "a::b", "--payload", "[1, 2]"), 2, "JSON object", "list")
-    cli = wf
-    again = cli("submit", "media::resize", "--key", "k1", "--json").json()
-    assert again == {"id": 2, "type": "media::resize", "duplicate": True}
-
+    assert data == {
+        "id": 2,
+        "type": "media::resize",
+        "duplicate": False,
+        "priority": 0,
+        "max_attempts": 5,
+    }
     job = in_store(store_url, _get, 2)
-    assert job.state is JobState.SCHEDULED and job.priority == 20 and job.key == "k1"
-    assert job.tags == ("eu", "gpu") or set(job.tags) == {"eu", "gpu"}
-    assert job.max_attempts == 3 and job.run_at > time.time() + 3000
-    first = in_store(store_url, _get, 1)
-    assert first.domain == "media" and first.state is JobState.PENDING
+    when = dt.datetime.fromisoformat(at).timestamp()
+    assert job.state is JobState.SCHEDULED and job.run_at == when and job.key == "k1"
+    assert job.expires_at == when + 7200 and job.max_attempts == 5 and job.priority == 0
+    assert set(job.tags) == {"big", "eu", "images"} and job.resources == {"gpu": 2, "mem": 4}
+    again = cli("submit", "media::resize", "--payload", payload, "--key", "k1", "--json").json()
+    assert again["id"] == 2 and again["duplicate"] is True
+
+    for option, value, words in [
+        ("--run-at", "tomorrow", ("--run-at", "'tomorrow'", "ISO 8601")),
+        ("--ttl", "0", ("--ttl", "'0'")),
+        ("--ttl", "soon", ("--ttl", "'soon'")),
+        ("--resources", "gpu", ("--resources", "'gpu'", "name=amount")),
+        ("--resources", "gpu=0", ("--resources", "'gpu'", "'0'")),
+        ("--resources", "gpu=x", ("--resources", "'gpu'", "'x'")),
+        ("--priority", "urgent", ("'urgent'",)),
+        ("--delay", "soon", ("'soon'",)),
+        ("--max-attempts", "0", ("--max-attempts", "'0'")),
+        ("--key", "", ("--key",)),
+    ]:
+        result = cli("submit", "media::resize", "--payload", payload, option, value)
+        assert_one_line_error(result, 2, *words)
+    both = cli("submit", "media::resize", "--payload", payload, "--delay", "1m", "--run-at", at)
+    assert_one_line_error(both, 2, "--delay", "--run-at")
+
     dep = cli("submit", "media::after", "--depends-on", "1", "--json").json()
     assert in_store(store_url, _state, dep["id"]) is JobState.BLOCKED
-
     assert_one_line_error(cli("submit", "resize"), 2, "'resize'", "domain::name")
     assert_one_line_error(cli("submit", "me dia::x"), 2, "'me dia'")
-    assert_one_line_error(cli("submit", "a::b", "--payload", "{bad"), 2, "not valid JSON")
-    assert_one_line_error(cli("submit", "a::b", "--priority", "urgent"), 2, "'urgent'")
-    assert_one_line_error(cli("submit", "a::b", "--delay", "soon"), 2, "'soon'")
-    assert_one_line_error(cli("submit", "a::b", "--depends-on", "77"), 1, "77")
+    assert_one_line_error(cli("submit", "media::after", "--depends-on", "77"), 1, "77")
     assert len(cli("jobs", "--json").json()) == 3
+
+
+def test_submit_learns_the_types_from_the_app_and_types_lists_the_recorded_ones(
+    wf: Cli, store_url: str
+) -> None:
+    cli = wf
+    assert cli("types").out.startswith("no job types recorded")
+    assert cli("types", "--json").json() == []
+    # --app: the type from the app's code; its key callable gives the dedup key.
+    app = ("--app", "cli_app:media")
+    data = cli("submit", "media::resize", *app, "--payload", '{"path": "a", "width": 3}', "--json")
+    job = in_store(store_url, _get, data.json()["id"])
+    assert job.key == "a:3" and job.max_attempts == 3
+    assert_one_line_error(
+        cli("submit", "media::resize", *app, "--payload", '{"path": 1, "width": 3}'),
+        2,
+        "payload.path: expected str, got 1 (int)",
+    )
+    assert_one_line_error(cli("submit", "demo::ok", *app), 2, "unknown job type 'demo::ok'")
+
+    anyio.run(_record_media_types, store_url)
+    listed = {t["type"]: t for t in cli("types", "--json").json()}
+    assert sorted(listed) == ["media::after", "media::resize"]
+    resize = listed["media::resize"]
+    assert resize["settings"]["max_attempts"] == 3 and resize["settings"]["priority"] == 20
+    assert resize["settings"]["retry"]["kind"] == "fixed" and resize["settings"]["key"] is True
+    fields = resize["payload"]["fields"]
+    assert [(f["name"], f["type"]["kind"], f["required"]) for f in fields] == [
+        ("path", "str", True),
+        ("width", "int", True),
+        ("sharpen", "bool", False),
+    ]
+    text = cli("types").out
+    assert "media::resize" in text and "payload: Resize\n" in text
+    assert "    width: int\n" in text and "    sharpen: bool = false\n" in text
+    assert "priority 20, attempts 3" in text and "resources gpu=1" in text
 
 
 def test_cancel_pause_resume_retry(

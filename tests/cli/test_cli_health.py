@@ -23,6 +23,10 @@ async def _state(store: Store, job_id: int) -> JobState | None:
     return None if job is None else job.state
 
 
+async def _job_types(store: Store) -> list[object]:
+    return list(await store.job_types())
+
+
 async def _progress(store: Store, job_id: int) -> float | None:
     job = await store.get(job_id)
     return None if job is None else job.progress
@@ -47,6 +51,7 @@ def test_a_draining_worker_answers_health_ready_and_metrics_until_it_exits(
         port = int(worker.record("health server listening on")["message"].rsplit(":", 1)[1])
         release = tmp_path / "release"
         payload = json.dumps({"release": str(release)})
+        wait_until(lambda: in_store(store_url, _job_types), "the worker to record its job types")
         slow = cli("submit", "demo::slow", "--payload", payload, "--json").json()["id"]
         wait_until(lambda: in_store(store_url, _progress, slow) == 0.5, "the job to run")
         assert get(port, "/ready")[0] == 200
@@ -87,7 +92,7 @@ def test_a_taken_health_port_fails_the_worker_before_it_claims_a_job(
     cli: Cli, store_url: str
 ) -> None:
     assert cli("migrate").code == 0
-    job = cli("submit", "demo::ok", "--payload", "{}", "--json").json()["id"]
+    job = cli("submit", "demo::ok", "--app", "cli_app:scheduler", "--json").json()["id"]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import cli_app
 import pytest
 from cli_support import (
     HERE,
@@ -36,6 +37,10 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 async def _state(store: Store, job_id: int) -> JobState | None:
     job = await store.get(job_id)
     return None if job is None else job.state
+
+
+async def _job_types(store: Store) -> list[object]:
+    return list(await store.job_types())
 
 
 async def _progress(store: Store, job_id: int) -> float | None:
@@ -101,6 +106,11 @@ def test_worker_runs_jobs_serves_health_logs_json_and_stops_on_sigterm(
         listening = worker.record("health server listening on")
         port = int(listening["message"].rsplit(":", 1)[1])
         release = tmp_path / "release"
+        # The worker records its job types when it starts; `submit` checks against them.
+        wait_until(lambda: in_store(store_url, _job_types), "the job types recorded")
+        types = cli("types", "--json").json()
+        assert {t["type"] for t in types} == {f"demo::{n}" for n in cli_app.demo.jobs}
+        assert {t["recorded_by"] for t in types} == {"w-1"}
         ok = cli("submit", "demo::ok", "--payload", '{"n": 7}', "--json").json()["id"]
         boom = cli("submit", "demo::boom", "--payload", '{"why": "x"}', "--json").json()["id"]
         slow = cli(

@@ -31,7 +31,8 @@ def _start_stuck(cli: Cli, store_url: str, tmp_path: Path, *args: str) -> tuple[
     assert cli("migrate").code == 0
     worker = Worker(store_url, "--app", "cli_app:scheduler", "--worker-id", "w-1", *args)
     payload = {"notes": str(tmp_path / "notes"), "release": str(tmp_path / "release")}
-    job_id = cli("submit", "demo::stuck", "--payload", json.dumps(payload), "--json").json()["id"]
+    submit = ("submit", "demo::stuck", "--app", "cli_app:scheduler")
+    job_id = cli(*submit, "--payload", json.dumps(payload), "--json").json()["id"]
     wait_until(lambda: in_store(store_url, _checkpoints, job_id) == 1, "the step to be recorded")
     return worker, job_id
 

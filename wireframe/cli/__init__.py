@@ -26,12 +26,13 @@ from wireframe.cli.commands import (
     cmd_jobs,
     cmd_migrate,
     cmd_purge,
-    cmd_submit,
     cmd_workers,
 )
 from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.running import cmd_run, cmd_worker
 from wireframe.cli.schedules import cmd_schedules
+from wireframe.cli.submit import add_parsers as add_submit_parsers
+from wireframe.cli.submit import cmd_submit, cmd_types
 from wireframe.cli.top import cmd_top
 from wireframe.store import StoreError, StoreURLError
 
@@ -142,20 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--domain", help="every job of this domain")
         p.add_argument("--type", metavar="DOMAIN::NAME", help="every job of this type")
 
-    p = sub.add_parser("submit", parents=[store, as_json], help="submit a job to the store")
-    p.add_argument("type", metavar="DOMAIN::NAME")
-    p.add_argument("--payload", default="{}", metavar="JSON", help="a JSON object")
-    p.add_argument("--priority", help="low, normal, high, critical or an integer")
-    p.add_argument("--delay", metavar="DURATION", help="run after e.g. 30s, 5m")
-    p.add_argument("--key", help="dedup key")
-    p.add_argument("--tags", metavar="a,b")
-    p.add_argument("--depends-on", metavar="ID,ID")
-    p.add_argument(
-        "--max-attempts",
-        default="1",
-        metavar="N",
-        help="attempts allowed (the handler's retry policy also applies)",
-    )
+    add_submit_parsers(sub, [store, as_json])
 
     p = sub.add_parser(
         "schedules", parents=[store, as_json], help="list recurring schedules and skipped firings"
@@ -200,6 +188,7 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "pause": cmd_control,
     "resume": cmd_control,
     "submit": cmd_submit,
+    "types": cmd_types,
     "schedules": cmd_schedules,
     "top": cmd_top,
     "workers": cmd_workers,

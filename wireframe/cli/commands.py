@@ -25,21 +25,15 @@ from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.values import (
     parse_duration,
     parse_job_id,
-    parse_job_type,
-    parse_payload,
     parse_positive_int,
-    parse_priority,
     parse_states,
-    parse_tags,
 )
 from wireframe.cli.workers import can_take, why_waiting, worker_dict, workers_table
 from wireframe.store import (
     ACTIVE_STATES,
     TERMINAL_STATES,
-    Duplicate,
     JobRecord,
     JobState,
-    NewJob,
     NoStoreError,
     PostgresStore,
     Store,
@@ -496,45 +490,6 @@ async def cmd_control(args: argparse.Namespace, out: Output) -> int:
     return 1 if failed else 0
 
 
-# -- submit ----------------------------------------------------------------------------------
-
-
-async def cmd_submit(args: argparse.Namespace, out: Output) -> int:
-    """Submit a job straight to the store (no handler code needed)."""
-    domain, job_type = parse_job_type(args.type)
-    payload = parse_payload(args.payload)
-    priority = parse_priority(args.priority)
-    delay = None if args.delay is None else parse_duration(args.delay, option="--delay")
-    max_attempts = parse_positive_int(args.max_attempts, option="--max-attempts")
-    depends_on = tuple(parse_job_id(p) for p in parse_tags(args.depends_on))
-    job = NewJob(
-        type=job_type,
-        domain=domain,
-        payload=payload,
-        priority=10 if priority is None else priority,
-        run_at=None if delay is None else time.time() + delay,
-        key=args.key or None,
-        depends_on=depends_on,
-        tags=parse_tags(args.tags),
-        max_attempts=max_attempts,
-    )
-    async with opened(args) as store:
-        try:
-            (result,) = await store.submit([job])
-        except UnknownJobError as exc:
-            raise CLIError(f"submit {job_type}: {exc}") from None
-    duplicate = isinstance(result, Duplicate)
-    if out.as_json:
-        out.json({"id": result.id, "type": job_type, "duplicate": duplicate})
-    elif duplicate:
-        out.print(
-            Text(f"duplicate: job {result.id} already holds key {args.key!r}", style="yellow")
-        )
-    else:
-        out.print(Text(f"submitted job {result.id} ({job_type})", style="green"))
-    return 0
-
-
 # -- workers --------------------------------------------------------------------------------
 
 
@@ -618,7 +573,6 @@ __all__ = [
     "cmd_jobs",
     "cmd_migrate",
     "cmd_purge",
-    "cmd_submit",
     "cmd_workers",
     "open_store",
     "opened",

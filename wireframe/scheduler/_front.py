@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any, Self
 
+from wireframe.scheduler._catalog import catalog
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._store_errors import store_errors
@@ -27,6 +28,8 @@ class Front:
 
     _hub: Hub
     _registry: Registry
+    _recorder: str
+    """Who records the job types in the store (a worker id)."""
 
     @property
     def store(self) -> Store:
@@ -66,6 +69,15 @@ class Front:
     async def open(self) -> None:
         """Open the store (idempotent); running the task, submits and queries call it for you.
 
+        The first open records this process's job types in the store (`Store.job_types`).
         Raises StoreFailure (StoreSchemaError for a store a newer wireframe wrote)."""
         with store_errors():
             await self._hub.open()
+            if not self._hub.types_recorded:
+                self._hub.types_recorded = True
+                types = catalog(self._registry.types.values(), self._recorder)
+                try:
+                    await self.store.record_job_types(types)
+                except BaseException:
+                    self._hub.types_recorded = False
+                    raise

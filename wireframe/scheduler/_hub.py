@@ -46,6 +46,8 @@ class Hub:
         self._ended = anyio.Event()
         self._open_lock: anyio.Lock | None = None
         self.opened = False
+        self.types_recorded = False
+        """Whether the job types were recorded since the store was opened (`Front.open`)."""
         self.closed = False
         """True once `close()` was called, until the next `open()`."""
 
@@ -68,6 +70,7 @@ class Hub:
         if self.opened:
             self.opened, self.closed = False, True
             self.ended()  # waiters on `next_end()` see the close at once
+            self.types_recorded = False
             self.store.unobserve(self._observed)
             await self.store.close()
 

@@ -1,17 +1,22 @@
 """Payload and result (de)serialisation, job type names and handler signature checks.
 
-Payloads are attrs instances (or JSON-able dicts) and results are JSON-able values; both are
-stored as canonical JSON text. Converting to JSON turns attrs instances into dicts (keyed by
-each field's ``__init__`` argument name), tuples into lists, enums into their values,
-``datetime``/``date``/``time`` into ISO 8601 text and ``UUID`` into text. Decoding into an attrs
-class uses its field annotations to convert those back (nested attrs classes, ``list[X]``,
-``tuple[X, ...]``, ``dict[str, X]``, ``X | None``, enums, datetimes, UUIDs).
+Payloads are attrs instances, dataclass instances (or JSON-able dicts) and results are
+JSON-able values; both are stored as canonical JSON text. Converting to JSON turns attrs and
+dataclass instances into dicts (keyed by each field's ``__init__`` argument name), tuples into
+lists, sets and frozensets into sorted lists, enums into their values,
+``datetime``/``date``/``time`` into ISO 8601 text and ``UUID`` and ``Decimal`` into text.
+Decoding into a payload class uses its field annotations to convert those back (nested
+classes, ``list[X]``, ``tuple[X, ...]``, ``set[X]``, ``frozenset[X]``, ``dict[str, X]``,
+``X | None``, enums, datetimes, UUIDs, Decimals). A payload's field types are checked when it
+is submitted (`wireframe.scheduler._shapes`).
 """
 
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 import datetime as dt
+import decimal
 import enum
 import functools
 import inspect
@@ -26,6 +31,16 @@ from typing import Any
 
 import attrs
 
+from wireframe.scheduler._shapes import (
+    ANY,
+    Dict,
+    Mismatch,
+    ObjectShape,
+    Shape,
+    init_fields,
+    object_shape,
+    shape_of,
+)
 from wireframe.scheduler.errors import ConfigError, PayloadError
 
 __all__ = [
@@ -139,12 +154,21 @@ def _resolve_annotation(fn: Callable[..., Any], annotation: object, *, where: st
 def payload_type_of(fn: Callable[..., Any], *, where: str) -> type | None:
     """Check a handler ``async def handler(job: T, ctx) -> R`` and return its payload type.
 
-    Returns the attrs class ``T``, ``dict`` for ``dict``/``dict[str, ...]``/``Mapping``, or
-    ``None`` when the first parameter is unannotated (or ``Any``): any JSON object. Raises
-    ``ConfigError`` naming the handler when it is not ``async def``, does not take exactly two
-    positional parameters, has annotations that cannot be resolved, or declares any other
-    payload type.
+    Returns the attrs class or dataclass ``T``, ``dict`` for ``dict``/``dict[str, ...]``/
+    ``Mapping``, or ``None`` when the first parameter is unannotated (or ``Any``): any JSON
+    object. Raises ``ConfigError`` naming the handler when it is not ``async def``, does not
+    take exactly two positional parameters, has annotations that cannot be resolved, or
+    declares any other payload type (or a payload class whose fields wireframe cannot hold).
     """
+    return payload_of(fn, where=where)[0]
+
+
+ANY_OBJECT = Dict(ANY)
+"""The shape of an untyped payload: any JSON object."""
+
+
+def payload_of(fn: Callable[..., Any], *, where: str) -> tuple[type | None, Shape]:
+    """`payload_type_of`, and the shape its payloads are checked against at submit."""
     if not callable(fn):
         raise ConfigError(f"{where}: handler {fn!r} is not callable")
     if not inspect.iscoroutinefunction(fn):
@@ -174,26 +198,30 @@ def payload_type_of(fn: Callable[..., Any], *, where: str) -> type | None:
         )
     job_param = positional[0]
     if job_param.annotation is inspect.Parameter.empty:
-        return None
+        return None, ANY_OBJECT
     try:
         hint = typing.get_type_hints(fn).get(job_param.name, inspect.Parameter.empty)
     except Exception:
         # Another annotation (say ``ctx``'s) may be what fails: resolve the payload's alone.
         hint = _resolve_annotation(fn, job_param.annotation, where=where)
     if hint is inspect.Parameter.empty or hint is Any:
-        return None
+        return None, ANY_OBJECT
     origin = typing.get_origin(hint)
-    if isinstance(hint, type) and attrs.has(hint):
-        return hint
-    if origin is not None and isinstance(origin, type) and attrs.has(origin):
-        return origin
+    cls = hint if isinstance(hint, type) and origin is None else origin
+    if isinstance(cls, type) and (attrs.has(cls) or dataclasses.is_dataclass(cls)):
+        try:
+            return cls, object_shape(cls)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: handler {_describe_callable(fn)}: {exc}") from None
     if hint in _MAPPING_TYPES or origin in _MAPPING_TYPES:
         args = typing.get_args(hint)
         if not args or args[0] in (str, Any):
-            return dict
+            shape = shape_of(hint, where=f"{where}: payload {_type_text(hint)}")
+            return dict, shape
     raise ConfigError(
         f"{where}: handler {_describe_callable(fn)}: parameter {job_param.name!r} is annotated"
-        f" {_type_text(hint)}; the payload type must be an attrs class or dict[str, Any]"
+        f" {_type_text(hint)}; the payload type must be an attrs class, a dataclass or"
+        " dict[str, Any]"
     )
 
 
@@ -220,11 +248,7 @@ def _init_fields(cls: type) -> _FieldNames:
         return _field_cache[cls]
     except KeyError:
         pass
-    names = tuple(
-        (field.name, field.alias or field.name.lstrip("_"))
-        for field in attrs.fields(cls)
-        if field.init
-    )
+    names = tuple((attr, key) for attr, key, *_ in init_fields(cls))
     _field_cache[cls] = names
     return names
 
@@ -257,19 +281,9 @@ def _convert(value: object, active: set[int]) -> object:
     ident = id(value)
     if ident in active:
         raise _Unserialisable("circular reference")
-    if attrs.has(kind):
-        active.add(ident)
-        try:
-            data: dict[str, object] = {}
-            for name, key in _init_fields(kind):
-                try:
-                    data[key] = _convert(getattr(value, name), active)
-                except _Unserialisable as exc:
-                    exc.path.append(f".{key}")
-                    raise
-            return data
-        finally:
-            active.discard(ident)
+    fields = _field_cache.get(kind)
+    if fields is not None or attrs.has(kind):
+        return _convert_fields(value, fields or _init_fields(kind), active)
     if isinstance(value, Mapping):
         active.add(ident)
         try:
@@ -287,6 +301,20 @@ def _convert(value: object, active: set[int]) -> object:
             return mapping
         finally:
             active.discard(ident)
+    if isinstance(value, set | frozenset):
+        active.add(ident)
+        try:
+            converted = []
+            for item in value:
+                try:
+                    converted.append(_convert(item, active))
+                except _Unserialisable as exc:
+                    exc.path.append(f"[{item!r}]")
+                    raise
+        finally:
+            active.discard(ident)
+        # A set has no order: its list is sorted by each item's JSON text (canonical).
+        return sorted(converted, key=_CANONICAL.encode)
     if isinstance(value, list | tuple):
         active.add(ident)
         try:
@@ -300,7 +328,30 @@ def _convert(value: object, active: set[int]) -> object:
             return items
         finally:
             active.discard(ident)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise _Unserialisable(f"Decimal {value!r} is not finite")
+        return str(value)
+    if dataclasses.is_dataclass(kind):
+        return _convert_fields(value, _init_fields(kind), active)
     raise _Unserialisable(f"object of type {kind.__qualname__} is not JSON-serialisable")
+
+
+def _convert_fields(value: object, fields: _FieldNames, active: set[int]) -> dict[str, object]:
+    """An attrs or dataclass instance as the dict of its ``__init__`` fields."""
+    ident = id(value)
+    active.add(ident)
+    try:
+        data: dict[str, object] = {}
+        for name, key in fields:
+            try:
+                data[key] = _convert(getattr(value, name), active)
+            except _Unserialisable as exc:
+                exc.path.append(f".{key}")
+                raise
+        return data
+    finally:
+        active.discard(ident)
 
 
 def to_jsonable(value: object, *, where: str, root: str = "value") -> object:
@@ -340,7 +391,8 @@ _flat_cache: dict[type, tuple[tuple[str, str], ...] | None] = {}
 
 
 def _flat_fields(cls: type) -> tuple[tuple[str, str], ...] | None:
-    """(attribute, JSON key) pairs if every field of ``cls`` holds a plain scalar, else None."""
+    """(attribute, JSON key) pairs if every field of ``cls`` holds a plain scalar, else None
+    (such a payload decodes as ``cls(**data)``: nothing to convert)."""
     try:
         return _flat_cache[cls]
     except KeyError:
@@ -356,61 +408,75 @@ def _flat_fields(cls: type) -> tuple[tuple[str, str], ...] | None:
         )
         for hint in hints.values()
     ):
-        fields = [f for f in attrs.fields(cls) if f.init]
-        if all(f.alias == f.name for f in fields) and len(fields) == len(hints):
-            flat = tuple((f.name, f.name) for f in fields)
+        fields = _init_fields(cls)
+        if all(attr == key for attr, key in fields) and len(fields) == len(hints):
+            flat = fields
     _flat_cache[cls] = flat
     return flat
 
 
 _json_str = json.encoder.encode_basestring_ascii  # what json.dumps uses for str (ensure_ascii)
-_flat_keys: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
 
 
-def _encode_flat(payload: object, fields: tuple[tuple[str, str], ...]) -> str | None:
-    """Canonical JSON of a flat attrs instance, or None if a value is not a finite scalar.
+def _encode_flat(
+    payload: object, fields: tuple[tuple[str, str, tuple[type, ...]], ...]
+) -> str | None:
+    """Canonical JSON of a flat payload, or None if a value is not of its field's exact type.
 
     Written out by hand, field by field in sorted key order, exactly as `canonical_json` would
-    write it (the submit hot path; a test holds the two to the same text).
+    write it (the submit hot path; a test holds the two to the same text). Each value's class
+    must be one its field allows exactly: anything else (a wrong type, a subclass) takes the
+    checked path, which says what is wrong. `fields` is `ObjectShape.flat`.
     """
-    keyed = _flat_keys.get(fields)
-    if keyed is None:
-        keyed = _flat_keys[fields] = tuple(
-            (attr, _json_str(key) + ":") for attr, key in sorted(fields, key=lambda f: f[1])
-        )
     parts = []
-    for attr, key in keyed:
+    for attr, key, kinds in fields:
         value = getattr(payload, attr)
         kind = value.__class__
+        if kind not in kinds:
+            return None
         if kind is str:
             parts.append(key + _json_str(value))
         elif kind is int:
             parts.append(key + int.__repr__(value))
         elif kind is bool:
             parts.append(key + ("true" if value else "false"))
-        elif value is None:
-            parts.append(key + "null")
-        elif kind is float and math.isfinite(value):
-            parts.append(key + float.__repr__(value))
         else:
-            return None
+            parts.append(key + "null")
     return "{" + ",".join(parts) + "}"
 
 
-def encode_payload(payload: object, *, expected: type | None, where: str) -> str:
-    """Serialise a job payload to canonical JSON text.
+def check_payload(payload: object, shape: Shape, *, where: str, lenient: bool = False) -> None:
+    """Raise ``PayloadError`` naming `where`, the field's path and the bad value unless
+    `payload` fits `shape` (`lenient`: JSON forms are accepted too, as in a dict payload)."""
+    try:
+        shape.check(payload, lenient)
+    except Mismatch as exc:
+        raise PayloadError(f"{where}: {exc.at('payload')}") from None
 
-    ``expected`` is the handler's payload type (from ``payload_type_of``): an attrs class
-    requires an instance of it, or a mapping that ``decode_payload`` can turn into one;
-    ``dict`` or ``None`` require a mapping with string keys (or, for ``None``, any attrs
-    instance). Raises ``PayloadError`` naming ``where``.
+
+def encode_payload(
+    payload: object, *, expected: type | None, where: str, shape: Shape | None = None
+) -> str:
+    """Check a job payload's field types and serialise it to canonical JSON text.
+
+    ``expected`` is the handler's payload type (from ``payload_type_of``): an attrs class or
+    dataclass requires an instance of it, or a mapping of its fields; ``dict`` or ``None``
+    require a mapping with string keys (or, for ``None``, any attrs or dataclass instance).
+    ``shape`` is what the fields are checked against (by default, the class's). Raises
+    ``PayloadError`` naming ``where``, the bad field's path and its value.
     """
     if expected is not None and expected is not dict:
-        if (
-            payload.__class__ is not expected  # the common case, without an ABC check
-            and isinstance(payload, Mapping)
-            and not isinstance(payload, expected)
-        ):
+        if shape is None:
+            shape = object_shape(expected)
+        if payload.__class__ is expected:  # the common case, without an ABC check
+            flat = shape.flat if isinstance(shape, ObjectShape) else None
+            if flat is not None:
+                text = _encode_flat(payload, flat)
+                if text is not None:
+                    return text
+            check_payload(payload, shape, where=where)
+        elif isinstance(payload, Mapping) and not isinstance(payload, expected):
+            check_payload(payload, shape, where=where, lenient=True)
             data = to_jsonable(payload, where=where, root="payload")
             assert isinstance(data, dict)
             try:
@@ -421,23 +487,28 @@ def encode_payload(payload: object, *, expected: type | None, where: str) -> str
                     f" {type(exc).__name__}: {exc}"
                 ) from None
             return canonical_json(data)
-        if not isinstance(payload, expected):
+        elif not isinstance(payload, expected):
             raise PayloadError(
                 f"{where}: expected a payload of type {_type_name(expected)} (or a dict of its"
                 f" fields), got {type(payload).__qualname__}: {payload!r:.200}"
             )
-        flat = _flat_fields(payload.__class__)
-        if flat is not None:
-            text = _encode_flat(payload, flat)
-            if text is not None:
-                return text
-    elif not isinstance(payload, Mapping) and not (expected is None and attrs.has(type(payload))):
-        wanted = "a dict" if expected is dict else "an attrs instance or a dict"
+        else:
+            check_payload(payload, shape, where=where)
+    elif isinstance(payload, Mapping):
+        if shape is not None:
+            check_payload(payload, shape, where=where, lenient=True)
+    elif not (expected is None and _is_payload_class(type(payload))):
+        wanted = "a dict" if expected is dict else "an attrs or dataclass instance or a dict"
         raise PayloadError(
             f"{where}: expected {wanted} as the payload, got {type(payload).__qualname__}:"
             f" {payload!r:.200}"
         )
     return canonical_json(to_jsonable(payload, where=where, root="payload"))
+
+
+def _is_payload_class(cls: type) -> bool:
+    """An attrs class or a dataclass."""
+    return attrs.has(cls) or dataclasses.is_dataclass(cls)
 
 
 def encode_result(value: object, *, where: str | Callable[[], str]) -> str:
@@ -513,7 +584,8 @@ _hint_cache: dict[type, dict[str, object]] = {}
 
 
 def _field_hints(cls: type) -> dict[str, object]:
-    """``__init__`` argument name -> resolved annotation (or ``None``) of an attrs class."""
+    """``__init__`` argument name -> resolved annotation (or ``None``) of an attrs class or
+    dataclass."""
     try:
         return _hint_cache[cls]
     except KeyError:
@@ -523,10 +595,9 @@ def _field_hints(cls: type) -> dict[str, object]:
     except Exception:
         resolved = {}
     hints: dict[str, object] = {}
-    for field in attrs.fields(cls):
-        if field.init:
-            hint = resolved.get(field.name, field.type)
-            hints[field.alias or field.name.lstrip("_")] = None if isinstance(hint, str) else hint
+    for attr, key, annotation, *_ in init_fields(cls):
+        hint = resolved.get(attr, annotation)
+        hints[key] = None if isinstance(hint, str) else hint
     _hint_cache[cls] = hints
     return hints
 
@@ -537,7 +608,18 @@ _SEQUENCE_ORIGINS: tuple[object, ...] = (
     collections.abc.MutableSequence,
     collections.abc.Iterable,
     collections.abc.Collection,
+    typing.List,  # noqa: UP006 - the old spelling is a valid annotation too
+    typing.Sequence,
 )
+_SET_ORIGINS: dict[object, type] = {
+    set: set,
+    frozenset: frozenset,
+    collections.abc.Set: frozenset,
+    collections.abc.MutableSet: set,
+    typing.Set: set,  # noqa: UP006
+    typing.FrozenSet: frozenset,  # noqa: UP006
+    typing.AbstractSet: frozenset,
+}
 
 
 def _revive(hint: object, value: object) -> object:
@@ -547,7 +629,7 @@ def _revive(hint: object, value: object) -> object:
     if hint is None or hint is Any:
         return value
     if isinstance(hint, type):
-        if attrs.has(hint) and isinstance(value, dict):
+        if _is_payload_class(hint) and isinstance(value, dict):
             return _build(hint, value)
         if issubclass(hint, enum.Enum):
             return hint(value)
@@ -559,6 +641,10 @@ def _revive(hint: object, value: object) -> object:
             return dt.time.fromisoformat(value)
         if hint is uuid.UUID and isinstance(value, str):
             return uuid.UUID(value)
+        if hint is decimal.Decimal and isinstance(value, str | int | float):
+            return decimal.Decimal(repr(value) if isinstance(value, float) else value)
+        if hint in _SET_ORIGINS and isinstance(value, list):
+            return _SET_ORIGINS[hint](value)
         if hint is tuple and isinstance(value, list):
             return tuple(value)
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -568,7 +654,9 @@ def _revive(hint: object, value: object) -> object:
     args = typing.get_args(hint)
     if origin is typing.Union or origin is types.UnionType:
         options = [arg for arg in args if arg is not type(None)]
-        return _revive(options[0], value) if len(options) == 1 else value
+        if len(options) == 1:
+            return _revive(options[0], value)
+        return _revive(_option_for(tuple(options), value), value)
     if origin is typing.Annotated:
         return _revive(args[0], value)
     if origin is tuple and isinstance(value, list):
@@ -580,14 +668,45 @@ def _revive(hint: object, value: object) -> object:
     if origin in _SEQUENCE_ORIGINS and isinstance(value, list):
         item_hint = args[0] if args else None
         return [_revive(item_hint, item) for item in value]
+    if origin in _SET_ORIGINS and isinstance(value, list):
+        item_hint = args[0] if args else None
+        return _SET_ORIGINS[origin](_revive(item_hint, item) for item in value)
+    if isinstance(origin, type) and _is_payload_class(origin) and isinstance(value, dict):
+        return _build(origin, value)
     if origin in _MAPPING_TYPES and isinstance(value, dict):
         item_hint = args[1] if len(args) == 2 else None
         return {key: _revive(item_hint, item) for key, item in value.items()}
     return value
 
 
+def _option_for(options: tuple[object, ...], value: object) -> object:
+    """The first option of a union that `value` fits as it is (an int for ``int``), else the
+    first whose JSON form it is (a string for ``Decimal``); None if none."""
+    for lenient in (False, True):
+        for option in options:
+            try:
+                shape = _option_shapes[option]
+            except KeyError:
+                try:
+                    shape = shape_of(option, where="decode")
+                except (ConfigError, TypeError):
+                    shape = None
+                _option_shapes[option] = shape
+            if shape is None:
+                continue
+            try:
+                shape.check(value, lenient)
+            except Mismatch:
+                continue
+            return option
+    return None
+
+
+_option_shapes: dict[object, Shape | None] = {}
+
+
 def _build(cls: type, data: dict[str, Any]) -> object:
-    """Make an instance of the attrs class ``cls`` from its JSON dict."""
+    """Make an instance of the attrs class or dataclass ``cls`` from its JSON dict."""
     hints = _field_hints(cls)
     kwargs = {key: _revive(hints.get(key), value) for key, value in data.items()}
     return cls(**kwargs)

@@ -8,10 +8,12 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from wireframe.scheduler._shapes import Shape
 from wireframe.scheduler._typevars import PayloadT, ResultT
 from wireframe.scheduler.codec import (
+    ANY_OBJECT,
     job_type_name,
-    payload_type_of,
+    payload_of,
     result_type_of,
     validate_name,
 )
@@ -128,12 +130,15 @@ class JobType(Generic[P, R]):
         preemptible: bool,
         finalize: HandlerFn | None = None,
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
+        payload_shape: Shape = ANY_OBJECT,
     ) -> None:
         self.domain = domain
         self.name = name
         self.type = job_type_name(domain.name, name)
         self.execute = execute
         self.payload_type = payload_type
+        self.payload_shape = payload_shape
+        """What a payload's fields are checked against at submit (from the annotations)."""
         self.retry = retry
         self.key = key
         self.timeout = timeout
@@ -154,7 +159,7 @@ class JobType(Generic[P, R]):
         """Decorator: register the function that runs once after all of a job's children end."""
         if self.finalize_fn is not None:
             raise ConfigError(f"job type {self.type!r} already has a finalize handler")
-        payload_type_of(fn, where=f"finalize handler of {self.type}")
+        payload_of(fn, where=f"finalize handler of {self.type}")
         self.finalize_fn = fn
         self._result_type = None
         return fn
@@ -278,9 +283,9 @@ class Domain:
             raise ConfigError(f"Domain({self.name!r}).register: {handler!r} is not a Handler")
         cls = type(instance)
         job_name = name or cls.__name__
-        payload_type = payload_type_of(instance.execute, where=f"{cls.__qualname__}.execute")
+        payload = payload_of(instance.execute, where=f"{cls.__qualname__}.execute")
         finalize = instance.finalize if cls.has_finalize() else None
-        return self._add(job_name, instance.execute, payload_type, finalize=finalize, **options)
+        return self._add(job_name, instance.execute, payload, finalize=finalize, **options)
 
     def _register_fn(
         self, fn: Any, *, name: str | None = None, **options: Any
@@ -288,14 +293,13 @@ class Domain:
         if not callable(fn):
             raise ConfigError(f"Domain({self.name!r}).job: {fn!r} is not a function")
         where = f"handler {getattr(fn, '__qualname__', fn)!r}"
-        payload_type = payload_type_of(fn, where=where)
-        return self._add(name or fn.__name__, fn, payload_type, **options)
+        return self._add(name or fn.__name__, fn, payload_of(fn, where=where), **options)
 
     def _add(
         self,
         name: str,
         execute: HandlerFn,
-        payload_type: type | None,
+        payload: tuple[type | None, Shape],
         *,
         finalize: HandlerFn | None = None,
         retry: Retry | int | None = None,
@@ -323,7 +327,7 @@ class Domain:
             self,
             name,
             execute,
-            payload_type,
+            payload[0],
             retry=coerce_retry(retry, where=f"{type_name} retry"),
             key=key,
             timeout=_check_positive(timeout, where=f"{type_name} timeout"),
@@ -337,6 +341,7 @@ class Domain:
             preemptible=bool(preemptible),
             finalize=finalize,
             max_reclaims=check_max_reclaims(max_reclaims, where=f"{type_name} max_reclaims"),
+            payload_shape=payload[1],
         )
         self.jobs[name] = job_type
         return job_type

@@ -21,6 +21,7 @@ from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._refs import JobRef
 from wireframe.scheduler._registry import Registry
+from wireframe.scheduler._running import default_worker_id
 from wireframe.scheduler._store_errors import scheduler_error, store_errors
 from wireframe.scheduler._typevars import PayloadT, ResultT
 from wireframe.scheduler.codec import decode_result, encode_payload
@@ -91,6 +92,7 @@ class Scheduler(Front, Task):
         self._hub = Hub(store_of(store), event_buffer)
         self.poll_interval = poll_interval
         self.worker: Worker | None = None
+        self._recorder = default_worker_id() if worker_id is None else worker_id
         if worker:
             if not self._registry.domains:
                 raise ConfigError("Scheduler: a scheduler that runs jobs needs at least one Domain")
@@ -109,6 +111,7 @@ class Scheduler(Front, Task):
                 keep_history=keep_history,
             )
             self.worker = Worker._embedded(self._hub, self._registry, config, f"{id}.worker")
+            self._recorder = self.worker.worker_id
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -180,6 +183,8 @@ class Scheduler(Front, Task):
         `tags` a worker must have, a `ttl` (seconds a job that has not started may wait),
         `recurring` (Every or Cron), `fail_fast` (a failed child fails its parent at once),
         `resources` it holds while it runs and `max_reclaims` (lost workers it survives).
+        The payload's field types are checked against its class's annotations first: a
+        PayloadError names the field (``payload.items[2].n``) and the bad value.
         """
         options = _options(
             priority,
@@ -252,7 +257,10 @@ class Scheduler(Front, Task):
                 # differ from one job to the next. Positional fields: keywords cost twice as much.
                 fields, job_type, where, keyed = known
                 fields[_PAYLOAD] = encode_payload(
-                    payload, expected=job_type.payload_type, where=where
+                    payload,
+                    expected=job_type.payload_type,
+                    where=f"{where} payload",
+                    shape=job_type.payload_shape,
                 )
                 fields[_KEY] = (
                     key_of(job_type, payload, explicit_key, where=where) if keyed else None

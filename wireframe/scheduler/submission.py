@@ -69,7 +69,12 @@ def build_job(
 ) -> NewJob:
     """Validate every submission option for `job_type` and build the row to insert."""
     where = f"submit {job_type.type}"
-    text = encode_payload(payload, expected=job_type.payload_type, where=f"{where} payload")
+    text = encode_payload(
+        payload,
+        expected=job_type.payload_type,
+        where=f"{where} payload",
+        shape=job_type.payload_shape,
+    )
     prio = (
         job_type.effective_priority
         if priority is None

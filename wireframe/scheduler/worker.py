@@ -124,6 +124,7 @@ class Worker(Front, Task):
         self._owns_hub = owns_hub
         self.config = config
         self.worker_id = config.worker_id
+        self._recorder = config.worker_id
         self.claim_ttl = config.claim_ttl
         self.batch_size = config.batch_size
         self.tags = config.tags

@@ -16,9 +16,11 @@ from wireframe.store.records import (
     Fired,
     JobRecord,
     JobState,
+    JobTypeRecord,
     Lease,
     LeaseStatus,
     NewJob,
+    NewJobType,
     Outcome,
     ScheduleRecord,
     SubmitResult,
@@ -259,6 +261,13 @@ class Store(Protocol):
 
     async def workers(self) -> list[WorkerRecord]:
         """Every recorded worker by id, `lost` where its last heartbeat is older than its ttl."""
+
+    async def record_job_types(self, job_types: Sequence[NewJobType]) -> None:
+        """Record job types in one transaction: each replaces the record of its type, stamped
+        with the store's time (workers record theirs when they start)."""
+
+    async def job_types(self) -> list[JobTypeRecord]:
+        """Every recorded job type, ordered by type."""
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""

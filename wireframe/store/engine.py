@@ -22,9 +22,11 @@ from wireframe.store.records import (
     Fired,
     JobRecord,
     JobState,
+    JobTypeRecord,
     Lease,
     LeaseStatus,
     NewJob,
+    NewJobType,
     Outcome,
     ScheduleRecord,
     SubmitResult,
@@ -33,6 +35,7 @@ from wireframe.store.records import (
 )
 from wireframe.store.sql import attempts, control, durable, finish, query, schedules, workers
 from wireframe.store.sql import claim as claim_sql
+from wireframe.store.sql import job_types as job_types_sql
 from wireframe.store.sql.submit import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 
@@ -290,6 +293,17 @@ class EngineStore(Observed):
     async def workers(self) -> list[WorkerRecord]:
         """Every recorded worker."""
         return await self._op(workers.list_all, write=False)
+
+    # -- job types --------------------------------------------------------------------------
+
+    async def record_job_types(self, job_types: Sequence[NewJobType]) -> None:
+        """Record job types (each replaces its type's record)."""
+        if job_types:
+            await self._op(job_types_sql.record, list(job_types))
+
+    async def job_types(self) -> list[JobTypeRecord]:
+        """Every recorded job type."""
+        return await self._op(without_now(job_types_sql.list_all), write=False)
 
 
 def without_now(fn: Callable[..., T]) -> Callable[..., T]:

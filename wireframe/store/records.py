@@ -429,3 +429,33 @@ class WorkerRecord:
 
 LOST_WORKERS_KEPT = 3600.0
 """Seconds a lost worker stays listed (as lost) before a refresh of any worker deletes it."""
+
+
+@attrs.frozen
+class NewJobType:
+    """A job type as a worker (or scheduler) knows it, to record in the store.
+
+    The store keeps the text as given: `payload` describes the payload's fields (JSON, see
+    `wireframe types --json`) and `settings` the type's policies (JSON: attempts, priority,
+    ttl, timeout, tags, resources...); the scheduler gives both their meaning.
+    """
+
+    type: str
+    domain: str
+    name: str
+    payload: str
+    settings: str
+    recorded_by: str
+
+
+@attrs.frozen
+class JobTypeRecord:
+    """A recorded job type: the last description written for it, and when and by whom."""
+
+    type: str
+    domain: str
+    name: str
+    payload: str
+    settings: str
+    recorded_by: str
+    recorded_at: float

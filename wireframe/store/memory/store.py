@@ -40,9 +40,11 @@ from wireframe.store.records import (
     Fired,
     JobRecord,
     JobState,
+    JobTypeRecord,
     Lease,
     LeaseStatus,
     NewJob,
+    NewJobType,
     Outcome,
     ScheduleRecord,
     SubmitResult,
@@ -303,6 +305,24 @@ class MemoryStore(Observed):
     async def workers(self) -> list[WorkerRecord]:
         """Every recorded worker."""
         return await self._op(workers.list_all)
+
+    # -- job types --------------------------------------------------------------------------
+
+    async def record_job_types(self, job_types: Sequence[NewJobType]) -> None:
+        """Record job types (each replaces its type's record)."""
+
+        def op(tb: Table) -> None:
+            for t in job_types:
+                tb.job_types[t.type] = JobTypeRecord(
+                    t.type, t.domain, t.name, t.payload, t.settings, t.recorded_by, tb.now
+                )
+
+        if job_types:
+            await self._op(op)
+
+    async def job_types(self) -> list[JobTypeRecord]:
+        """Every recorded job type, by type."""
+        return await self._op(lambda tb: [tb.job_types[k] for k in sorted(tb.job_types)])
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Sleep for `timeout`: nobody but this store's own callers can add work."""

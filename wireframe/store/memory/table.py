@@ -29,7 +29,14 @@ from wireframe.store.memory.rows import (
     Job,
     Schedule,
 )
-from wireframe.store.records import Checkpoint, EventRecord, JobState, Transition, WorkerRecord
+from wireframe.store.records import (
+    Checkpoint,
+    EventRecord,
+    JobState,
+    JobTypeRecord,
+    Transition,
+    WorkerRecord,
+)
 
 _UNSTARTED = (PENDING, SCHEDULED, BLOCKED, PAUSED)
 """The states of jobs the `expiry` heap may index."""
@@ -59,6 +66,8 @@ class Table:
         self.schedules: dict[int, Schedule] = {}
         self.workers: dict[str, WorkerRecord] = {}
         """The live (and recently lost) workers, by id (`lost` is worked out when read)."""
+        self.job_types: dict[str, JobTypeRecord] = {}
+        """The recorded job types, by type (the SQL `job_types` table)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []

@@ -207,6 +207,20 @@ MIGRATIONS: tuple[str, ...] = (
         heartbeat_at REAL NOT NULL
     )
     """,
+    # 14: the job types workers record when they start: the description of each payload's
+    # fields and the type's settings (JSON), so tools without the handlers' code (`wireframe
+    # submit`, `wireframe types`) know them.
+    """
+    CREATE TABLE job_types (
+        type TEXT PRIMARY KEY,
+        domain TEXT NOT NULL,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        recorded_at REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -391,6 +405,18 @@ PG_MIGRATIONS: tuple[str, ...] = (
         ttl DOUBLE PRECISION NOT NULL,
         started_at DOUBLE PRECISION NOT NULL,
         heartbeat_at DOUBLE PRECISION NOT NULL
+    )
+    """,
+    # 14: the job types workers record (see the SQLite version).
+    """
+    CREATE TABLE job_types (
+        type TEXT PRIMARY KEY,
+        domain TEXT NOT NULL,
+        name TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        recorded_at DOUBLE PRECISION NOT NULL
     )
     """,
 )
