@@ -120,6 +120,16 @@ def test_purge_by_state_and_domain_with_a_dry_run(run: Cli, url: str) -> None:
 
 
 def test_no_message_says_its_prefix_twice(run: Cli) -> None:
-    result = run("submit", "media::resize", "--depends-on", "77")
+    payload = '{"path": "a.jpg", "width": 300}'
+    result = run(
+        "submit",
+        "media::resize",
+        "--app",
+        "cli_app:media",
+        "--payload",
+        payload,
+        "--depends-on",
+        "77",
+    )
     assert result.code == 1, result
     assert result.err.count("submit media::resize") <= 1 and "77" in result.err, result

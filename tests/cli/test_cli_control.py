@@ -150,6 +150,8 @@ def test_submit_learns_the_types_from_the_app_and_types_lists_the_recorded_ones(
     wf: Cli, store_url: str
 ) -> None:
     cli = wf
+    assert cli("types").code == 1  # no store yet: types creates none
+    assert cli("migrate").code == 0
     assert cli("types").out.startswith("no job types recorded")
     assert cli("types", "--json").json() == []
     # --app: the type from the app's code; its key callable gives the dedup key.
