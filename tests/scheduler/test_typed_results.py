@@ -16,7 +16,6 @@ import attrs
 import pytest
 
 from wireframe import Domain, Handler, JobContext, PayloadError, Scheduler, Submitted
-from wireframe.scheduler.codec import encode_result
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -187,29 +186,12 @@ async def test_a_step_returns_what_its_function_returns_on_the_first_run_and_on_
         assert type(again) is Size
 
 
-def _dataclasses_encode() -> bool:
-    try:
-        encode_result(Report(1), where="probe")
-    except PayloadError:
-        return False
-    return True
-
-
-needs_dataclasses = pytest.mark.xfail(
-    not _dataclasses_encode(),
-    reason="dataclass results need the codec's dataclass support (issue #17, point 1)",
-    strict=True,
-)
-
-
-@needs_dataclasses
 async def test_result_is_the_dataclass_the_handler_declared(store_url: str) -> None:
     async with running(scheduler(store_url)) as s:
         out = await s.submit({"pages": 3}, type="media::report")
         assert await s.result(out, timeout=10) == Report(pages=3)
 
 
-@needs_dataclasses
 async def test_the_typed_sample_user_module_runs_as_typed() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "typing"))
     try:
