@@ -203,6 +203,7 @@ def _complete_plain(tb: Table, outcomes: Sequence[Outcome]) -> dict[int, Job]:
         job.finished_at = now
         job.ready_at = now
         job.progress = 1.0
+        job.reason = None
         job.worker_id = None
         job.lease_expires_at = None
         tb.move(job, COMPLETED)
@@ -212,9 +213,12 @@ def _complete_plain(tb: Table, outcomes: Sequence[Outcome]) -> dict[int, Job]:
 
 
 def _end(tb: Table, job: Job, state: JobState, error: str | None, traceback: str | None) -> None:
-    """Move a running job to a terminal state."""
+    """Move a running job to a terminal state (a failure clears why it waited before: its error
+    says why it ended; a cancel keeps the cancel's reason)."""
     job.finished_at = tb.now
     job.error = error
+    if state is FAILED:
+        job.reason = None
     if traceback is not None:
         job.traceback = traceback
     job.worker_id = None
@@ -242,6 +246,7 @@ def _complete(tb: Table, job: Job, outcome: Complete, state: JobState) -> None:
     job.ready_at = now
     if state is COMPLETED:
         job.progress = 1.0
+        job.reason = None
     job.worker_id = None
     job.lease_expires_at = None
     tb.move(job, state)

@@ -282,7 +282,8 @@ COMPLETE_PLAIN = (
     "active_children, child_failed FROM jobs WHERE id = ANY(ARRAY(SELECT unnest(?::bigint[]) "
     "UNION SELECT parent_id FROM jobs WHERE id = ANY(?::bigint[]))) ORDER BY id FOR UPDATE), "
     "done AS (UPDATE jobs SET state = 'completed', needs_finalize = 0, result = v.result, "
-    "finished_at = ?, ready_at = ?, progress = 1.0, worker_id = NULL, lease_expires_at = NULL "
+    "finished_at = ?, ready_at = ?, progress = 1.0, reason = NULL, worker_id = NULL, "
+    "lease_expires_at = NULL "
     "FROM locked JOIN v ON v.id = locked.id AND v.seq = locked.claim_seq "
     "WHERE jobs.id = locked.id AND locked.state = 'running' AND locked.active_children = 0 "
     "AND locked.child_failed = 0 "
@@ -315,7 +316,8 @@ The batch arrives as one JSON array of [id, claim_seq, result]."""
 
 COMPLETE_PLAIN_SQLITE = (
     "UPDATE jobs SET state = 'completed', needs_finalize = 0, result = v.value ->> 2, "
-    "finished_at = ?1, ready_at = ?1, progress = 1.0, worker_id = NULL, lease_expires_at = NULL "
+    "finished_at = ?1, ready_at = ?1, progress = 1.0, reason = NULL, worker_id = NULL, "
+    "lease_expires_at = NULL "
     f"FROM json_each(?2) AS v WHERE {_PLAIN_SQLITE} "
     "RETURNING jobs.id, jobs.parent_id, jobs.attempt, jobs.has_dependents"
 )
@@ -381,12 +383,14 @@ def _end(
     error: str | None,
     traceback: str | None,
 ) -> None:
-    """Move a running job to a terminal state."""
+    """Move a running job to a terminal state (a failure clears why it waited before: its error
+    says why it ended; a cancel keeps the cancel's reason)."""
     tx.execute(
         "UPDATE jobs SET state = ?, finished_at = ?, error = ?, "
         "traceback = coalesce(?, traceback), "
+        "reason = CASE WHEN ? = 'failed' THEN NULL ELSE reason END, "
         "worker_id = NULL, lease_expires_at = NULL WHERE id = ?",
-        (state, now, error, traceback, job_id),
+        (state, now, error, traceback, state, job_id),
     )
 
 
@@ -394,10 +398,12 @@ COMPLETE = Bulk(
     "UPDATE jobs SET state = ?1, phase = ?2, needs_finalize = ?3, result = ?4, "
     "finished_at = CASE WHEN ?1 = 'completed' THEN ?5 END, ready_at = ?5, "
     "progress = CASE WHEN ?1 = 'completed' THEN 1.0 ELSE progress END, "
+    "reason = CASE WHEN ?1 = 'completed' THEN NULL ELSE reason END, "
     "worker_id = NULL, lease_expires_at = NULL WHERE id = ?6",
     "UPDATE jobs SET state = v.state, phase = v.phase, needs_finalize = v.nf, result = v.result, "
     "finished_at = CASE WHEN v.state = 'completed' THEN v.now END, ready_at = v.now, "
     "progress = CASE WHEN v.state = 'completed' THEN 1.0 ELSE jobs.progress END, "
+    "reason = CASE WHEN v.state = 'completed' THEN NULL ELSE jobs.reason END, "
     "worker_id = NULL, lease_expires_at = NULL "
     f"FROM {unnest('text', 'text', 'int', 'text', 'float8', 'bigint')} "
     "AS v(state, phase, nf, result, now, id) WHERE jobs.id = v.id",
