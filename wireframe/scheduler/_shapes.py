@@ -37,6 +37,7 @@ __all__ = [
     "shape_from_description",
     "shape_of",
     "shape_text",
+    "use_default_encoder",
 ]
 
 SUPPORTED = (
@@ -654,14 +655,23 @@ def object_shape(cls: type) -> ObjectShape:
     return shape
 
 
+_default_encoder: Callable[[object], object] | None = None
+"""How a field's default becomes JSON: the codec's rules (`use_default_encoder`; the codec
+imports this module, so it hands them in rather than this module importing it)."""
+
+
+def use_default_encoder(encode: Callable[[object], object]) -> None:
+    """Set how defaults are written as JSON in descriptions (`encode` raises if it cannot)."""
+    global _default_encoder
+    _default_encoder = encode
+
+
 def _json_default(default: object) -> object:
     """A default as JSON, or NOTHING if JSON cannot hold it."""
-    if default is attrs.NOTHING:
-        return default
-    from wireframe.scheduler.codec import to_jsonable  # codec imports this module
-
+    if default is attrs.NOTHING or _default_encoder is None:
+        return attrs.NOTHING
     try:
-        return to_jsonable(default, where="default")
+        return _default_encoder(default)
     except Exception:
         return attrs.NOTHING
 

@@ -40,6 +40,7 @@ from wireframe.scheduler._shapes import (
     init_fields,
     object_shape,
     shape_of,
+    use_default_encoder,
 )
 from wireframe.scheduler.errors import ConfigError, PayloadError
 
@@ -365,6 +366,9 @@ def to_jsonable(value: object, *, where: str, root: str = "value") -> object:
     except _Unserialisable as exc:
         path = root + "".join(reversed(exc.path))
         raise PayloadError(f"{where}: {path}: {exc.reason}") from None
+
+
+use_default_encoder(lambda value: to_jsonable(value, where="default"))
 
 
 _encode_str = json.encoder.encode_basestring_ascii
