@@ -57,6 +57,8 @@ class Maintenance:
         self._presence = presence
         self.presence_every = presence_every
         self._announced: float | None = None
+        self._next_fire: float | None = None
+        """When a schedule fired by the last pass is due again (Unix time), if any."""
 
     async def run(self) -> None:
         """Do each chore when it is due, until cancelled."""
@@ -66,7 +68,15 @@ class Maintenance:
             await self.prune()
             if await self.fire_schedules():
                 self._fired()
-            await anyio.sleep(min(self.poll_interval, 1.0))
+            await anyio.sleep(self._pause())
+
+    def _pause(self) -> float:
+        """Seconds until the next chores: the poll interval (1 s at most), or less when a
+        schedule this worker fired is due again sooner (so `Every(0.1)` fires every 0.1 s)."""
+        pause = min(self.poll_interval, 1.0)
+        if self._next_fire is not None:
+            pause = min(pause, max(0.0, self._next_fire - self.clock.time()))
+        return pause
 
     async def announce(self) -> None:
         """Record this worker in the store, or refresh its row, when due."""
@@ -104,6 +114,7 @@ class Maintenance:
     async def fire_schedules(self) -> int:
         """Fire the due schedules of this worker's domains; return how many created a job."""
         fired = 0
+        self._next_fire = None
         for schedule in await self.store.due_schedules(self.domains):
             assert schedule.next_run_at is not None
             recurrence = recurrence_from_json(json.loads(schedule.spec))
@@ -114,6 +125,8 @@ class Maintenance:
                 )
                 if result is not None:
                     self._report(schedule, result)
+            if result is not None and following is not None:
+                self._next_fire = min(following, self._next_fire or following)
             if result is not None and result.job_id is not None:
                 fired += 1
         return fired
