@@ -5,6 +5,8 @@ from __future__ import annotations
 from wireframe.service.errors import (
     DuplicateResourceError,
     MissingResourceError,
+    ResourceCloseFailedError,
+    ResourceCloseTimeoutError,
     ServiceConfigError,
     ServiceError,
     ServiceFailure,
@@ -21,6 +23,7 @@ from wireframe.service.metrics import MetricFamily, MetricsRegistry
 from wireframe.service.service import Service
 from wireframe.service.status import (
     HookStatus,
+    ResourceStatus,
     ServicePhase,
     ServiceStatus,
     TaskState,
@@ -45,6 +48,9 @@ __all__ = [
     "MissingResourceError",
     "OneshotTask",
     "Precondition",
+    "ResourceCloseFailedError",
+    "ResourceCloseTimeoutError",
+    "ResourceStatus",
     "Service",
     "ServiceConfigError",
     "ServiceContext",

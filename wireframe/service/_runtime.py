@@ -11,6 +11,7 @@ from typing import Protocol
 
 import anyio
 
+from wireframe.service._resources import close_all
 from wireframe.service.errors import (
     ServiceConfigError,
     ServiceError,
@@ -208,6 +209,8 @@ class Runtime:
         self.level = logging.INFO
         self.log_each = True
         self.hook_failures: list[ServiceFailure] = []
+        self.resources = Resources()
+        self.resource_failures: list[ServiceFailure] = []
 
     # ----- stop -----
 
@@ -234,7 +237,15 @@ class Runtime:
     # ----- the run -----
 
     async def run(self) -> None:
-        """Wire, run the tasks until stop, run the hooks; raise ServiceError on failures."""
+        """Wire, run the tasks until stop, run the hooks, close the resources; raise
+        ServiceError on failures. A run that ends early (bad wiring, no tasks, cancelled)
+        still closes the resources it opened, and raises what ended it."""
+        try:
+            await self._run()
+        finally:
+            await close_all(self.resources.managed)  # after an early end; else already empty
+
+    async def _run(self) -> None:
         await self._wire()
         service = self.service
         if not service._tasks:
@@ -263,6 +274,7 @@ class Runtime:
             await self._run_tasks()
         self.phase = ServicePhase.STOPPING
         await self._run_hooks(list(service._hooks))
+        self.resource_failures = await close_all(self.resources.managed)
         self.phase = ServicePhase.STOPPED
         failures = self._failures()
         status = self.status()
@@ -282,10 +294,9 @@ class Runtime:
         failed one never provided; that MissingResourceError is reported too, in its place, and
         the combined message says it may follow from the earlier failure.
         """
-        resources = Resources()
         failures: list[WiringError] = []
         for layer in self.service._layers:
-            error = await self._wire_layer(layer, resources)
+            error = await self._wire_layer(layer, self.resources)
             if error is not None:
                 failures.append(error)
         if failures:
@@ -509,7 +520,7 @@ class Runtime:
                         rec.id, rec.kind, self.service.graceful_timeout, self.cancelled_by_force
                     )
                 )
-        return failures + self.hook_failures
+        return failures + self.hook_failures + self.resource_failures
 
     def status(self) -> ServiceStatus:
         """Snapshot the run."""
@@ -527,4 +538,5 @@ class Runtime:
             stop_reason=self.stop.reason,
             tasks=tasks,
             hooks=tuple(self.hook_status),
+            resources=tuple(r.snapshot() for r in self.resources.opened),
         )

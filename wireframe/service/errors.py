@@ -139,8 +139,36 @@ class ShutdownHookTimeoutError(ServiceFailure):
         self.forced = forced
 
 
+class ResourceCloseFailedError(ServiceFailure):
+    """A managed resource raised while closing; the original exception is ``error``."""
+
+    def __init__(
+        self, id: str, layer: str, error: BaseException, *, description: str | None = None
+    ) -> None:
+        """``description`` says what went wrong in the message (default: ``repr(error)``)."""
+        super().__init__(
+            id,
+            f"resource {id!r} of wiring layer {layer!r} failed to close: "
+            f"{description or repr(error)}",
+        )
+        self.layer = layer
+        self.error = error
+        self.__cause__ = error
+
+
+class ResourceCloseTimeoutError(ServiceFailure):
+    """A managed resource did not close within its timeout and was abandoned."""
+
+    def __init__(self, id: str, layer: str, timeout: float) -> None:
+        super().__init__(
+            id, f"resource {id!r} of wiring layer {layer!r} did not close within {timeout:g} s"
+        )
+        self.layer = layer
+        self.timeout = timeout
+
+
 class ServiceError(ExceptionGroup[ServiceFailure]):
-    """The service stopped with failures; each member names one task or hook."""
+    """The service stopped with failures; each member names one task, hook or resource."""
 
     stop_reason: StopReason | None
 
@@ -169,7 +197,7 @@ class ServiceError(ExceptionGroup[ServiceFailure]):
 
     @property
     def failed_ids(self) -> tuple[str, ...]:
-        """The ids of every task and hook named by this error, in report order."""
+        """The ids of every task, hook and resource named by this error, in report order."""
         return tuple(e.id for e in self.exceptions if isinstance(e, ServiceFailure))
 
     @property

@@ -295,7 +295,8 @@ def summary_fields(status: ServiceStatus) -> dict[str, Any]:
 
     ``stop_reason`` (text) and ``stop_reason_kind``; ``task_counts`` (tasks by state);
     ``tasks``: ``{id, kind, state, duration, outcome}`` for at most ``SUMMARY_ROWS`` tasks,
-    failures first (``tasks_not_listed`` counts the rest); ``hooks``: the same for each hook.
+    failures first (``tasks_not_listed`` counts the rest); ``hooks``: the same for each hook;
+    ``resources`` (if any): the same for each managed resource, in the order opened.
     """
     reason = status.stop_reason
     tasks = sorted(status.tasks, key=lambda t: _ORDER.get(t.state, 9))
@@ -308,6 +309,10 @@ def summary_fields(status: ServiceStatus) -> dict[str, Any]:
         ],
         "hooks": [_row(h.id, "shutdown hook", h.state, h.duration, h.error) for h in status.hooks],
     }
+    if status.resources:
+        fields["resources"] = [
+            _row(r.id, "resource", r.state, r.duration, r.error) for r in status.resources
+        ]
     if len(tasks) > SUMMARY_ROWS:
         fields["tasks_not_listed"] = len(tasks) - SUMMARY_ROWS
     return fields
@@ -330,6 +335,8 @@ def summary_counts(status: ServiceStatus) -> str:
     text = _counts(t.state for t in status.tasks)
     if status.hooks:
         text += f"; hooks: {_counts(h.state for h in status.hooks)}"
+    if status.resources:
+        text += f"; resources: {_counts(r.state for r in status.resources)}"
     return text
 
 
@@ -373,6 +380,14 @@ def summary_table(status: ServiceStatus) -> Table:
             f"[{_STATE_STYLE.get(h.state, 'default')}]{h.state.value}",
             _seconds(h.duration),
             h.error or _OUTCOME.get(h.state, ""),
+        )
+    for r in reversed(status.resources):  # in the order they were closed
+        table.add_row(
+            r.id,
+            "resource",
+            f"[{_STATE_STYLE.get(r.state, 'default')}]{r.state.value}",
+            _seconds(r.duration),
+            r.error or _OUTCOME.get(r.state, ""),
         )
     return table
 

@@ -63,8 +63,19 @@ class HookStatus:
 
 
 @attrs.frozen
+class ResourceStatus:
+    """One managed resource: running while open, then finished, failed or cancelled (timed out)."""
+
+    id: str
+    layer: str
+    state: TaskState
+    duration: float | None = None
+    error: str | None = None
+
+
+@attrs.frozen
 class ServiceStatus:
-    """A snapshot of a service: phase, readiness, stop reason, tasks and hooks."""
+    """A snapshot of a service: phase, readiness, stop reason, tasks, hooks and resources."""
 
     name: str
     phase: ServicePhase
@@ -72,6 +83,8 @@ class ServiceStatus:
     stop_reason: StopReason | None
     tasks: tuple[TaskStatus, ...]
     hooks: tuple[HookStatus, ...] = ()
+    resources: tuple[ResourceStatus, ...] = ()
+    """Managed resources in the order they were opened (closed in reverse)."""
 
     def task(self, id: str) -> TaskStatus:
         """Return the status of the task named ``id`` (KeyError if there is none)."""

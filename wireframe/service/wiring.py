@@ -5,6 +5,13 @@ from __future__ import annotations
 import abc
 from typing import Any, Protocol, TypeVar, cast
 
+from wireframe.service._resources import (
+    DEFAULT_CLOSE_TIMEOUT,
+    ManagedResource,
+    check_managed_args,
+    check_resource_id,
+    enter,
+)
 from wireframe.service.errors import (
     DuplicateResourceError,
     MissingResourceError,
@@ -64,6 +71,23 @@ class ServiceContext:
         """Make ``resource`` available to later layers under ``as_type`` (default: its type)."""
         self._resources.provide(self._layer, resource, as_type)
 
+    async def provide_managed(
+        self,
+        cm: object,
+        *,
+        as_type: type[Any] | None = None,
+        id: str | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> Any:
+        """Enter the (async or sync) context manager ``cm`` and provide what it yields.
+
+        The resource is provided as ``provide`` does (under ``as_type``, default its type) and
+        returned. It is closed after the shutdown hooks, in reverse order of opening, within
+        ``close_timeout`` seconds (also on a forced stop, and when wiring or the run fails); ``id``
+        (default: the type's name) names it in ``status()``, the stop summary and errors.
+        """
+        return await self._resources.provide_managed(self._layer, cm, as_type, id, close_timeout)
+
     def get(self, resource_type: type[T]) -> T:
         """Return the resource provided under ``resource_type`` (MissingResourceError if none)."""
         return self._resources.get(self._layer, resource_type)
@@ -88,6 +112,10 @@ class Resources:
 
     def __init__(self) -> None:
         self.items: dict[type[Any], tuple[object, str]] = {}
+        self.managed: list[ManagedResource] = []
+        """Managed resources still open, in the order they were opened."""
+        self.opened: list[ManagedResource] = []
+        """Every managed resource opened, in order (for ``status()``)."""
 
     def provide(self, layer: str, resource: object, as_type: type[Any] | None) -> None:
         """Store ``resource``; errors name the layer and type."""
@@ -101,6 +129,36 @@ class Resources:
         if key in self.items:
             raise DuplicateResourceError(layer, key, self.items[key][1])
         self.items[key] = (resource, layer)
+
+    async def provide_managed(
+        self,
+        layer: str,
+        cm: object,
+        as_type: type[Any] | None,
+        id: object,
+        close_timeout: object,
+    ) -> object:
+        """Enter ``cm``, remember how to close it, then store what it yields."""
+        is_async, seconds = check_managed_args(layer, cm, close_timeout)
+        if as_type is not None:
+            self._check_key(layer, as_type)
+        if id is not None:
+            id = check_resource_id(layer, id, self.opened)
+        resource, exit_fn = await enter(cm, is_async)
+        key = type(resource) if as_type is None else as_type
+        if id is None:
+            id = check_resource_id(layer, key.__qualname__, self.opened)
+        managed = ManagedResource(str(id), layer, seconds, exit_fn, is_async)
+        self.managed.append(managed)  # from here on it is closed whatever happens next
+        self.opened.append(managed)
+        self.provide(layer, resource, as_type)
+        return resource
+
+    def _check_key(self, layer: str, key: object) -> None:
+        if not isinstance(key, type):
+            raise WiringError(layer, f"as_type must be a type, got {key!r}")
+        if key in self.items:
+            raise DuplicateResourceError(layer, key, self.items[key][1])
 
     def get(self, layer: str, resource_type: type[T]) -> T:
         """Fetch the resource stored under ``resource_type``; errors name the layer and type."""
