@@ -56,7 +56,7 @@ def check_managed_args(layer: str, cm: object, timeout: object) -> tuple[bool, f
         return True, seconds
     if hasattr(cm, "__enter__") and hasattr(cm, "__exit__"):
         return False, seconds
-    hint = " (did you call an async function without calling it as a context manager?)"
+    hint = " (an awaitable: pass the context manager itself, not a coroutine)"
     raise WiringError(
         layer,
         f"provide_managed expects an async or sync context manager, got {cm!r}"
