@@ -323,3 +323,26 @@ async def test_duplicate_resource_ids_name_both_layers(make_service: MakeService
         await run_bounded(service.add_task(oneshot(log)))
     assert caught.value.layer == "second"
     assert log == ["open a", "close a"]
+
+
+async def test_a_run_cancelled_from_outside_still_closes_its_resources(
+    make_service: MakeService,
+) -> None:
+    log: list[str] = []
+    started = anyio.Event()
+
+    async def forever(stop: StopReceiver) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async def wire(ctx: ServiceContext) -> None:
+        await ctx.provide_managed(opener(log, "pool", Pool))
+        await ctx.provide_managed(sync_opener(log, "cache", Cache))
+        ctx.add_task(Task.from_fn("forever", forever))
+
+    service = make_service().add_layer(Layer("infra", wire))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run_bounded, service)
+        await started.wait()
+        tg.cancel_scope.cancel()
+    assert log == ["open pool", "open cache", "close cache", "close pool"]

@@ -136,7 +136,8 @@ class Service:
         """Request a graceful stop; callable from any thread, also before ``run`` starts.
 
         ``force=True`` forces it, as a second signal does: running tasks and the hook running
-        are cancelled at once and the hooks not yet run are skipped.
+        are cancelled at once and the hooks not yet run are skipped. Managed resources
+        (``ServiceContext.provide_managed``) are still closed, each within its own timeout.
         """
         request = StopReason(StopReasonKind.REQUESTED, message=reason)
         if force:
