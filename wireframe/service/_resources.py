@@ -46,15 +46,16 @@ class ManagedResource:
 
 
 def check_managed_args(layer: str, cm: object, timeout: object) -> tuple[bool, float]:
-    """Validate ``provide_managed``'s arguments; return (is_async, timeout) or raise naming
-    the layer."""
+    """Check ``provide_managed``'s arguments: return (is_async, timeout), else raise naming the
+    layer. An object that is both an async and a sync context manager is entered as async."""
     try:
         seconds = check_timeout("provide_managed close_timeout", timeout)
     except ServiceConfigError as exc:
         raise WiringError(layer, str(exc)) from None
-    if hasattr(cm, "__aenter__") and hasattr(cm, "__aexit__"):
+    kind = type(cm)  # the protocols are looked up on the type, as ``async with`` does
+    if hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__"):
         return True, seconds
-    if hasattr(cm, "__enter__") and hasattr(cm, "__exit__"):
+    if hasattr(kind, "__enter__") and hasattr(kind, "__exit__"):
         return False, seconds
     hint = " (an awaitable: pass the context manager itself, not a coroutine)"
     raise WiringError(

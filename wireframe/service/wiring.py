@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Protocol, TypeVar, cast
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, Protocol, TypeVar, cast, overload
 
 from wireframe.service._resources import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -71,6 +72,26 @@ class ServiceContext:
         """Make ``resource`` available to later layers under ``as_type`` (default: its type)."""
         self._resources.provide(self._layer, resource, as_type)
 
+    @overload
+    async def provide_managed(
+        self,
+        cm: AbstractAsyncContextManager[T] | AbstractContextManager[T],
+        *,
+        as_type: type[Any] | None = None,
+        id: str | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> T: ...
+
+    @overload
+    async def provide_managed(
+        self,
+        cm: object,
+        *,
+        as_type: type[Any] | None = None,
+        id: str | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> Any: ...
+
     async def provide_managed(
         self,
         cm: object,
@@ -85,6 +106,8 @@ class ServiceContext:
         returned. It is closed after the shutdown hooks, in reverse order of opening, within
         ``close_timeout`` seconds (also on a forced stop, and when wiring or the run fails); ``id``
         (default: the type's name) names it in ``status()``, the stop summary and errors.
+        A sync context manager's ``__exit__`` runs on the event loop: its timeout cannot cut
+        it short.
         """
         return await self._resources.provide_managed(self._layer, cm, as_type, id, close_timeout)
 
