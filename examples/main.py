@@ -5,7 +5,8 @@
 
 It shows every task kind: a migration (unconstrained oneshot) that satisfies a precondition
 ("database ready"), a long-running ticker that starts only after the precondition, a health task
-that starts at once and reports ``service.status()``, and a shutdown hook.
+that starts at once and reports ``service.status()``, a shutdown hook, and a database connection
+the wiring opens with ``ctx.provide_managed`` and the service closes after the hook.
 
 Beside them runs a ``Scheduler`` on the embedded SQLite store (one task among the others), and a
 oneshot ``batch`` task submits 20 jobs to it: image resizes with mixed priorities, two that fail
@@ -18,10 +19,12 @@ fresh temporary file and the service stops when the batch is done; otherwise the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -70,14 +73,24 @@ class Database:
         return self.schema_version > 0
 
 
+@contextlib.asynccontextmanager
+async def connect() -> AsyncIterator[Database]:
+    """Open a (pretend) connection; the service closes it after the shutdown hooks."""
+    db = Database()
+    log.info("database: connected")
+    try:
+        yield db
+    finally:
+        log.info("database: connection closed")
+
+
 class DatabaseLayer(WiringLayer):
     """Provides the Database, its migration and the precondition that waits for it."""
 
     name = "database"
 
     async def wire(self, ctx: ServiceContext) -> None:
-        db = Database()
-        ctx.provide(db)
+        db = await ctx.provide_managed(connect(), close_timeout=5.0)
 
         async def migrate(stop: StopReceiver) -> None:
             await anyio.sleep(0.3)  # pretend to apply the schema

@@ -18,7 +18,12 @@ ARGS = {"main.py": ["--once"]}
 """Extra command-line arguments per example."""
 
 EXPECTED = {
-    "main.py": ["batch: 20 jobs ended", "--once: demo finished", "shutdown hook: flushed"],
+    "main.py": [
+        "batch: 20 jobs ended",
+        "--once: demo finished",
+        "shutdown hook: flushed",
+        "database: connection closed",
+    ],
     "priorities.py": ["ran:       critical, high, int-15, normal-1, normal-2, normal-3, low"],
     "dedup.py": ["again:  Duplicate(existing_id=1)"],
     "children.py": ["'ok': ['docs/about', 'docs/api', 'docs/faq', 'docs/index']"],
