@@ -214,7 +214,9 @@ async def test_close_failures_and_timeouts_are_reported_and_the_rest_still_close
     assert states["Pool"] == (TaskState.FINISHED, None)
     assert states["cache"][0] is TaskState.FAILED and "connection reset" in str(states["cache"][1])
     assert states["hang"] == (TaskState.CANCELLED, "timed out")
-    assert "resource" in render_summary(service.status())
+    table = render_summary(service.status())
+    rows = [line for line in table.splitlines() if "resource" in line]
+    assert [row.split()[1] for row in rows] == ["hang", "cache", "Pool"]  # as they were closed
 
 
 async def test_resources_close_on_a_forced_stop(make_service: MakeService) -> None:
@@ -253,6 +255,7 @@ async def test_resources_close_on_a_forced_stop(make_service: MakeService) -> No
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         await started.wait()
+        assert [r.state for r in service.status().resources] == [TaskState.RUNNING] * 2
         service.stop("test", force=True)
         await closing.wait()
         service.stop("again", force=True)
@@ -346,3 +349,28 @@ async def test_a_run_cancelled_from_outside_still_closes_its_resources(
         await started.wait()
         tg.cancel_scope.cancel()
     assert log == ["open pool", "open cache", "close cache", "close pool"]
+
+
+async def test_a_close_failure_after_a_wiring_failure_leaves_the_wiring_error(
+    make_service: MakeService,
+) -> None:
+    @contextlib.asynccontextmanager
+    async def failing() -> AsyncIterator[Pool]:
+        yield Pool("failing")
+        raise OSError("connection reset")
+
+    async def db(ctx: ServiceContext) -> None:
+        await ctx.provide_managed(failing())
+
+    def broken(ctx: ServiceContext) -> None:
+        raise RuntimeError("bad config")
+
+    service = make_service().add_layer(Layer("db", db)).add_layer(Layer("app", broken))
+    with pytest.raises(WiringError, match="bad config") as caught:
+        await run_bounded(service.add_task(oneshot([])))
+    assert caught.value.layer == "app"
+    assert caught.value.__notes__ == [
+        "resource 'Pool' of wiring layer 'db' failed to close: OSError('connection reset')"
+    ]
+    (pool,) = service.status().resources
+    assert pool.state is TaskState.FAILED and "connection reset" in str(pool.error)

@@ -239,11 +239,16 @@ class Runtime:
     async def run(self) -> None:
         """Wire, run the tasks until stop, run the hooks, close the resources; raise
         ServiceError on failures. A run that ends early (bad wiring, no tasks, cancelled)
-        still closes the resources it opened, and raises what ended it."""
+        still closes the resources it opened, and raises what ended it (with a note for
+        each resource that failed to close)."""
         try:
             await self._run()
-        finally:
-            await close_all(self.resources.managed)  # after an early end; else already empty
+        except GeneratorExit:  # the coroutine is being closed: nothing may be awaited
+            raise
+        except BaseException as exc:
+            for failure in await close_all(self.resources.managed):  # empty if closed already
+                exc.add_note(str(failure))
+            raise
 
     async def _run(self) -> None:
         await self._wire()
