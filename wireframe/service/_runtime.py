@@ -32,6 +32,7 @@ from wireframe.service.status import (
     TaskStatus,
 )
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+from wireframe.service.systemd import SystemdNotifier
 from wireframe.service.task import Task
 from wireframe.service.wiring import Resources, ServiceContext, WiringLayer
 
@@ -192,7 +193,8 @@ class Runtime:
         self.service = service
         self.name = service.name
         self.stop = StopReceiver()
-        self.phase = ServicePhase.WIRING
+        self._phase = ServicePhase.WIRING
+        self.phase_changed = anyio.Event()  # set at the next phase change, then replaced
         self.records: list[TaskRecord] = []
         self.hook_status: list[HookStatus] = []
         self.gate = anyio.Event()  # set when the barrier is released or stop is requested
@@ -208,6 +210,18 @@ class Runtime:
         self.level = logging.INFO
         self.log_each = True
         self.hook_failures: list[ServiceFailure] = []
+
+    @property
+    def phase(self) -> ServicePhase:
+        """Where the run is; setting a new phase sets ``phase_changed`` (then a fresh one)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, phase: ServicePhase) -> None:
+        if phase is not self._phase:
+            self._phase = phase
+            changed, self.phase_changed = self.phase_changed, anyio.Event()
+            changed.set()
 
     # ----- stop -----
 
@@ -239,6 +253,10 @@ class Runtime:
         service = self.service
         if not service._tasks:
             raise ServiceConfigError(f"service {self.name!r} has no tasks")
+        if not self.stop.stopped:
+            notifier = SystemdNotifier.from_env(self, service.graceful_timeout)
+            if notifier is not None:  # NOTIFY_SOCKET is set: systemd runs us
+                service._add_task(notifier, layer=None)
         self.records = [TaskRecord(t) for t in service._tasks.values()]
         self.alive = len(self.records)
         self.main = Stage([r for r in self.records if not r.stops_last], self.stop)
