@@ -16,8 +16,9 @@ import pytest
 
 import wireframe.service.systemd as sd
 from wireframe.service import Service, ServiceConfigError
-from wireframe.service.stop import StopReceiver
+from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
 from wireframe.service.systemd import SystemdNotifier, watchdog_interval
+from wireframe.service.task import TaskKind
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +195,19 @@ async def test_an_abstract_socket_name_is_reached(
 def test_bad_notify_socket_is_named() -> None:
     with pytest.raises(ServiceConfigError, match=r"NOTIFY_SOCKET.*'relative/path'"):
         SystemdNotifier.from_env(None, 1.0, {"NOTIFY_SOCKET": "relative/path"})  # type: ignore[arg-type]
+
+
+async def test_a_service_of_oneshots_still_ends_when_they_are_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_service: Callable[..., Service]
+) -> None:
+    service = make_service()
+
+    @service.task(kind=TaskKind.ONESHOT)
+    async def batch(stop: StopReceiver) -> None:
+        return None
+
+    async with systemd(tmp_path, monkeypatch, watchdog_usec=20_000) as sysd:
+        with anyio.fail_after(WAIT):
+            await service.run()  # the notifier does not keep the run alive
+        await sysd.until(lambda m: m.startswith("STOPPING=1"), "STOPPING")
+    assert service.status().stop_reason == StopReason(StopReasonKind.ALL_DONE)

@@ -210,6 +210,7 @@ class Runtime:
         self.level = logging.INFO
         self.log_each = True
         self.hook_failures: list[ServiceFailure] = []
+        self.notifier: SystemdNotifier | None = None  # added when NOTIFY_SOCKET is set
 
     @property
     def phase(self) -> ServicePhase:
@@ -254,11 +255,11 @@ class Runtime:
         if not service._tasks:
             raise ServiceConfigError(f"service {self.name!r} has no tasks")
         if not self.stop.stopped:
-            notifier = SystemdNotifier.from_env(self, service.graceful_timeout)
-            if notifier is not None:  # NOTIFY_SOCKET is set: systemd runs us
-                service._add_task(notifier, layer=None)
+            self.notifier = SystemdNotifier.from_env(self, service.graceful_timeout)
+            if self.notifier is not None:  # NOTIFY_SOCKET is set: systemd runs us
+                service._add_task(self.notifier, layer=None)
         self.records = [TaskRecord(t) for t in service._tasks.values()]
-        self.alive = len(self.records)
+        self.alive = len(self.records) - (self.notifier is not None)  # it never ends a run
         self.main = Stage([r for r in self.records if not r.stops_last], self.stop)
         self.last = Stage([r for r in self.records if r.stops_last], StopReceiver())
         self.preconditions_left = sum(r.kind is TaskKind.PRECONDITION for r in self.records)
@@ -404,8 +405,8 @@ class Runtime:
             raise
         finally:
             stage.ended()
-            self.alive -= 1
-            if self.alive == 0:
+            self.alive -= rec.task is not self.notifier
+            if self.alive == 0 and rec.task is not self.notifier:
                 self.request_stop(StopReason(StopReasonKind.ALL_DONE))
 
     async def _execute(self, rec: TaskRecord, stop: StopReceiver) -> None:
