@@ -33,6 +33,7 @@ from wireframe.service.status import (
     TaskStatus,
 )
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
+from wireframe.service.systemd import SystemdNotifier
 from wireframe.service.task import Task
 from wireframe.service.wiring import Resources, ServiceContext, WiringLayer
 
@@ -193,7 +194,8 @@ class Runtime:
         self.service = service
         self.name = service.name
         self.stop = StopReceiver()
-        self.phase = ServicePhase.WIRING
+        self._phase = ServicePhase.WIRING
+        self.phase_changed = anyio.Event()  # set at the next phase change, then replaced
         self.records: list[TaskRecord] = []
         self.hook_status: list[HookStatus] = []
         self.gate = anyio.Event()  # set when the barrier is released or stop is requested
@@ -211,6 +213,19 @@ class Runtime:
         self.hook_failures: list[ServiceFailure] = []
         self.resources = Resources()
         self.resource_failures: list[ServiceFailure] = []
+        self.notifier: SystemdNotifier | None = None  # added when NOTIFY_SOCKET is set
+
+    @property
+    def phase(self) -> ServicePhase:
+        """Where the run is; setting a new phase sets ``phase_changed`` (then a fresh one)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, phase: ServicePhase) -> None:
+        if phase is not self._phase:
+            self._phase = phase
+            changed, self.phase_changed = self.phase_changed, anyio.Event()
+            changed.set()
 
     # ----- stop -----
 
@@ -255,8 +270,12 @@ class Runtime:
         service = self.service
         if not service._tasks:
             raise ServiceConfigError(f"service {self.name!r} has no tasks")
+        if not self.stop.stopped:
+            self.notifier = SystemdNotifier.from_env(self, service.graceful_timeout)
+            if self.notifier is not None:  # NOTIFY_SOCKET is set: systemd runs us
+                service._add_task(self.notifier, layer=None)
         self.records = [TaskRecord(t) for t in service._tasks.values()]
-        self.alive = len(self.records)
+        self.alive = len(self.records) - (self.notifier is not None)  # it never ends a run
         self.main = Stage([r for r in self.records if not r.stops_last], self.stop)
         self.last = Stage([r for r in self.records if r.stops_last], StopReceiver())
         self.preconditions_left = sum(r.kind is TaskKind.PRECONDITION for r in self.records)
@@ -402,8 +421,8 @@ class Runtime:
             raise
         finally:
             stage.ended()
-            self.alive -= 1
-            if self.alive == 0:
+            self.alive -= rec.task is not self.notifier
+            if self.alive == 0 and rec.task is not self.notifier:
                 self.request_stop(StopReason(StopReasonKind.ALL_DONE))
 
     async def _execute(self, rec: TaskRecord, stop: StopReceiver) -> None:
