@@ -120,3 +120,10 @@ def test_bad_values_are_usage_errors(
     result = run_in_process(capsys, "run", f"{app}:service", option, value)
     assert_one_line_error(result, 2, words)
     assert not app.with_name("seen.json").exists()
+
+
+def test_worker_checks_its_stop_delay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+    args = ("worker", "--app", "cli_app:scheduler", "--store", store, "--stop-delay", "soon")
+    result = run_in_process(capsys, *args)
+    assert_one_line_error(result, 2, "--stop-delay: invalid duration 'soon'")
