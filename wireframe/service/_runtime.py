@@ -220,6 +220,10 @@ class Runtime:
         self.resources = Resources()
         self.resource_failures: list[ServiceFailure] = []
         self.notifier: SystemdNotifier | None = None  # added when NOTIFY_SOCKET is set
+        self.requested: StopReason | None = None  # the stop requested, even during the delay
+        self.stopping = anyio.Event()  # set when a stop is requested, delayed or not
+        self.delay_until: float | None = None  # set during the stop delay (anyio time)
+        self.delay_scope: anyio.CancelScope | None = None
 
     @property
     def phase(self) -> ServicePhase:
@@ -232,10 +236,6 @@ class Runtime:
             self._phase = phase
             changed, self.phase_changed = self.phase_changed, anyio.Event()
             changed.set()
-        self.requested: StopReason | None = None  # the stop requested, even during the delay
-        self.stopping = anyio.Event()  # set when a stop is requested, delayed or not
-        self.delay_until: float | None = None  # set during the stop delay (anyio time)
-        self.delay_scope: anyio.CancelScope | None = None
 
     # ----- stop -----
 
