@@ -9,7 +9,17 @@ from pathlib import Path
 import anyio
 import pytest
 
-from wireframe import Domain, JobContext, JobState, Scheduler, Service, ShutdownMode
+from wireframe import (
+    Domain,
+    JobContext,
+    JobState,
+    Scheduler,
+    Service,
+    ServiceError,
+    ShutdownMode,
+    StopReceiver,
+    Task,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -101,3 +111,82 @@ def _never() -> object:
     from wireframe.service import StopReceiver
 
     return StopReceiver()
+
+
+def _held_domain(started: anyio.Event, release: anyio.Event, ran: list[str]) -> Domain:
+    d = Domain("h")
+
+    @d.job
+    async def holder(job: dict[str, str], ctx: JobContext) -> None:
+        started.set()
+        await release.wait()
+        ran.append("holder")
+
+    @d.job
+    async def late(job: dict[str, str], ctx: JobContext) -> None:
+        ran.append("late")
+
+    return d
+
+
+async def test_a_worker_claims_on_during_the_stop_delay(tmp_path: Path) -> None:
+    started, release, ran = anyio.Event(), anyio.Event(), []
+    s = Scheduler(tmp_path / "jobs.db", domains=[_held_domain(started, release, ran)])
+    service = Service("t", handle_signals=False, graceful_timeout=10, stop_delay=3600)
+    service.add_task(s)
+    errors: list[Exception] = []
+
+    async def run() -> None:
+        try:
+            await service.run()
+        except ServiceError as exc:  # the forced stop cancelled the worker
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        holder = (await s.submit({}, type="h::holder")).id
+        await started.wait()
+        service.stop()  # not ready now, but still serving: the worker still claims
+        assert service.status().in_stop_delay
+        late = (await s.submit({}, type="h::late")).id
+        with anyio.fail_after(10):
+            while not ran:
+                await anyio.sleep(0.01)
+        assert service.status().in_stop_delay
+        service.stop(force=True)  # ends the delay; the held job is handed back
+    assert ran == ["late"] and len(errors) == 1
+    assert (await _inspect(tmp_path / "jobs.db", late))[0] is JobState.COMPLETED
+    assert (await _inspect(tmp_path / "jobs.db", holder))[:2] == (JobState.PENDING, 1)
+
+
+async def test_after_the_stop_delay_intake_stops_before_the_drain(tmp_path: Path) -> None:
+    # The worker holds a job when its stop arrives (after the delay). A job submitted then is
+    # not claimed: intake stopped before the drain, which lets the held job finish.
+    started, release, ran = anyio.Event(), anyio.Event(), []
+    told = anyio.Event()
+    s = Scheduler(
+        tmp_path / "jobs.db",
+        domains=[_held_domain(started, release, ran)],
+        shutdown=ShutdownMode.graceful(10),
+    )
+    service = Service("t", handle_signals=False, graceful_timeout=10, stop_delay=0.05)
+    service.add_task(s)
+
+    async def watcher(stop: StopReceiver) -> None:
+        await stop.wait()
+        told.set()
+
+    service.add_task(Task.from_fn("watcher", watcher))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(service.run)
+        holder = (await s.submit({}, type="h::holder")).id
+        await started.wait()
+        service.stop()
+        await told.wait()  # the stop delay is over: the tasks have their stop
+        assert not service.status().in_stop_delay
+        late = (await s.submit({}, type="h::late")).id
+        await anyio.sleep(0.1)  # room for a (wrong) claim; the assertion does not rely on it
+        release.set()  # the drain: the held job finishes
+    assert ran == ["holder"]
+    assert (await _inspect(tmp_path / "jobs.db", holder))[0] is JobState.COMPLETED
+    assert (await _inspect(tmp_path / "jobs.db", late))[:2] == (JobState.PENDING, 0)

@@ -147,6 +147,7 @@ async def test_ready_is_503_until_the_barrier_is_released_then_200() -> None:
                 "preconditions": [],
                 "waiting": [],
                 "stop_reason": None,
+                "in_stop_delay": False,
             }
             service.stop("test over")
     assert service.status().task("health").state.value == "finished"

@@ -81,10 +81,33 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
 
-    p = sub.add_parser("run", parents=[logs], help="run a Service (module:attr or main.py)")
-    p.add_argument("target", metavar="module:service|path/to/main.py")
+    stopping = _Parser(add_help=False)
+    stopping.add_argument(
+        "--stop-delay",
+        metavar="SECONDS",
+        help="once a stop is requested, serve this long (not ready) before tasks stop",
+    )
 
-    p = sub.add_parser("worker", parents=[store, logs], help="run jobs of an app's domains")
+    p = sub.add_parser(
+        "run", parents=[logs, stopping], help="run a Service (module:attr or main.py)"
+    )
+    p.add_argument("target", metavar="module:service|path/to/main.py")
+    p.add_argument(
+        "--graceful-timeout",
+        metavar="SECONDS",
+        help="seconds tasks get to return after stop (default: the service's own)",
+    )
+    p.add_argument(
+        "--health-port",
+        type=int,
+        metavar="PORT",
+        help="serve /health, /ready and /metrics on this port (0: any free port)",
+    )
+    p.add_argument("--health-host", default="127.0.0.1")
+
+    p = sub.add_parser(
+        "worker", parents=[store, logs, stopping], help="run jobs of an app's domains"
+    )
     p.add_argument(
         "--app",
         required=True,

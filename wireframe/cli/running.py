@@ -15,7 +15,7 @@ from wireframe.cli.errors import UsageError
 from wireframe.cli.loading import load_object
 from wireframe.cli.values import parse_duration, parse_positive_int, parse_tags
 from wireframe.scheduler import ConfigError, Domain, Scheduler, Worker, scheduler_metrics
-from wireframe.service import HealthServer, Service
+from wireframe.service import HealthServer, Service, ServiceConfigError
 from wireframe.service.log import configure_logging, log_context
 from wireframe.store import PostgresStore, Store
 
@@ -43,8 +43,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         what="a wireframe Service",
         made_by=(Service,),
     )
+    apply_run_options(cast(Service, service), args)
     level = setup_logging(args)
     return cast(Service, service).run_sync(backend=args.backend, log_level=level)
+
+
+def apply_run_options(service: Service, args: argparse.Namespace) -> None:
+    """Apply ``--graceful-timeout``, ``--stop-delay`` and ``--health-port`` to a loaded Service.
+
+    ``--health-port`` adds a HealthServer, unless the service has one already: that is a
+    UsageError naming it (two servers would answer on two ports; drop one of them).
+    """
+    if args.graceful_timeout is not None:
+        timeout = parse_duration(args.graceful_timeout, option="--graceful-timeout")
+        service.graceful_timeout = timeout
+    if args.stop_delay is not None:
+        service.stop_delay = parse_duration(args.stop_delay, option="--stop-delay")
+    if args.health_port is None:
+        return
+    existing = [t for t in service._tasks.values() if isinstance(t, HealthServer)]
+    if existing:
+        raise UsageError(
+            f"--health-port: service {service.name!r} already has a health server "
+            f"({existing[0]!r}); drop --health-port or that task"
+        )
+    try:
+        service.add_task(HealthServer(service, host=args.health_host, port=args.health_port))
+    except (ValueError, ServiceConfigError) as exc:
+        raise UsageError(f"--health-port: {exc}") from None
 
 
 def _is_app(obj: object) -> bool:
@@ -147,6 +173,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     scheduler = build_worker(args, app)
     check_store(args)
     service = Service(name=args.name, graceful_timeout=args.graceful_timeout)
+    if args.stop_delay is not None:
+        service.stop_delay = parse_duration(args.stop_delay, option="--stop-delay")
     service.add_task(scheduler)
     if args.health_port is not None:
         service.add_task(

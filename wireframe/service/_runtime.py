@@ -42,6 +42,8 @@ _WALL_OFFSET = time.time() - time.monotonic()  # wall-clock timestamps from one 
 VERBOSE_TASK_LIMIT = 100
 """Services with more tasks log each task's start and end at DEBUG instead of INFO."""
 
+_ALL_DONE = StopReasonKind.ALL_DONE
+
 LAST_STOP_GRACE = 1.0
 """Seconds a task that stops last has, at least, to return once its stop arrives."""
 
@@ -56,6 +58,10 @@ class ServiceLike(Protocol):
     @property
     def graceful_timeout(self) -> float:
         """Seconds tasks get to return after stop before they are cancelled."""
+
+    @property
+    def stop_delay(self) -> float:
+        """Seconds a ready service keeps serving, not ready, before its tasks are told to stop."""
 
     @property
     def _tasks(self) -> dict[str, Task]: ...
@@ -214,6 +220,10 @@ class Runtime:
         self.resources = Resources()
         self.resource_failures: list[ServiceFailure] = []
         self.notifier: SystemdNotifier | None = None  # added when NOTIFY_SOCKET is set
+        self.requested: StopReason | None = None  # the stop requested, even during the delay
+        self.stopping = anyio.Event()  # set when a stop is requested, delayed or not
+        self.delay_until: float | None = None  # set during the stop delay (anyio time)
+        self.delay_scope: anyio.CancelScope | None = None
 
     @property
     def phase(self) -> ServicePhase:
@@ -230,10 +240,36 @@ class Runtime:
     # ----- stop -----
 
     def request_stop(self, reason: StopReason) -> None:
-        """Request a graceful stop (first reason wins)."""
+        """Request a graceful stop (first reason wins).
+
+        A ready service with a ``stop_delay`` is no longer ready at once but keeps serving for
+        that delay before its tasks are told to stop (and their graceful timeout starts).
+        """
+        if self.requested is not None:
+            return
+        self.requested = reason
+        delay = self.service.stop_delay
+        if delay > 0 and self.phase is ServicePhase.READY and reason.kind is not _ALL_DONE:
+            self.phase = ServicePhase.STOPPING
+            self.delay_until = anyio.current_time() + delay
+            self.stopping.set()
+            logger.info(
+                "service %r stopping: %s; not ready, serving %g s more (stop delay) "
+                "before its tasks stop",
+                self.name,
+                reason,
+                delay,
+            )
+            return
+        self._begin_stop(reason)
+
+    def _begin_stop(self, reason: StopReason) -> None:
+        """Tell the tasks to stop; they have the graceful timeout from now."""
+        self.delay_until = None
         deadline = anyio.current_time() + self.service.graceful_timeout
         if not self.stop._request(reason, deadline):
             return
+        self.stopping.set()
         self.gate.set()
         if self.phase in (ServicePhase.WIRING, ServicePhase.STARTING, ServicePhase.READY):
             self.phase = ServicePhase.STOPPING
@@ -242,6 +278,11 @@ class Runtime:
     def force(self, reason: StopReason) -> None:
         """Stop now: cancel running tasks and hooks, skip the hooks not yet run."""
         self.request_stop(reason)
+        if self.delay_until is not None and self.requested is not None:
+            logger.warning("service %r: stop delay cut short by a forced stop", self.name)
+            if self.delay_scope is not None:
+                self.delay_scope.cancel()
+            self._begin_stop(self.requested)
         self.stop._force(anyio.current_time())
         if self.tasks_scope is not None and not self.tasks_scope.cancel_called:
             self.cancelled_by_force = True
@@ -271,7 +312,9 @@ class Runtime:
         if not service._tasks:
             raise ServiceConfigError(f"service {self.name!r} has no tasks")
         if not self.stop.stopped:
-            self.notifier = SystemdNotifier.from_env(self, service.graceful_timeout)
+            self.notifier = SystemdNotifier.from_env(
+                self, service.stop_delay + service.graceful_timeout
+            )
             if self.notifier is not None:  # NOTIFY_SOCKET is set: systemd runs us
                 service._add_task(self.notifier, layer=None)
         self.records = [TaskRecord(t) for t in service._tasks.values()]
@@ -351,6 +394,15 @@ class Runtime:
         if self._barrier_open():
             self._release_barrier()
         self._check_ready()
+        await self.stopping.wait()
+        if self.delay_until is not None:  # the stop delay: still serving, no longer ready
+            with anyio.CancelScope(deadline=self.delay_until) as scope:
+                self.delay_scope = scope
+                await anyio.sleep_forever()
+            self.delay_scope = None
+            if self.requested is not None and not self.stop.stopped:
+                logger.info("service %r: stop delay over, stopping the tasks", self.name)
+                self._begin_stop(self.requested)
         await self.stop._event.wait()
 
     def _stop_last(self) -> None:
@@ -559,8 +611,9 @@ class Runtime:
             name=self.name,
             phase=self.phase,
             ready=self.phase is ServicePhase.READY,
-            stop_reason=self.stop.reason,
+            stop_reason=self.stop.reason or self.requested,
             tasks=tasks,
             hooks=tuple(self.hook_status),
             resources=tuple(r.snapshot() for r in self.resources.opened),
+            in_stop_delay=self.delay_until is not None,
         )

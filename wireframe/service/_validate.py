@@ -14,10 +14,13 @@ def check_id(what: str, value: object) -> str:
     return value
 
 
-def check_timeout(what: str, value: object) -> float:
-    """Return ``value`` as a float if it is a number >= 0 (inf allowed), else raise naming it."""
+def check_timeout(what: str, value: object, *, finite: bool = False) -> float:
+    """Return ``value`` as a float if it is a number >= 0 (inf allowed unless ``finite``),
+    else raise naming it."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ServiceConfigError(f"{what} must be a number of seconds, got {value!r}")
     if math.isnan(value) or value < 0:
         raise ServiceConfigError(f"{what} must be >= 0 seconds, got {value!r}")
+    if finite and math.isinf(value):
+        raise ServiceConfigError(f"{what} must be a finite number of seconds, got {value!r}")
     return float(value)

@@ -266,6 +266,7 @@ class HealthServer(UnconstrainedTask):
             "preconditions": preconditions,
             "waiting": waiting,
             "stop_reason": None if reason is None else str(reason),
+            "in_stop_delay": status.in_stop_delay,
         }
         return _json(200 if status.ready else 503, body)
 

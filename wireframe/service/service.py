@@ -33,7 +33,14 @@ F = TypeVar("F", bound=TaskFn)
 
 
 class Service:
-    """A long-running service made of tasks, hooks and wiring layers."""
+    """A long-running service made of tasks, hooks and wiring layers.
+
+    ``graceful_timeout`` is the seconds tasks get to return once they are told to stop, before
+    they are cancelled. ``stop_delay`` (default 0) is the seconds a ready service keeps serving
+    after a stop is requested, before its tasks are told to stop: readiness (``/ready``) drops
+    at once, so load balancers can take it out of rotation first. The delay comes before the
+    graceful timeout (it is not counted in it); a forced stop (a second signal) ends it at once.
+    """
 
     def __init__(
         self,
@@ -41,9 +48,11 @@ class Service:
         *,
         graceful_timeout: float = 30.0,
         handle_signals: bool = True,
+        stop_delay: float = 0.0,
     ) -> None:
         self.name: str = check_id("service name", name)
         self.graceful_timeout: float = check_timeout("graceful_timeout", graceful_timeout)
+        self.stop_delay: float = check_timeout("stop_delay", stop_delay, finite=True)
         self.handle_signals = bool(handle_signals)
         self._tasks: dict[str, Task] = {}
         self._hooks: list[ShutdownHook] = []

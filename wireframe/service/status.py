@@ -75,7 +75,11 @@ class ResourceStatus:
 
 @attrs.frozen
 class ServiceStatus:
-    """A snapshot of a service: phase, readiness, stop reason, tasks, hooks and resources."""
+    """A snapshot of a service: phase, readiness, stop reason, tasks, hooks and resources.
+
+    ``in_stop_delay`` is True while a stopping service waits out its ``stop_delay``: not
+    ready, its tasks still running and not yet told to stop.
+    """
 
     name: str
     phase: ServicePhase
@@ -85,6 +89,7 @@ class ServiceStatus:
     hooks: tuple[HookStatus, ...] = ()
     resources: tuple[ResourceStatus, ...] = ()
     """Managed resources in the order they were opened (closed in reverse)."""
+    in_stop_delay: bool = False
 
     def task(self, id: str) -> TaskStatus:
         """Return the status of the task named ``id`` (KeyError if there is none)."""
