@@ -127,3 +127,13 @@ def test_worker_checks_its_stop_delay(tmp_path: Path, capsys: pytest.CaptureFixt
     args = ("worker", "--app", "cli_app:scheduler", "--store", store, "--stop-delay", "soon")
     result = run_in_process(capsys, *args)
     assert_one_line_error(result, 2, "--stop-delay: invalid duration 'soon'")
+
+
+def test_worker_checks_its_graceful_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+    args = ("worker", "--app", "cli_app:scheduler", "--store", store, "--graceful-timeout", "-3")
+    result = run_in_process(capsys, *args)
+    assert_one_line_error(result, 2, "--graceful-timeout: invalid duration '-3'")
+    assert not (tmp_path / "jobs.db").exists()  # refused before anything was opened

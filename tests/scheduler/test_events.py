@@ -294,3 +294,11 @@ def test_default_buffer() -> None:
     assert EventBus().subscribe().buffer == 1024
     assert EventBus(buffer=16).subscribe().buffer == 16
     assert EventBus(buffer=16).subscribe(4).buffer == 4
+
+
+def test_a_subscription_buffer_of_zero_is_refused_not_replaced() -> None:
+    from wireframe import Scheduler
+
+    s = Scheduler("memory://", domains=[], worker=False)
+    with pytest.raises(ConfigError, match=r"subscribe: buffer=0 must be an int >= 1"):
+        s.subscribe(buffer=0)

@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", metavar="a,b", help="this worker's tags")
     p.add_argument("--worker-id", help="default: hostname-pid")
     p.add_argument("--name", default="worker", help="the service name (in logs)")
-    p.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument(
+        "--graceful-timeout", default="30s", metavar="DURATION", help="bounds the whole stop"
+    )
     p.add_argument(
         "--health-port",
         type=int,

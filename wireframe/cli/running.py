@@ -164,6 +164,7 @@ def check_store(args: argparse.Namespace) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the app's job handlers against ``--store`` until SIGINT/SIGTERM."""
+    graceful = parse_duration(args.graceful_timeout, option="--graceful-timeout")
     app = load_object(
         args.app,
         default_attrs=("scheduler", "worker", "domains", "app"),
@@ -172,7 +173,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
     scheduler = build_worker(args, app)
     check_store(args)
-    service = Service(name=args.name, graceful_timeout=args.graceful_timeout)
+    service = Service(name=args.name, graceful_timeout=graceful)
     if args.stop_delay is not None:
         service.stop_delay = parse_duration(args.stop_delay, option="--stop-delay")
     service.add_task(scheduler)

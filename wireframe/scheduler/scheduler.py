@@ -394,7 +394,7 @@ class Scheduler(Front, Task):
     def subscribe(self, buffer: int | None = None) -> Subscription:
         """Typed lifecycle events: `async with scheduler.subscribe() as events: async for event
         in events: ...` yields each `Event` published from now on."""
-        return self.events.subscribe(buffer or self._hub.event_buffer)
+        return self.events.subscribe(self._hub.event_buffer if buffer is None else buffer)
 
     # -- control ----------------------------------------------------------------------------
 
