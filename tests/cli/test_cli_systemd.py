@@ -16,6 +16,7 @@ import pytest
 from cli_support import ROOT, WAIT, cli_env
 
 from wireframe.cli import build_parser
+from wireframe.cli.values import parse_duration
 
 UNIT = ROOT / "examples" / "wireframe-worker.service"
 
@@ -81,5 +82,6 @@ def test_the_example_unit_file_runs_wireframe_worker() -> None:
     args = build_parser().parse_args(argv[1:])
     assert args.command == "worker"
     # systemd's stop timeout leaves the graceful timeout room for the shutdown hooks
-    assert int(service["TimeoutStopSec"]) > args.graceful_timeout
+    graceful = parse_duration(args.graceful_timeout, option="--graceful-timeout")
+    assert int(service["TimeoutStopSec"]) > graceful
     assert unit["Install"]["WantedBy"] == "multi-user.target"
