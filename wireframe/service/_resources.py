@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from wireframe.service._failures import describe, must_propagate
 from wireframe.service._validate import check_id, check_timeout
 from wireframe.service.errors import (
     ResourceCloseFailedError,
@@ -105,8 +106,6 @@ async def close_all(open_: list[ManagedResource]) -> list[ServiceFailure]:
 
 
 async def _close_one(res: ManagedResource) -> ServiceFailure | None:
-    from wireframe.service._runtime import _must_propagate, describe  # _runtime imports us
-
     t0 = time.monotonic()
     error: BaseException | None = None
     try:
@@ -116,7 +115,7 @@ async def _close_one(res: ManagedResource) -> ServiceFailure | None:
                 if res.is_async:
                     await result
             except BaseException as exc:  # as for hooks: all but our cancellation fail it
-                if _must_propagate(exc):
+                if must_propagate(exc):
                     raise
                 error = exc
     except BaseException:  # e.g. GeneratorExit: the event loop itself is going away

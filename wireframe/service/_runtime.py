@@ -11,6 +11,7 @@ from typing import Protocol
 
 import anyio
 
+from wireframe.service._failures import describe, must_propagate
 from wireframe.service._resources import close_all
 from wireframe.service.errors import (
     ServiceConfigError,
@@ -77,39 +78,9 @@ class ServiceLike(Protocol):
     def _add_hook(self, hook: ShutdownHook, layer: str | None) -> None: ...
 
 
-def _is_cancellation(exc: BaseException) -> bool:
-    """True if ``exc`` is the backend's cancellation exception, or a group made only of them."""
-    cancelled = anyio.get_cancelled_exc_class()
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(cancelled)[1] is None
-    return isinstance(exc, cancelled)
-
-
-def _own_cancellation(exc: BaseException) -> bool:
-    """True if ``exc`` is a cancellation and a cancel scope around the caller was cancelled.
-
-    That scope is the service's (graceful timeout, forced stop) or its owner's; a cancellation
-    raised while none is cancelled came from elsewhere (e.g. awaiting a future somebody else
-    cancelled) and ends the task like any other exception.
-    """
-    return _is_cancellation(exc) and anyio.current_effective_deadline() <= anyio.current_time()
-
-
-def _must_propagate(exc: BaseException) -> bool:
-    """True for what a task or hook's failure must not swallow: our cancellation, coro close."""
-    return isinstance(exc, GeneratorExit) or _own_cancellation(exc)
-
-
 def _caused_by(error: WiringError, cause: BaseException) -> WiringError:
     error.__cause__ = cause
     return error
-
-
-def describe(exc: BaseException) -> str:
-    """How a task's or hook's failure reads in messages: its repr, or a foreign cancellation."""
-    if _is_cancellation(exc):
-        return f"{type(exc).__name__}, a cancellation the service did not request"
-    return repr(exc)
 
 
 class TaskRecord:
@@ -486,7 +457,7 @@ class Runtime:
             # Any exception but the service's own cancellation is this task's failure, also a
             # cancellation nobody here asked for, SystemExit or KeyboardInterrupt: the others
             # then stop gracefully and the hooks still run.
-            if _must_propagate(exc):
+            if must_propagate(exc):
                 raise
             self._task_failed(rec, exc)
             return
@@ -565,7 +536,7 @@ class Runtime:
                     if inspect.isawaitable(result):
                         await result
                 except BaseException as exc:  # as for tasks: all but our cancellation fail it
-                    if _must_propagate(exc):
+                    if must_propagate(exc):
                         raise
                     error = exc
         self.hook_scope = None
