@@ -1,18 +1,24 @@
-"""Start and stop a service of many trivial tasks; print start, stop and wake-up figures.
+"""Service lifecycle figures: start, stop and wake-up of many tasks; supervised restarts;
+the idle cost of the systemd notifier (watchdog pings).
 
 Run: python benchmarks/service_lifecycle.py [--tasks 10000] [--backend asyncio|trio|both]
+     [--restart-tasks 1000] [--idle-seconds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import socket
 import statistics
+import tempfile
 import time
 
 import anyio
 
-from wireframe.service import Service, StopReceiver, Task
+from wireframe.service import Backoff, Restart, Service, StopReceiver, Task
 
 
 class Sleeper(Task):
@@ -114,11 +120,139 @@ async def raw_floor(n: int) -> dict[str, float]:
     return {"p50": quantiles[49], "p99": quantiles[98]}
 
 
+class FailsOnce(Task):
+    """Fails its first run; its second run records how late it began and waits for stop."""
+
+    def __init__(self, id: str, bench: RestartBench) -> None:
+        super().__init__(restart=Restart.on_failure(bench.backoff))
+        self.id = id
+        self.bench = bench
+        self.failed_at = 0.0
+
+    async def run(self, stop: StopReceiver) -> None:
+        bench = self.bench
+        now = time.perf_counter()
+        if not self.failed_at:
+            self.failed_at = now
+            raise RuntimeError("first run fails")
+        bench.late.append(now - self.failed_at - bench.backoff.initial)
+        if len(bench.late) == bench.n:
+            bench.all_back_at = now
+            bench.all_back.set()
+        await stop.wait()
+
+
+class RestartBench:
+    def __init__(self, n: int, backoff: Backoff) -> None:
+        self.n = n
+        self.backoff = backoff
+        self.late: list[float] = []
+        self.all_back = anyio.Event()
+        self.all_back_at = 0.0
+
+
+async def measure_restarts(n: int, jitter: float) -> dict[str, float]:
+    """``n`` supervised tasks fail once at start; time until every one runs again."""
+    bench = RestartBench(n, Backoff(jitter=jitter))
+    service = Service("bench", handle_signals=False)
+    for i in range(n):
+        service.add_task(FailsOnce(f"t{i}", bench))
+    async with anyio.create_task_group() as tg:
+        t0 = time.perf_counter()
+        tg.start_soon(service.run)
+        await bench.all_back.wait()
+        service.stop("benchmark")
+    late = sorted(bench.late)
+    return {
+        "all_back": bench.all_back_at - t0,
+        "late_p50": statistics.median(late),
+        "late_max": late[-1],
+    }
+
+
+async def idle_cpu(seconds: float, watchdog: float | None) -> float:
+    """CPU seconds per second of an idle one-task service, with or without systemd's socket."""
+    service = Service("bench", handle_signals=False)
+    service.add_task(Task.from_fn("idle", _idle))
+    with tempfile.TemporaryDirectory() as tmp, _notify_env(tmp, watchdog):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run)
+            await anyio.sleep(0.2)  # past the start
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            await anyio.sleep(seconds)
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+            service.stop("benchmark")
+    return cpu / wall
+
+
+async def _idle(stop: StopReceiver) -> None:
+    await stop.wait()
+
+
+class _notify_env:
+    """Point NOTIFY_SOCKET (and WATCHDOG_USEC) at a datagram socket drained by nobody."""
+
+    def __init__(self, tmp: str, watchdog: float | None) -> None:
+        self.path = os.path.join(tmp, "notify.sock")
+        self.watchdog = watchdog
+        self.sock: socket.socket | None = None
+
+    def __enter__(self) -> None:
+        if self.watchdog is None:
+            return
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        os.environ["NOTIFY_SOCKET"] = self.path
+        os.environ["WATCHDOG_USEC"] = str(int(self.watchdog * 1e6))
+
+    def __exit__(self, *exc: object) -> None:
+        os.environ.pop("NOTIFY_SOCKET", None)
+        os.environ.pop("WATCHDOG_USEC", None)
+        if self.sock is not None:
+            self.sock.close()
+
+
+def report_restarts(backend: str, n: int, repeat: int) -> None:
+    # Each failure is logged at WARNING with its traceback; that is the application's
+    # logging, not the restart machinery, so it is switched off for this measurement.
+    logging.getLogger("wireframe.service").setLevel(logging.ERROR)
+    for jitter in (0.0, 0.2):
+        runs = [anyio.run(measure_restarts, n, jitter, backend=backend) for _ in range(repeat)]
+        best = min(runs, key=lambda r: r["all_back"])
+        print(
+            f"{backend:8} {n} supervised tasks fail once (backoff 0.5 s, jitter {jitter:g}): "
+            f"all running again after {best['all_back'] * 1e3:7.1f} ms"
+            + (
+                ""
+                if jitter
+                else f" | restart later than its backoff: median "
+                f"{best['late_p50'] * 1e3:6.2f} ms, max {best['late_max'] * 1e3:6.2f} ms"
+            )
+        )
+    logging.getLogger("wireframe.service").setLevel(logging.NOTSET)
+
+
+def report_idle(backend: str, seconds: float) -> None:
+    for label, watchdog in (
+        ("no NOTIFY_SOCKET", None),
+        ("systemd, WatchdogSec=30", 30.0),
+        ("systemd, WatchdogSec=1", 1.0),
+    ):
+        share = anyio.run(idle_cpu, seconds, watchdog, backend=backend)
+        print(
+            f"{backend:8} idle service, {label:24}: {share * 1e6:7.1f} us CPU per second "
+            f"({share * 100:.4f} % of one core)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--backend", choices=["asyncio", "trio", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=3, help="runs per backend; best is shown")
+    parser.add_argument("--restart-tasks", type=int, default=1_000)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
     args = parser.parse_args()
     backends = ["asyncio", "trio"] if args.backend == "both" else [args.backend]
     print(f"service of {args.tasks} tasks, best of {args.repeat} runs")
@@ -148,6 +282,8 @@ def main() -> None:
                 f"{'':8} floor: bare asyncio, one Future, {args.tasks} tasks, no anyio: "
                 f"wake-up p50 {raw['p50'] * 1e3:6.2f} ms, p99 {raw['p99'] * 1e3:6.2f} ms"
             )
+        report_restarts(backend, args.restart_tasks, args.repeat)
+        report_idle(backend, args.idle_seconds)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from wireframe.service.health import HealthServer
 from wireframe.service.hooks import ShutdownHook
 from wireframe.service.kinds import TaskKind
 from wireframe.service.metrics import MetricFamily, MetricsRegistry
+from wireframe.service.restart import Backoff, Restart, RestartOn
 from wireframe.service.service import Service
 from wireframe.service.status import (
     HookStatus,
@@ -40,6 +41,7 @@ from wireframe.service.task import (
 from wireframe.service.wiring import ServiceContext, WiringLayer
 
 __all__ = [
+    "Backoff",
     "DuplicateResourceError",
     "HealthServer",
     "HookStatus",
@@ -51,6 +53,8 @@ __all__ = [
     "ResourceCloseFailedError",
     "ResourceCloseTimeoutError",
     "ResourceStatus",
+    "Restart",
+    "RestartOn",
     "Service",
     "ServiceConfigError",
     "ServiceContext",

@@ -12,6 +12,7 @@ from typing import Protocol
 import anyio
 
 from wireframe.service._failures import describe, must_propagate
+from wireframe.service._records import Stage, TaskRecord
 from wireframe.service._resources import close_all
 from wireframe.service.errors import (
     ServiceConfigError,
@@ -26,6 +27,7 @@ from wireframe.service.errors import (
 from wireframe.service.hooks import ShutdownHook
 from wireframe.service.kinds import TaskKind
 from wireframe.service.log import current_task, log_stop_summary, logger, summary_counts
+from wireframe.service.restart import Restart
 from wireframe.service.status import (
     HookStatus,
     ServicePhase,
@@ -37,8 +39,6 @@ from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
 from wireframe.service.systemd import SystemdNotifier
 from wireframe.service.task import Task
 from wireframe.service.wiring import Resources, ServiceContext, WiringLayer
-
-_WALL_OFFSET = time.time() - time.monotonic()  # wall-clock timestamps from one monotonic read
 
 VERBOSE_TASK_LIMIT = 100
 """Services with more tasks log each task's start and end at DEBUG instead of INFO."""
@@ -68,12 +68,15 @@ class ServiceLike(Protocol):
     def _tasks(self) -> dict[str, Task]: ...
 
     @property
+    def _policies(self) -> dict[str, Restart]: ...
+
+    @property
     def _hooks(self) -> list[ShutdownHook]: ...
 
     @property
     def _layers(self) -> list[WiringLayer]: ...
 
-    def _add_task(self, task: Task, layer: str | None) -> None: ...
+    def _add_task(self, task: Task, layer: str | None, restart: Restart | None = None) -> None: ...
 
     def _add_hook(self, hook: ShutdownHook, layer: str | None) -> None: ...
 
@@ -81,87 +84,6 @@ class ServiceLike(Protocol):
 def _caused_by(error: WiringError, cause: BaseException) -> WiringError:
     error.__cause__ = cause
     return error
-
-
-class TaskRecord:
-    """The mutable bookkeeping of one task during a run."""
-
-    __slots__ = (
-        "description",
-        "duration",
-        "error",
-        "finished_at",
-        "id",
-        "kind",
-        "prepares",
-        "started_at",
-        "state",
-        "stops_last",
-        "t0",
-        "task",
-    )
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.id: str = task.id
-        self.kind: TaskKind = task.kind
-        self.stops_last = bool(getattr(task, "stops_last", False))
-        self.prepares = getattr(type(task), "prepare", Task.prepare) is not Task.prepare
-        self.state = TaskState.PENDING
-        self.started_at: float | None = None
-        self.finished_at: float | None = None
-        self.t0 = 0.0
-        self.duration: float | None = None
-        self.error: BaseException | None = None
-        self.description: str | None = None
-
-    def start(self) -> None:
-        self.state = TaskState.RUNNING
-        self.t0 = time.monotonic()
-        self.started_at = self.t0 + _WALL_OFFSET
-
-    def finish(self, state: TaskState, error: BaseException | None = None) -> None:
-        now = time.monotonic()
-        self.state = state
-        self.error = error
-        self.description = None if error is None else describe(error)
-        self.duration = now - self.t0
-        self.finished_at = now + _WALL_OFFSET
-
-    def snapshot(self, stopping: bool) -> TaskStatus:
-        state = self.state
-        if stopping and state is TaskState.RUNNING:
-            state = TaskState.STOPPING
-        duration = self.duration
-        if duration is None and self.started_at is not None:
-            duration = time.monotonic() - self.t0
-        return TaskStatus(
-            id=self.id,
-            kind=self.kind,
-            state=state,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            duration=duration,
-            error=self.description,
-        )
-
-
-class Stage:
-    """Tasks that share one stop receiver: the service's tasks, or those that stop last."""
-
-    def __init__(self, records: list[TaskRecord], stop: StopReceiver) -> None:
-        self.records = records
-        self.stop = stop
-        self.alive = len(records)
-        self.done = anyio.Event()
-        if not records:
-            self.done.set()
-
-    def ended(self) -> None:
-        """One of the stage's tasks has ended."""
-        self.alive -= 1
-        if self.alive == 0:
-            self.done.set()
 
 
 class Runtime:
@@ -288,7 +210,8 @@ class Runtime:
             )
             if self.notifier is not None:  # NOTIFY_SOCKET is set: systemd runs us
                 service._add_task(self.notifier, layer=None)
-        self.records = [TaskRecord(t) for t in service._tasks.values()]
+        policies = service._policies
+        self.records = [TaskRecord(t, policies.get(t.id)) for t in service._tasks.values()]
         self.alive = len(self.records) - (self.notifier is not None)  # it never ends a run
         self.main = Stage([r for r in self.records if not r.stops_last], self.stop)
         self.last = Stage([r for r in self.records if r.stops_last], StopReceiver())
@@ -439,6 +362,8 @@ class Runtime:
             if rec.state is TaskState.RUNNING:
                 rec.finish(TaskState.CANCELLED)
                 logger.error("%s %r cancelled", kind.value, rec.id)
+            elif rec.state is TaskState.RESTARTING:
+                rec.finish(TaskState.SKIPPED)
             elif rec.state in (TaskState.PENDING, TaskState.WAITING):
                 rec.state = TaskState.SKIPPED
             raise
@@ -449,6 +374,25 @@ class Runtime:
                 self.request_stop(StopReason(StopReasonKind.ALL_DONE))
 
     async def _execute(self, rec: TaskRecord, stop: StopReceiver) -> None:
+        """Run the task; a supervised one again after each ending its policy restarts."""
+        while True:
+            error = await self._attempt(rec, stop)
+            delay = self._restart_delay(rec, error, stop)
+            if delay is None:
+                break
+            if await stop.wait(delay):
+                rec.finish(TaskState.SKIPPED)
+                logger.info("%s %r not restarted: the service is stopping", rec.kind.value, rec.id)
+                return
+            rec.restart()
+            logger.info("%s %r restarted (restart %d)", rec.kind.value, rec.id, self._count(rec))
+        if error is None:
+            self._task_returned(rec)
+        else:
+            self._task_failed(rec, error)
+
+    async def _attempt(self, rec: TaskRecord, stop: StopReceiver) -> BaseException | None:
+        """One run (``prepare`` then ``run``): the exception it failed with, or None."""
         try:
             if rec.prepares:
                 await self._prepare(rec)
@@ -459,12 +403,44 @@ class Runtime:
             # then stop gracefully and the hooks still run.
             if must_propagate(exc):
                 raise
-            self._task_failed(rec, exc)
-            return
-        self._task_returned(rec)
+            return exc
+        return None
+
+    def _restart_delay(
+        self, rec: TaskRecord, error: BaseException | None, stop: StopReceiver
+    ) -> float | None:
+        """Seconds until a supervised task that ended starts again, or None if it does not
+        (no policy, an ending the policy does not restart, stop requested, or the intensity
+        limit reached)."""
+        sup = rec.supervisor
+        if sup is None or stop.stopped or not sup.wants(error is not None):
+            return None
+        now = time.monotonic()
+        delay = sup.next_delay(now - rec.t0, now)
+        if delay is None:
+            return None
+        rec.backing_off(error, delay)
+        ended = "returned" if error is None else f"failed: {rec.last_error}"
+        logger.warning(
+            "%s %r %s after %.3f s; restart %d in %.2f s",
+            rec.kind.value,
+            rec.id,
+            ended,
+            rec.duration,
+            sup.restarts,
+            delay,
+            exc_info=error,
+        )
+        return delay
+
+    @staticmethod
+    def _count(rec: TaskRecord) -> int:
+        return 0 if rec.supervisor is None else rec.supervisor.restarts
 
     def _task_failed(self, rec: TaskRecord, exc: BaseException) -> None:
         rec.finish(TaskState.FAILED, exc)
+        if rec.supervisor is not None and rec.supervisor.exhausted:
+            rec.description = f"{rec.description} (gave up: {rec.supervisor.limit_text()})"
         logger.error(
             "%s %r failed after %.3f s: %s",
             rec.kind.value,
@@ -492,6 +468,9 @@ class Runtime:
     async def _prepare(self, rec: TaskRecord) -> None:
         """Await the task's ``prepare``; the barrier waits for those of unconstrained tasks."""
         await rec.task.prepare()
+        if rec.prepared:
+            return
+        rec.prepared = True
         if not rec.kind.constrained:
             self.prepares_left -= 1
             if self._barrier_open():
@@ -575,8 +554,10 @@ class Runtime:
         if self.records:
             tasks = tuple(r.snapshot(stopping) for r in self.records)
         else:
+            policies = self.service._policies
             tasks = tuple(
-                TaskStatus(t.id, t.kind, TaskState.PENDING) for t in self.service._tasks.values()
+                TaskStatus(t.id, t.kind, TaskState.PENDING, supervised=t.id in policies)
+                for t in self.service._tasks.values()
             )
         return ServiceStatus(
             name=self.name,

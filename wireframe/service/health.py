@@ -303,7 +303,13 @@ class HealthServer(UnconstrainedTask):
 
 
 _NOT_STARTED = (TaskState.PENDING, TaskState.WAITING)
-_UNFINISHED = (TaskState.PENDING, TaskState.WAITING, TaskState.RUNNING, TaskState.STOPPING)
+_UNFINISHED = (
+    TaskState.PENDING,
+    TaskState.WAITING,
+    TaskState.RUNNING,
+    TaskState.RESTARTING,
+    TaskState.STOPPING,
+)
 
 
 def _json(status: int, data: dict[str, Any]) -> tuple[int, str, bytes]:

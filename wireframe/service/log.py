@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from wireframe.service.status import ServiceStatus, TaskState
+from wireframe.service.status import ServiceStatus, TaskState, TaskStatus
 
 logger = logging.getLogger("wireframe.service")
 """The logger every service message goes to."""
@@ -33,6 +33,7 @@ _STATE_STYLE = {
     TaskState.FAILED: "bold red",
     TaskState.CANCELLED: "red",
     TaskState.SKIPPED: "dim",
+    TaskState.RESTARTING: "yellow",
 }
 _OUTCOME = {
     TaskState.FINISHED: "ok",
@@ -43,6 +44,7 @@ _ORDER = {
     TaskState.FAILED: 0,
     TaskState.CANCELLED: 1,
     TaskState.RUNNING: 2,
+    TaskState.RESTARTING: 2,
     TaskState.STOPPING: 2,
     TaskState.FINISHED: 3,
     TaskState.WAITING: 4,
@@ -304,9 +306,7 @@ def summary_fields(status: ServiceStatus) -> dict[str, Any]:
         "stop_reason": None if reason is None else str(reason),
         "stop_reason_kind": None if reason is None else reason.kind.value,
         "task_counts": dict(Counter(t.state.value for t in status.tasks)),
-        "tasks": [
-            _row(t.id, t.kind.value, t.state, t.duration, t.error) for t in tasks[:SUMMARY_ROWS]
-        ],
+        "tasks": [_task_row(t) for t in tasks[:SUMMARY_ROWS]],
         "hooks": [_row(h.id, "shutdown hook", h.state, h.duration, h.error) for h in status.hooks],
     }
     if status.resources:
@@ -316,6 +316,25 @@ def summary_fields(status: ServiceStatus) -> dict[str, Any]:
     if len(tasks) > SUMMARY_ROWS:
         fields["tasks_not_listed"] = len(tasks) - SUMMARY_ROWS
     return fields
+
+
+def _task_row(task: TaskStatus) -> dict[str, Any]:
+    row = _row(task.id, task.kind.value, task.state, task.duration, _outcome(task))
+    if task.restarts:
+        row["restarts"] = task.restarts
+        row["last_error"] = task.last_error
+    return row
+
+
+def _outcome(task: TaskStatus) -> str:
+    """The task's error, else what its state means; a restarted task adds its count."""
+    text = task.error or _OUTCOME.get(task.state, "")
+    if task.state is TaskState.SKIPPED and task.restarts:
+        text = "not restarted (stopped first)"
+    if task.restarts and not task.error:
+        plural = "restart" if task.restarts == 1 else "restarts"
+        text += f"{'; ' if text else ''}{task.restarts} {plural}, last error: {task.last_error}"
+    return text
 
 
 def _row(
@@ -366,7 +385,7 @@ def summary_table(status: ServiceStatus) -> Table:
             t.kind.value,
             f"[{_STATE_STYLE.get(t.state, 'default')}]{t.state.value}",
             _seconds(t.duration),
-            t.error or _OUTCOME.get(t.state, ""),
+            _outcome(t),
         )
     hidden = tasks[SUMMARY_ROWS:]
     if hidden:

@@ -206,6 +206,7 @@ def service_collector(service: Service) -> Collector:
     def collect() -> list[MetricFamily]:
         status = service.status()
         name = {"service": status.name}
+        supervised = [t for t in status.tasks if t.supervised]
         return [
             gauge(
                 "wireframe_service_ready", "1 when the service is ready.", [(name, status.ready)]
@@ -227,6 +228,11 @@ def service_collector(service: Service) -> Collector:
                     ({"task": t.id, "kind": t.kind.value, "state": t.state.value}, 1)
                     for t in status.tasks
                 ],
+            ),
+            counter(
+                "wireframe_task_restarts_total",
+                "Restarts of each supervised task since the service started.",
+                [({"task": t.id, "kind": t.kind.value}, t.restarts) for t in supervised],
             ),
         ]
 

@@ -13,6 +13,7 @@ import anyio.from_thread
 import anyio.lowlevel
 
 from wireframe.service._runtime import Runtime
+from wireframe.service._supervise import check_policy
 from wireframe.service._validate import check_id, check_timeout
 from wireframe.service.errors import ServiceConfigError, ServiceError
 from wireframe.service.hooks import ShutdownHook
@@ -23,6 +24,7 @@ from wireframe.service.log import (
     logger,
     service_running,
 )
+from wireframe.service.restart import Restart
 from wireframe.service.signals import can_handle_signals, watch_signals
 from wireframe.service.status import ServicePhase, ServiceStatus, TaskState, TaskStatus
 from wireframe.service.stop import StopReason, StopReasonKind
@@ -55,6 +57,7 @@ class Service:
         self.stop_delay: float = check_timeout("stop_delay", stop_delay, finite=True)
         self.handle_signals = bool(handle_signals)
         self._tasks: dict[str, Task] = {}
+        self._policies: dict[str, Restart] = {}  # restart policies by task id
         self._hooks: list[ShutdownHook] = []
         self._layers: list[WiringLayer] = []
         self._runtime: Runtime | None = None
@@ -68,9 +71,10 @@ class Service:
 
     # ----- building -----
 
-    def add_task(self, task: Task) -> Service:
-        """Add a task (its id must be unique); returns the service."""
-        self._add_task(task, layer=None)
+    def add_task(self, task: Task, *, restart: Restart | None = None) -> Service:
+        """Add a task (its id must be unique), with a restart policy if given (else the
+        task's own ``restart``); returns the service."""
+        self._add_task(task, layer=None, restart=restart)
         return self
 
     def add_shutdown_hook(self, hook: ShutdownHook) -> Service:
@@ -97,13 +101,20 @@ class Service:
         self._layers.append(layer)
         return self
 
-    def task(self, id: str | None = None, *, kind: TaskKind = TaskKind.TASK) -> Callable[[F], F]:
+    def task(
+        self,
+        id: str | None = None,
+        *,
+        kind: TaskKind = TaskKind.TASK,
+        restart: Restart | None = None,
+    ) -> Callable[[F], F]:
         """Decorator adding ``async def fn(stop)`` as a task (id defaults to its name)."""
 
         def decorate(fn: F) -> F:
             if not _is_async(fn):
                 raise ServiceConfigError(f"@service.task expects an async function, got {fn!r}")
-            self.add_task(Task.from_fn(id if id is not None else fn.__name__, fn, kind))
+            task = Task.from_fn(id if id is not None else fn.__name__, fn, kind)
+            self.add_task(task, restart=restart)
             return fn
 
         if callable(id):
@@ -116,7 +127,7 @@ class Service:
         if self._runtime is not None and self._runtime.phase is not ServicePhase.WIRING:
             raise ServiceConfigError(f"cannot {what}: service {self.name!r} already started")
 
-    def _add_task(self, task: object, layer: str | None) -> None:
+    def _add_task(self, task: object, layer: str | None, restart: Restart | None = None) -> None:
         self._check_not_started(f"add task {task!r}")
         if not isinstance(task, Task):
             hint = " (wrap it with Task.from_fn or @service.task)" if _is_async(task) else ""
@@ -128,7 +139,10 @@ class Service:
             raise ServiceConfigError(
                 f"duplicate task id {id!r}: {task!r} conflicts with {self._tasks[id]!r}"
             )
+        policy = check_policy(id, task.kind, restart or getattr(task, "restart", None))
         self._tasks[id] = task
+        if policy is not None:
+            self._policies[id] = policy
         logger.debug("service %r: added %r%s", self.name, task, f" from {layer!r}" if layer else "")
 
     def _add_hook(self, hook: ShutdownHook, layer: str | None) -> None:
@@ -174,7 +188,10 @@ class Service:
             phase=ServicePhase.CREATED,
             ready=False,
             stop_reason=self._pending_stop,
-            tasks=tuple(TaskStatus(t.id, t.kind, TaskState.PENDING) for t in self._tasks.values()),
+            tasks=tuple(
+                TaskStatus(t.id, t.kind, TaskState.PENDING, supervised=t.id in self._policies)
+                for t in self._tasks.values()
+            ),
         )
 
     async def run(self) -> None:

@@ -29,6 +29,8 @@ class TaskState(enum.Enum):
     WAITING = "waiting"
     """Constrained, waiting for every precondition to return."""
     RUNNING = "running"
+    RESTARTING = "restarting"
+    """Supervised: its run ended (see ``last_error``); it starts again after a backoff."""
     STOPPING = "stopping"
     """Running after a stop was requested."""
     FINISHED = "finished"
@@ -36,12 +38,19 @@ class TaskState(enum.Enum):
     CANCELLED = "cancelled"
     """Cancelled because it did not stop in time (or by a forced stop)."""
     SKIPPED = "skipped"
-    """Never started: stop arrived before its turn (not an error)."""
+    """Never started, or a supervised task not restarted: stop arrived before its turn (not
+    an error)."""
 
 
 @attrs.frozen
 class TaskStatus:
-    """One task's state and timings (wall-clock epoch seconds; duration in seconds)."""
+    """One task's state and timings (wall-clock epoch seconds; duration in seconds).
+
+    For a supervised task, ``started_at`` and ``duration`` are those of its latest run,
+    ``restarts`` counts its restarts, ``last_error`` describes the latest failed run (also
+    once it runs again) and ``restart_at`` is when it starts again while ``restarting``.
+    ``error`` is set only for the failure that ended the task.
+    """
 
     id: str
     kind: TaskKind
@@ -50,6 +59,11 @@ class TaskStatus:
     finished_at: float | None = None
     duration: float | None = None
     error: str | None = None
+    restarts: int = 0
+    last_error: str | None = None
+    restart_at: float | None = None
+    supervised: bool = False
+    """True if the task has a restart policy."""
 
 
 @attrs.frozen

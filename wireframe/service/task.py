@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeAlias
 from wireframe.service._validate import check_id
 from wireframe.service.errors import ServiceConfigError
 from wireframe.service.kinds import TaskKind
+from wireframe.service.restart import Restart
 
 if TYPE_CHECKING:
     from wireframe.service.stop import StopReceiver
@@ -33,11 +34,20 @@ class Task(abc.ABC):
     kind: ClassVar[TaskKind] = TaskKind.TASK
     id: str
     """Unique in a service; a class attribute, an instance attribute or a property."""
+    restart: Restart | None = None
+    """The restart policy: None (the default) lets an ending stop the service as its kind
+    says; ``Restart.on_failure()`` or ``Restart.always()`` starts it again after a backoff.
+    Set it as a class attribute, or pass ``restart=`` to ``Task.__init__``, ``from_fn`` or
+    ``Service.add_task``."""
     stops_last: ClassVar[bool] = False
     """True: this task's stop arrives only once every other task has ended, so it keeps
     serving while they drain (a health server). Its stop then carries the same reason, and it
     has until the service's graceful deadline, and at least ``LAST_STOP_GRACE`` seconds, to
     return."""
+
+    def __init__(self, *, restart: Restart | None = None) -> None:
+        if restart is not None:
+            self.restart = restart
 
     async def prepare(self) -> None:
         """Set up what must exist before constrained tasks start (default: nothing).
@@ -55,14 +65,19 @@ class Task(abc.ABC):
         """Do the task's work until ``stop`` is requested (or, for oneshots, until done)."""
 
     @staticmethod
-    def from_fn(id: str, fn: TaskFn, kind: TaskKind = TaskKind.TASK) -> Task:
-        """Wrap ``async def fn(stop)`` as a task of the given kind."""
+    def from_fn(
+        id: str, fn: TaskFn, kind: TaskKind = TaskKind.TASK, *, restart: Restart | None = None
+    ) -> Task:
+        """Wrap ``async def fn(stop)`` as a task of the given kind (and restart policy)."""
         check_id("task id", id)
         if not isinstance(kind, TaskKind):
             raise ServiceConfigError(f"task kind must be a TaskKind, got {kind!r}")
         if not callable(fn):
             raise ServiceConfigError(f"task {id!r}: fn must be an async callable, got {fn!r}")
-        return _FN_CLASSES[kind](id, fn)
+        task = _FN_CLASSES[kind](id, fn)
+        if restart is not None:
+            task.restart = restart
+        return task
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {getattr(self, 'id', '?')!r} ({self.kind.value})>"

@@ -19,6 +19,7 @@ from wireframe.service.errors import (
     WiringError,
 )
 from wireframe.service.hooks import ShutdownHook
+from wireframe.service.restart import Restart
 from wireframe.service.task import Task
 
 T = TypeVar("T")
@@ -31,7 +32,7 @@ class ServiceRegistry(Protocol):
     def name(self) -> str:
         """The service's name."""
 
-    def _add_task(self, task: Task, layer: str | None) -> None: ...
+    def _add_task(self, task: Task, layer: str | None, restart: Restart | None = None) -> None: ...
 
     def _add_hook(self, hook: ShutdownHook, layer: str | None) -> None: ...
 
@@ -119,9 +120,9 @@ class ServiceContext:
         """Return True if a resource was provided under ``resource_type``."""
         return resource_type in self._resources.items
 
-    def add_task(self, task: Task) -> ServiceContext:
-        """Add a task to the service; returns the context."""
-        self._service._add_task(task, layer=self._layer)
+    def add_task(self, task: Task, *, restart: Restart | None = None) -> ServiceContext:
+        """Add a task to the service (with a restart policy if given); returns the context."""
+        self._service._add_task(task, layer=self._layer, restart=restart)
         return self
 
     def add_shutdown_hook(self, hook: ShutdownHook) -> ServiceContext:
