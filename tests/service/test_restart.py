@@ -489,7 +489,7 @@ async def test_the_stop_summary_shows_restarts_and_the_last_error(
     assert len(warnings) == 2
     for n, record in enumerate(warnings, 1):
         assert re.fullmatch(
-            rf"task 'flaky' failed: ValueError\('boom {n}'\) after [0-9.]+ s; "
+            rf"task 'flaky' failed after [0-9.]+ s: ValueError\('boom {n}'\); "
             rf"restart {n} in [0-9.]+ s",
             record.getMessage(),
         )

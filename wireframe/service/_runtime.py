@@ -420,13 +420,15 @@ class Runtime:
         if delay is None:
             return None
         rec.backing_off(error, delay)
-        ended = "returned" if error is None else f"failed: {rec.last_error}"
+        how = "returned" if error is None else "failed"
+        why = "" if error is None else f": {rec.last_error}"
         logger.warning(
-            "%s %r %s after %.3f s; restart %d in %.2f s",
+            "%s %r %s after %.3f s%s; restart %d in %.2f s",
             rec.kind.value,
             rec.id,
-            ended,
+            how,
             rec.duration,
+            why,
             sup.restarts,
             delay,
             exc_info=error,
