@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import attrs
 
-from wireframe import Domain, Handler, JobContext, Scheduler
+from wireframe import Domain, Handler, JobContext, Restart, Scheduler, Service
 
 
 @attrs.frozen
@@ -72,3 +72,8 @@ async def use(sched: Scheduler) -> None:
     async with sched.subscribe() as events:
         async for event in events:
             print(event.job_id)  # E: union-attr
+
+
+def supervise(service: Service) -> None:
+    Restart.on_failure(backoff="fast")  # E: arg-type
+    Restart.always(max_restarts=2.5)  # E: arg-type

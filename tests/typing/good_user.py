@@ -11,6 +11,7 @@ import dataclasses
 import attrs
 
 from wireframe import (
+    Backoff,
     Domain,
     Duplicate,
     Event,
@@ -19,9 +20,13 @@ from wireframe import (
     JobContext,
     JobNotFound,
     Priority,
+    Restart,
     Scheduler,
     SchedulerError,
+    Service,
+    StopReceiver,
     Submitted,
+    Task,
 )
 
 
@@ -123,3 +128,25 @@ async def use(sched: Scheduler) -> tuple[Thumb, Report, list[Event]]:
     except SchedulerError:
         raise
     return thumb, summary, seen
+
+
+class Consumer(Task):
+    id = "consumer"
+    restart = Restart.on_failure(Backoff(initial=0.5, max=30.0), max_restarts=5, within=60.0)
+
+    async def run(self, stop: StopReceiver) -> None:
+        await stop.wait()
+
+
+async def tick(stop: StopReceiver) -> None:
+    await stop.wait(timeout=1.0)
+
+
+def supervised_service() -> Service:
+    service = Service("app")
+    service.add_task(Task.from_fn("tick", tick, restart=Restart.always(1.0)))
+    service.add_task(Consumer(restart=Restart.always()), restart=Restart.on_failure(2))
+    restarts: int = service.status().tasks[0].restarts
+    last: str | None = service.status().tasks[0].last_error
+    assert restarts == 0 and last is None
+    return service
