@@ -25,7 +25,7 @@ WAIT = 20.0  # seconds; only ever waited for in full when something is broken
 class Proc:
     """A child process whose merged output is read line by line on a thread."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, cwd: Path) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
         self.popen = subprocess.Popen(
             [sys.executable, *args],
@@ -33,7 +33,7 @@ class Proc:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            cwd=ROOT,
+            cwd=cwd,  # what the script writes (the demo's database) stays out of the checkout
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -73,8 +73,8 @@ class Proc:
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_example_stops_gracefully_on_sigterm(backend: str) -> None:
-    proc = Proc(str(EXAMPLE), "--backend", backend)
+def test_example_stops_gracefully_on_sigterm(tmp_path: Path, backend: str) -> None:
+    proc = Proc(str(EXAMPLE), "--backend", backend, cwd=tmp_path)
     proc.wait_for("service 'demo' is ready")
     proc.wait_for("tick 1")
     proc.popen.send_signal(signal.SIGTERM)
@@ -85,8 +85,8 @@ def test_example_stops_gracefully_on_sigterm(backend: str) -> None:
     assert "stopped cleanly" in output
 
 
-def test_example_once_exits_by_itself() -> None:
-    proc = Proc(str(EXAMPLE), "--once")
+def test_example_once_exits_by_itself(tmp_path: Path) -> None:
+    proc = Proc(str(EXAMPLE), "--once", cwd=tmp_path)
     code, output = proc.finish()
     assert code == 0, output
     assert "--once: demo finished" in output
@@ -123,7 +123,7 @@ STUBBORN = """
 def test_second_sigint_forces_the_stop(tmp_path: Path, backend: str) -> None:
     script = tmp_path / "stubborn.py"
     script.write_text(textwrap.dedent(STUBBORN).format(backend=backend))
-    proc = Proc(str(script))
+    proc = Proc(str(script), cwd=tmp_path)
     proc.wait_for("is ready")
     proc.wait_for("ignoring stop")
     started = time.monotonic()
@@ -173,7 +173,7 @@ def test_a_task_ending_the_process_stops_the_service_gracefully_first(
 ) -> None:
     script = tmp_path / "exits.py"
     script.write_text(textwrap.dedent(EXITS).format(backend=backend, exc=exc))
-    proc = Proc(str(script))
+    proc = Proc(str(script), cwd=tmp_path)
     status, output = proc.finish()
     assert status == code, output
     assert output.index("patient stopped gracefully") < output.index("hook ran"), output
