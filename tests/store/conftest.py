@@ -16,22 +16,7 @@ import pytest
 from wireframe.store import MemoryStore, PostgresStore, SqliteMemoryStore, SqliteStore, Store
 
 from pg_support import drop_schema, new_schema_name, require_pg
-
-
-class FakeClock:
-    """A clock the tests move by hand: no sleeping to test delays, leases, ttl or aging."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        """Move time forward and return the new time."""
-        self.now += seconds
-        return self.now
-
+from store_support import FakeClock  # also imported by tests from here, as before
 
 S = TypeVar("S", bound=Store)
 

@@ -17,6 +17,22 @@ from wireframe.store import (
     Submitted,
 )
 
+
+class FakeClock:
+    """A clock the tests move by hand: no sleeping to test delays, leases, ttl or aging."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward and return the new time."""
+        self.now += seconds
+        return self.now
+
+
 DOMAIN = "d"
 TYPE = "d::t"
 TTL = 30.0

@@ -13,7 +13,6 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import FakeClock
 
 from wireframe.store import (
     Beat,
@@ -32,6 +31,8 @@ from wireframe.store import (
     Store,
     Transition,
 )
+
+from store_support import FakeClock
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from conftest import memory_store
 
 from wireframe.store import (
     Complete,
@@ -33,8 +32,12 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def memory(tmp_path, clock) -> AsyncIterator[MemoryStore]:
     """An open memory store on the fake clock."""
-    async with memory_store(tmp_path, clock) as store:
+    store = MemoryStore(clock=clock)
+    await store.open()
+    try:
         yield store
+    finally:
+        await store.close()
 
 
 def table(store: MemoryStore) -> Table:

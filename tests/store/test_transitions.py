@@ -5,11 +5,20 @@ and, marked `own`, where `finish` put the job of each outcome it did not simply 
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock
 
 from wireframe.store import Complete, Fail, JobState, Release, Store, Transition
 
-from store_support import TYPE, claim, claim_one, complete, fail, release, request, submit
+from store_support import (
+    TYPE,
+    FakeClock,
+    claim,
+    claim_one,
+    complete,
+    fail,
+    release,
+    request,
+    submit,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -4,9 +4,10 @@ prune filters."""
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock
 
 from wireframe.store import LOST_WORKERS_KEPT, JobState, NewJob, Store, WorkerInfo
+
+from store_support import FakeClock
 
 pytestmark = pytest.mark.anyio
 
