@@ -68,6 +68,8 @@ class Table:
         """The live (and recently lost) workers, by id (`lost` is worked out when read)."""
         self.job_types: dict[str, JobTypeRecord] = {}
         """The recorded job types, by type (the SQL `job_types` table)."""
+        self.rate_buckets: dict[tuple[str, str], float] = {}
+        """Each rate limit bucket's theoretical arrival time, by (limit, key) (`rate_buckets`)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []

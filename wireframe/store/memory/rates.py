@@ -1,0 +1,98 @@
+"""Claims under rate limits in the memory store: the twin of `wireframe.store.sql.rates`.
+
+The buckets' arrival times live in the table (`Table.rate_buckets`). A claim drops the lanes of
+domains whose limit has no token, skips job types likewise, then takes candidates off the lanes
+best first and admits them while their tokens last; held jobs keep their places and get a
+reason, and the claim goes on past them (up to `SCAN_MAX` jobs) to other keys and types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from wireframe.store.memory import claim as claims
+from wireframe.store.memory.lanes import Lane
+from wireframe.store.memory.rows import Job
+from wireframe.store.memory.table import Table
+from wireframe.store.rates import RATE_REASON, Candidate, Claimed, Gate, claimed
+from wireframe.store.records import ClaimRequest, JobRecord
+
+Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
+
+SCAN_MIN = 32
+"""The fewest pending jobs a rated claim takes off its lanes at a time."""
+SCAN_MAX = 2048
+"""The most pending jobs one rated claim looks at before it gives up on the rest."""
+
+
+def claim_rated(
+    tb: Table, req: ClaimRequest, chooser: Chooser | None, lanes: list[Lane]
+) -> Claimed:
+    """Lease up to `req.limit` jobs from `lanes` that the request's rate limits admit."""
+    now = tb.now
+    gate = Gate(req.rates, {b: t for b, t in tb.rate_buckets.items() if t > now}, now)
+    closed_domains: set[str] = set()
+    closed_types: set[str] = set()
+    for limit, _ in gate.exhausted():
+        if not limit.keyed:
+            (closed_domains if limit.scope == "domain" else closed_types).add(limit.name)
+    lanes = [lane for lane in lanes if lane.domain not in closed_domains]
+    if closed_types:
+        req = attrs.evolve(req, exclude_types=(*req.exclude_types, *sorted(closed_types)))
+    examined, admitted = _admit(tb, gate, req, lanes)
+    try:
+        chosen = _choose(admitted, chooser, req.limit)
+    except BaseException:
+        claims.put_back(examined)
+        raise
+    taken = set(chosen)
+    claims.put_back([job for job in examined if job.id not in taken])
+    by_id = {job.id: job for job in admitted}
+    jobs = [_lease(tb, by_id[job_id], req) for job_id in chosen]
+    tb.rate_buckets.update(gate.commit(_candidate(by_id[job_id]) for job_id in chosen))
+    for job_id, reason in gate.held.items():
+        tb.jobs[job_id].reason = reason
+    if len(tb.rate_buckets) > 4 * SCAN_MAX:  # forget full buckets now and then
+        tb.rate_buckets = {b: t for b, t in tb.rate_buckets.items() if t > now}
+    return claimed(jobs, gate.retry_in)
+
+
+def _candidate(job: Job) -> Candidate:
+    return Candidate(job.id, job.domain, job.type, job.rate_key, job.cost)
+
+
+def _admit(
+    tb: Table, gate: Gate, req: ClaimRequest, lanes: list[Lane]
+) -> tuple[list[Job], list[Job]]:
+    """Take candidates off the lanes and admit them, best first: (taken off, admitted)."""
+    examined: list[Job] = []
+    admitted: list[Job] = []
+    if not lanes:
+        return examined, admitted
+    step = max(req.scan, req.limit * 4, SCAN_MIN)
+    while len(admitted) < req.limit and len(examined) < SCAN_MAX:
+        batch = claims.candidates(tb, lanes, req, step)
+        if not batch:
+            break
+        examined.extend(batch)
+        for job in batch:
+            if len(admitted) < req.limit and gate.admit(_candidate(job)):
+                admitted.append(job)
+    return examined, admitted
+
+
+def _choose(admitted: list[Job], chooser: Chooser | None, limit: int) -> list[int]:
+    """The ids to lease: the chooser's pick among the admitted jobs, or all of them."""
+    if chooser is None or not admitted:
+        return [job.id for job in admitted]
+    allowed = {job.id for job in admitted}
+    picked = chooser([job.record() for job in admitted])
+    return list(dict.fromkeys(i for i in picked if i in allowed))[:limit]
+
+
+def _lease(tb: Table, job: Job, req: ClaimRequest) -> JobRecord:
+    if job.reason is not None and job.reason.startswith(RATE_REASON):
+        job.reason = None  # it no longer waits for a token
+    return claims.lease(tb, job, req)

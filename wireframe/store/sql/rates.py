@@ -1,0 +1,195 @@
+"""Claims under rate limits, on SQLite and PostgreSQL (see `wireframe.store.rates`).
+
+A claim whose request names rate limits runs here after its housekeeping, in the same
+transaction: it serialises on each limit (PostgreSQL: a transaction-scoped advisory lock per
+limit, taken in name order before anything else it waits for; SQLite's write lock already
+does), reads the buckets that are not full, leaves out of its candidates the jobs of buckets
+without a token, admits the rest best first while their tokens last, leases what it admitted
+(and the chooser took), stores the buckets' new arrival times and writes the reason of every job
+it held back. A claim holding a limit's lock waits for nothing else: its job rows are taken
+`SKIP LOCKED`, so the order of `wireframe.store.sql.locks` is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from wireframe.store.rates import (
+    RATE_REASON,
+    Candidate,
+    Claimed,
+    Gate,
+    RateLimit,
+    claimed,
+    stable_part,
+)
+from wireframe.store.records import ClaimRequest, JobRecord
+from wireframe.store.sql.rows import JOB_COLUMNS, chunks, job_from_row, placeholders
+from wireframe.store.sql.tx import Tx
+
+Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
+
+EXCLUDED_MAX = 64
+"""Buckets without a token a claim leaves out by name; jobs of more are skipped as met."""
+SCAN_MIN = 32
+"""The fewest pending jobs a rated claim looks at (held jobs do not fill its slots)."""
+
+_RELEASE_REASON = f"reason = CASE WHEN reason LIKE '{RATE_REASON}%' THEN NULL ELSE reason END "
+"""A leased job no longer waits for a token: its rate limit reason goes."""
+
+
+def claim_rated(
+    tx: Tx,
+    now: float,
+    req: ClaimRequest,
+    chooser: Chooser | None,
+    token: str | None,
+    candidates: tuple[str, list[object]],
+    lease: str,
+) -> Claimed:
+    """Lease up to `req.limit` of the jobs `candidates` (a WHERE clause and its parameters)
+    selects that the rate limits admit, with the `lease` statement (its SET clause)."""
+    where, params = candidates
+    limits = sorted(req.rates, key=lambda lim: lim.name)
+    for limit in limits:
+        tx.dialect.lock_name(tx, f"wireframe rate limit {limit.name}")
+    _record_policies(tx, limits)
+    gate = Gate(limits, _open_buckets(tx, now, limits), now)
+    where, params = _without_exhausted(gate, where, params)
+    rows = tx.execute(
+        f"SELECT rate_key, cost, {JOB_COLUMNS} FROM jobs WHERE {where} "
+        f"ORDER BY priority DESC, id LIMIT ?{tx.dialect.skip_locked}",
+        (*params, max(req.scan, req.limit * 4, SCAN_MIN)),
+    ).fetchall()
+    admitted: list[JobRecord] = []
+    found: dict[int, Candidate] = {}
+    reasons: dict[int, str | None] = {}
+    for row in rows:
+        job = job_from_row(row[2:])
+        reasons[job.id] = job.reason
+        cand = found[job.id] = Candidate(job.id, job.domain, job.type, row[0], int(row[1]))
+        if len(admitted) < req.limit and gate.admit(cand):
+            admitted.append(job)
+    chosen = _choose(admitted, chooser, req.limit)
+    jobs = _lease(tx, now, req, chosen, token, lease)
+    _store_buckets(tx, gate.commit(found[job.id] for job in jobs))
+    _write_reasons(tx, gate.held, reasons)
+    return claimed(jobs, gate.retry_in)
+
+
+def _choose(admitted: list[JobRecord], chooser: Chooser | None, limit: int) -> list[int]:
+    """The ids to lease: the chooser's pick among the admitted jobs, or all of them."""
+    if chooser is None or not admitted:
+        return [job.id for job in admitted]
+    allowed = {job.id for job in admitted}
+    return list(dict.fromkeys(i for i in chooser(admitted) if i in allowed))[:limit]
+
+
+def _lease(
+    tx: Tx, now: float, req: ClaimRequest, chosen: list[int], token: str | None, lease: str
+) -> list[JobRecord]:
+    if not chosen:
+        return []
+    rows = tx.execute(
+        f"{lease}, {_RELEASE_REASON}WHERE id IN ({placeholders(len(chosen))}) "
+        f"AND state = 'pending' RETURNING {JOB_COLUMNS}",
+        (req.worker_id, now + req.lease_ttl, token, now, now, *chosen),
+    ).fetchall()
+    order = {job_id: i for i, job_id in enumerate(chosen)}
+    return sorted((job_from_row(r) for r in rows), key=lambda j: order[j.id])
+
+
+def _record_policies(tx: Tx, limits: Sequence[RateLimit]) -> None:
+    """Record each limit's policy where it changed (tools and metrics read it)."""
+    names = [lim.name for lim in limits]
+    stored = {
+        row[0]: tuple(row[1:])
+        for row in tx.execute(
+            f"SELECT name, count, per, burst, keyed FROM rate_limits "
+            f"WHERE name IN ({placeholders(len(names))})",
+            names,
+        )
+    }
+    for lim in limits:
+        policy = (lim.count, float(lim.per), lim.burst, int(lim.keyed))
+        if stored.get(lim.name) != policy:
+            tx.execute(
+                "INSERT INTO rate_limits (name, count, per, burst, keyed) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET count = excluded.count, per = excluded.per, "
+                "burst = excluded.burst, keyed = excluded.keyed",
+                (lim.name, *policy),
+            )
+
+
+def _open_buckets(tx: Tx, now: float, limits: Sequence[RateLimit]) -> dict[tuple[str, str], float]:
+    """The buckets of these limits that are not full now, with their arrival times."""
+    names = [lim.name for lim in limits]
+    return {
+        (row[0], row[1]): float(row[2])
+        for row in tx.execute(
+            f"SELECT name, key, tat FROM rate_buckets "
+            f"WHERE name IN ({placeholders(len(names))}) AND tat > ?",
+            (*names, now),
+        )
+    }
+
+
+def _without_exhausted(gate: Gate, where: str, params: list[object]) -> tuple[str, list[object]]:
+    """`where`, leaving out the jobs of buckets without a token now."""
+    clauses, params = [where], list(params)
+    for limit, key in gate.exhausted()[:EXCLUDED_MAX]:
+        column = "domain" if limit.scope == "domain" else "type"
+        if limit.keyed:
+            clauses.append(f"NOT ({column} = ? AND coalesce(rate_key, '') = ?)")
+            params.extend((limit.name, key))
+        else:
+            clauses.append(f"{column} <> ?")
+            params.append(limit.name)
+    return " AND ".join(clauses), params
+
+
+def _store_buckets(tx: Tx, tats: dict[tuple[str, str], float]) -> None:
+    if tats:
+        tx.executemany(
+            "INSERT INTO rate_buckets (name, key, tat) VALUES (?, ?, ?) "
+            "ON CONFLICT (name, key) DO UPDATE SET tat = excluded.tat",
+            [(name, key, tat) for (name, key), tat in sorted(tats.items())],
+        )
+
+
+def _write_reasons(tx: Tx, held: dict[int, str], stored: dict[int, str | None]) -> None:
+    """Say why each held job waits (its rows are locked by this claim's SELECT).
+
+    A job already held by the same limit keeps its reason, wait included: a claim that only
+    holds jobs writes nothing, so other workers (woken by any commit) are not woken for it.
+    """
+    by_reason: dict[str, list[int]] = {}
+    for job_id, reason in held.items():
+        before = stored.get(job_id)
+        if before is not None and stable_part(before) == stable_part(reason):
+            continue
+        by_reason.setdefault(reason, []).append(job_id)
+    for reason, ids in by_reason.items():
+        for part in chunks(sorted(ids)):
+            tx.execute(
+                f"UPDATE jobs SET reason = ? WHERE id IN ({placeholders(len(part))}) "
+                "AND state = 'pending'",
+                (reason, *part),
+            )
+
+
+def rate_buckets(tx: Tx, now: float) -> list[tuple[str, int, float, int, bool, str, float]]:
+    """Every recorded limit's policy and its buckets that are not full: (name, count, per,
+    burst, keyed, key, tat); a limit whose buckets are all full comes once with key '' and tat
+    0 (tools and metrics read this)."""
+    out: list[tuple[str, int, float, int, bool, str, float]] = []
+    for name, count, per, burst, keyed in tx.execute(
+        "SELECT name, count, per, burst, keyed FROM rate_limits ORDER BY name"
+    ).fetchall():
+        rows = tx.execute(
+            "SELECT key, tat FROM rate_buckets WHERE name = ? AND tat > ? ORDER BY key",
+            (name, now),
+        ).fetchall()
+        for key, tat in rows or [("", 0.0)]:
+            out.append((name, int(count), float(per), int(burst), bool(keyed), key, float(tat)))
+    return out
