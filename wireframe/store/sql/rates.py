@@ -12,7 +12,8 @@ it held back. A claim holding a limit's lock waits for nothing else: its job row
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from wireframe.store.rates import (
     RATE_REASON,
@@ -32,7 +33,9 @@ Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 EXCLUDED_MAX = 64
 """Buckets without a token a claim leaves out by name; jobs of more are skipped as met."""
 SCAN_MIN = 32
-"""The fewest pending jobs a rated claim looks at (held jobs do not fill its slots)."""
+"""The fewest pending jobs a rated claim looks at in one round (held jobs fill no slot)."""
+ROUNDS = 4
+"""How many times a rated claim looks again, past the buckets that ran out of tokens."""
 
 _RELEASE_REASON = f"reason = CASE WHEN reason LIKE '{RATE_REASON}%' THEN NULL ELSE reason END "
 """A leased job no longer waits for a token: its rate limit reason goes."""
@@ -55,26 +58,51 @@ def claim_rated(
         tx.dialect.lock_name(tx, f"wireframe rate limit {limit.name}")
     _record_policies(tx, limits)
     gate = Gate(limits, _open_buckets(tx, now, limits), now)
-    where, params = _without_exhausted(gate, where, params)
-    rows = tx.execute(
-        f"SELECT rate_key, cost, {JOB_COLUMNS} FROM jobs WHERE {where} "
-        f"ORDER BY priority DESC, id LIMIT ?{tx.dialect.skip_locked}",
-        (*params, max(req.scan, req.limit * 4, SCAN_MIN)),
-    ).fetchall()
-    admitted: list[JobRecord] = []
-    found: dict[int, Candidate] = {}
-    reasons: dict[int, str | None] = {}
-    for row in rows:
-        job = job_from_row(row[2:])
-        reasons[job.id] = job.reason
-        cand = found[job.id] = Candidate(job.id, job.domain, job.type, row[0], int(row[1]))
-        if len(admitted) < req.limit and gate.admit(cand):
-            admitted.append(job)
-    chosen = _choose(admitted, chooser, req.limit)
+    scan = _Scan(gate, req.limit)
+    closed = {(limit.name, key) for limit, key in gate.exhausted()}
+    size = max(req.scan, req.limit * 4, SCAN_MIN)
+    for _ in range(ROUNDS):
+        clause, args = _leave_out(gate, closed, scan.found, where, params)
+        rows = tx.execute(
+            f"SELECT rate_key, cost, {JOB_COLUMNS} FROM jobs WHERE {clause} "
+            f"ORDER BY priority DESC, id LIMIT ?{tx.dialect.skip_locked}",
+            (*args, size),
+        ).fetchall()
+        scan.add(rows)
+        if scan.full or len(rows) < size:
+            break
+        closed |= gate.blocked  # look past the jobs of buckets out of tokens
+    chosen = _choose(scan.admitted, chooser, req.limit)
     jobs = _lease(tx, now, req, chosen, token, lease)
-    _store_buckets(tx, gate.commit(found[job.id] for job in jobs))
-    _write_reasons(tx, gate.held, reasons)
+    _store_buckets(tx, gate.commit(scan.found[job.id] for job in jobs))
+    _write_reasons(tx, gate.held, scan.reasons)
     return claimed(jobs, gate.retry_in)
+
+
+class _Scan:
+    """The candidates one rated claim looked at, and those its gate admitted, best first."""
+
+    def __init__(self, gate: Gate, limit: int) -> None:
+        self.gate = gate
+        self.limit = limit
+        self.admitted: list[JobRecord] = []
+        self.found: dict[int, Candidate] = {}
+        self.reasons: dict[int, str | None] = {}
+
+    @property
+    def full(self) -> bool:
+        """True once as many jobs as the claim wants are admitted."""
+        return len(self.admitted) >= self.limit
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Look at rows of (rate_key, cost, JOB_COLUMNS...), admitting while there is room."""
+        for row in rows:
+            job = job_from_row(row[2:])
+            self.reasons[job.id] = job.reason
+            cand = Candidate(job.id, job.domain, job.type, row[0], int(row[1]))
+            self.found[job.id] = cand
+            if not self.full and self.gate.admit(cand):
+                self.admitted.append(job)
 
 
 def _choose(admitted: list[JobRecord], chooser: Chooser | None, limit: int) -> list[int]:
@@ -134,18 +162,31 @@ def _open_buckets(tx: Tx, now: float, limits: Sequence[RateLimit]) -> dict[tuple
     }
 
 
-def _without_exhausted(gate: Gate, where: str, params: list[object]) -> tuple[str, list[object]]:
-    """`where`, leaving out the jobs of buckets without a token now."""
-    clauses, params = [where], list(params)
-    for limit, key in gate.exhausted()[:EXCLUDED_MAX]:
+def _leave_out(
+    gate: Gate,
+    buckets: set[tuple[str, str]],
+    seen: Iterable[int],
+    where: str,
+    params: list[object],
+) -> tuple[str, list[object]]:
+    """`where`, leaving out the jobs of `buckets` (out of tokens) and those already `seen`."""
+    clauses, args = [where], list(params)
+    for name, key in sorted(buckets)[:EXCLUDED_MAX]:
+        limit = gate.by_domain.get(name) or gate.by_type.get(name)
+        if limit is None:
+            continue
         column = "domain" if limit.scope == "domain" else "type"
         if limit.keyed:
             clauses.append(f"NOT ({column} = ? AND coalesce(rate_key, '') = ?)")
-            params.extend((limit.name, key))
+            args.extend((name, key))
         else:
             clauses.append(f"{column} <> ?")
-            params.append(limit.name)
-    return " AND ".join(clauses), params
+            args.append(name)
+    ids = list(seen)
+    if ids:
+        clauses.append(f"id NOT IN ({placeholders(len(ids))})")
+        args.extend(ids)
+    return " AND ".join(clauses), args
 
 
 def _store_buckets(tx: Tx, tats: dict[tuple[str, str], float]) -> None:
