@@ -99,6 +99,37 @@ class Candidate:
     cost: int
 
 
+@attrs.frozen
+class RateState:
+    """A rate limit as the store last applied it, now: how many tokens its emptiest bucket
+    holds, how many of its buckets (keys) hold less than one, and how many pending jobs it
+    held back when a claim last looked at them (`Store.rate_limits`)."""
+
+    limit: RateLimit
+    tokens: float
+    exhausted: int
+    held: int
+
+
+def state_of(limit: RateLimit, tats: Iterable[float], now: float, held: int) -> RateState:
+    """The `RateState` of `limit` whose buckets that are not full have arrival times `tats`."""
+    levels = [limit.tokens(tat, now) for tat in tats]
+    return RateState(
+        limit,
+        min(levels, default=float(limit.burst)),
+        sum(1 for level in levels if level < 1.0 - EPSILON),
+        held,
+    )
+
+
+def held_by(limit_name: str, reason: str | None) -> bool:
+    """True if `reason` says the rate limit `limit_name` holds the job back."""
+    if reason is None or not reason.startswith(RATE_REASON):
+        return False
+    rest = reason[len(RATE_REASON) :]
+    return rest.startswith((f"{limit_name}:", f"{limit_name} (key "))
+
+
 class Claimed(list[JobRecord]):
     """The jobs a claim leased, and how long until a job its rate limits held may be taken.
 

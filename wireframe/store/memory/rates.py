@@ -14,9 +14,18 @@ import attrs
 
 from wireframe.store.memory import claim as claims
 from wireframe.store.memory.lanes import Lane
-from wireframe.store.memory.rows import Job
+from wireframe.store.memory.rows import PENDING, Job
 from wireframe.store.memory.table import Table
-from wireframe.store.rates import RATE_REASON, Candidate, Claimed, Gate, claimed
+from wireframe.store.rates import (
+    RATE_REASON,
+    Candidate,
+    Claimed,
+    Gate,
+    RateState,
+    claimed,
+    held_by,
+    state_of,
+)
 from wireframe.store.records import ClaimRequest, JobRecord
 
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
@@ -32,6 +41,8 @@ def claim_rated(
 ) -> Claimed:
     """Lease up to `req.limit` jobs from `lanes` that the request's rate limits admit."""
     now = tb.now
+    for limit in req.rates:
+        tb.rate_limits[limit.name] = limit
     gate = Gate(req.rates, {b: t for b, t in tb.rate_buckets.items() if t > now}, now)
     closed_domains: set[str] = set()
     closed_types: set[str] = set()
@@ -96,3 +107,15 @@ def _lease(tb: Table, job: Job, req: ClaimRequest) -> JobRecord:
     if job.reason is not None and job.reason.startswith(RATE_REASON):
         job.reason = None  # it no longer waits for a token
     return claims.lease(tb, job, req)
+
+
+def rate_states(tb: Table) -> list[RateState]:
+    """Every limit a claim applied, with its buckets and held jobs now, by name."""
+    now = tb.now
+    pending = tb.active[PENDING].values()
+    out = []
+    for name, limit in sorted(tb.rate_limits.items()):
+        tats = [t for (n, _), t in tb.rate_buckets.items() if n == name and t > now]
+        held = sum(1 for job in pending if held_by(name, job.reason))
+        out.append(state_of(limit, tats, now, held))
+    return out

@@ -13,7 +13,7 @@ it held back. A claim holding a limit's lock waits for nothing else: its job row
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from wireframe.store.rates import (
     RATE_REASON,
@@ -21,8 +21,10 @@ from wireframe.store.rates import (
     Claimed,
     Gate,
     RateLimit,
+    RateState,
     claimed,
     stable_part,
+    state_of,
 )
 from wireframe.store.records import ClaimRequest, JobRecord
 from wireframe.store.sql.rows import JOB_COLUMNS, chunks, job_from_row, placeholders
@@ -219,18 +221,25 @@ def _write_reasons(tx: Tx, held: dict[int, str], stored: dict[int, str | None]) 
             )
 
 
-def rate_buckets(tx: Tx, now: float) -> list[tuple[str, int, float, int, bool, str, float]]:
-    """Every recorded limit's policy and its buckets that are not full: (name, count, per,
-    burst, keyed, key, tat); a limit whose buckets are all full comes once with key '' and tat
-    0 (tools and metrics read this)."""
-    out: list[tuple[str, int, float, int, bool, str, float]] = []
+def rate_states(tx: Tx, now: float) -> list[RateState]:
+    """Every limit a claim recorded, with its buckets and held jobs now, by name."""
+    out: list[RateState] = []
     for name, count, per, burst, keyed in tx.execute(
         "SELECT name, count, per, burst, keyed FROM rate_limits ORDER BY name"
     ).fetchall():
-        rows = tx.execute(
-            "SELECT key, tat FROM rate_buckets WHERE name = ? AND tat > ? ORDER BY key",
-            (name, now),
-        ).fetchall()
-        for key, tat in rows or [("", 0.0)]:
-            out.append((name, int(count), float(per), int(burst), bool(keyed), key, float(tat)))
+        scope: Literal["domain", "type"] = "type" if "::" in name else "domain"
+        limit = RateLimit(name, scope, int(count), float(per), int(burst), bool(keyed))
+        tats = [
+            float(row[0])
+            for row in tx.execute(
+                "SELECT tat FROM rate_buckets WHERE name = ? AND tat > ?", (name, now)
+            )
+        ]
+        plain, keyed_ = f"{RATE_REASON}{name}:", f"{RATE_REASON}{name} (key "
+        held = tx.execute(
+            "SELECT count(*) FROM jobs WHERE state = 'pending' AND reason IS NOT NULL "
+            "AND (substr(reason, 1, ?) = ? OR substr(reason, 1, ?) = ?)",
+            (len(plain), plain, len(keyed_), keyed_),
+        ).fetchone()[0]
+        out.append(state_of(limit, tats, now, int(held)))
     return out
