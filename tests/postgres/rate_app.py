@@ -1,4 +1,4 @@
-"""The app of the multi-process rate limit tests: `python -m wireframe worker --app rate_app:scheduler`.
+"""The app of the multi-process rate limit tests (`wireframe worker --app rate_app:scheduler`).
 
 One domain limited to 50 jobs a second (burst 5) across every worker; its handler does nothing,
 so only the limit paces the starts.

@@ -5,6 +5,7 @@ worker together, visible as a job's reason and in the metrics."""
 from __future__ import annotations
 
 from pathlib import Path
+
 import anyio
 import attrs
 import pytest
@@ -225,4 +226,3 @@ async def test_metrics_show_tokens_and_held_jobs_per_limit_not_per_key() -> None
     assert values("wireframe_rate_limit_empty_buckets") == {"api": 1.0}  # tenant t0
     held = values("wireframe_rate_limited_jobs")
     assert set(held) == {"api"} and held["api"] >= 1
-
