@@ -32,7 +32,7 @@ Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
 SCAN_MIN = 32
 """The fewest pending jobs a rated claim takes off its lanes at a time."""
-SCAN_MAX = 2048
+SCAN_MAX = 512
 """The most pending jobs one rated claim looks at before it gives up on the rest."""
 
 
@@ -44,14 +44,7 @@ def claim_rated(
     for limit in req.rates:
         tb.rate_limits[limit.name] = limit
     gate = Gate(req.rates, {b: t for b, t in tb.rate_buckets.items() if t > now}, now)
-    closed_domains: set[str] = set()
-    closed_types: set[str] = set()
-    for limit, _ in gate.exhausted():
-        if not limit.keyed:
-            (closed_domains if limit.scope == "domain" else closed_types).add(limit.name)
-    lanes = [lane for lane in lanes if lane.domain not in closed_domains]
-    if closed_types:
-        req = attrs.evolve(req, exclude_types=(*req.exclude_types, *sorted(closed_types)))
+    lanes, req = _close(gate, {(lim.name, key) for lim, key in gate.exhausted()}, lanes, req)
     examined, admitted = _admit(tb, gate, req, lanes)
     try:
         chosen = _choose(admitted, chooser, req.limit)
@@ -65,7 +58,7 @@ def claim_rated(
     tb.rate_buckets.update(gate.commit(_candidate(by_id[job_id]) for job_id in chosen))
     for job_id, reason in gate.held.items():
         tb.jobs[job_id].reason = reason
-    if len(tb.rate_buckets) > 4 * SCAN_MAX:  # forget full buckets now and then
+    if len(tb.rate_buckets) > 16 * SCAN_MAX:  # forget full buckets now and then
         tb.rate_buckets = {b: t for b, t in tb.rate_buckets.items() if t > now}
     return claimed(jobs, gate.retry_in)
 
@@ -83,7 +76,7 @@ def _admit(
     if not lanes:
         return examined, admitted
     step = max(req.scan, req.limit * 4, SCAN_MIN)
-    while len(admitted) < req.limit and len(examined) < SCAN_MAX:
+    while lanes and len(admitted) < req.limit and len(examined) < SCAN_MAX:
         batch = claims.candidates(tb, lanes, req, step)
         if not batch:
             break
@@ -91,7 +84,24 @@ def _admit(
         for job in batch:
             if len(admitted) < req.limit and gate.admit(_candidate(job)):
                 admitted.append(job)
+        lanes, req = _close(gate, gate.blocked, lanes, req)  # look past them
     return examined, admitted
+
+
+def _close(
+    gate: Gate, buckets: set[tuple[str, str]], lanes: list[Lane], req: ClaimRequest
+) -> tuple[list[Lane], ClaimRequest]:
+    """Leave out the lanes and types whose unkeyed limit has a bucket in `buckets` (out of
+    tokens); the jobs of a keyed bucket out of tokens are skipped one by one."""
+    domains = {name for name, _ in buckets if name in gate.by_domain}
+    domains = {name for name in domains if not gate.by_domain[name].keyed}
+    types = {name for name, _ in buckets if name in gate.by_type and not gate.by_type[name].keyed}
+    if domains:
+        lanes = [lane for lane in lanes if lane.domain not in domains]
+    types -= set(req.exclude_types)
+    if types:
+        req = attrs.evolve(req, exclude_types=(*req.exclude_types, *sorted(types)))
+    return lanes, req
 
 
 def _choose(admitted: list[Job], chooser: Chooser | None, limit: int) -> list[int]:
