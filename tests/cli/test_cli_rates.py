@@ -4,12 +4,15 @@ empty keys and held jobs (`top`, `top --json`). In-process, SQLite."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
+import attrs
 import pytest
 from cli_support import Cli, Result, in_store
 
+from wireframe import Domain, JobContext, Rate, Scheduler
 from wireframe.cli import main
 from wireframe.store import ClaimRequest, NewJob, Store
 from wireframe.store.rates import RateLimit
@@ -71,3 +74,37 @@ def test_top_shows_each_limit_once(run: Cli) -> None:
     assert screen.code == 0, screen
     assert "rate limits" in screen.out
     assert "5/min per key" in screen.out
+
+
+@attrs.frozen
+class Hit:
+    tenant: str
+    weight: int = 1
+
+
+tenants = Domain("api", rate=Rate(5, per=60.0), rate_key=lambda hit: hit.tenant)
+
+
+@tenants.job(cost=lambda hit: hit.weight)
+async def call(job: Hit, ctx: JobContext) -> None: ...
+
+
+def test_submit_derives_the_rate_key_and_cost_with_the_app_only(run: Cli, url: str) -> None:
+    async def record(store: Store) -> None:
+        async with Scheduler(store, domains=[tenants], worker=False):
+            pass
+
+    in_store(url, record)
+    types = run("types")
+    assert "rate api 5 per 60 s per key" in types.out, types
+    payload = '{"tenant": "t7", "weight": 2}'
+    refused = run("submit", "api::call", "--payload", payload)
+    assert refused.code == 2, refused
+    assert "derives its rate key from the payload in the app's code: pass --app" in refused.err
+    done = run("submit", "api::call", "--payload", payload, "--app", "test_cli_rates:tenants")
+    assert done.code == 0, done
+    db = url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT rate_key, cost FROM jobs WHERE type = 'api::call' "
+                            "AND payload LIKE '%t7%'").fetchall()  # fmt: skip
+    assert rows == [("t7", 2)]

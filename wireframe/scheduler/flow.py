@@ -171,3 +171,30 @@ def rate_limits(job_types: Iterable[JobType[Any, Any]]) -> tuple[RateLimit, ...]
         for limit in job_type.flow.limits:
             found.setdefault(limit.name, limit)
     return tuple(sorted(found.values(), key=lambda lim: lim.name))
+
+
+def rate_settings(flow: Flow) -> dict[str, Any]:
+    """A job type's rate limits as JSON settings (`wireframe types`, `wireframe submit`): each
+    limit's policy, whether its jobs' rate key comes from the payload, and their cost (None
+    when the payload decides it)."""
+    if not flow.limited:
+        return {}
+    return {
+        "rate_limits": [attrs.asdict(lim) for lim in flow.limits],
+        "rate_key": flow.key is not None,
+        "cost": None if callable(flow.cost) else flow.cost,
+    }
+
+
+def recorded_rate_fields(settings: dict[str, Any], type_name: str) -> tuple[str | None, int]:
+    """The `rate_key` and `cost` of a submission made without the app's code, from its type's
+    recorded settings; ConfigError if its code would derive them from the payload."""
+    if not settings.get("rate_limits"):
+        return None, 1
+    if settings.get("rate_key") or settings.get("cost") is None:
+        what = "rate key" if settings.get("rate_key") else "cost"
+        raise ConfigError(
+            f"{type_name} derives its {what} from the payload in the app's code: pass --app "
+            f"so the job joins the right rate limit bucket"
+        )
+    return None, int(settings["cost"])
