@@ -166,3 +166,17 @@ async def test_rate_limits_report_tokens_empty_keys_and_held_jobs(store: Store, 
     states = {s.limit.name: s for s in await store.rate_limits()}
     assert states["d"].tokens == pytest.approx(2.0)
     assert states["d"].exhausted == 0
+
+
+async def test_housekeeping_forgets_full_buckets_only(store: Store, clock) -> None:
+    rate = per_second(1, 1, keyed=True)
+    await store.submit([job(rate_key=f"k{i}") for i in range(3)] + [job(rate_key="k0")])
+    taken = await claim(store, 5, rates=(rate,))
+    assert len(taken) == 3
+    for leased in taken:
+        assert await complete(store, leased.lease)
+    clock.advance(3600.0)
+    await store.housekeep()
+    # Forgotten or not, a full bucket gives its burst: one job of k0 now, none a moment later.
+    assert len(await rated(store, 5, rate)) == 1
+    assert await rated(store, 5, rate) == []

@@ -243,3 +243,18 @@ def rate_states(tx: Tx, now: float) -> list[RateState]:
         ).fetchone()[0]
         out.append(state_of(limit, tats, now, int(held)))
     return out
+
+
+FULL_KEPT = 60.0
+"""Seconds a full bucket's row stays before housekeeping deletes it (a full bucket and no row
+mean the same: a limit's keys come and go without their rows piling up)."""
+
+
+def forget_full_buckets(tx: Tx, now: float) -> None:
+    """Delete the rows of buckets that have been full for `FULL_KEPT` seconds (housekeeping;
+    rows a claim holds are skipped, never waited for)."""
+    tx.execute(
+        "DELETE FROM rate_buckets WHERE (name, key) IN (SELECT name, key FROM rate_buckets "
+        f"WHERE tat <= ?{tx.dialect.skip_locked})",
+        (now - FULL_KEPT,),
+    )
