@@ -180,3 +180,17 @@ async def test_housekeeping_forgets_full_buckets_only(store: Store, clock) -> No
     # Forgotten or not, a full bucket gives its burst: one job of k0 now, none a moment later.
     assert len(await rated(store, 5, rate)) == 1
     assert await rated(store, 5, rate) == []
+
+
+async def test_a_claim_that_leases_refreshes_the_wait_of_the_jobs_it_holds(
+    store: Store, clock
+) -> None:
+    ids = await submit_many(store, 4)
+    rate = per_second(1, 2)
+    assert await rated(store, 5, rate) == ids[:2]
+    before = (await store.get(ids[3])).reason  # type: ignore[union-attr]
+    assert before == "rate limited by d: 1/s, next token in 1000 ms"
+    clock.advance(1.5)
+    assert await rated(store, 5, rate) == ids[2:3]
+    after = (await store.get(ids[3])).reason  # type: ignore[union-attr]
+    assert after == "rate limited by d: 1/s, next token in 500 ms"

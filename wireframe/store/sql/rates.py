@@ -77,7 +77,7 @@ def claim_rated(
     chosen = _choose(scan.admitted, chooser, req.limit)
     jobs = _lease(tx, now, req, chosen, token, lease)
     _store_buckets(tx, gate.commit(scan.found[job.id] for job in jobs))
-    _write_reasons(tx, gate.held, scan.reasons)
+    _write_reasons(tx, gate.held, scan.reasons, refresh=bool(jobs))
     return claimed(jobs, gate.retry_in)
 
 
@@ -200,16 +200,21 @@ def _store_buckets(tx: Tx, tats: dict[tuple[str, str], float]) -> None:
         )
 
 
-def _write_reasons(tx: Tx, held: dict[int, str], stored: dict[int, str | None]) -> None:
+def _write_reasons(
+    tx: Tx, held: dict[int, str], stored: dict[int, str | None], *, refresh: bool
+) -> None:
     """Say why each held job waits (its rows are locked by this claim's SELECT).
 
-    A job already held by the same limit keeps its reason, wait included: a claim that only
-    holds jobs writes nothing, so other workers (woken by any commit) are not woken for it.
+    A claim that leased jobs writes anyway, so it `refresh`es every reason's wait. One that
+    only holds jobs leaves the reason of a job the same limit held before as it was: it writes
+    nothing then, so other workers (SQLite wakes them on any commit) are not woken for it.
     """
     by_reason: dict[str, list[int]] = {}
     for job_id, reason in held.items():
         before = stored.get(job_id)
-        if before is not None and stable_part(before) == stable_part(reason):
+        if before == reason:
+            continue
+        if not refresh and before is not None and stable_part(before) == stable_part(reason):
             continue
         by_reason.setdefault(reason, []).append(job_id)
     for reason, ids in by_reason.items():
