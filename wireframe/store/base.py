@@ -113,6 +113,9 @@ class Store(Protocol):
 
         A lease clears the job's ttl (`expires_at`): a ttl bounds only the wait before the first
         start. A reclaimed lease spends one of the job's `max_reclaims`, not an attempt.
+        With `request.rates`, only jobs the rate limits admit are leased, their tokens taken in
+        the same transaction; the others stay pending with a reason, and the list returned is
+        a `Claimed` saying when the next of them may be taken (`wireframe.store.rates`).
         """
 
     async def housekeep(self) -> bool:
