@@ -28,6 +28,7 @@ EXPECTED = {
     "dedup.py": ["again:  Duplicate(existing_id=1)"],
     "children.py": ["'ok': ['docs/about', 'docs/api', 'docs/faq', 'docs/index']"],
     "standalone_worker.py": ["by worker process", "worker process exited with code 0"],
+    "rate_limits.py": ["rate limited by api (key 'acme'): 10/s", "acme: 13 jobs started"],
 }
 """Lines (substrings) that must appear in an example's output."""
 

@@ -36,6 +36,7 @@ from wireframe.scheduler._catalog import catalog
 from wireframe.scheduler._shapes import Mismatch, ObjectShape, Shape, shape_from_description
 from wireframe.scheduler.codec import canonical_json, decode_payload
 from wireframe.scheduler.domain import JobType
+from wireframe.scheduler.flow import recorded_rate_fields, submitted
 from wireframe.scheduler.submission import key_of
 from wireframe.store import Duplicate, NewJob, NewJobType, Store, UnknownJobError
 
@@ -346,7 +347,8 @@ def _build(
     if resources is None:
         resources = {str(k): int(v) for k, v in (settings.get("resources") or {}).items()}
     max_attempts = options.max_attempts or int(settings.get("max_attempts", 1))
-    extra: dict[str, Any] = {}
+    rate_key, cost = _rates(record, payload, local)
+    extra: dict[str, Any] = {"rate_key": rate_key, "cost": cost}
     if "max_reclaims" in settings:
         extra["max_reclaims"] = int(settings["max_reclaims"])
     return NewJob(
@@ -363,6 +365,20 @@ def _build(
         max_attempts=max_attempts,
         **extra,
     )
+
+
+def _rates(
+    record: NewJobType, payload: str, local: dict[str, JobType[Any, Any]] | None
+) -> tuple[str | None, int]:
+    """The job's rate key and cost: as the app's code derives them, or from the recorded
+    settings (refused if they depend on the payload and the code is not at hand)."""
+    try:
+        if local is not None:
+            job_type = local[record.type]
+            return submitted(job_type, decode_payload(payload, job_type.payload_type), where="")
+        return recorded_rate_fields(_settings(record), record.type)
+    except (ConfigError, PayloadError) as exc:
+        raise UsageError(f"--payload: {exc}".replace(": : ", ": ")) from None
 
 
 # -- types -----------------------------------------------------------------------------------
@@ -401,6 +417,9 @@ def _settings_text(settings: dict[str, Any]) -> str:
         parts.append(f"max {settings['max_concurrency']} at once")
     if settings.get("key"):
         parts.append("dedup key from payload")
+    for limit in settings.get("rate_limits") or ():
+        keyed = " per key" if limit.get("keyed") else ""
+        parts.append(f"rate {limit['name']} {limit['count']} per {limit['per']:g} s{keyed}")
     return "settings: " + ", ".join(parts)
 
 

@@ -1,7 +1,8 @@
 """`wireframe top`: a live view of a store that other processes are using.
 
-Each refresh reads `counts()` and the running jobs; completions and failures per second are the
-differences between two successive `counts()` divided by the time between them.
+Each refresh reads `counts()`, the running jobs and the rate limits (`rate_limits()`);
+completions and failures per second are the differences between two successive `counts()`
+divided by the time between them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from rich.text import Text
 from wireframe.cli import render
 from wireframe.cli.commands import Output, opened, snapshot_counts
 from wireframe.cli.errors import UsageError
+from wireframe.cli.rate_view import rate_json, rate_table
 from wireframe.cli.values import parse_duration
 from wireframe.store import JobRecord, JobState, Store
+from wireframe.store.rates import RateState
 
 try:
     import termios
@@ -67,6 +70,8 @@ class Frame:
     running: Sequence[JobRecord]
     workers: int = 0
     """Live workers (a heartbeat within their ttl)."""
+    rate_limits: Sequence[RateState] = ()
+    """The rate limits claims applied, now."""
 
     def total(self, state: JobState) -> int:
         """Jobs in `state` across every domain and type."""
@@ -96,7 +101,7 @@ async def read_frame(store: Store) -> Frame:
     counts = await store.counts()
     running = await store.list_jobs(states=(JobState.RUNNING,), limit=RUNNING_SHOWN + 1)
     workers = sum(not w.lost for w in await store.workers())
-    return Frame(time.monotonic(), counts, running, workers)
+    return Frame(time.monotonic(), counts, running, workers, await store.rate_limits())
 
 
 def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> RenderableType:
@@ -151,6 +156,8 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
         running.add_row("", Text(f"... and {more} more", style="dim"), "", "", "", "", "")
     if not frame.running:
         running.add_row("", Text("(none)", style="dim"), "", "", "", "", "")
+    if frame.rate_limits:
+        return Group(header, queue, rate_table(frame.rate_limits), running)
     return Group(header, queue, running)
 
 
@@ -238,6 +245,7 @@ async def _json_frames(store: Store, interval: float, iterations: int | None) ->
             "completed_per_second": rates.completed,
             "failed_per_second": rates.failed,
             "workers": frame.workers,
+            "rate_limits": rate_json(frame.rate_limits),
             "running": [
                 {
                     "id": j.id,

@@ -53,6 +53,7 @@ from wireframe.scheduler.events import (
     ScheduleSkipped,
     Subscription,
 )
+from wireframe.scheduler.flow import Rate
 from wireframe.scheduler.metrics import SchedulerMetrics, scheduler_metrics
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Cron, Every, Recurrence
@@ -112,6 +113,7 @@ __all__ = [
     "PayloadError",
     "Permanent",
     "Priority",
+    "Rate",
     "Recurrence",
     "ResultTimeout",
     "Retry",

@@ -23,6 +23,7 @@ from wireframe.store import (
     Release,
     Store,
 )
+from wireframe.store.rates import Claimed, RateLimit
 
 log = logging.getLogger("wireframe.scheduler")
 
@@ -57,6 +58,7 @@ class Producer:
         poll_interval: float,
         clock: Clock,
         backlog: Callable[[], int],
+        rates: tuple[RateLimit, ...] = (),
     ) -> None:
         self.store = store
         self.executor = executor
@@ -69,6 +71,8 @@ class Producer:
         self.poll_interval = poll_interval
         self.clock = clock
         self._backlog = backlog
+        self.rates = rates
+        self._token_due: float | None = None  # when a job a rate limit held gets its token
         self._wake = anyio.Event()
         self._stopping = False
         self._claiming = False  # a claim (alone, or with a write) is under way
@@ -120,6 +124,7 @@ class Producer:
         """The completer's write ended, with the jobs its claim leased."""
         if asked is not None:
             self._claiming = False
+            self._note_held(jobs)
             self.executor.start(jobs, self._lent_at + self.claim_ttl)
         self._wake.set()  # a claim held back by the backlog may go ahead
 
@@ -158,8 +163,14 @@ class Producer:
             jobs = await self.store.claim(request, chooser)
         finally:
             self._claiming = False
+        self._note_held(jobs)
         self.executor.start(jobs, sent + self.claim_ttl)
         return len(jobs)
+
+    def _note_held(self, jobs: list[JobRecord]) -> None:
+        """Remember when a job the claim's rate limits held may be taken (claim again then)."""
+        retry_in = jobs.retry_in if isinstance(jobs, Claimed) else None
+        self._token_due = None if retry_in is None else self.clock.monotonic() + retry_in
 
     def _flusher_claims(self) -> bool:
         """Whether outcomes are queued or being written by a completer that claims with them."""
@@ -188,6 +199,7 @@ class Producer:
             exclude_domains=limits.full_domains(),
             scan=want * 4 if limits.constrained else want,
             housekeep=False,
+            rates=self.rates,
         )
         return request, limits.chooser(want) if limits.constrained else None
 
@@ -219,6 +231,8 @@ class Producer:
         timeout = self.poll_interval
         if claimed < 0:  # no claim was made: nothing to housekeep for
             return timeout
+        if self._token_due is not None:  # a rate limit held a job: claim when its token is due
+            timeout = min(timeout, max(0.0, self._token_due - self.clock.monotonic()))
         due = min(
             math.inf if self._due is None else self._due,
             self.hints[0] if self.hints else math.inf,

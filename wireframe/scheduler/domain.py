@@ -18,6 +18,16 @@ from wireframe.scheduler.codec import (
     validate_name,
 )
 from wireframe.scheduler.errors import ConfigError
+from wireframe.scheduler.flow import (
+    Cost,
+    Flow,
+    Rate,
+    RateKey,
+    check_cost,
+    check_rate,
+    check_rate_key,
+    type_flow,
+)
 from wireframe.scheduler.priority import Priority, coerce_priority
 from wireframe.scheduler.retry import Retry, coerce_retry
 from wireframe.store.records import DEFAULT_MAX_RECLAIMS
@@ -131,6 +141,7 @@ class JobType(Generic[P, R]):
         finalize: HandlerFn | None = None,
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
         payload_shape: Shape = ANY_OBJECT,
+        flow: Flow | None = None,
     ) -> None:
         self.domain = domain
         self.name = name
@@ -151,6 +162,8 @@ class JobType(Generic[P, R]):
         self.finalize_fn = finalize
         self.max_reclaims = max_reclaims
         """How many lost workers (expired leases) a job survives; none spends an attempt."""
+        self.flow = flow if flow is not None else Flow()
+        """Its rate limits (its domain's and its own), and its jobs' rate key and cost."""
         self._result_type: tuple[object] | None = None
 
     def finalize(
@@ -206,6 +219,9 @@ class Domain:
         priority: int | Priority = Priority.NORMAL,
         max_concurrency: int | None = None,
         state: Iterable[object] = (),
+        rate: Rate | None = None,
+        rate_key: RateKey | None = None,
+        cost: Cost = 1,
     ) -> None:
         validate_name(name, what="domain name")
         self.name = name
@@ -213,6 +229,14 @@ class Domain:
         self.max_concurrency = _check_limit(
             max_concurrency, where=f"Domain({name!r}) max_concurrency"
         )
+        self.rate = check_rate(rate, where=f"Domain({name!r}) rate")
+        """At most how many of its jobs start per period, across every worker (or None)."""
+        self.rate_key = check_rate_key(rate_key, where=f"Domain({name!r}) rate_key")
+        """Splits its rate into one bucket per key of a payload (or None: one bucket)."""
+        if self.rate_key is not None and self.rate is None:
+            raise ConfigError(f"Domain({name!r}): rate_key needs a rate= to key")
+        self.cost = check_cost(cost, where=f"Domain({name!r}) cost", rates=[self.rate])
+        """Tokens each of its jobs takes by default (an int or a payload -> int callable)."""
         self.jobs: dict[str, JobType[Any, Any]] = {}
         self._state: dict[type, object] = {}
         for item in state:
@@ -251,6 +275,9 @@ class Domain:
         tags: Iterable[str] = (),
         preemptible: bool = False,
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
+        rate: Rate | None = None,
+        rate_key: RateKey | None = None,
+        cost: Cost | None = None,
     ) -> Callable[[Callable[[P, JobContext], Awaitable[R]]], JobType[P, R]]: ...
 
     def job(self, fn: Any = None, **options: Any) -> Any:
@@ -312,6 +339,9 @@ class Domain:
         tags: Iterable[str] = (),
         preemptible: bool = False,
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
+        rate: Rate | None = None,
+        rate_key: RateKey | None = None,
+        cost: Cost | None = None,
     ) -> JobType[Any, Any]:
         validate_name(name, what="job name")
         type_name = job_type_name(self.name, name)
@@ -342,6 +372,7 @@ class Domain:
             finalize=finalize,
             max_reclaims=check_max_reclaims(max_reclaims, where=f"{type_name} max_reclaims"),
             payload_shape=payload[1],
+            flow=type_flow(self, type_name, rate, rate_key, cost),
         )
         self.jobs[name] = job_type
         return job_type

@@ -2,9 +2,11 @@
 
 Two sources, each used for what it measures well:
 
-- **Gauges from the store** at scrape time: jobs by domain, type and state (``store.counts()``)
-  and, per domain, how long the longest-waiting ready job has waited (``store.oldest_pending()``),
-  across every process sharing the store. A store count cannot make a counter: pruning deletes
+- **Gauges from the store** at scrape time: jobs by domain, type and state (``store.counts()``),
+  per domain, how long the longest-waiting ready job has waited (``store.oldest_pending()``),
+  and per rate limit its tokens, its buckets without one and the jobs it holds back
+  (``store.rate_limits()``; a keyed limit is one series, never one per key), across every
+  process sharing the store. A store count cannot make a counter: pruning deletes
   ended jobs, so "completed" would go down.
 - **Counters from this process's EventBus**: attempts started, completions, failed attempts,
   cancellations, lease reclaims, recurring firings skipped, and the histograms of queue wait
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+from wireframe.scheduler._rate_metrics import rate_gauges
 from wireframe.scheduler.events import (
     Event,
     EventsLagged,
@@ -38,6 +41,7 @@ from wireframe.scheduler.events import (
     JobWaiting,
     ScheduleSkipped,
 )
+from wireframe.scheduler.flow import rate_limits
 from wireframe.scheduler.worker import Worker
 from wireframe.service.metrics import (
     DEFAULT_BUCKETS,
@@ -119,6 +123,9 @@ class SchedulerMetrics:
     ) -> None:
         self.source = source
         self.labels = Labels(source.domains)
+        self._declared_rates = rate_limits(
+            t for d in source.domains.values() for t in d.jobs.values()
+        )
         self._subscription = source.events.subscribe(EVENT_BUFFER)
         self.durations = Histogram(
             "wireframe_job_duration_seconds",
@@ -232,7 +239,12 @@ class SchedulerMetrics:
             await source.open()
             counts = await source.store.counts()
             waits = await source.store.oldest_pending()
-            store_gauges = [self._jobs_gauge(counts), self._waits_gauge(waits)]
+            rates = await source.store.rate_limits()
+            store_gauges = [
+                self._jobs_gauge(counts),
+                self._waits_gauge(waits),
+                *rate_gauges(self._declared_rates, rates),
+            ]
         return [
             *store_gauges,
             gauge(

@@ -36,6 +36,7 @@ from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain
 from wireframe.scheduler.errors import ConfigError, HandBackError
 from wireframe.scheduler.events import Event, EventBus
+from wireframe.scheduler.flow import rate_limits
 from wireframe.scheduler.limits import Limits
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.service import StopReceiver, Task, TaskKind
@@ -185,6 +186,7 @@ class Worker(Front, Task):
             poll_interval=self.poll_interval,
             clock=clock,
             backlog=lambda: self._completer.backlog,
+            rates=rate_limits(self._registry.types.values()),
         )
         self._leases = Leases(
             hub.store,

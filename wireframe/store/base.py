@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from wireframe.store.rates import RateState
 from wireframe.store.records import (
     AttemptRecord,
     Beat,
@@ -112,6 +113,9 @@ class Store(Protocol):
 
         A lease clears the job's ttl (`expires_at`): a ttl bounds only the wait before the first
         start. A reclaimed lease spends one of the job's `max_reclaims`, not an attempt.
+        With `request.rates`, only jobs the rate limits admit are leased, their tokens taken in
+        the same transaction; the others stay pending with a reason, and the list returned is
+        a `Claimed` saying when the next of them may be taken (`wireframe.store.rates`).
         """
 
     async def housekeep(self) -> bool:
@@ -175,6 +179,11 @@ class Store(Protocol):
 
     async def age(self, older_than: float, step: int, cap: int) -> int:
         """Boost pending jobs that waited longer than `older_than`; return how many."""
+
+    async def rate_limits(self) -> list[RateState]:
+        """Every rate limit a claim has applied (by name, with the policy it last applied): the
+        tokens of its emptiest bucket, how many buckets have no token, and how many pending
+        jobs it held back when a claim last looked at them."""
 
     async def next_due_at(self) -> float | None:
         """The earliest time a scheduled or suspended job becomes due."""

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import attrs
 
 from wireframe.store.base import Chooser, Observed
+from wireframe.store.rates import RateState
 from wireframe.store.records import (
     AttemptRecord,
     Beat,
@@ -36,6 +37,7 @@ from wireframe.store.records import (
 from wireframe.store.sql import attempts, control, durable, finish, query, schedules, workers
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import job_types as job_types_sql
+from wireframe.store.sql import rates as rate_sql
 from wireframe.store.sql.submit import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 
@@ -176,6 +178,10 @@ class EngineStore(Observed):
     async def age(self, older_than: float, step: int, cap: int) -> int:
         """Boost long-waiting pending jobs."""
         return await self._op(claim_sql.age, older_than, step, cap)
+
+    async def rate_limits(self) -> list[RateState]:
+        """Every rate limit claims applied, with its tokens and held jobs now."""
+        return await self._op(rate_sql.rate_states, write=False)
 
     async def next_due_at(self) -> float | None:
         """Earliest due time of scheduled or suspended jobs."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Mapping
-from typing import Any, Generic, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal
 
 import attrs
+
+if TYPE_CHECKING:
+    from wireframe.store.rates import RateLimit
 
 if sys.version_info >= (3, 13):
     from typing import TypeVar
@@ -78,6 +81,10 @@ class NewJob:
     recurring: NewSchedule | None = None
     max_reclaims: int = DEFAULT_MAX_RECLAIMS
     """How many lost workers (expired leases) the job survives; they spend no attempt."""
+    rate_key: str | None = None
+    """Which bucket of a keyed rate limit the job takes its tokens from (see `RateLimit`)."""
+    cost: int = 1
+    """How many tokens it takes from each rate limit on it."""
 
 
 class Overlap(enum.StrEnum):
@@ -348,6 +355,8 @@ class ClaimRequest:
     housekeep: bool = True
     """Also wake due jobs, expire stale ones and reclaim expired leases (a busy worker skips it
     between claims that come quickly after one another)."""
+    rates: tuple[RateLimit, ...] = ()
+    """The rate limits on the domains and job types it takes (`wireframe.store.rates`)."""
 
 
 @attrs.frozen

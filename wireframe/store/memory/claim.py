@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from wireframe.store.memory.housekeep import housekeep
 from wireframe.store.memory.lanes import ID_MASK, Lane, key
+from wireframe.store.memory.rates import claim_rated
 from wireframe.store.memory.rows import Job
 from wireframe.store.memory.table import Table
 from wireframe.store.records import ClaimRequest, JobRecord
@@ -26,6 +27,8 @@ def claim(tb: Table, req: ClaimRequest, chooser: Chooser | None) -> list[JobReco
     if req.limit <= 0 or not req.domains:
         return []
     lanes = lanes_for(tb, req)
+    if req.rates:
+        return claim_rated(tb, req, chooser, lanes)
     if not lanes:
         return []
     if chooser is None:

@@ -48,7 +48,7 @@ class NewRows:
         run_at = job.run_at if job.run_at is not None else now
         if state is None:
             state = SCHEDULED if run_at > now else PENDING
-        return Job(
+        row = Job(
             job_id,
             job.type,
             domain,
@@ -66,6 +66,9 @@ class NewRows:
             self.tally,
             lane,
         )
+        if job.rate_key is not None or job.cost != 1:
+            row.rate_key, row.cost = job.rate_key, job.cost
+        return row
 
 
 def submit_plain(tb: Table, jobs: Sequence[NewJob]) -> list[SubmitResult]:

@@ -49,11 +49,11 @@ class Job:
     __slots__ = (
         "a_error", "a_finished", "a_number", "a_outcome", "a_started", "a_worker",
         "active_children", "aged_at", "attempt", "base_priority", "cancel_requested",
-        "child_failed", "claim_seq", "created_at", "deps", "domain", "error", "expires_at",
+        "child_failed", "claim_seq", "cost", "created_at", "deps", "domain", "error", "expires_at",
         "fail_fast", "finished_at", "id", "key", "lane", "lease_expires_at", "max_attempts",
         "max_reclaims", "needs_finalize", "new_attempt", "on_dep_failure", "parent_id",
         "pause_requested", "paused_from", "payload", "phase", "pkey", "priority", "progress",
-        "progress_message", "ready_at", "reason", "reclaims", "resources", "result",
+        "progress_message", "rate_key", "ready_at", "reason", "reclaims", "resources", "result",
         "retry_budget", "run_at", "schedule_id", "started_at", "state", "tags", "tally",
         "traceback", "tried", "type", "wait_for", "waiting", "worker_id",
     )  # fmt: skip
@@ -109,6 +109,10 @@ class Job:
         self.error: str | None = None
         self.traceback: str | None = None
         self.reason: str | None = None
+        self.rate_key: str | None = None
+        """Its bucket of a keyed rate limit (`wireframe.store.rates`)."""
+        self.cost = 1
+        """The tokens it takes from each rate limit on it."""
         self.progress: float | None = None
         self.progress_message: str | None = None
         self.on_dep_failure = on_dep_failure

@@ -29,8 +29,10 @@ from wireframe.store.memory import (
     schedules,
     workers,
 )
+from wireframe.store.memory import rates as rate_ops
 from wireframe.store.memory.submit import submit as submit_op
 from wireframe.store.memory.table import Table
+from wireframe.store.rates import RateState
 from wireframe.store.records import (
     AttemptRecord,
     Beat,
@@ -214,6 +216,10 @@ class MemoryStore(Observed):
     async def age(self, older_than: float, step: int, cap: int) -> int:
         """Boost long-waiting pending jobs."""
         return await self._op(housekeep.age, older_than, step, cap)
+
+    async def rate_limits(self) -> list[RateState]:
+        """Every rate limit claims applied, with its tokens and held jobs now."""
+        return await self._op(rate_ops.rate_states)
 
     async def next_due_at(self) -> float | None:
         """Earliest due time of scheduled or suspended jobs."""

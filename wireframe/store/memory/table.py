@@ -29,6 +29,7 @@ from wireframe.store.memory.rows import (
     Job,
     Schedule,
 )
+from wireframe.store.rates import RateLimit
 from wireframe.store.records import (
     Checkpoint,
     EventRecord,
@@ -68,6 +69,10 @@ class Table:
         """The live (and recently lost) workers, by id (`lost` is worked out when read)."""
         self.job_types: dict[str, JobTypeRecord] = {}
         """The recorded job types, by type (the SQL `job_types` table)."""
+        self.rate_buckets: dict[tuple[str, str], float] = {}
+        """Each rate limit bucket's theoretical arrival time, by (limit, key) (`rate_buckets`)."""
+        self.rate_limits: dict[str, RateLimit] = {}
+        """The rate limits claims applied, by name, as last applied (`rate_limits`)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []

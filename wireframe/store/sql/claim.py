@@ -9,6 +9,7 @@ from wireframe.store.rules import reclaim_reason
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.locks import note_held, note_top
+from wireframe.store.sql.rates import claim_rated, forget_full_buckets
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, chunks, job_from_row, placeholders
 from wireframe.store.sql.tx import Tx
 
@@ -37,6 +38,7 @@ def housekeep(tx: Tx, now: float) -> bool:
     ended.extend(reclaim_expired_leases(tx, now))
     if ended:
         settle(tx, now, ended)
+    forget_full_buckets(tx, now)
     return tx.wakes
 
 
@@ -180,6 +182,8 @@ def claim(
     if req.limit <= 0 or not req.domains:
         return []
     where, params = _candidate_filter(tx, req, now)
+    if req.rates:
+        return claim_rated(tx, now, req, chooser, token, (where, params), _LEASE)
     skip = tx.dialect.skip_locked
     lease = (req.worker_id, now + req.lease_ttl, token, now, now)
     if chooser is None:

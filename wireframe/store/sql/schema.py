@@ -221,6 +221,27 @@ MIGRATIONS: tuple[str, ...] = (
         recorded_at REAL NOT NULL
     ) WITHOUT ROWID
     """,
+    # 15: rate limits kept in the database (`wireframe.store.rates`): each job's bucket key and
+    # cost in tokens, one row per limit (locked by a claim that applies it, so claims of one
+    # limit take turns, and recording the policy last applied) and the theoretical arrival time
+    # of each bucket (one per limit and key; the key is '' for a limit without one).
+    """
+    ALTER TABLE jobs ADD COLUMN rate_key TEXT;
+    ALTER TABLE jobs ADD COLUMN cost INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE rate_limits (
+        name TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        per REAL NOT NULL,
+        burst INTEGER NOT NULL,
+        keyed INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE rate_buckets (
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        tat REAL NOT NULL,
+        PRIMARY KEY (name, key)
+    ) WITHOUT ROWID
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -417,6 +438,24 @@ PG_MIGRATIONS: tuple[str, ...] = (
         settings TEXT NOT NULL,
         recorded_by TEXT NOT NULL,
         recorded_at DOUBLE PRECISION NOT NULL
+    )
+    """,
+    # 15: rate limits (see the SQLite version).
+    """
+    ALTER TABLE jobs ADD COLUMN rate_key TEXT;
+    ALTER TABLE jobs ADD COLUMN cost INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE rate_limits (
+        name TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        per DOUBLE PRECISION NOT NULL,
+        burst INTEGER NOT NULL,
+        keyed INTEGER NOT NULL
+    );
+    CREATE TABLE rate_buckets (
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        tat DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (name, key)
     )
     """,
 )
