@@ -305,7 +305,6 @@ class PgLent(Lent):
                 await self.rollback()
             raise
         await self._give_back(self.connection)
-        self.bound.committed()
 
     async def rollback(self) -> None:
         """ROLLBACK, then give the connection back."""

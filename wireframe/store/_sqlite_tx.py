@@ -118,7 +118,7 @@ class SqliteLent(Lent):
         self.bound = SqliteBound(conn, lender.observers, lender.clock)
 
     async def commit(self) -> None:
-        """COMMIT, then give the connection back; observers hear of the moves."""
+        """COMMIT, then give the connection back."""
         conn = self.connection
         try:
             conn.execute("COMMIT")
@@ -126,7 +126,6 @@ class SqliteLent(Lent):
             await self.rollback()
             raise
         self._lender.give_back(conn)
-        self.bound.committed()
 
     async def rollback(self) -> None:
         """ROLLBACK (if still open), then give the connection back."""

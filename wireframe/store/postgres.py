@@ -72,7 +72,7 @@ from wireframe.store.sql import schema
 from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.locks import run_ordered
 from wireframe.store.sql.tx import Tx
-from wireframe.store.transactional import Bound, Lent
+from wireframe.store.transactional import Lent
 
 try:
     import psycopg

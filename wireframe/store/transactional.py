@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from wireframe.store.base import Observers
 from wireframe.store.records import Lease, LeaseStatus, NewJob, Outcome, SubmitResult, Transition
@@ -81,6 +81,19 @@ class Bound(abc.ABC):
         self.wakes = False
 
 
+@runtime_checkable
+class Transactional(Protocol):
+    """A store whose jobs live in a database the application can write to as well."""
+
+    async def bind(self, connection: Any) -> Bound:
+        """Store operations on the application's connection, inside its open transaction."""
+        ...
+
+    async def lend(self) -> Lent:
+        """A connection in a new transaction, for the application's writes and the store's."""
+        ...
+
+
 class Lent(abc.ABC):
     """One transaction on a connection the store lends (`ctx.transaction()`): the caller
     writes through `connection`, the store writes through `bound`, then one of `commit` or
@@ -94,7 +107,8 @@ class Lent(abc.ABC):
     @abc.abstractmethod
     async def commit(self) -> None:
         """Commit (waking workers if the store's writes call for it), then give the
-        connection back; the store's observers are told of its moves."""
+        connection back. The caller then tells the store's observers (`bound.committed()`),
+        when it is ready to publish what follows from them."""
 
     @abc.abstractmethod
     async def rollback(self) -> None:
