@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
 
-from pg_support import drop_schema, new_schema_name, require_pg  # noqa: E402
+from pg_support import drop_schema, new_schema_name, require_pg
 
 
 class Db:
@@ -124,9 +124,7 @@ class PgDb(Db):
         await conn.execute("BEGIN")
 
     async def write(self, conn: Any, row_id: int, note: str = "") -> None:
-        await conn.execute(
-            f"INSERT INTO {self.table} (id, note) VALUES (%s, %s)", (row_id, note)
-        )
+        await conn.execute(f"INSERT INTO {self.table} (id, note) VALUES (%s, %s)", (row_id, note))
 
     async def commit(self, conn: Any) -> None:
         await conn.commit()

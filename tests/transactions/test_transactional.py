@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import Db
+from conftest import Db, PgDb
 
 from wireframe import (
     Domain,
@@ -162,9 +162,7 @@ async def test_options_work_inside_the_transaction(db: Db, scheduler: Scheduler)
         assert job.started_at >= dep.finished_at  # it waited for its dependency
 
 
-async def test_handler_writes_commit_with_the_completion_once(
-    db: Db, scheduler: Scheduler
-) -> None:
+async def test_handler_writes_commit_with_the_completion_once(db: Db, scheduler: Scheduler) -> None:
     async with running(scheduler), scheduler.subscribe() as events:
         first = await scheduler.submit({"id": 10}, type=confirm)
         dependent = await scheduler.submit({"n": 1}, type=plain, depends_on=[first])
@@ -261,8 +259,8 @@ async def test_connection_to_another_database_is_refused(
         else:
             import psycopg
 
-            assert isinstance(db, Any.__class__) or True
-            other = await psycopg.AsyncConnection.connect(db.dsn.rsplit("/", 1)[0] + "/postgres")  # type: ignore[attr-defined]
+            assert isinstance(db, PgDb)
+            other = await psycopg.AsyncConnection.connect(db.dsn.rsplit("/", 1)[0] + "/postgres")
         try:
             with pytest.raises(ForeignConnection, match="not"):
                 await scheduler.submit({"n": 1}, type=plain, connection=other)
