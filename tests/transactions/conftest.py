@@ -52,6 +52,10 @@ class Db:
         """How many jobs another connection sees now."""
         raise NotImplementedError
 
+    def store_sql(self, sql: str, params: tuple[object, ...]) -> None:
+        """Run one statement (`?` placeholders) on the store's tables and commit it."""
+        raise NotImplementedError
+
     def rows(self) -> list[tuple[int, str]]:
         """The application's committed rows, by id (read on a fresh connection)."""
         raise NotImplementedError
@@ -84,6 +88,10 @@ class SqliteDb(Db):
 
     async def close(self, conn: sqlite3.Connection) -> None:
         conn.close()
+
+    def store_sql(self, sql: str, params: tuple[object, ...]) -> None:
+        with sqlite3.connect(self.path) as conn:
+            conn.execute(sql, params)
 
     def jobs_seen_outside(self) -> int:
         """How many jobs another connection sees now."""
@@ -134,6 +142,13 @@ class PgDb(Db):
 
     async def close(self, conn: Any) -> None:
         await conn.close()
+
+    def store_sql(self, sql: str, params: tuple[object, ...]) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn) as conn:
+            conn.execute(f"SET search_path TO {self.schema}")
+            conn.execute(sql.replace("?", "%s"), params)
 
     def rows(self) -> list[tuple[int, str]]:
         import psycopg

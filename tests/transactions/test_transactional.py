@@ -25,7 +25,7 @@ from wireframe import (
     Scheduler,
     Submitted,
 )
-from wireframe.store import ClaimRequest, Complete, Lease, LeaseStatus
+from wireframe.store import Complete, Lease
 from wireframe.testing import running
 
 pytestmark = pytest.mark.anyio
@@ -183,29 +183,16 @@ async def test_handler_writes_commit_with_the_completion_once(db: Db, scheduler:
     assert [a.outcome for a in attempts] == ["completed"]
 
 
-async def take_over(scheduler: Scheduler, job_id: int) -> Lease:
-    """Let the job's lease run out and have another worker claim it: its new lease."""
-    store = scheduler.store
-    job = await store.get(job_id)
+async def take_over(db: Db, scheduler: Scheduler, job_id: int) -> Lease:
+    """Hand the running job's lease to another worker (as a reclaim and a claim would): its
+    new lease."""
+    job = await scheduler.store.get(job_id)
     assert job is not None and job.state is JobState.RUNNING
-    # The lease ends now (ttl 0 on the current lease), then another worker reclaims it.
-    statuses = await store.heartbeat([_beat(job.lease)], 0.0)
-    assert statuses[job_id] is LeaseStatus.OK
-    request = ClaimRequest("intruder", 1, 60.0, ("shop",))
-    with anyio.fail_after(20):
-        while True:
-            claimed = await store.claim(request)
-            if claimed:
-                break
-            await anyio.sleep(0.01)
-    assert claimed[0].id == job_id and claimed[0].claim_seq != job.claim_seq
-    return claimed[0].lease
-
-
-def _beat(lease: Lease) -> Any:
-    from wireframe.store import Beat
-
-    return Beat(lease)
+    db.store_sql(
+        "UPDATE jobs SET claim_seq = claim_seq + 1, worker_id = 'intruder' WHERE id = ?",
+        (job_id,),
+    )
+    return Lease(job_id, job.claim_seq + 1)
 
 
 @pytest.mark.parametrize("handler", ["stale", "stale_step"])
@@ -215,7 +202,7 @@ async def test_stale_attempt_cannot_commit(db: Db, scheduler: Scheduler, handler
         handle = await scheduler.submit({"id": 20}, type=f"shop::{handler}")
         with anyio.fail_after(20):
             await GATES["started"].wait()
-        new_lease = await take_over(scheduler, handle.id)
+        new_lease = await take_over(db, scheduler, handle.id)
         GATES["go"].set()
         with anyio.fail_after(20):
             while handle.id in scheduler.require_worker().running:
