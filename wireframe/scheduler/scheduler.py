@@ -191,7 +191,8 @@ class Scheduler(Front, Task):
         transaction and exists exactly when it commits, which wakes the workers; a connection
         to another database raises ForeignConnection. No `JobSubmitted` event is published for
         such a submit (the scheduler does not see the commit). The payload's field types are
-        checked against its class's annotations first: a PayloadError names the field (``payload.items[2].n``) and the bad value.
+        checked against its class's annotations first: a PayloadError names the field
+        (``payload.items[2].n``) and the bad value.
         """
         options = _options(
             priority,

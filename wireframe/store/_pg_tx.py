@@ -155,9 +155,14 @@ class PgBound(Bound):
         refresh: Callable[[], Awaitable[Identity]],
         observers: Observers,
         clock: Callable[[], float],
+        lent: bool = False,
     ) -> None:
         super().__init__(observers, clock)
         self._conn = conn
+        self._lent = lent
+        """The store's own transaction (`PgLent`): it ends right after the store's writes, so
+        there is nothing to give back to the caller (the search_path reverts at COMMIT, which
+        carries the NOTIFY): no epilogue, one round trip less."""
         self._url = url
         self._schema = schema
         self._channel = channel
@@ -239,7 +244,8 @@ class PgBound(Bound):
                 self._simple(_epilogue(old, None, failed=True))
             raise
         self._ran(tx)
-        self._simple(_epilogue(old, self._channel if tx.wakes else None, failed=False))
+        if not self._lent:
+            self._simple(_epilogue(old, self._channel if tx.wakes else None, failed=False))
         return result
 
     # -- an async connection: the engine in a thread, its statements on the loop ------------
@@ -284,22 +290,34 @@ class PgBound(Bound):
                     await self._asimple(_epilogue(old, None, failed=True))
             raise
         self._ran(tx)
-        await self._asimple(_epilogue(old, self._channel if tx.wakes else None, failed=False))
+        if not self._lent:
+            await self._asimple(_epilogue(old, self._channel if tx.wakes else None, failed=False))
         return result
 
 
 class PgLent(Lent):
     """A transaction on an async connection from the store's lending pool."""
 
-    def __init__(self, conn: Any, bound: PgBound, give_back: Callable[[Any], Awaitable[None]]):
+    def __init__(
+        self,
+        conn: Any,
+        bound: PgBound,
+        give_back: Callable[[Any], Awaitable[None]],
+        channel: str,
+    ) -> None:
         self.connection = conn
         self.bound = bound
         self._give_back = give_back
+        self._channel = channel
 
     async def commit(self) -> None:
-        """COMMIT (delivering the NOTIFY, if any), then give the connection back."""
+        """COMMIT (with the NOTIFY in the same message, if workers should wake), then give the
+        connection back."""
         try:
-            await self.connection.commit()
+            if self.bound.wakes:
+                await self.connection.execute(f"NOTIFY {self._channel}; COMMIT", prepare=False)
+            else:
+                await self.connection.commit()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.rollback()

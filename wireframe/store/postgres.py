@@ -602,7 +602,7 @@ class PostgresStore(EngineStore):
 
     # -- the application's transactions ---------------------------------------------------
 
-    async def bind(self, connection: Any) -> PgBound:
+    async def bind(self, connection: Any, *, lent: bool = False) -> PgBound:
         """Store operations on the application's psycopg connection (sync or async) inside its
         transaction (`wireframe.store.transactional`). ForeignConnectionError for a connection
         to another database or server, or one that is not in a transaction."""
@@ -621,6 +621,7 @@ class PostgresStore(EngineStore):
             refresh=lambda: self.identity(fresh=True),
             observers=self._observers,
             clock=self._bound_now,
+            lent=lent,
         )
 
     async def identity(self, *, fresh: bool = False) -> Identity:
@@ -640,12 +641,12 @@ class PostgresStore(EngineStore):
             raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
         conn = await self._lender.connection()
         try:
-            bound = await self.bind(conn)
+            bound = await self.bind(conn, lent=True)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._lender.give_back(conn)
             raise
-        return PgLent(conn, bound, self._lender.give_back)
+        return PgLent(conn, bound, self._lender.give_back, self.channel)
 
     def _lending_pool(self) -> Any:
         pool = psycopg_pool.AsyncConnectionPool(
