@@ -249,8 +249,10 @@ async def run(kind: str, url: str, target: str, n: int) -> None:
         print(f"    {name:14s} {value * 1e6:9.1f} us")
     extra = submit["in the txn"] - submit["app only"]
     plain = submit["app + submit"] - submit["app only"]
-    print(f"    => submit inside the transaction adds {extra * 1e6:.1f} us; a plain submit "
-          f"adds {plain * 1e6:.1f} us (ratio {extra / plain:.2f})")
+    print(
+        f"    => submit inside the transaction adds {extra * 1e6:.1f} us; a plain submit "
+        f"adds {plain * 1e6:.1f} us (ratio {extra / plain:.2f})"
+    )
     print("  complete, one job at a time at the store (mean per job):")
     for name, value in finish.items():
         print(f"    {name:46s} {value * 1e6:9.1f} us")

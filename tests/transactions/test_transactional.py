@@ -275,3 +275,49 @@ async def test_memory_store_has_no_transactions() -> None:
         conn = sqlite3.connect(":memory:")
         with pytest.raises(ForeignConnection, match="outside any database"):
             await scheduler.submit({"n": 1}, type=plain, connection=conn)
+
+
+@shop.job()
+async def in_memory(job: dict[str, Any], ctx: JobContext) -> str:
+    async with ctx.transaction():
+        pass
+    return "never"
+
+
+async def test_memory_store_handler_transaction_fails_clearly() -> None:
+    async with running(Scheduler("memory://", domains=[shop], poll_interval=0.05)) as scheduler:
+        handle = await scheduler.submit({}, type=in_memory)
+        with pytest.raises(Exception) as failed:
+            await scheduler.result(handle, timeout=20)
+    assert "outside any database" in str(failed.value)
+
+
+class _Pooled:
+    """What a SQLAlchemy `Connection.connection` is: it holds the DB-API connection."""
+
+    def __init__(self, driver: object) -> None:
+        self.driver_connection = driver
+
+
+class _SqlAlchemyConnection:
+    """A stand-in for a SQLAlchemy `Connection` (SQLAlchemy is not a test dependency)."""
+
+    def __init__(self, driver: object) -> None:
+        self.connection = _Pooled(driver)
+
+
+async def test_a_sqlalchemy_style_connection_is_unwrapped(db: Db, scheduler: Scheduler) -> None:
+    await scheduler.open()
+    try:
+        conn = await db.connect()
+        try:
+            await db.begin(conn)
+            handle = await scheduler.submit(
+                {"n": 1}, type=plain, connection=_SqlAlchemyConnection(conn)
+            )
+            await db.commit(conn)
+        finally:
+            await db.close(conn)
+        assert await scheduler.get(handle.id) is not None
+    finally:
+        await scheduler.close()
