@@ -162,7 +162,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """PostgreSQL runs under asyncio only (psycopg's async connections need it)."""
     for item in list(items):
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if params.get("db") == "postgres" and params.get("anyio_backend") == "trio":
+        postgres = params.get("db") == "postgres" or "pg_db" in getattr(item, "fixturenames", ())
+        if postgres and params.get("anyio_backend") == "trio":
             items.remove(item)
 
 
@@ -172,6 +173,19 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str) -> It
     if request.param == "sqlite":
         yield SqliteDb(tmp_path / "app.db")
         return
+    schema = new_schema_name("wftx")
+    pg = PgDb(require_pg(), schema)
+    try:
+        yield pg
+    finally:
+        drop_schema(schema)
+
+
+@pytest.fixture
+def pg_db(anyio_backend: str) -> Iterator[PgDb]:
+    """The shared database on PostgreSQL alone (asyncio)."""
+    if anyio_backend != "asyncio":
+        pytest.skip("the PostgreSQL transaction tests run under asyncio")
     schema = new_schema_name("wftx")
     pg = PgDb(require_pg(), schema)
     try:

@@ -20,6 +20,7 @@ from wireframe import (
     ForeignConnection,
     JobCompleted,
     JobContext,
+    JobNotFound,
     JobState,
     JobUnblocked,
     Scheduler,
@@ -321,3 +322,36 @@ async def test_a_sqlalchemy_style_connection_is_unwrapped(db: Db, scheduler: Sch
         assert await scheduler.get(handle.id) is not None
     finally:
         await scheduler.close()
+
+
+async def test_a_refused_submit_leaves_the_application_transaction_usable(
+    db: Db, scheduler: Scheduler
+) -> None:
+    async with scheduler:
+        conn = await db.connect()
+        try:
+            await db.begin(conn)
+            await db.write(conn, 1, "before")
+            with pytest.raises(JobNotFound):
+                await scheduler.submit({"n": 1}, type=plain, depends_on=[999_999], connection=conn)
+            await db.write(conn, 2, "after")  # the failed submit was rolled back on its own
+            await db.commit(conn)
+        finally:
+            await db.close(conn)
+        assert await scheduler.jobs() == []
+    assert db.rows() == [(1, "before"), (2, "after")]
+
+
+@pytest.mark.postgres
+async def test_a_sync_psycopg_connection_submits_in_its_transaction(pg_db: PgDb) -> None:
+    import psycopg
+
+    db = pg_db
+    async with Scheduler(db.url, domains=[shop], worker=False) as scheduler:
+        with psycopg.connect(db.dsn) as conn:
+            with conn.transaction():
+                handle = await scheduler.submit({"n": 1}, type=plain, connection=conn)
+                assert await scheduler.get(handle.id) is None  # not committed yet
+                path = conn.execute("SHOW search_path").fetchone()
+            assert path is not None and db.schema not in str(path[0])  # the caller's, restored
+        assert await scheduler.get(handle.id) is not None

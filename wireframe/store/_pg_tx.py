@@ -39,7 +39,10 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 T = TypeVar("T")
 
-_SAVEPOINT = "wireframe_op"
+_OUTER = "wireframe_op"
+"""Taken before the store's search_path: rolling back to it undoes the whole operation."""
+_INNER = "wireframe_op_locks"
+"""Taken after it: an operation that starts over to reorder its locks rolls back to here."""
 Identity = tuple[str, str, int | None]
 """(database, server start time, oid of the store's schema): one schema of one server."""
 
@@ -51,12 +54,12 @@ IDENTITY = (
 
 
 class BoundDialect(PostgresDialect):
-    """PostgreSQL in someone else's transaction: starting over rolls back to the savepoint
-    (which releases the row locks taken since), never the whole transaction."""
+    """PostgreSQL in someone else's transaction: starting over rolls back to a savepoint (which
+    releases the row locks taken since), never the whole transaction."""
 
     def restart(self, tx: Tx) -> None:
         """ROLLBACK TO SAVEPOINT: the operation's writes and locks are undone, the caller's kept."""
-        tx.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        tx.execute(f"ROLLBACK TO SAVEPOINT {_INNER}")
 
 
 BOUND = BoundDialect()
@@ -67,22 +70,48 @@ def _literal(text: str) -> str:
 
 
 def _prologue(schema: str) -> str:
+    """Sent in one message with the operation's first statement (client-side parameters)."""
     return (
-        f"SAVEPOINT {_SAVEPOINT}; "
+        f"SAVEPOINT {_OUTER}; "
         "WITH old AS MATERIALIZED (SELECT current_setting('search_path') AS p) "
         "SELECT old.p, current_database(), pg_postmaster_start_time()::text, "
         f"(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = {_literal(schema)})::bigint, "
-        f"set_config('search_path', {_literal(schema)}, true) FROM old"
+        f"set_config('search_path', {_literal(schema)}, true) FROM old; "
+        f"SAVEPOINT {_INNER}; "
     )
 
 
-def _epilogue(old: str, channel: str | None, failed: bool) -> str:
-    undo = f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; " if failed else ""
+def _identity_of(schema: str) -> str:
+    return (
+        "SELECT current_database(), pg_postmaster_start_time()::text, "
+        f"(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = {_literal(schema)})::bigint"
+    )
+
+
+def _epilogue(old: str, channel: str | None) -> str:
     notify = f", pg_notify({_literal(channel)}, '')" if channel else ""
     return (
-        f"{undo}RELEASE SAVEPOINT {_SAVEPOINT}; "
+        f"RELEASE SAVEPOINT {_OUTER}; "
         f"SELECT set_config('search_path', {_literal(old)}, true){notify}"
     )
+
+
+_UNDO = f"ROLLBACK TO SAVEPOINT {_OUTER}; RELEASE SAVEPOINT {_OUTER}"
+"""A failed operation: its writes, locks and search_path are undone; the caller's are kept."""
+
+
+class _Run:
+    """One operation on the connection: whether its prologue went out, and what it read."""
+
+    __slots__ = ("found", "old", "opened")
+
+    def __init__(self) -> None:
+        self.opened = False
+        self.old = ""
+        self.found: Identity | None = None
+
+    def read(self, row: Any) -> None:
+        self.old, self.found = row[0], (row[1], row[2], row[3])
 
 
 class _Mismatch(ForeignConnectionError):
@@ -210,15 +239,33 @@ class PgBound(Bound):
 
     # -- a sync connection: everything in one worker thread ---------------------------------
 
-    def _sync_tx(self) -> Tx:
+    def _opened(self, run: _Run, cur: Any) -> None:
+        """Past the prologue's results, to the first statement's; refuse another database."""
+        cur.nextset()
+        run.read(cur.fetchone())
+        cur.nextset()
+        cur.nextset()
+        assert run.found is not None
+        if run.found != self._identity:
+            raise self._mismatch(run.found)
+
+    def _sync_tx(self, run: _Run) -> Tx:
         conn = self._conn
 
         def execute(sql: str, params: Sequence[Any] = (), /) -> Cursor:
+            if not run.opened:
+                run.opened = True
+                cur = psycopg.ClientCursor(conn, row_factory=tuple_row)
+                cur.execute(_prologue(self._schema) + _translate(sql), tuple(params))
+                self._opened(run, cur)
+                return cur
             cur = conn.cursor(row_factory=tuple_row)
             cur.execute(_translate(sql), tuple(params))
             return cur  # type: ignore[no-any-return]
 
         def executemany(sql: str, rows: Sequence[Sequence[Any]], /) -> None:
+            if not run.opened:
+                execute("SELECT 1")
             with conn.cursor() as cur:
                 cur.executemany(_translate(sql), rows)
 
@@ -229,24 +276,29 @@ class PgBound(Bound):
         cur.execute(sql, prepare=False)
         while cur.description is None and cur.nextset():
             pass
-        return cur.fetchone()
+        return cur.fetchone() if cur.description is not None else None
 
     def _run_sync(self, op: Op[T], args: tuple[Any, ...]) -> T:
-        row = self._simple(_prologue(self._schema))
-        old, found = row[0], (row[1], row[2], row[3])
-        tx = self._sync_tx()
+        run = _Run()
+        tx = self._sync_tx(run)
         try:
-            if found != self._identity:
-                raise self._mismatch(found)
             result = run_ordered(op, tx, self._clock(), args)
-        except BaseException:
-            if not self._conn.broken:
-                self._simple(_epilogue(old, None, failed=True))
+        except BaseException as exc:
+            if run.opened and not self._conn.broken:
+                self._simple(_UNDO)
+                if run.found is None:
+                    self._check(self._simple(_identity_of(self._schema)), exc)
             raise
         self._ran(tx)
-        if not self._lent:
-            self._simple(_epilogue(old, self._channel if tx.wakes else None, failed=False))
+        if run.opened and not self._lent:
+            self._simple(_epilogue(run.old, self._channel if tx.wakes else None))
         return result
+
+    def _check(self, row: Any, exc: BaseException) -> None:
+        """After an operation failed before its prologue could be read: was it the database?"""
+        found = (row[0], row[1], row[2])
+        if found != self._identity:
+            raise self._mismatch(found) from exc
 
     # -- an async connection: the engine in a thread, its statements on the loop ------------
 
@@ -255,43 +307,60 @@ class PgBound(Bound):
         await cur.execute(sql, prepare=False)
         while cur.description is None and cur.nextset():
             pass
-        return await cur.fetchone()
+        return await cur.fetchone() if cur.description is not None else None
 
-    async def _aexecute(self, sql: str, params: tuple[Any, ...]) -> Rows:
+    async def _aopen(self, run: _Run, sql: str, params: tuple[Any, ...]) -> Rows:
+        cur = psycopg.AsyncClientCursor(self._conn, row_factory=tuple_row)
+        await cur.execute(_prologue(self._schema) + _translate(sql), params)
+        cur.nextset()
+        run.read(await cur.fetchone())
+        cur.nextset()
+        cur.nextset()
+        assert run.found is not None
+        if run.found != self._identity:
+            raise self._mismatch(run.found)
+        rows = await cur.fetchall() if cur.description is not None else []
+        return Rows(rows, cur.rowcount)
+
+    async def _aexecute(self, run: _Run, sql: str, params: tuple[Any, ...]) -> Rows:
+        if not run.opened:
+            run.opened = True
+            return await self._aopen(run, sql, params)
         cur = self._conn.cursor(row_factory=tuple_row)
         await cur.execute(_translate(sql), params)
         rows = await cur.fetchall() if cur.description is not None else []
         return Rows(rows, cur.rowcount)
 
-    async def _aexecutemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def _aexecutemany(self, run: _Run, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not run.opened:
+            await self._aexecute(run, "SELECT 1", ())
         async with self._conn.cursor() as cur:
             await cur.executemany(_translate(sql), rows)
 
-    def _async_tx(self) -> Tx:
+    def _async_tx(self, run: _Run) -> Tx:
         def execute(sql: str, params: Sequence[Any] = (), /) -> Cursor:
-            return anyio.from_thread.run(self._aexecute, sql, tuple(params))
+            return anyio.from_thread.run(self._aexecute, run, sql, tuple(params))
 
         def executemany(sql: str, rows: Sequence[Sequence[Any]], /) -> None:
-            anyio.from_thread.run(self._aexecutemany, sql, rows)
+            anyio.from_thread.run(self._aexecutemany, run, sql, rows)
 
         return Tx(execute, executemany, BOUND, _bulk(execute, executemany))
 
     async def _run_async(self, op: Op[T], args: tuple[Any, ...]) -> T:
-        row = await self._asimple(_prologue(self._schema))
-        old, found = row[0], (row[1], row[2], row[3])
-        tx = self._async_tx()
+        run = _Run()
+        tx = self._async_tx(run)
         try:
-            if found != self._identity:
-                raise self._mismatch(found)
             result = await anyio.to_thread.run_sync(run_ordered, op, tx, self._clock(), args)
-        except BaseException:
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                if not self._conn.broken:
-                    await self._asimple(_epilogue(old, None, failed=True))
+                if run.opened and not self._conn.broken:
+                    await self._asimple(_UNDO)
+                    if run.found is None:
+                        self._check(await self._asimple(_identity_of(self._schema)), exc)
             raise
         self._ran(tx)
-        if not self._lent:
-            await self._asimple(_epilogue(old, self._channel if tx.wakes else None, failed=False))
+        if run.opened and not self._lent:
+            await self._asimple(_epilogue(run.old, self._channel if tx.wakes else None))
         return result
 
 
