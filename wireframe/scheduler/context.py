@@ -393,9 +393,11 @@ class JobContext:
         returns and commits with the completion; if the handler raises, suspends or loses its
         lease, it rolls back. With `step="name"` (durable jobs: a checkpoint), it commits when
         the block ends, with the step's record; a re-run runs the block again in a transaction
-        that is rolled back, and ignores its errors. Keep the block to database work: on SQLite
-        it holds the write lock, so other durable calls (`step`, `sleep`...) inside it would
-        wait for it. The memory store has no database: ForeignConnection.
+        that is rolled back, and ignores its errors. Keep the block to database work, and
+        without `step` return right after it: on SQLite the transaction holds the write lock
+        until it commits, so the store's other writes (`step`, `sleep`, heartbeats, other jobs)
+        wait for it. One transaction without `step` per run. The memory store has no database:
+        ForeignConnection.
         """
         durable = self.durable if step is not None else None
         return HandlerTransaction(self._host.store, self._attempt, durable, step)
