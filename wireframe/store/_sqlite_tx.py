@@ -47,20 +47,29 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def check_connection(conn: sqlite3.Connection, path: str, url: str) -> None:
-    """Refuse a connection that is not on the store's file or not inside a transaction."""
+def check_connection(
+    conn: sqlite3.Connection, path: str, url: str, known: set[str] | None = None
+) -> None:
+    """Refuse a connection that is not on the store's file or not inside a transaction.
+
+    `known`: the names under which connections were found on the store's file already (the
+    comparison of files, two `stat` calls, is made once per name).
+    """
     if path == ":memory:":
         raise ForeignConnectionError(
             f"{url}: an in-memory SQLite store shares its database with no other connection; "
             f"use a store on a file to submit inside your own transaction"
         )
     found = main_file(conn)
-    if not found or not _same_file(found, path):
-        where = repr(found) if found else "an in-memory database"
-        raise ForeignConnectionError(
-            f"{url}: the connection is on {where}, not on the store's file {path!r}; a job "
-            f"written through it would never reach the store"
-        )
+    if known is None or found not in known:
+        if not found or not _same_file(found, path):
+            where = repr(found) if found else "an in-memory database"
+            raise ForeignConnectionError(
+                f"{url}: the connection is on {where}, not on the store's file {path!r}; a job "
+                f"written through it would never reach the store"
+            )
+        if known is not None:
+            known.add(found)
     if not conn.in_transaction:
         raise ForeignConnectionError(
             f"{url}: the connection is not in a transaction; begin one first "
@@ -148,24 +157,41 @@ class SqliteLender:
         connect: Callable[[], sqlite3.Connection],
         observers: Observers,
         clock: Callable[[], float],
+        busy_timeout: float,
     ) -> None:
         self._connect = connect
+        self._busy_ms = int(busy_timeout * 1000)
         self.observers = observers
         self.clock = clock
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
 
     async def lend(self) -> SqliteLent:
-        """A connection inside BEGIN IMMEDIATE: it waits (in a worker thread) for the write
-        lock, up to the store's busy timeout."""
+        """A connection inside BEGIN IMMEDIATE: on the event loop if the write lock is free at
+        once, else waiting for it in a worker thread, up to the store's busy timeout."""
         self._closed = False
         conn = self._idle.pop() if self._idle else await anyio.to_thread.run_sync(self._connect)
         try:
-            await anyio.to_thread.run_sync(conn.execute, "BEGIN IMMEDIATE")
+            await anyio.lowlevel.checkpoint()
+            if not self._begin_now(conn):
+                await anyio.to_thread.run_sync(conn.execute, "BEGIN IMMEDIATE")
         except BaseException:
             conn.close()
             raise
         return SqliteLent(self, conn)
+
+    def _begin_now(self, conn: sqlite3.Connection) -> bool:
+        """BEGIN IMMEDIATE without waiting; False if another connection holds the lock."""
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        return True
 
     def give_back(self, conn: sqlite3.Connection) -> None:
         """Keep an idle connection for the next transaction (closed if the store is)."""

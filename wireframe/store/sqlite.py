@@ -90,7 +90,11 @@ class SqliteStore(EngineStore):
         self._seen_version: int | None = None
         self._writes = 0
         """Write transactions since the last WAL checkpoint."""
-        self._lender = SqliteLender(self._connect, self._observers, lambda: self.clock())
+        self._lender = SqliteLender(
+            self._connect, self._observers, lambda: self.clock(), busy_timeout
+        )
+        self._known_files: set[str] = set()
+        """Names of the store's file as application connections report it (`bind`)."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -346,7 +350,7 @@ class SqliteStore(EngineStore):
                 f"{self.url}: expected a sqlite3.Connection to {self.path!r}, "
                 f"got {type(connection).__name__}"
             )
-        check_connection(connection, self.path, self.url)
+        check_connection(connection, self.path, self.url, self._known_files)
         return SqliteBound(connection, self._observers, self.clock)
 
     async def lend(self) -> Lent:
