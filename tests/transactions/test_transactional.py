@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import Db, PgDb
+from conftest import Db, PgDb, SqliteDb
 
 from wireframe import (
     Domain,
@@ -355,3 +355,25 @@ async def test_a_sync_psycopg_connection_submits_in_its_transaction(pg_db: PgDb)
                 path = conn.execute("SHOW search_path").fetchone()
             assert path is not None and db.schema not in str(path[0])  # the caller's, restored
         assert await scheduler.get(handle.id) is not None
+
+
+async def test_sqlite_refuses_to_open_the_store_under_the_applications_lock(
+    tmp_path: Any,
+) -> None:
+    db = SqliteDb(tmp_path / "app.db")
+    TABLE["name"] = db.table
+    scheduler = Scheduler(db.url, domains=[shop], worker=False)
+    conn = await db.connect()
+    try:
+        await db.begin(conn)  # holds the write lock that opening the store needs
+        with pytest.raises(ForeignConnection, match="open the scheduler before"):
+            await scheduler.submit({"n": 1}, type=plain, connection=conn)
+        await db.rollback(conn)
+        await scheduler.open()
+        await db.begin(conn)
+        handle = await scheduler.submit({"n": 1}, type=plain, connection=conn)
+        await db.commit(conn)
+        assert await scheduler.get(handle.id) is not None
+    finally:
+        await db.close(conn)
+        await scheduler.close()

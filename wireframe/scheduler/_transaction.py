@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -56,12 +57,26 @@ async def driver_connection(connection: object) -> object:
     return driver if driver is not None else connection
 
 
-async def submit_on(store: Store, connection: object, jobs: Sequence[NewJob]) -> list[SubmitResult]:
+async def submit_on(
+    store: Store,
+    connection: object,
+    jobs: Sequence[NewJob],
+    open: Callable[[], Awaitable[None]] | None = None,
+) -> list[SubmitResult]:
     """Insert `jobs` through the application's connection, in its open transaction: they exist
     exactly when that transaction commits (workers are woken then: NOTIFY on PostgreSQL, the
-    data version of the file on SQLite)."""
+    data version of the file on SQLite). `open`: the scheduler is not open yet, and this opens
+    it (refused while a SQLite transaction holds the lock that opening needs)."""
     target = transactional(store, "submit(connection=...)")
     driver = await driver_connection(connection)
+    if open is not None:
+        if isinstance(driver, sqlite3.Connection) and driver.in_transaction:
+            raise ForeignConnection(
+                f"submit(connection=...): {store.url}: open the scheduler before the "
+                f"transaction begins (`await scheduler.open()`, or run it as a task): opening "
+                f"writes to the SQLite file, and would wait for the lock your transaction holds"
+            )
+        await open()
     with store_errors():
         bound = await target.bind(driver)
         return await bound.submit(jobs)

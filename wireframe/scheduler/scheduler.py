@@ -282,10 +282,11 @@ class Scheduler(Front, Task):
     async def _submit(
         self, jobs: list[NewJob], connection: object | None = None
     ) -> list[Submitted | Duplicate]:
-        await self.open()
         if connection is not None:
             # Workers wake when the application commits (NOTIFY, or the file's data version).
-            return await submit_on(self.store, connection, jobs)
+            opened = self._hub.opened and self._hub.types_recorded
+            return await submit_on(self.store, connection, jobs, None if opened else self.open)
+        await self.open()
         with self._hub.holding_transitions():
             try:
                 results = await self.store.submit(jobs)
