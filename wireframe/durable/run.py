@@ -37,6 +37,7 @@ from wireframe.durable.errors import (
     NotAChildError,
     Suspend,
 )
+from wireframe.durable.transaction import KIND, TransactionStep
 from wireframe.store import Checkpoint, JobState, Lease, LeaseStatus, NewJob, Store
 
 T = TypeVar("T")
@@ -239,6 +240,20 @@ class DurableRun:
         one is greater than the one before."""
         text = await self._value("uuid7", lambda: str(next_uuid7()))
         return uuid.UUID(str(text))
+
+    async def transaction_step(self, name: str) -> TransactionStep:
+        """The transaction step `name` at the next position: done on an earlier run, or to be
+        recorded in the transaction of its writes (`wireframe.durable.transaction`)."""
+        identity = self._identity(self._user_name(name, "transaction step"))
+        found, position = await self._next(identity, KIND)
+        return TransactionStep(
+            done=found is not None,
+            lease=self._lease,
+            position=position,
+            identity=identity,
+            lease_ttl=self._ttl,
+            remember=self._remember,
+        )
 
     # -- sleeping and events ----------------------------------------------------------------
 

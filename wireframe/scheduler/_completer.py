@@ -145,6 +145,14 @@ class Completer:
             if asked is not None:
                 await self._housekeep()
 
+    def committed(self, running: Running, outcome: Outcome, deliver: Callable[[], None]) -> None:
+        """Publish an outcome written elsewhere (committed in the handler's transaction):
+        `deliver` tells the store's observers what that commit moved; its events follow, once,
+        as if this completer had written it."""
+        with self.hub.holding_transitions():
+            deliver()
+            self._after([(running, outcome)], [True], self.hub.take_own([running.record.id]))
+
     async def _write(self, batch: Done, asked: Asked | None) -> list[bool]:
         store = self.hub.store
         outcomes = [o for _, o in batch]

@@ -15,6 +15,7 @@ from wireframe.durable import LeaseLost, Suspend
 from wireframe.scheduler._numbers import seconds
 from wireframe.scheduler._outcome import conclude, failure
 from wireframe.scheduler._running import Interrupt, Running
+from wireframe.scheduler._transaction import Committed, complete_in_transaction, discard
 from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.codec import decode_payload
 from wireframe.scheduler.context import JobContext
@@ -32,8 +33,9 @@ STREAK = 64
 awaiting anything (the completer writes the outcomes of one streak at a time) run this many at a
 stretch: a longer stretch means fewer, bigger writes; 64 no-op jobs take well under 1 ms."""
 
-Report = Callable[[Running, Outcome | None], None]
-"""Told once per job when its runner is done with it (None: the outcome is dropped)."""
+Report = Callable[[Running, Outcome | Committed | None], None]
+"""Told once per job when its runner is done with it (None: the outcome is dropped; Committed:
+the runner has written it already)."""
 
 
 class Executor:
@@ -116,7 +118,7 @@ class Executor:
             if not self.jobs.closed:
                 self.jobs.put(running)
 
-    def done(self, running: Running, outcome: Outcome | None) -> None:
+    def done(self, running: Running, outcome: Outcome | Committed | None) -> None:
         """A runner is done with `running`: free its slot and report its outcome."""
         self.running.pop(running.record.id, None)
         if not running.deferred:
@@ -218,7 +220,7 @@ class Executor:
                 current_job.reset(token)
                 self.done(running, outcome)
 
-    async def _one(self, running: Running, scope: anyio.CancelScope) -> Outcome | None:
+    async def _one(self, running: Running, scope: anyio.CancelScope) -> Outcome | Committed | None:
         """Run one job under the runner's scope; its outcome (None: dropped)."""
         if (
             running.lease_deadline - self.clock.monotonic() < self.lease_margin
@@ -263,9 +265,21 @@ class Executor:
             return Complete(record.lease, record.result)
         return None
 
-    async def _call(self, running: Running, scope: anyio.CancelScope) -> Outcome | None:
+    async def _call(self, running: Running, scope: anyio.CancelScope) -> Outcome | Committed | None:
         """Run the handler under the runner's `scope`; a cancellation that ends it leaves by
-        the scope, and the runner concludes the job (see `_run_jobs`)."""
+        the scope, and the runner concludes the job (see `_run_jobs`). A transaction the
+        handler left to commit with its completion (`ctx.transaction()`) ends here."""
+        try:
+            outcome = await self._invoke(running, scope)
+        except BaseException:
+            await discard(running)
+            raise
+        if running.txn is None:
+            return outcome
+        return await complete_in_transaction(running, outcome)
+
+    async def _invoke(self, running: Running, scope: anyio.CancelScope) -> Outcome | None:
+        """The handler's outcome."""
         record = running.record
         job_type = running.job_type
         assert job_type is not None

@@ -12,6 +12,7 @@ import anyio
 
 from wireframe.scheduler.domain import JobType
 from wireframe.store import JobRecord
+from wireframe.store.transactional import Lent
 
 
 class Interrupt(enum.Enum):
@@ -53,6 +54,7 @@ class Running:
         "scope",
         "started",
         "stop_reason",
+        "txn",
     )
 
     def __init__(
@@ -77,6 +79,9 @@ class Running:
         """Monotonic time by which the lease surely holds (counted from before the claim or
         the last renewal was sent)."""
         self.deferred = False
+        self.txn: Lent | None = None
+        """The handler's transaction, waiting to commit with its completion
+        (`wireframe.scheduler._transaction`)."""
 
     @property
     def stopping(self) -> bool:

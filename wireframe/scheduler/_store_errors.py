@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from wireframe.scheduler.errors import (
+    ForeignConnection,
     InvalidStoreURL,
     JobKeyConflict,
     JobNotFound,
@@ -22,6 +23,7 @@ from wireframe.scheduler.errors import (
 )
 from wireframe.store.errors import (
     DuplicateKeyError,
+    ForeignConnectionError,
     InvalidTransitionError,
     SchemaVersionError,
     StoreError,
@@ -69,6 +71,8 @@ def scheduler_error(
         return JobKeyConflict(job_id, state, message)
     if isinstance(exc, SchemaVersionError):
         return StoreSchemaError(message)
+    if isinstance(exc, ForeignConnectionError):
+        return ForeignConnection(message)
     if isinstance(exc, StoreURLError):
         return InvalidStoreURL(message)
     return StoreFailure(message)

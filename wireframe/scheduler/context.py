@@ -12,12 +12,14 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number, seconds
 from wireframe.scheduler._refs import JobRef, SupportsJobType
+from wireframe.scheduler._transaction import HandlerTransaction
 from wireframe.scheduler.codec import decode_result, decode_value, result_type_of
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
 from wireframe.scheduler.priority import Priority
 from wireframe.store import JobRecord, NewJob, Store
 from wireframe.store.records import DependencyPolicy
+from wireframe.store.transactional import Lent
 
 T = TypeVar("T")
 A = ParamSpec("A")
@@ -71,6 +73,9 @@ class Attempt(Protocol):
         """Keep the latest progress for the beat that stores it; True if none was due yet (the
         first change since the job's last beat)."""
         ...
+
+    txn: Lent | None
+    """The handler's transaction waiting to commit with its completion (`transaction()`)."""
 
 
 class JobHost(Protocol):
@@ -376,6 +381,26 @@ class JobContext:
         await self.durable.defer_until(
             limit, lambda deadline: self._host.defer(job.id, condition, poll, deadline)
         )
+
+    def transaction(self, step: str | None = None) -> HandlerTransaction:
+        """`async with ctx.transaction() as conn:` a transaction on the store's database, for
+        the handler's own writes, that commits together with the job's completion (fenced on
+        the lease), so those writes happen exactly once.
+
+        `conn` is a `sqlite3.Connection` (synchronous calls, inside BEGIN IMMEDIATE) on a SQLite
+        store, a psycopg `AsyncConnection` on PostgreSQL (asyncio); do not commit or roll it
+        back yourself. Without `step`, the block's transaction stays open until the handler
+        returns and commits with the completion; if the handler raises, suspends or loses its
+        lease, it rolls back. With `step="name"` (durable jobs: a checkpoint), it commits when
+        the block ends, with the step's record; a re-run runs the block again in a transaction
+        that is rolled back, and ignores its errors. Keep the block to database work, and
+        without `step` return right after it: on SQLite the transaction holds the write lock
+        until it commits, so the store's other writes (`step`, `sleep`, heartbeats, other jobs)
+        wait for it. One transaction without `step` per run. The memory store has no database:
+        ForeignConnection.
+        """
+        durable = self.durable if step is not None else None
+        return HandlerTransaction(self._host.store, self._attempt, durable, step)
 
     async def children(self) -> list[JobRecord]:
         """This job's children, oldest first."""

@@ -44,6 +44,7 @@ from wireframe.durable.errors import (
 from wireframe.durable.run import CheckpointNameError
 from wireframe.store.errors import (
     DuplicateKeyError,
+    ForeignConnectionError,
     InvalidTransitionError,
     SchemaVersionError,
     StoreError,
@@ -60,6 +61,7 @@ __all__ = [
     "DeferTimeout",
     "DurableError",
     "EventTimeout",
+    "ForeignConnection",
     "HandBackError",
     "InvalidStoreURL",
     "JobFailed",
@@ -87,6 +89,11 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...], kwargs: dict[str, 
 
 class ConfigError(SchedulerError, ValueError):
     """A definition or argument is invalid (bad priority, retry policy, cron, handler...)."""
+
+
+class ForeignConnection(ConfigError, ForeignConnectionError):
+    """A connection given to `submit(connection=...)` that the store cannot write through:
+    another database, no transaction open, or a store that keeps no database (memory)."""
 
 
 class PayloadError(SchedulerError, TypeError):

@@ -23,6 +23,7 @@ from wireframe.scheduler._refs import JobRef
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import default_worker_id
 from wireframe.scheduler._store_errors import scheduler_error, store_errors
+from wireframe.scheduler._transaction import submit_on
 from wireframe.scheduler._typevars import PayloadT, ResultT
 from wireframe.scheduler.codec import decode_result, encode_payload
 from wireframe.scheduler.domain import Domain, JobType
@@ -172,6 +173,7 @@ class Scheduler(Front, Task):
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        connection: object | None = None,
     ) -> Submitted[ResultT] | Duplicate[ResultT]:
         """Submit one job; return Submitted(id) or Duplicate(existing_id).
 
@@ -184,8 +186,14 @@ class Scheduler(Front, Task):
         `tags` a worker must have, a `ttl` (seconds a job that has not started may wait),
         `recurring` (Every or Cron), `fail_fast` (a failed child fails its parent at once),
         `resources` it holds while it runs and `max_reclaims` (lost workers it survives).
-        The payload's field types are checked against its class's annotations first: a
-        PayloadError names the field (``payload.items[2].n``) and the bad value.
+        `connection`: the application's open connection, in a transaction, on the store's
+        database (a `sqlite3` connection to its file; a psycopg connection, sync or async, on
+        PostgreSQL; or the SQLAlchemy connection holding one): the job is written in that
+        transaction and exists exactly when it commits, which wakes the workers; a connection
+        to another database raises ForeignConnection. No `JobSubmitted` event is published for
+        such a submit (the scheduler does not see the commit). The payload's field types are
+        checked against its class's annotations first: a PayloadError names the field
+        (``payload.items[2].n``) and the bad value.
         """
         options = _options(
             priority,
@@ -202,7 +210,7 @@ class Scheduler(Front, Task):
             resources,
             max_reclaims,
         )
-        results = await self._submit([self.build_job(payload, type, options)])
+        results = await self._submit([self.build_job(payload, type, options)], connection)
         return cast("Submitted[ResultT] | Duplicate[ResultT]", results[0])
 
     async def submit_many(
@@ -223,9 +231,10 @@ class Scheduler(Front, Task):
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        connection: object | None = None,
     ) -> list[Submitted[ResultT] | Duplicate[ResultT]]:
         """Submit many jobs with the same options (those of `submit`) in one transaction: all
-        are stored or none."""
+        are stored or none (with `connection`: in the application's transaction)."""
         options = _options(
             priority,
             delay,
@@ -270,9 +279,16 @@ class Scheduler(Front, Task):
                     fields[_RATE_KEY], fields[_COST] = submitted(job_type, payload, where=where)
                 job = NewJob(*fields)
             jobs.append(job)
-        return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", await self._submit(jobs))
+        results = await self._submit(jobs, connection)
+        return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", results)
 
-    async def _submit(self, jobs: list[NewJob]) -> list[Submitted | Duplicate]:
+    async def _submit(
+        self, jobs: list[NewJob], connection: object | None = None
+    ) -> list[Submitted | Duplicate]:
+        if connection is not None:
+            # Workers wake when the application commits (NOTIFY, or the file's data version).
+            opened = self._hub.opened and self._hub.types_recorded
+            return await submit_on(self.store, connection, jobs, None if opened else self.open)
         await self.open()
         with self._hub.holding_transitions():
             try:

@@ -31,6 +31,7 @@ from wireframe.scheduler._producer import Producer
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import Interrupt, Running
 from wireframe.scheduler._store_errors import store_errors
+from wireframe.scheduler._transaction import Committed
 from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.context import JobContext
 from wireframe.scheduler.domain import Domain
@@ -329,9 +330,12 @@ class Worker(Front, Task):
             )
             raise HandBackError(message) from error  # the service reports it
 
-    def _report(self, running: Running, outcome: Outcome | None) -> None:
-        """A runner is done with a job: queue its outcome, and let the producer claim."""
-        if outcome is not None:
+    def _report(self, running: Running, outcome: Outcome | Committed | None) -> None:
+        """A runner is done with a job: queue its outcome (or publish one it committed in the
+        handler's transaction), and let the producer claim."""
+        if isinstance(outcome, Committed):
+            self._completer.committed(running, outcome.outcome, outcome.deliver)
+        elif outcome is not None:
             if type(outcome) is not Complete:
                 self._producer.expect_outcome(outcome)
             self._completer.add(running, outcome)

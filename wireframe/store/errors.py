@@ -41,3 +41,8 @@ class InvalidTransitionError(StoreError):
 
 class DuplicateKeyError(StoreError):
     """A retry would make two active jobs share one dedup key."""
+
+
+class ForeignConnectionError(StoreError, ValueError):
+    """A connection handed to the store that it cannot write through: another database, not
+    in a transaction, or of a kind the store does not know."""

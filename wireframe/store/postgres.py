@@ -54,9 +54,10 @@ from wireframe.store._pg_options import connect_kwargs, connect_timeout_of, time
 from wireframe.store._pg_options import parse_url as parse_url
 from wireframe.store._pg_options import redact as redact
 from wireframe.store._pg_poollog import quiet
+from wireframe.store._pg_tx import IDENTITY, Identity, PgBound, PgLender, PgLent
 from wireframe.store.base import Chooser, Observers
 from wireframe.store.engine import EngineStore, finish_then_claim, without_now
-from wireframe.store.errors import NoStoreError, StoreError
+from wireframe.store.errors import ForeignConnectionError, NoStoreError, StoreError
 from wireframe.store.pg_sql import analyze, committed, leased_by, pg_tx, prune_tokens
 from wireframe.store.records import (
     ClaimRequest,
@@ -71,6 +72,7 @@ from wireframe.store.sql import schema
 from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.locks import run_ordered
 from wireframe.store.sql.tx import Tx
+from wireframe.store.transactional import Lent
 
 try:
     import psycopg
@@ -233,6 +235,8 @@ class PostgresStore(EngineStore):
         self._skew_due = 0.0
         self._next_analyze = 0.0
         self._next_prune = 0.0
+        self._identity: Identity | None = None
+        self._lender = PgLender(self._lending_pool)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
@@ -584,6 +588,8 @@ class PostgresStore(EngineStore):
             call.end(CLOSED)
         self._stop.set()
         self._listener = None
+        self._identity = None
+        await self._lender.close()
         if pool is not None:
             await anyio.to_thread.run_sync(pool.close)
 
@@ -593,6 +599,67 @@ class PostgresStore(EngineStore):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # -- the application's transactions ---------------------------------------------------
+
+    async def bind(self, connection: Any, *, lent: bool = False) -> PgBound:
+        """Store operations on the application's psycopg connection (sync or async) inside its
+        transaction (`wireframe.store.transactional`). ForeignConnectionError for a connection
+        to another database or server, or one that is not in a transaction."""
+        kinds = (psycopg.Connection, psycopg.AsyncConnection)
+        if not isinstance(connection, kinds):
+            raise ForeignConnectionError(
+                f"{self.url}: expected a psycopg Connection or AsyncConnection, "
+                f"got {type(connection).__name__}"
+            )
+        return PgBound(
+            connection,
+            url=self.url,
+            schema=self.schema,
+            channel=self.channel,
+            identity=await self.identity(),
+            refresh=lambda: self.identity(fresh=True),
+            observers=self._observers,
+            clock=self._bound_now,
+            lent=lent,
+        )
+
+    async def identity(self, *, fresh: bool = False) -> Identity:
+        """The store's database, server (its start time) and schema oid, read once."""
+        if self._identity is None or fresh:
+            row = await self._run(without_now(_identity), name="identity")
+            self._identity = (str(row[0]), str(row[1]), None if row[2] is None else int(row[2]))
+        return self._identity
+
+    def _bound_now(self) -> float:
+        return self.clock() if self.clock is not None else time.time() + self._skew
+
+    async def lend(self) -> Lent:
+        """An async psycopg connection to the store's database, for one transaction of the
+        application's writes and the store's (`wireframe.store.transactional.Lent`; asyncio)."""
+        if self._pool is None:
+            raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+        conn = await self._lender.connection()
+        try:
+            bound = await self.bind(conn, lent=True)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._lender.give_back(conn)
+            raise
+        return PgLent(conn, bound, self._lender.give_back, self.channel)
+
+    def _lending_pool(self) -> Any:
+        pool = psycopg_pool.AsyncConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            kwargs={"autocommit": False, **self._connect_kwargs},
+            timeout=self._connect_timeout,
+            name=f"wireframe-{self.schema}-lent",
+        )
+        quiet(pool)
+        return pool
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -839,6 +906,10 @@ class PostgresStore(EngineStore):
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+def _identity(tx: Tx) -> Any:
+    return tx.execute(IDENTITY).fetchone()
 
 
 _ANALYZE_ROWS = 1000

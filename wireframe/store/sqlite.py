@@ -23,9 +23,10 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
+from wireframe.store._sqlite_tx import SqliteBound, SqliteLender, check_connection
 from wireframe.store.base import Chooser, Observers
 from wireframe.store.engine import EngineStore, finish_then_claim
-from wireframe.store.errors import NoStoreError, StoreError
+from wireframe.store.errors import ForeignConnectionError, NoStoreError, StoreError
 from wireframe.store.records import (
     ClaimRequest,
     JobRecord,
@@ -34,6 +35,7 @@ from wireframe.store.records import (
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import schema
 from wireframe.store.sql.tx import Tx
+from wireframe.store.transactional import Bound, Lent
 
 CHECKPOINT_EVERY = 500
 """Write transactions between two WAL checkpoints (run in a worker thread)."""
@@ -88,6 +90,11 @@ class SqliteStore(EngineStore):
         self._seen_version: int | None = None
         self._writes = 0
         """Write transactions since the last WAL checkpoint."""
+        self._lender = SqliteLender(
+            self._connect, self._observers, lambda: self.clock(), busy_timeout
+        )
+        self._known_files: set[str] = set()
+        """Names of the store's file as application connections report it (`bind`)."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -321,6 +328,7 @@ class SqliteStore(EngineStore):
         conn = self._conn
         self._conn = None
         self._txn = None
+        self._lender.close()
         if conn is not None:
             await self._run(conn.close)
 
@@ -330,6 +338,31 @@ class SqliteStore(EngineStore):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # -- the application's transactions ---------------------------------------------------
+
+    async def bind(self, connection: Any) -> Bound:
+        """Store operations on the application's `sqlite3` connection to the store's file,
+        inside its open transaction (`wireframe.store.transactional`); they run on the calling
+        thread. ForeignConnectionError for another file or a connection not in a transaction."""
+        if not isinstance(connection, sqlite3.Connection):
+            raise ForeignConnectionError(
+                f"{self.url}: expected a sqlite3.Connection to {self.path!r}, "
+                f"got {type(connection).__name__}"
+            )
+        check_connection(connection, self.path, self.url, self._known_files)
+        return SqliteBound(connection, self._observers, self.clock)
+
+    async def lend(self) -> Lent:
+        """A connection to the store's file inside BEGIN IMMEDIATE, for one transaction of the
+        application's writes and the store's (`wireframe.store.transactional.Lent`)."""
+        if self.path == ":memory:":
+            raise ForeignConnectionError(
+                f"{self.url}: an in-memory SQLite store lends no connections; use a file"
+            )
+        if self._conn is None:
+            raise StoreError(f"{self.url}: the store is not open (call `await store.open()`)")
+        return await self._lender.lend()
 
     # -- jobs -------------------------------------------------------------------------------
 
