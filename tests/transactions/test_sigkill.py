@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 import txn_crash_app
-from conftest import Db
+from txn_support import Db
 
 from wireframe import JobState, Scheduler
 

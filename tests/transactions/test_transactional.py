@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import Db, PgDb, SqliteDb
+from txn_support import Db, PgDb, SqliteDb
 
 from wireframe import (
     Domain,
