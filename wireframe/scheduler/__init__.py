@@ -54,6 +54,13 @@ from wireframe.scheduler.events import (
     Subscription,
 )
 from wireframe.scheduler.metrics import SchedulerMetrics, scheduler_metrics
+from wireframe.scheduler.middleware import (
+    AttemptOutcome,
+    AttemptStatus,
+    Middleware,
+    MiddlewareError,
+    Submission,
+)
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Cron, Every, Recurrence
 from wireframe.scheduler.retry import Retry
@@ -64,6 +71,8 @@ from wireframe.scheduler.worker import Worker
 from wireframe.store import Duplicate, JobRecord, JobState, Overlap, ScheduleRecord, Submitted
 
 __all__ = [
+    "AttemptOutcome",
+    "AttemptStatus",
     "CheckpointNameError",
     "ChildCancelled",
     "ChildFailed",
@@ -106,6 +115,8 @@ __all__ = [
     "JobType",
     "JobUnblocked",
     "JobWaiting",
+    "Middleware",
+    "MiddlewareError",
     "NonDeterminismError",
     "NotAChildError",
     "Overlap",
@@ -128,6 +139,7 @@ __all__ = [
     "Snapshot",
     "StoreFailure",
     "StoreSchemaError",
+    "Submission",
     "Submitted",
     "Subscription",
     "Worker",

@@ -19,6 +19,7 @@ from wireframe.durable.run import to_json
 from wireframe.scheduler._config import worker_config
 from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
+from wireframe.scheduler._middleware import chain_of, check_middleware
 from wireframe.scheduler._refs import JobRef
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import default_worker_id
@@ -37,6 +38,7 @@ from wireframe.scheduler.errors import (
     ScheduleStateError,
 )
 from wireframe.scheduler.events import JobSubmitted, Subscription
+from wireframe.scheduler.middleware import Middleware
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Recurrence, recurrence_from_json
 from wireframe.scheduler.shutdown import ShutdownMode
@@ -84,8 +86,13 @@ class Scheduler(Front, Task):
         cancel_grace: float = 5.0,
         keep_history: float | None = None,
         event_buffer: int = 1024,
+        middleware: Iterable[Middleware] = (),
     ) -> None:
         self.id = id
+        self.middleware = check_middleware(middleware, "Scheduler")
+        """Hooks around every submit and attempt (see `wireframe.scheduler.middleware`)."""
+        chain = chain_of(self.middleware)
+        self._chain = chain if chain is not None and chain.submits else None
         self._registry = Registry(domains, where="Scheduler")
         for value in state:
             self._registry.provide(value)
@@ -109,6 +116,7 @@ class Scheduler(Front, Task):
                 shutdown=shutdown,
                 cancel_grace=cancel_grace,
                 keep_history=keep_history,
+                middleware=self.middleware,
             )
             self.worker = Worker._embedded(self._hub, self._registry, config, f"{id}.worker")
             self._recorder = self.worker.worker_id
@@ -171,6 +179,7 @@ class Scheduler(Front, Task):
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> Submitted[ResultT] | Duplicate[ResultT]:
         """Submit one job; return Submitted(id) or Duplicate(existing_id).
 
@@ -182,7 +191,8 @@ class Scheduler(Front, Task):
         after they complete; `on_dependency_failure`: cancel, fail or ignore), a `parent`,
         `tags` a worker must have, a `ttl` (seconds a job that has not started may wait),
         `recurring` (Every or Cron), `fail_fast` (a failed child fails its parent at once),
-        `resources` it holds while it runs and `max_reclaims` (lost workers it survives).
+        `resources` it holds while it runs, `max_reclaims` (lost workers it survives) and
+        `meta` (str to str, stored with the job; middleware may add to it).
         The payload's field types are checked against its class's annotations first: a
         PayloadError names the field (``payload.items[2].n``) and the bad value.
         """
@@ -200,8 +210,9 @@ class Scheduler(Front, Task):
             fail_fast,
             resources,
             max_reclaims,
+            meta,
         )
-        results = await self._submit([self.build_job(payload, type, options)])
+        results = await self._submit([self.build_job(payload, type, options)], [payload])
         return cast("Submitted[ResultT] | Duplicate[ResultT]", results[0])
 
     async def submit_many(
@@ -222,6 +233,7 @@ class Scheduler(Front, Task):
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> list[Submitted[ResultT] | Duplicate[ResultT]]:
         """Submit many jobs with the same options (those of `submit`) in one transaction: all
         are stored or none."""
@@ -239,10 +251,15 @@ class Scheduler(Front, Task):
             fail_fast,
             resources,
             max_reclaims,
+            meta,
         )
         templates: dict[object, tuple[list[Any], JobType[Any, Any], str, bool]] = {}
         jobs: list[NewJob] = []
         explicit_key = options.get("key")
+        seen: list[object] = []
+        if self._chain is not None:
+            payloads = list(payloads)  # the middleware see them
+            seen.extend(payloads)
         for payload in payloads:
             cls = payload.__class__
             known = templates.get(cls)
@@ -267,9 +284,17 @@ class Scheduler(Front, Task):
                 )
                 job = NewJob(*fields)
             jobs.append(job)
-        return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", await self._submit(jobs))
+        results = await self._submit(jobs, seen)
+        return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", results)
 
-    async def _submit(self, jobs: list[NewJob]) -> list[Submitted | Duplicate]:
+    async def _submit(
+        self, jobs: list[NewJob], payloads: Sequence[object]
+    ) -> Sequence[Submitted | Duplicate]:
+        if self._chain is not None:
+            return await self._chain.submit(payloads, jobs, self._write)
+        return await self._write(jobs)
+
+    async def _write(self, jobs: list[NewJob]) -> list[Submitted | Duplicate]:
         await self.open()
         with self._hub.holding_transitions():
             try:
@@ -566,6 +591,7 @@ def _options(
     fail_fast: bool,
     resources: Mapping[str, int] | None,
     max_reclaims: object,
+    meta: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The submit options as `build_job` takes them."""
     return {
@@ -582,6 +608,7 @@ def _options(
         "fail_fast": fail_fast,
         "resources": resources,
         "max_reclaims": max_reclaims,
+        "meta": meta,
     }
 
 

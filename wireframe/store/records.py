@@ -78,6 +78,9 @@ class NewJob:
     recurring: NewSchedule | None = None
     max_reclaims: int = DEFAULT_MAX_RECLAIMS
     """How many lost workers (expired leases) the job survives; they spend no attempt."""
+    meta: Mapping[str, str] = attrs.field(factory=dict)
+    """Metadata that travels with the job (str to str: trace context, tenant...); see
+    `wireframe.scheduler.middleware`."""
 
 
 class Overlap(enum.StrEnum):
@@ -192,6 +195,8 @@ class JobRecord:
     """When it last became ready to run (UNIX time): its submission or `run_at`, the wake-up of
     a delay, retry or durable sleep, its unblocking, resumption, preemption or reclaim. The
     queue wait of its next start counts from here."""
+    meta: Mapping[str, str] = attrs.field(factory=dict)
+    """Metadata given at submission (by the caller or middleware): str to str, never changed."""
     depends_on: tuple[int, ...] = ()
 
     @property

@@ -65,6 +65,7 @@ class NewRows:
             job.max_reclaims,
             self.tally,
             lane,
+            job.meta,
         )
 
 

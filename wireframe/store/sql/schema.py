@@ -221,6 +221,14 @@ MIGRATIONS: tuple[str, ...] = (
         recorded_at REAL NOT NULL
     ) WITHOUT ROWID
     """,
+    # 15-18: reserved for changes made on other branches (no-ops here until they are merged).
+    "",
+    "",
+    "",
+    "",
+    # 19: metadata that travels with a job (`meta`: a JSON object of str to str, NULL when
+    # empty): trace context and what middleware or the caller adds at submission.
+    "ALTER TABLE jobs ADD COLUMN meta TEXT",
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -419,6 +427,13 @@ PG_MIGRATIONS: tuple[str, ...] = (
         recorded_at DOUBLE PRECISION NOT NULL
     )
     """,
+    # 15-18: reserved for changes made on other branches (no-ops here until they are merged).
+    "",
+    "",
+    "",
+    "",
+    # 19: a job's metadata (see the SQLite version).
+    "ALTER TABLE jobs ADD COLUMN meta TEXT",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
