@@ -130,7 +130,7 @@ class Middleware:
     @property
     def name(self) -> str:
         """How errors and logs name this middleware (default: its class name)."""
-        return type(self).__qualname__
+        return type(self).__name__
 
     async def before_submit(self, submission: Submission) -> None:
         """Before a job is stored: read it, add to `submission.meta`, or raise to refuse it."""
