@@ -28,6 +28,11 @@ EXPECTED = {
     "dedup.py": ["again:  Duplicate(existing_id=1)"],
     "children.py": ["'ok': ['docs/about', 'docs/api', 'docs/faq', 'docs/index']"],
     "standalone_worker.py": ["by worker process", "worker process exited with code 0"],
+    "sentry_middleware.py": [
+        "reported ConnectionError: gateway timeout on attempt 2 {'job.id': '1', "
+        "'job.type': 'billing::charge', 'job.attempt': '2', 'request_id': 'req-42'}",
+        "charged 1250 cents for request req-42",
+    ],
 }
 """Lines (substrings) that must appear in an example's output."""
 
