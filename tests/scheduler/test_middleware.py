@@ -334,6 +334,8 @@ async def test_timeouts_and_cancellations_reach_after_attempt(url: str) -> None:
         assert (await s.get(cancelled)).state is JobState.CANCELLED  # type: ignore[union-attr]
     assert outcomes["d::slow"].status is AttemptStatus.FAILED
     assert outcomes["d::slow"].message == "timed out after 0.05s"
+    assert isinstance(outcomes["d::slow"].error, TimeoutError)
+    assert outcomes["d::held"].error is None
     assert outcomes["d::held"].status is AttemptStatus.CANCELLED
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger("wireframe.middleware")
 R = TypeVar("R")
 
 EXIT_TIMEOUT = 5.0
-"""Seconds the way-out hooks of a cancelled attempt may take (they run shielded)."""
+"""Seconds the way-out hooks of a cancelled attempt or submit may take (they run shielded)."""
 
 _HOOKS = (
     "before_submit",
@@ -142,7 +142,7 @@ class Chain:
             ]
             results = await write(stored)
         except BaseException as exc:
-            with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(EXIT_TIMEOUT):
                 for i in reversed(range(len(subs))):
                     await self.way_out("submit_failed", reached[i], subs[i], exc)
             raise
@@ -226,7 +226,7 @@ def outcome_of(outcome: Outcome | None, error: BaseException | None = None) -> A
         "suspended": AttemptStatus.SUSPENDED,
         "cancelled": AttemptStatus.CANCELLED,
     }.get(outcome.to, AttemptStatus.RELEASED)
-    return AttemptOutcome(to, outcome.reason, error if to is not AttemptStatus.SUSPENDED else None)
+    return AttemptOutcome(to, outcome.reason)  # what the handler raised while stopping is moot
 
 
 def expected_on_cancel(running: Running, scope: anyio.CancelScope) -> AttemptOutcome:
@@ -240,7 +240,8 @@ def expected_on_cancel(running: Running, scope: anyio.CancelScope) -> AttemptOut
     if reason is None and scope.cancel_called:
         assert running.job_type is not None
         status = AttemptStatus.RETRY if will_retry(running) else AttemptStatus.FAILED
-        return AttemptOutcome(status, f"timed out after {running.job_type.timeout}s")
+        message = f"timed out after {running.job_type.timeout}s"
+        return AttemptOutcome(status, message, TimeoutError(message))
     return AttemptOutcome(AttemptStatus.RELEASED, str(reason.value if reason else "stopped"))
 
 

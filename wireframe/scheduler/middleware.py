@@ -108,7 +108,8 @@ class AttemptOutcome:
     message: str | None = None
     """The error (`Type: message`) of a failure, or why the job was released or suspended."""
     error: BaseException | None = None
-    """The exception the handler (or a `before_attempt` hook) raised, if any."""
+    """For RETRY and FAILED: the exception the handler (or a `before_attempt` hook) raised,
+    or a `TimeoutError` for a timeout (None for a failure without one, e.g. no handler)."""
     retry_at: float | None = None
     """For RETRY: when the next attempt may start (Unix time)."""
 
@@ -145,7 +146,9 @@ class Middleware:
         """Before the handler runs (each invocation: a re-run after a suspension too)."""
 
     async def on_error(self, ctx: JobContext, error: BaseException) -> None:
-        """The handler (or a `before_attempt` hook) raised `error`; `after_attempt` follows."""
+        """The attempt failed: the handler (or a `before_attempt` hook) raised `error`, or it
+        timed out (a `TimeoutError`); `after_attempt` follows. Not called for a job cancelled,
+        preempted, paused or handed back while it ran: those are not failures."""
 
     async def after_attempt(self, ctx: JobContext, outcome: AttemptOutcome) -> None:
         """The invocation ended (always called once `before_attempt` returned)."""
