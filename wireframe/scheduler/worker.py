@@ -137,6 +137,8 @@ class Worker(Front, Task):
         self.shutdown = config.shutdown
         self.cancel_grace = config.cancel_grace
         self.keep_history = config.keep_history
+        self.middleware = config.middleware
+        """Hooks around every attempt (see `wireframe.scheduler.middleware`)."""
         self.domain_names = tuple(self._registry.domains)
         self.limits = _limits(self._registry, config)
         self._build()
