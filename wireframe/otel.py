@@ -15,7 +15,8 @@ Attributes follow the OpenTelemetry messaging conventions where they fit
 (`messaging.system` = "wireframe", `messaging.operation.type` send/process,
 `messaging.operation.name`, `messaging.destination.name` = the job type, `messaging.message.id`)
 plus `wireframe.job.id`, `.type`, `.domain`, `.attempt`, `.parent_id`, `.duplicate`,
-`.outcome`, `wireframe.worker.id` and `wireframe.step.name`. A failed attempt (retried or
+`.outcome`, `.phase` (for a finalize handler), `wireframe.worker.id` and
+`wireframe.step.name`. A failed attempt (retried or
 final) sets the span's status to ERROR and records the exception.
 """
 
@@ -131,6 +132,8 @@ class TracingMiddleware(Middleware):
             attributes["wireframe.job.parent_id"] = job.parent_id
         if job.worker_id is not None:
             attributes["wireframe.worker.id"] = job.worker_id
+        if job.phase != "execute":
+            attributes["wireframe.job.phase"] = job.phase  # the finalize handler
         span = self.tracer.start_span(
             f"run {job.type}",
             context=parent,

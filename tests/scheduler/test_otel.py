@@ -207,3 +207,31 @@ async def test_recurring_occurrences_get_their_own_traces_linked_to_the_submit(
     for run in runs:
         assert run.parent is None
         assert [link.context.span_id for link in run.links] == [submit.context.span_id]
+
+
+async def test_a_finalize_handler_runs_in_a_span_of_its_phase(
+    url: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    media = Domain("media")
+
+    @media.job
+    async def thumb(job: dict[str, int], ctx: JobContext) -> None:
+        pass
+
+    @media.job
+    async def album(job: dict[str, int], ctx: JobContext) -> None:
+        await ctx.spawn({}, type="media::thumb")
+
+    @album.finalize
+    async def album_done(job: dict[str, int], ctx: JobContext) -> str:
+        return "done"
+
+    tracing = TracingMiddleware(tracer_provider=provider)
+    async with running(Scheduler(url, domains=[media], middleware=[tracing])) as s:
+        sub = await s.submit({}, type="media::album")
+        assert await s.result(sub, timeout=10) == "done"
+
+    submit = one(exporter, "submit media::album")
+    runs = named(exporter, "run media::album")
+    assert [(r.attributes or {}).get("wireframe.job.phase") for r in runs] == [None, "finalize"]
+    assert {parent_of(r) for r in runs} == {submit.context.span_id}
