@@ -2,6 +2,7 @@
 
 python benchmarks/throughput.py --store sqlite -n 20000 --concurrency 64
 python benchmarks/throughput.py --store memory
+python benchmarks/throughput.py --store memory --middleware noop   # or otel (wireframe[otel])
 python benchmarks/throughput.py --store postgresql://postgres@127.0.0.1/test --workers 4
 python benchmarks/throughput.py --store postgresql://postgres@127.0.0.1/test --workers 4 --repeat 5
 
@@ -20,14 +21,24 @@ import time
 import anyio
 from rich.console import Console
 
-from wireframe import Domain, JobContext, JobState, Scheduler
+from wireframe import (
+    AttemptOutcome,
+    Domain,
+    JobContext,
+    JobState,
+    Middleware,
+    Scheduler,
+    Submission,
+)
 from wireframe.service.stop import StopReason, StopReasonKind, StopReceiver
 
 from _common import Noop, store_url, temp_dir
 from _procs import bench_domain, fresh_schema, worker_processes
 
 
-async def measure(url: str, n: int, concurrency: int, batch: int) -> dict[str, float]:
+async def measure(
+    url: str, n: int, concurrency: int, batch: int, middleware: str = "none"
+) -> dict[str, float]:
     bench = Domain("bench")
     done = anyio.Event()
     count = 0
@@ -39,7 +50,13 @@ async def measure(url: str, n: int, concurrency: int, batch: int) -> dict[str, f
         if count == n:
             done.set()
 
-    scheduler = Scheduler(url, domains=[bench], max_concurrency=concurrency, batch_size=batch)
+    scheduler = Scheduler(
+        url,
+        domains=[bench],
+        max_concurrency=concurrency,
+        batch_size=batch,
+        middleware=bench_middleware(middleware),
+    )
     await scheduler.open()
     t0 = time.perf_counter()
     await scheduler.submit_many([Noop(i) for i in range(n)])
@@ -93,6 +110,35 @@ async def completed(client: Scheduler) -> int:
     return sum(k for (_, _, state), k in counts.items() if state is JobState.COMPLETED)
 
 
+class NoopMiddleware(Middleware):
+    """Every hook, doing nothing: the cost of the middleware machinery itself."""
+
+    async def before_submit(self, submission: Submission) -> None:
+        pass
+
+    async def after_submit(self, submission: Submission) -> None:
+        pass
+
+    async def before_attempt(self, ctx: JobContext) -> None:
+        pass
+
+    async def after_attempt(self, ctx: JobContext, outcome: AttemptOutcome) -> None:
+        pass
+
+
+def bench_middleware(kind: str) -> list[Middleware]:
+    """The middleware `--middleware` names: none, noop, or otel (spans, no exporter)."""
+    if kind == "noop":
+        return [NoopMiddleware()]
+    if kind == "otel":
+        from opentelemetry.sdk.trace import TracerProvider
+
+        from wireframe.otel import TracingMiddleware
+
+        return [TracingMiddleware(tracer_provider=TracerProvider())]
+    return []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,12 +155,19 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs, each on a fresh store; prints every run"
     )
+    parser.add_argument(
+        "--middleware",
+        default="none",
+        choices=["none", "noop", "otel"],
+        help="middleware of the in-process scheduler: none, noop hooks, or otel spans",
+    )
     args = parser.parse_args()
     console = Console()
     console.print(
         f"[bold]throughput[/] store={_safe(args.store)} n={args.n} "
         f"workers={args.workers or 'in-process'} "
         f"concurrency={args.concurrency} batch={args.batch} backend={args.backend}"
+        + (f" middleware={args.middleware}" if args.middleware != "none" else "")
     )
     runs: list[float] = []
     for run in range(max(1, args.repeat)):
@@ -145,7 +198,15 @@ def measure_once(args: argparse.Namespace) -> dict[str, float]:
                 args.chunk,
                 backend=args.backend,
             )
-        return anyio.run(measure, url, args.n, args.concurrency, args.batch, backend=args.backend)
+        return anyio.run(
+            measure,
+            url,
+            args.n,
+            args.concurrency,
+            args.batch,
+            args.middleware,
+            backend=args.backend,
+        )
 
 
 def _safe(url: str) -> str:

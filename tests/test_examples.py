@@ -29,6 +29,11 @@ EXPECTED = {
     "children.py": ["'ok': ['docs/about', 'docs/api', 'docs/faq', 'docs/index']"],
     "standalone_worker.py": ["by worker process", "worker process exited with code 0"],
     "rate_limits.py": ["rate limited by api (key 'acme'): 10/s", "acme: 13 jobs started"],
+    "sentry_middleware.py": [
+        "reported ConnectionError: gateway timeout on attempt 2 {'job.id': '1', "
+        "'job.type': 'billing::charge', 'job.attempt': '2', 'request_id': 'req-42'}",
+        "charged 1250 cents for request req-42",
+    ],
 }
 """Lines (substrings) that must appear in an example's output."""
 

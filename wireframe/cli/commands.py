@@ -191,6 +191,7 @@ async def _overview(store: Store, job: JobRecord) -> tuple[str, Any, RenderableT
         ("key", job.key or ""),
         ("parent", "" if job.parent_id is None else str(job.parent_id)),
         ("tags", ", ".join(job.tags)),
+        ("meta", ", ".join(f"{name}={value}" for name, value in sorted(job.meta.items()))),
         (
             "progress",
             ""

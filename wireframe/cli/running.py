@@ -106,6 +106,8 @@ def build_worker(args: argparse.Namespace, app: object) -> Scheduler:
             "cancel_grace": template.cancel_grace,
             "keep_history": template.keep_history,
         }
+    if base is not None:
+        options["middleware"] = base.middleware
     if args.concurrency is not None:
         options["max_concurrency"] = parse_positive_int(args.concurrency, option="--concurrency")
     if args.tags is not None:

@@ -102,6 +102,12 @@ class ChildHandle:
 ChildBuilder = Callable[[object, dict[str, Any]], NewJob]
 Spawned = Callable[[int, NewJob], None]
 """Told of each child the store has just created (its id and row), not of replayed ones."""
+ChildWrite = Callable[[NewJob], Awaitable["int | LeaseStatus"]]
+SpawnHook = Callable[[object, NewJob, ChildWrite], Awaitable["int | LeaseStatus"]]
+"""Runs around the write of a new child (its payload, its row, the write; not for replayed
+ones): it may store another row in its place (with more metadata) through the write."""
+StepHook = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+"""Runs around the work of a step that is not replayed (its name, the work to await)."""
 
 
 class DurableRun:
@@ -118,6 +124,8 @@ class DurableRun:
         decode_result: Callable[[str | None], object],
         spawned: Spawned | None = None,
         phase: str = "execute",
+        spawn_hook: SpawnHook | None = None,
+        step_hook: StepHook | None = None,
     ) -> None:
         self._store = store
         self._lease = lease
@@ -125,6 +133,8 @@ class DurableRun:
         self._where = f"job {lease.job_id} ({job_type})"
         self._build_child = build_child
         self._spawned = spawned
+        self._spawn_hook = spawn_hook
+        self._step_hook = step_hook
         self._decode_result = decode_result
         self._recorded: dict[int, Checkpoint] | None = None
         """The checkpoints of this phase, by position (a call that recorded nothing, such as
@@ -211,11 +221,16 @@ class DurableRun:
             raise self._diverged(position, f"step {found.name!r}", asked)
         if found is not None:
             return json.loads(found.value) if found.value is not None else None
-        result = fn(*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        value = to_json(result, where=f"{self._where}: result of step {name!r}")
-        await self._record(position, identity, "step", value)
+
+        async def work() -> str:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            value = to_json(result, where=f"{self._where}: result of step {name!r}")
+            await self._record(position, identity, "step", value)
+            return value
+
+        value = await (work() if self._step_hook is None else self._step_hook(name, work))
         return json.loads(value)
 
     async def _value(self, kind: str, make: Callable[[], object]) -> Any:
@@ -359,7 +374,12 @@ class DurableRun:
             if found.kind != "spawn" or found.name not in (identity, legacy):
                 raise await self._spawn_diverged(found, position, job)
             return ChildHandle(int(found.value or "0"))
-        child_id = await self._store.spawn_child(self._lease, position, identity, job, self._ttl)
+
+        def write(row: NewJob) -> Awaitable[int | LeaseStatus]:
+            return self._store.spawn_child(self._lease, position, identity, row, self._ttl)
+
+        hook = self._spawn_hook
+        child_id = await (write(job) if hook is None else hook(payload, job, write))
         if isinstance(child_id, LeaseStatus):
             raise LeaseLost(child_id)
         self._remember(position, identity, "spawn", str(child_id))

@@ -56,6 +56,13 @@ from wireframe.scheduler.events import (
 )
 from wireframe.scheduler.flow import Rate
 from wireframe.scheduler.metrics import SchedulerMetrics, scheduler_metrics
+from wireframe.scheduler.middleware import (
+    AttemptOutcome,
+    AttemptStatus,
+    Middleware,
+    MiddlewareError,
+    Submission,
+)
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Cron, Every, Recurrence
 from wireframe.scheduler.retry import Retry
@@ -66,6 +73,8 @@ from wireframe.scheduler.worker import Worker
 from wireframe.store import Duplicate, JobRecord, JobState, Overlap, ScheduleRecord, Submitted
 
 __all__ = [
+    "AttemptOutcome",
+    "AttemptStatus",
     "CheckpointNameError",
     "ChildCancelled",
     "ChildFailed",
@@ -109,6 +118,8 @@ __all__ = [
     "JobType",
     "JobUnblocked",
     "JobWaiting",
+    "Middleware",
+    "MiddlewareError",
     "NonDeterminismError",
     "NotAChildError",
     "Overlap",
@@ -132,6 +143,7 @@ __all__ = [
     "Snapshot",
     "StoreFailure",
     "StoreSchemaError",
+    "Submission",
     "Submitted",
     "Subscription",
     "Worker",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
 from wireframe.scheduler._leases import PROGRESS_EVERY
+from wireframe.scheduler._middleware import check_middleware
 from wireframe.scheduler._numbers import count, seconds
 from wireframe.scheduler._running import default_worker_id
 from wireframe.scheduler.clock import SYSTEM_CLOCK, Clock
 from wireframe.scheduler.domain import check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError
+from wireframe.scheduler.middleware import Middleware
 from wireframe.scheduler.shutdown import ShutdownMode
 
 
@@ -32,6 +34,7 @@ class WorkerConfig:
     keep_history: float | None
     clock: Clock
     progress_every: float
+    middleware: tuple[Middleware, ...] = ()
 
 
 def worker_config(
@@ -50,6 +53,7 @@ def worker_config(
     keep_history: float | None = None,
     clock: Clock | None = None,
     progress_every: float = PROGRESS_EVERY,
+    middleware: Iterable[Middleware] = (),
 ) -> WorkerConfig:
     """Check every setting, naming `where` and the setting in the error."""
     if shutdown is not None and not isinstance(shutdown, ShutdownMode):
@@ -70,6 +74,7 @@ def worker_config(
         keep_history=_optional(keep_history, f"{where} keep_history"),
         clock=clock or SYSTEM_CLOCK,
         progress_every=seconds(progress_every, f"{where} progress_every"),
+        middleware=check_middleware(middleware, where),
     )
 
 

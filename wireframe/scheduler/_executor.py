@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from wireframe.durable import LeaseLost, Suspend
+from wireframe.scheduler._middleware import Chain, expected_on_cancel, outcome_of
 from wireframe.scheduler._numbers import seconds
 from wireframe.scheduler._outcome import conclude, failure
 from wireframe.scheduler._running import Interrupt, Running
@@ -60,6 +61,7 @@ class Executor:
         report: Report,
         freed: Callable[[], None],
         renew: Callable[[Running], Awaitable[bool]],
+        chain: Chain | None = None,
     ) -> None:
         self.limits = limits
         self.events = events
@@ -72,6 +74,8 @@ class Executor:
         self._freed = freed
         """Told when a deferral frees a slot (a job's end is told through `report`)."""
         self._renew = renew
+        self._chain = chain
+        """The middleware with attempt hooks (None: none; the handler is called directly)."""
         self.running: dict[int, Running] = {}
         """Every job this worker holds and has not reported: queued, running or deferred."""
         self.jobs: Handoff[Running] = Handoff()
@@ -290,6 +294,8 @@ class Executor:
             scope.deadline = anyio.current_time() + job_type.timeout
         if running.stop_reason is not None:
             scope.deadline = anyio.current_time()
+        if self._chain is not None:
+            return await self._call_hooked(running, scope, handler, self._chain)
         try:
             payload = decode_payload(record.payload, job_type.payload_type)
             result = await handler(payload, self._context(running))
@@ -305,6 +311,41 @@ class Executor:
             return conclude(running)
         running.clear_deadline(scope)
         return conclude(running, result=result)
+
+    async def _call_hooked(
+        self, running: Running, scope: anyio.CancelScope, handler: HandlerFn, chain: Chain
+    ) -> Outcome | None:
+        """`_call` inside the attempt hooks of the middleware: `before_attempt` (one that
+        raises fails the attempt as the handler would), then `on_error` and `after_attempt`
+        with the outcome; a cancellation runs them too (shielded), with the outcome expected."""
+        record = running.record
+        assert running.job_type is not None
+        ctx = self._context(running)
+        hooks = chain.attempt(ctx)
+        try:
+            await hooks.enter()
+            payload = decode_payload(record.payload, running.job_type.payload_type)
+            result = await handler(payload, ctx)
+        except Exception as exc:
+            running.clear_deadline(scope)
+            outcome = conclude(running, error=exc)
+            await hooks.exit(outcome_of(outcome, exc))
+            return outcome
+        except Suspend as exc:
+            running.clear_deadline(scope)
+            outcome = conclude(running, suspended=exc)
+        except LeaseLost as exc:
+            running.clear_deadline(scope)
+            running.stop_reason = _refused(exc)
+            outcome = conclude(running)
+        except BaseException:  # cancelled: the runner concludes it (see `_run_jobs`)
+            await hooks.exit_shielded(expected_on_cancel(running, scope))
+            raise
+        else:
+            running.clear_deadline(scope)
+            outcome = conclude(running, result=result)
+        await hooks.exit(outcome_of(outcome))
+        return outcome
 
     # -- deferral ---------------------------------------------------------------------------
 

@@ -107,14 +107,8 @@ def failure(
     record = running.record
     retry = running.job_type.retry if running.job_type is not None else None
     spent = record.attempts_spent  # a lost worker (a reclaim) spends no attempt
-    will_retry = (
-        not permanent
-        and retry is not None
-        and retry.should_retry(spent)
-        and spent < record.max_attempts
-    )
     retry_at = None
-    if will_retry and retry is not None:
+    if will_retry(running, permanent=permanent) and retry is not None:
         delay = retry.delay(spent)
         retry_at = time.time() + delay
         log.warning(
@@ -138,6 +132,19 @@ def failure(
         )
     tb = "".join(traceback.format_exception(exc)) if exc is not None else None
     return Fail(record.lease, error, tb, retry_at, outcome)
+
+
+def will_retry(running: Running, *, permanent: bool = False) -> bool:
+    """Whether a failure of the job's current attempt is retried (by its retry policy)."""
+    record = running.record
+    retry = running.job_type.retry if running.job_type is not None else None
+    spent = record.attempts_spent  # a lost worker (a reclaim) spends no attempt
+    return (
+        not permanent
+        and retry is not None
+        and retry.should_retry(spent)
+        and spent < record.max_attempts
+    )
 
 
 def hand_back(running: Running) -> Outcome | None:

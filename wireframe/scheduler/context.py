@@ -7,7 +7,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from wireframe.durable import ChildHandle, DurableRun
 from wireframe.scheduler._numbers import number, seconds
@@ -17,11 +17,16 @@ from wireframe.scheduler.codec import decode_result, decode_value, result_type_o
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
 from wireframe.scheduler.priority import Priority
+from wireframe.scheduler.submission import check_meta
 from wireframe.store import JobRecord, NewJob, Store
 from wireframe.store.records import DependencyPolicy
 from wireframe.store.transactional import Lent
 
+if TYPE_CHECKING:
+    from wireframe.scheduler._middleware import Chain
+
 T = TypeVar("T")
+R = TypeVar("R")
 A = ParamSpec("A")
 
 _SPAWN_DEFAULTS: dict[str, object] = {
@@ -136,6 +141,11 @@ class JobHost(Protocol):
         """Work may have become claimable (a spawned child, an emitted event's waiters)."""
         ...
 
+    @property
+    def chain(self) -> Chain | None:
+        """The worker's middleware (None: none)."""
+        ...
+
 
 class JobContext:
     """The handler's view of its job: identity, cancellation, progress, state and children."""
@@ -150,6 +160,11 @@ class JobContext:
     def job(self) -> JobRecord:
         """The job's record as claimed: id, type, attempt, priority, parent and payload."""
         return self._attempt.record
+
+    @property
+    def meta(self) -> Mapping[str, str]:
+        """The job's metadata (str to str), as given at submission by the caller or middleware."""
+        return self._attempt.record.meta
 
     @property
     def cancelled(self) -> bool:
@@ -200,6 +215,7 @@ class JobContext:
         """The replay engine of this invocation (created on the first durable call)."""
         if self._durable is None:
             host, job = self._host, self.job
+            chain = host.chain
             self._durable = DurableRun(
                 host.store,
                 job.lease,
@@ -213,8 +229,36 @@ class JobContext:
                     JobSubmitted(job_id=child_id, job_type=child.type)
                 ),
                 phase=job.phase,
+                spawn_hook=self._spawn_hook if chain is not None and chain.submits else None,
+                step_hook=self._step_hook if chain is not None and chain.steps else None,
             )
         return self._durable
+
+    async def _spawn_hook(
+        self, payload: object, job: NewJob, write: Callable[[NewJob], Awaitable[R]]
+    ) -> R:
+        """Run the submit middleware around the write of a child this job spawns."""
+        chain = self._host.chain
+        assert chain is not None
+
+        async def write_one(rows: list[NewJob]) -> list[R]:
+            return [await write(rows[0])]
+
+        results = await chain.submit([payload], [job], write_one, spawned=True)
+        return results[0]
+
+    async def _step_hook(self, name: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Run the step middleware around the work of a step that is not replayed."""
+        chain = self._host.chain
+        assert chain is not None
+        return await chain.step(self, name, work)
+
+    def _child_meta(self, meta: Mapping[str, str] | None) -> dict[str, str]:
+        """A child's metadata: this job's, updated with what the spawn gives."""
+        inherited = dict(self.job.meta)
+        if meta is not None:
+            inherited.update(check_meta(meta, where=self._where("spawn meta")))
+        return inherited
 
     @overload
     async def step(
@@ -278,9 +322,11 @@ class JobContext:
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> ChildHandle:
         """Submit a child job (checkpointed: a re-run gets the same child back); the options
-        are `Scheduler.submit`'s."""
+        are `Scheduler.submit`'s. The child's `meta` starts from this job's, updated with
+        `meta`."""
         options = _given(
             type=type,
             priority=priority,
@@ -295,6 +341,7 @@ class JobContext:
             resources=resources,
             max_reclaims=max_reclaims,
         )
+        options["meta"] = self._child_meta(meta)
         with self._host.holding_transitions():  # the child is submitted before it is blocked
             handle = await self.durable.spawn(payload, options)
         self._host.notify()
@@ -316,6 +363,7 @@ class JobContext:
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> ChildHandle:
         """Submit a peer of this job under the same parent (the options are `spawn`'s); an
         error for a job without a parent."""
@@ -338,6 +386,7 @@ class JobContext:
             resources=resources,
             max_reclaims=max_reclaims,
         )
+        options["meta"] = self._child_meta(meta)
         with self._host.holding_transitions():
             handle = await self.durable.spawn(payload, {**options, "parent": self.job.parent_id})
         self._host.notify()

@@ -19,6 +19,7 @@ from wireframe.durable.run import to_json
 from wireframe.scheduler._config import worker_config
 from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
+from wireframe.scheduler._middleware import chain_of, check_middleware
 from wireframe.scheduler._refs import JobRef
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import default_worker_id
@@ -39,6 +40,7 @@ from wireframe.scheduler.errors import (
 )
 from wireframe.scheduler.events import JobSubmitted, Subscription
 from wireframe.scheduler.flow import submitted
+from wireframe.scheduler.middleware import Middleware
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Recurrence, recurrence_from_json
 from wireframe.scheduler.shutdown import ShutdownMode
@@ -86,8 +88,13 @@ class Scheduler(Front, Task):
         cancel_grace: float = 5.0,
         keep_history: float | None = None,
         event_buffer: int = 1024,
+        middleware: Iterable[Middleware] = (),
     ) -> None:
         self.id = id
+        self.middleware = check_middleware(middleware, "Scheduler")
+        """Hooks around every submit and attempt (see `wireframe.scheduler.middleware`)."""
+        chain = chain_of(self.middleware)
+        self._chain = chain if chain is not None and chain.submits else None
         self._registry = Registry(domains, where="Scheduler")
         for value in state:
             self._registry.provide(value)
@@ -111,6 +118,7 @@ class Scheduler(Front, Task):
                 shutdown=shutdown,
                 cancel_grace=cancel_grace,
                 keep_history=keep_history,
+                middleware=self.middleware,
             )
             self.worker = Worker._embedded(self._hub, self._registry, config, f"{id}.worker")
             self._recorder = self.worker.worker_id
@@ -174,6 +182,7 @@ class Scheduler(Front, Task):
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
         connection: object | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> Submitted[ResultT] | Duplicate[ResultT]:
         """Submit one job; return Submitted(id) or Duplicate(existing_id).
 
@@ -185,7 +194,8 @@ class Scheduler(Front, Task):
         after they complete; `on_dependency_failure`: cancel, fail or ignore), a `parent`,
         `tags` a worker must have, a `ttl` (seconds a job that has not started may wait),
         `recurring` (Every or Cron), `fail_fast` (a failed child fails its parent at once),
-        `resources` it holds while it runs and `max_reclaims` (lost workers it survives).
+        `resources` it holds while it runs, `max_reclaims` (lost workers it survives) and
+        `meta` (str to str, stored with the job; middleware may add to it).
         `connection`: the application's open connection, in a transaction, on the store's
         database (a `sqlite3` connection to its file; a psycopg connection, sync or async, on
         PostgreSQL; or the SQLAlchemy connection holding one): the job is written in that
@@ -209,8 +219,11 @@ class Scheduler(Front, Task):
             fail_fast,
             resources,
             max_reclaims,
+            meta,
         )
-        results = await self._submit([self.build_job(payload, type, options)], connection)
+        results = await self._submit(
+            [self.build_job(payload, type, options)], [payload], connection
+        )
         return cast("Submitted[ResultT] | Duplicate[ResultT]", results[0])
 
     async def submit_many(
@@ -232,6 +245,7 @@ class Scheduler(Front, Task):
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
         connection: object | None = None,
+        meta: Mapping[str, str] | None = None,
     ) -> list[Submitted[ResultT] | Duplicate[ResultT]]:
         """Submit many jobs with the same options (those of `submit`) in one transaction: all
         are stored or none (with `connection`: in the application's transaction)."""
@@ -249,10 +263,15 @@ class Scheduler(Front, Task):
             fail_fast,
             resources,
             max_reclaims,
+            meta,
         )
         templates: dict[object, tuple[list[Any], JobType[Any, Any], str, bool]] = {}
         jobs: list[NewJob] = []
         explicit_key = options.get("key")
+        seen: list[object] = []
+        if self._chain is not None:
+            payloads = list(payloads)  # the middleware see them
+            seen.extend(payloads)
         for payload in payloads:
             cls = payload.__class__
             known = templates.get(cls)
@@ -279,10 +298,19 @@ class Scheduler(Front, Task):
                     fields[_RATE_KEY], fields[_COST] = submitted(job_type, payload, where=where)
                 job = NewJob(*fields)
             jobs.append(job)
-        results = await self._submit(jobs, connection)
+        results = await self._submit(jobs, seen, connection)
         return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", results)
 
     async def _submit(
+        self, jobs: list[NewJob], payloads: Sequence[object], connection: object | None = None
+    ) -> Sequence[Submitted | Duplicate]:
+        if self._chain is not None:
+            return await self._chain.submit(
+                payloads, jobs, lambda written: self._write(written, connection)
+            )
+        return await self._write(jobs, connection)
+
+    async def _write(
         self, jobs: list[NewJob], connection: object | None = None
     ) -> list[Submitted | Duplicate]:
         if connection is not None:
@@ -585,6 +613,7 @@ def _options(
     fail_fast: bool,
     resources: Mapping[str, int] | None,
     max_reclaims: object,
+    meta: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The submit options as `build_job` takes them."""
     return {
@@ -601,6 +630,7 @@ def _options(
         "fail_fast": fail_fast,
         "resources": resources,
         "max_reclaims": max_reclaims,
+        "meta": meta,
     }
 
 

@@ -67,6 +67,7 @@ def build_job(
     fail_fast: bool = True,
     resources: Mapping[str, int] | None = None,
     max_reclaims: object = None,
+    meta: Mapping[str, str] | None = None,
 ) -> NewJob:
     """Validate every submission option for `job_type` and build the row to insert."""
     where = f"submit {job_type.type}"
@@ -162,7 +163,32 @@ def build_job(
         max_reclaims=reclaims,
         rate_key=rate_key,
         cost=cost,
+        meta=check_meta(meta, where=f"{where} meta") if meta else {},
     )
+
+
+META_MAX_CHARS = 8192
+"""The most characters a job's metadata may hold, keys and values together."""
+
+
+def check_meta(meta: object, *, where: str) -> dict[str, str]:
+    """`meta` as a new dict of non-empty str keys to str values; ConfigError naming the bad one."""
+    if not isinstance(meta, Mapping):
+        raise ConfigError(f"{where} must be a mapping of str to str, got {meta!r:.100}")
+    checked: dict[str, str] = {}
+    size = 0
+    for name, value in meta.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: key {name!r:.100} is not a non-empty str")
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: value of {name!r} must be a str, got {value!r:.100}")
+        size += len(name) + len(value)
+        checked[name] = value
+    if size > META_MAX_CHARS:
+        raise ConfigError(
+            f"{where}: {size} characters of keys and values; at most {META_MAX_CHARS} are kept"
+        )
+    return checked
 
 
 def key_of(job_type: JobType[Any, Any], payload: object, key: object, *, where: str) -> str | None:

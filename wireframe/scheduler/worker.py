@@ -26,6 +26,7 @@ from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._leases import PROGRESS_EVERY, Leases
 from wireframe.scheduler._maintenance import Maintenance
+from wireframe.scheduler._middleware import Chain, chain_of
 from wireframe.scheduler._outcome import hand_back
 from wireframe.scheduler._producer import Producer
 from wireframe.scheduler._registry import Registry
@@ -39,6 +40,7 @@ from wireframe.scheduler.errors import ConfigError, HandBackError
 from wireframe.scheduler.events import Event, EventBus
 from wireframe.scheduler.flow import rate_limits
 from wireframe.scheduler.limits import Limits
+from wireframe.scheduler.middleware import Middleware
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import Complete, NewJob, Outcome, Store, StoreError, WorkerInfo
@@ -88,6 +90,7 @@ class Worker(Front, Task):
         clock: Clock | None = None,
         progress_every: float = PROGRESS_EVERY,
         id: str = "worker",
+        middleware: Iterable[Middleware] = (),
     ) -> None:
         config = worker_config(
             where="Worker",
@@ -104,6 +107,7 @@ class Worker(Front, Task):
             keep_history=keep_history,
             clock=clock,
             progress_every=progress_every,
+            middleware=middleware,
         )
         registry = Registry(domains, where="Worker")
         self._setup(Hub(store_of(store)), registry)
@@ -135,6 +139,8 @@ class Worker(Front, Task):
         self.shutdown = config.shutdown
         self.cancel_grace = config.cancel_grace
         self.keep_history = config.keep_history
+        self.middleware = config.middleware
+        """Hooks around every attempt (see `wireframe.scheduler.middleware`)."""
         self.domain_names = tuple(self._registry.domains)
         self.limits = _limits(self._registry, config)
         self._build()
@@ -142,6 +148,7 @@ class Worker(Front, Task):
     def _build(self) -> None:
         """The stages, wired to each other by the callbacks each takes."""
         config, hub, clock = self.config, self._hub, self.config.clock
+        chain = chain_of(config.middleware)
         host = _Host(
             hub,
             self._registry,
@@ -153,6 +160,7 @@ class Worker(Front, Task):
             lambda job_id: self._leases.heartbeat(job_id),
             lambda job_id: self._leases.progressed(job_id),
             lambda: self._producer.notify(),
+            chain,
         )
         self._executor = Executor(
             self.limits,
@@ -165,6 +173,7 @@ class Worker(Front, Task):
             report=self._report,
             freed=lambda: self._producer.notify(),
             renew=lambda running: self._leases.renew(running),
+            chain=chain if chain is not None and chain.attempts else None,
         )
         self._completer = Completer(
             hub,
@@ -409,6 +418,8 @@ class _Host:
     heartbeat_fn: Callable[[int], Awaitable[None]]
     progressed_fn: Callable[[int], None]
     notify_fn: Callable[[], None]
+    chain: Chain | None = None
+    """The worker's middleware (None: none)."""
 
     @property
     def store(self) -> Store:

@@ -85,6 +85,9 @@ class NewJob:
     """Which bucket of a keyed rate limit the job takes its tokens from (see `RateLimit`)."""
     cost: int = 1
     """How many tokens it takes from each rate limit on it."""
+    meta: Mapping[str, str] = attrs.field(factory=dict)
+    """Metadata that travels with the job (str to str: trace context, tenant...); see
+    `wireframe.scheduler.middleware`."""
 
 
 class Overlap(enum.StrEnum):
@@ -199,6 +202,8 @@ class JobRecord:
     """When it last became ready to run (UNIX time): its submission or `run_at`, the wake-up of
     a delay, retry or durable sleep, its unblocking, resumption, preemption or reclaim. The
     queue wait of its next start counts from here."""
+    meta: Mapping[str, str] = attrs.field(factory=dict)
+    """Metadata given at submission (by the caller or middleware): str to str, never changed."""
     depends_on: tuple[int, ...] = ()
 
     @property

@@ -65,6 +65,7 @@ class NewRows:
             job.max_reclaims,
             self.tally,
             lane,
+            job.meta,
         )
         if job.rate_key is not None or job.cost != 1:
             row.rate_key, row.cost = job.rate_key, job.cost

@@ -6,6 +6,7 @@ references its indexes need. Records handed out are built from it and share noth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from wireframe.store.records import (
@@ -51,7 +52,7 @@ class Job:
         "active_children", "aged_at", "attempt", "base_priority", "cancel_requested",
         "child_failed", "claim_seq", "cost", "created_at", "deps", "domain", "error", "expires_at",
         "fail_fast", "finished_at", "id", "key", "lane", "lease_expires_at", "max_attempts",
-        "max_reclaims", "needs_finalize", "new_attempt", "on_dep_failure", "parent_id",
+        "max_reclaims", "meta", "needs_finalize", "new_attempt", "on_dep_failure", "parent_id",
         "pause_requested", "paused_from", "payload", "phase", "pkey", "priority", "progress",
         "progress_message", "rate_key", "ready_at", "reason", "reclaims", "resources", "result",
         "retry_budget", "run_at", "schedule_id", "started_at", "state", "tags", "tally",
@@ -76,6 +77,7 @@ class Job:
         max_reclaims: int,
         tally: dict[JobState, int],
         lane: Lane,
+        meta: Mapping[str, str] | None,
     ) -> None:
         self.id = job_id
         self.type = type
@@ -144,6 +146,8 @@ class Job:
         """The pending index it joins when pending."""
         self.pkey: int | None = None
         """Its key in the lane's heap while pending (see `lanes.key`)."""
+        self.meta = dict(meta) if meta else None
+        """Its metadata as submitted (never changed; records get copies)."""
 
     def record(self, depends_on: tuple[int, ...] = ()) -> JobRecord:
         """A snapshot of the row."""
@@ -157,7 +161,7 @@ class Job:
             self.progress_message, self.on_dep_failure, self.fail_fast, self.phase,
             self.active_children, self.cancel_requested, self.pause_requested,
             self.schedule_id, self.wait_for, self.reclaims, self.max_reclaims, self.ready_at,
-            depends_on,
+            dict(self.meta) if self.meta else {}, depends_on,
         )  # fmt: skip
 
     def open_attempt(self, worker_id: str | None, now: float) -> None:

@@ -19,12 +19,12 @@ JOB_COLUMNS = (
     "created_at, run_at, started_at, finished_at, expires_at, attempt, max_attempts, claim_seq, "
     "worker_id, lease_expires_at, result, error, traceback, reason, progress, progress_message, "
     "on_dep_failure, fail_fast, phase, active_children, cancel_requested, pause_requested, "
-    "schedule_id, wait_for, reclaims, max_reclaims, ready_at"
+    "schedule_id, wait_for, reclaims, max_reclaims, ready_at, meta"
 )
 
 
 _STATES: dict[str, JobState] = {state.value: state for state in JobState}
-_TAGS, _RESOURCES, _FAIL_FAST, _CANCEL, _PAUSE = 9, 10, 28, 31, 32
+_TAGS, _RESOURCES, _FAIL_FAST, _CANCEL, _PAUSE, _META = 9, 10, 28, 31, 32, 38
 
 
 def job_from_row(row: Sequence[Any], depends_on: tuple[int, ...] = ()) -> JobRecord:
@@ -37,6 +37,8 @@ def job_from_row(row: Sequence[Any], depends_on: tuple[int, ...] = ()) -> JobRec
     fields[_FAIL_FAST] = bool(fields[_FAIL_FAST])
     fields[_CANCEL] = bool(fields[_CANCEL])
     fields[_PAUSE] = bool(fields[_PAUSE])
+    meta = fields[_META]
+    fields[_META] = json.loads(meta) if meta else {}
     fields.append(depends_on)
     return JobRecord(*fields)
 

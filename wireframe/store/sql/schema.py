@@ -242,6 +242,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, key)
     ) WITHOUT ROWID
     """,
+    # 16: metadata that travels with a job (`meta`: a JSON object of str to str, NULL when
+    # empty): trace context and what middleware or the caller adds at submission.
+    "ALTER TABLE jobs ADD COLUMN meta TEXT",
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -458,6 +461,8 @@ PG_MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, key)
     )
     """,
+    # 16: a job's metadata (see the SQLite version).
+    "ALTER TABLE jobs ADD COLUMN meta TEXT",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

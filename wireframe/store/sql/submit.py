@@ -27,10 +27,10 @@ _JOB_COLUMNS = (
     "jobs (id, type, domain, payload, state, priority, base_priority, key, "
     "parent_id, tags, resources, created_at, run_at, ready_at, expires_at, max_attempts, "
     "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason, "
-    "max_reclaims, rate_key, cost)"
+    "max_reclaims, rate_key, cost, meta)"
 )
 INSERT_JOB = Bulk(
-    f"INSERT INTO {_JOB_COLUMNS} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    f"INSERT INTO {_JOB_COLUMNS} VALUES ({','.join('?' * 27)})",
     # Ids are reserved first; a racing duplicate key fails the COPY as it would an INSERT.
     f"COPY {_JOB_COLUMNS} FROM STDIN",
 )
@@ -68,6 +68,7 @@ def job_row(
         job.max_reclaims,
         job.rate_key,
         job.cost,
+        json.dumps(dict(job.meta), sort_keys=True) if job.meta else None,
     )
 
 
@@ -148,14 +149,14 @@ UNIFORM_MIN = 16
 # and `json_each` turns them into rows inside SQLite (its `key` is the index in the array).
 _INSERT_UNIFORM = (
     f"INSERT INTO {_JOB_COLUMNS} SELECT ?1 + key, ?2, ?3, value, "
-    + ", ".join(f"?{i}" for i in range(5, 27))
+    + ", ".join(f"?{i}" for i in range(5, 28))
     + " FROM json_each(?4)"
 )
 # PostgreSQL: the ids (reserved from a sequence, so not always consecutive) arrive as an array
 # literal and the payloads as a JSON array; the two are zipped in order.
 _INSERT_UNIFORM_PG = (
     f"INSERT INTO {_JOB_COLUMNS} SELECT v.id, ?, ?, v.payload, "
-    + ", ".join("?" for _ in range(22))
+    + ", ".join("?" for _ in range(23))
     + " FROM unnest(?::bigint[], ARRAY(SELECT p FROM json_array_elements_text(?::json)"
     + " WITH ORDINALITY AS e(p, n) ORDER BY n)) AS v(id, payload)"
 )
@@ -175,6 +176,7 @@ _shape = operator.attrgetter(
     "max_reclaims",
     "rate_key",
     "cost",
+    "meta",
 )
 """Everything that goes into a plain job's row apart from its payload."""
 
