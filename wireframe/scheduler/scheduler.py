@@ -171,6 +171,8 @@ class Scheduler(Front, Task):
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        debounce: float | None = None,
+        throttle: float | None = None,
     ) -> Submitted[ResultT] | Duplicate[ResultT]:
         """Submit one job; return Submitted(id) or Duplicate(existing_id).
 
@@ -183,6 +185,10 @@ class Scheduler(Front, Task):
         `tags` a worker must have, a `ttl` (seconds a job that has not started may wait),
         `recurring` (Every or Cron), `fail_fast` (a failed child fails its parent at once),
         `resources` it holds while it runs and `max_reclaims` (lost workers it survives).
+        `debounce` seconds (with a key): a job with that key still waiting to start takes
+        this payload and runs that long from now (`Submitted(id, replaced=True)`, its id);
+        `throttle` seconds (with a key): Duplicate within that long of the last accepted
+        submission with the key.
         The payload's field types are checked against its class's annotations first: a
         PayloadError names the field (``payload.items[2].n``) and the bad value.
         """
@@ -200,6 +206,8 @@ class Scheduler(Front, Task):
             fail_fast,
             resources,
             max_reclaims,
+            debounce,
+            throttle,
         )
         results = await self._submit([self.build_job(payload, type, options)])
         return cast("Submitted[ResultT] | Duplicate[ResultT]", results[0])
@@ -222,9 +230,12 @@ class Scheduler(Front, Task):
         fail_fast: bool = True,
         resources: Mapping[str, int] | None = None,
         max_reclaims: int | None = None,
+        debounce: float | None = None,
+        throttle: float | None = None,
     ) -> list[Submitted[ResultT] | Duplicate[ResultT]]:
         """Submit many jobs with the same options (those of `submit`) in one transaction: all
-        are stored or none."""
+        are stored or none. Debounced or throttled jobs apply in order: a later payload with
+        the same key replaces an earlier one's (debounce) or is refused (throttle)."""
         options = _options(
             priority,
             delay,
@@ -239,6 +250,8 @@ class Scheduler(Front, Task):
             fail_fast,
             resources,
             max_reclaims,
+            debounce,
+            throttle,
         )
         templates: dict[object, tuple[list[Any], JobType[Any, Any], str, bool]] = {}
         jobs: list[NewJob] = []
@@ -281,7 +294,7 @@ class Scheduler(Front, Task):
                 raise scheduler_error(exc, job_id=parent, state=state) from exc
             if self.events.subscriber_count:
                 for job, result in zip(jobs, results, strict=True):
-                    if isinstance(result, Submitted):
+                    if isinstance(result, Submitted) and not result.replaced:
                         self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
         if self.worker is not None:
             delayed = [job.run_at for job in jobs if job.run_at is not None]
@@ -566,6 +579,8 @@ def _options(
     fail_fast: bool,
     resources: Mapping[str, int] | None,
     max_reclaims: object,
+    debounce: object = None,
+    throttle: object = None,
 ) -> dict[str, Any]:
     """The submit options as `build_job` takes them."""
     return {
@@ -582,6 +597,8 @@ def _options(
         "fail_fast": fail_fast,
         "resources": resources,
         "max_reclaims": max_reclaims,
+        "debounce": debounce,
+        "throttle": throttle,
     }
 
 

@@ -14,6 +14,7 @@ from wireframe.store.records import (
     ClaimRequest,
     EventRecord,
     Fired,
+    FlowKind,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -22,6 +23,7 @@ from wireframe.store.records import (
     NewJob,
     NewJobType,
     Outcome,
+    PausedFlow,
     ScheduleRecord,
     SubmitResult,
     Transition,
@@ -268,6 +270,14 @@ class Store(Protocol):
 
     async def job_types(self) -> list[JobTypeRecord]:
         """Every recorded job type, ordered by type."""
+
+    async def set_paused(self, kind: FlowKind, name: str, paused: bool) -> bool:
+        """Pause (`paused=True`) or resume a whole domain or job type, for every process: a
+        claim takes none of its jobs while it is paused; running ones go on. True if that
+        changed anything (False: it already was so)."""
+
+    async def paused(self) -> list[PausedFlow]:
+        """Every paused domain and job type (domains first, by name)."""
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 
+from wireframe.store.memory.flow_state import Flows
 from wireframe.store.memory.heaps import TimeHeap, due_valid, expiry_valid, lease_valid, rebuilt
 from wireframe.store.memory.lanes import SLACK, Lane
 from wireframe.store.memory.rows import (
@@ -68,6 +69,8 @@ class Table:
         """The live (and recently lost) workers, by id (`lost` is worked out when read)."""
         self.job_types: dict[str, JobTypeRecord] = {}
         """The recorded job types, by type (the SQL `job_types` table)."""
+        self.flows = Flows()
+        """Paused domains and types, and throttle periods (`flows.py`)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []
@@ -262,6 +265,21 @@ class Table:
             for dep in list(job.waiting):
                 self.remove_edge(job, dep)
         job.waiting = None
+
+    def reschedule(self, job: Job, run_at: float, expires_at: float | None) -> None:
+        """Give a waiting (pending or scheduled) job a new run time and ttl: scheduled until
+        then (pending if it has come), every index kept in step."""
+        job.run_at = run_at
+        job.ready_at = max(run_at, self.now)
+        job.expires_at = expires_at
+        if expires_at is not None:
+            self.push_expiry(job)
+        if run_at <= self.now:
+            self.move(job, PENDING)
+        elif job.state is SCHEDULED:
+            self._push_due(job)
+        else:
+            self.move(job, SCHEDULED)
 
     # -- time heaps -------------------------------------------------------------------------
 
