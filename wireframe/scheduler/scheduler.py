@@ -19,6 +19,7 @@ from wireframe.durable.run import to_json
 from wireframe.scheduler._config import worker_config
 from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
+from wireframe.scheduler._pauses import flow_name
 from wireframe.scheduler._refs import JobRef
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import default_worker_id
@@ -46,10 +47,12 @@ from wireframe.scheduler.worker import CLOSE_TIMEOUT, Worker
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
     Duplicate,
+    FlowKind,
     InvalidTransitionError,
     JobRecord,
     JobState,
     NewJob,
+    PausedFlow,
     ScheduleRecord,
     Store,
     StoreError,
@@ -474,6 +477,41 @@ class Scheduler(Front, Task):
         """Let this process's worker see cancel and pause requests at once, not at its next beat."""
         if self.worker is not None:
             await self.worker.check_requests()
+
+    # -- pausing a domain or job type -------------------------------------------------------
+
+    async def pause_domain(self, domain: Domain | str) -> bool:
+        """Start no more jobs of a domain, in any process, until `resume_domain`: running
+        ones finish, pending ones wait. True if it was not paused already."""
+        return await self._set_paused("domain", domain, True, "pause_domain")
+
+    async def resume_domain(self, domain: Domain | str) -> bool:
+        """Let the jobs of a paused domain start again. True if it was paused."""
+        return await self._set_paused("domain", domain, False, "resume_domain")
+
+    async def pause_type(self, job_type: JobType[Any, Any] | str) -> bool:
+        """Start no more jobs of one type (``domain::name``, or the `JobType`), in any
+        process, until `resume_type`. True if it was not paused already."""
+        return await self._set_paused("type", job_type, True, "pause_type")
+
+    async def resume_type(self, job_type: JobType[Any, Any] | str) -> bool:
+        """Let the jobs of a paused job type start again. True if it was paused."""
+        return await self._set_paused("type", job_type, False, "resume_type")
+
+    async def paused(self) -> list[PausedFlow]:
+        """The paused domains and job types (domains first, by name)."""
+        await self.open()
+        with store_errors():
+            return await self.store.paused()
+
+    async def _set_paused(self, kind: FlowKind, value: object, paused: bool, where: str) -> bool:
+        name = flow_name(kind, value, where)
+        await self.open()
+        with store_errors():
+            changed = await self.store.set_paused(kind, name, paused)
+        if changed and not paused and self.worker is not None:
+            self.worker.notify()
+        return changed
 
     async def emit_event(self, name: str, payload: object = None) -> bool:
         """Emit a durable event (a latch: the first emit wins); True if this one set it."""
