@@ -254,3 +254,31 @@ async def test_paused_flow_record() -> None:
         await s.pause_domain(Domain("media"))
         [flow] = await s.paused()
         assert isinstance(flow, PausedFlow) and flow.kind == "domain"
+
+
+async def test_metrics_show_paused_domains_and_types(tmp_path: Path) -> None:
+    from wireframe import scheduler_metrics
+
+    media, mail = Domain("media"), Domain("mail")
+
+    @media.job
+    async def resize(job: Work, ctx: JobContext) -> None: ...
+
+    @mail.job
+    async def send(job: Work, ctx: JobContext) -> None: ...
+
+    async with Scheduler(tmp_path / "jobs.db", domains=[media, mail], worker=False) as s:
+        collect = scheduler_metrics(s)
+        await s.pause_domain("media")
+        await s.pause_type("mail::send")
+        await s.pause_domain("unknown")  # not registered here: no series minted for it
+        families = {f.name: f for f in await collect()}
+        domains = {x.labels["domain"]: x.value for x in families["wireframe_domain_paused"].samples}
+        assert domains == {"mail": 0, "media": 1}
+        types = {x.labels["type"]: x.value for x in families["wireframe_type_paused"].samples}
+        assert types == {"mail::send": 1, "media::resize": 0}
+        await s.resume_domain("media")
+        families = {f.name: f for f in await collect()}
+        samples = families["wireframe_domain_paused"].samples
+        assert {x.labels["domain"]: x.value for x in samples} == {"mail": 0, "media": 0}
+        collect.close()

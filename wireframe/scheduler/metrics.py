@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+from wireframe.scheduler._pause_metrics import paused_gauges
 from wireframe.scheduler.events import (
     Event,
     EventsLagged,
@@ -232,7 +233,12 @@ class SchedulerMetrics:
             await source.open()
             counts = await source.store.counts()
             waits = await source.store.oldest_pending()
-            store_gauges = [self._jobs_gauge(counts), self._waits_gauge(waits)]
+            flows = await source.store.paused()
+            store_gauges = [
+                self._jobs_gauge(counts),
+                self._waits_gauge(waits),
+                *paused_gauges(self.labels.domains, self.labels.types, flows),
+            ]
         return [
             *store_gauges,
             gauge(
