@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, Worker, assert_one_line_error, in_store, wait_until
+from cli_support import Cli, Result, Worker, assert_one_line_error, in_store, wait_until
 
 from wireframe.store import JobState, NewJob, Store
 
@@ -122,3 +122,34 @@ def test_a_worker_in_another_process_honours_a_pause(
             )
     finally:
         worker.kill()
+
+
+def test_submit_debounce_and_throttle(wf: Cli) -> None:
+    assert wf("migrate").code == 0
+    app = ("--app", "flow_app:scheduler")
+
+    def submit(*args: str) -> Result:
+        return wf("submit", "media::crop", *app, *args)
+
+    first = submit("--payload", '{"v": 1}', "--key", "k", "--debounce", "1h", "--json")
+    assert first.code == 0, first
+    assert (first.json()["duplicate"], first.json()["replaced"]) == (False, False)
+    second = submit("--payload", '{"v": 2}', "--key", "k", "--debounce", "1h")
+    assert second.code == 0 and f"debounced: job {first.json()['id']}" in second.out, second
+    [job] = wf("jobs", "--json").json()
+    assert (job["payload"], job["state"]) == ({"v": 2}, "scheduled")
+
+    throttled = submit("--key", "t", "--throttle", "1h", "--json")
+    assert throttled.code == 0 and throttled.json()["duplicate"] is False, throttled
+    assert wf("cancel", str(throttled.json()["id"])).code == 0
+    again = submit("--key", "t", "--throttle", "1h", "--json")
+    assert again.json()["duplicate"] is True and again.json()["id"] == throttled.json()["id"]
+
+    assert_one_line_error(submit("--debounce", "5s"), 2, "--debounce needs a dedup key")
+    assert_one_line_error(
+        submit("--key", "k", "--debounce", "5s", "--throttle", "5s"), 2, "not both"
+    )
+    assert_one_line_error(
+        submit("--key", "k", "--debounce", "5s", "--delay", "1s"), 2, "without --delay"
+    )
+    assert_one_line_error(submit("--key", "k", "--throttle", "0s"), 2, "--throttle", "'0s'")
