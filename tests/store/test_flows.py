@@ -146,3 +146,19 @@ async def test_paused_type_is_not_claimed_until_resumed(store: Store, clock) -> 
     assert await claim_ids(store) == [plain]
     await store.set_paused("type", f"{DOMAIN}::slow", False)
     assert await claim_ids(store) == [paused]
+
+
+async def test_the_key_stays_held_while_either_twin_is_active(store: Store, clock) -> None:
+    [first] = await store.submit([job(key="k", debounce=1.0)])
+    clock.advance(1)
+    running = await claim_one(store, first.id)
+    [waiting] = await store.submit([job(key="k", debounce=1.0)])
+    assert isinstance(waiting, Submitted) and not waiting.replaced
+    await store.cancel(waiting.id)
+    # The started job still holds the key.
+    assert await store.submit([job(key="k")]) == [Duplicate(first.id)]
+    [again] = await store.submit([job(key="k", debounce=1.0)])
+    assert isinstance(again, Submitted) and not again.replaced
+    assert await complete(store, running.lease)
+    # The waiting one holds it once the started one has ended.
+    assert await store.submit([job(key="k")]) == [Duplicate(again.id)]

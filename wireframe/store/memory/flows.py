@@ -63,6 +63,8 @@ def _debounce(tb: Table, job: NewJob) -> SubmitResult:
         tb.wakes = True
         return Submitted(holder.id, replaced=True)
     (result,) = submit_jobs(tb, [attrs.evolve(job, run_at=run_at, expires_at=expires_at)])
+    if holder is not None and holder.state not in TERMINAL:  # it has started: both hold the key
+        tb.flows.twins.setdefault((job.type, job.key), set()).update((holder.id, result.id))
     return result
 
 

@@ -159,6 +159,8 @@ class Table:
         elif old not in TERMINAL:
             if job.key is not None and self.keys.get((job.type, job.key)) == jid:
                 del self.keys[(job.type, job.key)]
+                if self.flows.twins:  # a debounced job beside a started one: it holds it now
+                    self.flows.rehold(self.jobs, self.keys, (job.type, job.key))
             if job.wait_for is not None:
                 self._unwait(job.wait_for, jid)
         if emptied is not None and not emptied:
