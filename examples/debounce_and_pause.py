@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 
-import anyio
 import attrs
 
 from wireframe import (
