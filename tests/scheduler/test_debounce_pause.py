@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from wireframe.scheduler import (
     Scheduler,
     Submitted,
 )
-from wireframe.store import MemoryStore, SqliteStore, Store
+from wireframe.store import MemoryStore, PostgresStore, SqliteStore, Store
 from wireframe.testing import running
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
+from pg_support import drop_schema, new_schema_name, require_pg
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +51,26 @@ class Save:
 def make_store(kind: str, tmp_path: Path, clock: Callable[[], float]) -> Store:
     if kind == "memory":
         return MemoryStore(clock=clock)
+    if kind == "postgresql":
+        return PostgresStore(require_pg(), schema=(tmp_path / "schema").read_text(), clock=clock)
     return SqliteStore(tmp_path / "jobs.db", clock=clock)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_kind(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str) -> Iterator[str]:
+    """memory and SQLite on asyncio and trio; PostgreSQL (a schema of its own) on asyncio."""
+    kind = str(request.param)
+    if kind != "postgresql":
+        yield kind
+        return
+    if anyio_backend != "asyncio":
+        pytest.skip("the PostgreSQL store is tested under asyncio")
+    name = new_schema_name("wfflow")
+    (tmp_path / "schema").write_text(name)
+    try:
+        yield kind
+    finally:
+        drop_schema(name)
 
 
 def docs_domain(seen: list[str]) -> Domain:
