@@ -33,8 +33,8 @@ from wireframe.store.records import (
     SubmitResult,
     Submitted,
 )
-from wireframe.store.sql.rows import TERMINAL_SQL
 from wireframe.store.sql import submit as submit_sql
+from wireframe.store.sql.rows import TERMINAL_SQL
 from wireframe.store.sql.tx import Tx
 
 PAUSED_CLAUSE = (
