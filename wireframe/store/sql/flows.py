@@ -11,9 +11,9 @@ Throttle (`NewJob.throttle`): refused (`Duplicate` of the job the last accepted 
 within `throttle` seconds of the last accepted submission with the same (type, key); an accepted
 one starts a new period. The usual key dedup applies too.
 
-Both are decided under a lock of their (type, key): PostgreSQL takes a transaction-scoped
-advisory lock per key first (`Dialect.lock_name` order: before any job row), SQLite's write lock
-already serialises submitters. So concurrent submitters in any number of processes end with one
+Every keyed submission is decided under a lock of its (type, key): PostgreSQL takes a
+transaction-scoped advisory lock per key first (`Dialect.lock_name` order: before any job row),
+SQLite's write lock already serialises submitters. So concurrent submitters in any number of processes end with one
 waiting job carrying the payload of the last one to commit.
 
 Pauses (`paused_flows`): a claim takes no job of a paused domain or type (`PAUSED_CLAUSE`).
@@ -52,9 +52,9 @@ def submit_jobs(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult
 def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     """Insert `jobs` in order (`wireframe.store.sql.submit.submit`), debounced and throttled
     ones as the module docstring says."""
+    lock_keys(tx, jobs)
     if not any(job.debounce is not None or job.throttle is not None for job in jobs):
         return submit_jobs(tx, now, jobs)
-    lock_keys(tx, jobs)
     results: list[SubmitResult] = []
     plain: list[NewJob] = []
     for job in jobs:
@@ -73,16 +73,15 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
 
 
 def lock_keys(tx: Tx, jobs: Sequence[NewJob]) -> None:
-    """PostgreSQL: lock the (type, key) of every debounced or throttled job, in name order."""
+    """PostgreSQL: lock the (type, key) of every keyed job, in name order (one statement).
+
+    The unique index of keys covers only jobs that have not started (a started job and the
+    debounced one beside it share a key), so this lock is what keeps two plain submissions
+    with one key from both inserting when the first one's job starts at once.
+    """
     if tx.dialect.name != "postgresql":
         return
-    names = sorted(
-        {
-            f"key:{job.type}:{job.key}"
-            for job in jobs
-            if job.key is not None and (job.debounce is not None or job.throttle is not None)
-        }
-    )
+    names = sorted({f"key:{job.type}:{job.key}" for job in jobs if job.key is not None})
     if names:
         tx.execute(
             "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
