@@ -13,8 +13,8 @@ one starts a new period. The usual key dedup applies too.
 
 Every keyed submission is decided under a lock of its (type, key): PostgreSQL takes a
 transaction-scoped advisory lock per key first (`Dialect.lock_name` order: before any job row),
-SQLite's write lock already serialises submitters. So concurrent submitters in any number of processes end with one
-waiting job carrying the payload of the last one to commit.
+SQLite's write lock already serialises submitters. So concurrent debouncers in any number of
+processes end with one waiting job carrying the payload of the last one to commit.
 
 Pauses (`paused_flows`): a claim takes no job of a paused domain or type (`PAUSED_CLAUSE`).
 """
