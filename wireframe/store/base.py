@@ -107,7 +107,12 @@ class Store(Protocol):
         """Release connections; the store may be opened again."""
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
-        """Insert jobs in one transaction, returning Submitted or Duplicate for each, in order."""
+        """Insert jobs in one transaction, returning Submitted or Duplicate for each, in order.
+
+        A debounced job (`NewJob.debounce`) replaces the payload of the waiting job holding its
+        key (`Submitted(id, replaced=True)`); a throttled one (`NewJob.throttle`) is a Duplicate
+        within its period: see `wireframe.store.sql.flows`.
+        """
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases.
