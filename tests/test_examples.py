@@ -26,6 +26,11 @@ EXPECTED = {
     ],
     "priorities.py": ["ran:       critical, high, int-15, normal-1, normal-2, normal-3, low"],
     "dedup.py": ["again:  Duplicate(existing_id=1)"],
+    "debounce_and_pause.py": [
+        "index ran 1 time(s), with ['final']",
+        "then within the hour: Duplicate(existing_id=2)",
+        "resumed: digest sent to grace",
+    ],
     "children.py": ["'ok': ['docs/about', 'docs/api', 'docs/faq', 'docs/index']"],
     "standalone_worker.py": ["by worker process", "worker process exited with code 0"],
     "rate_limits.py": ["rate limited by api (key 'acme'): 10/s", "acme: 13 jobs started"],

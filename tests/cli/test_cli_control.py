@@ -110,6 +110,7 @@ def test_submit_checks_the_payload_against_the_recorded_type_and_applies_its_set
         "id": 2,
         "type": "media::resize",
         "duplicate": False,
+        "replaced": False,
         "priority": 0,
         "max_attempts": 5,
     }

@@ -270,6 +270,17 @@ async def test_every_scheduler_method_raises_only_exported_scheduler_errors(
         await walk.fails("emit_event", ConfigError, lambda: s.emit_event(""), "''")
         await walk.fails("emit_event", PayloadError, lambda: s.emit_event("go", object()), "'go'")
 
+        # pausing a domain or job type
+        for method, bad in (
+            ("pause_domain", "flow::ok"),
+            ("resume_domain", ""),
+            ("pause_type", "flow"),
+            ("resume_type", 3),
+        ):
+            await walk.fails(
+                method, ConfigError, lambda m=method, b=bad: getattr(s, m)(b), method, repr(bad)
+            )
+
         # schedules
         for method in ("pause_schedule", "resume_schedule", "cancel_schedule"):
             gone = await walk.fails(
@@ -305,6 +316,7 @@ async def test_every_scheduler_method_raises_only_exported_scheduler_errors(
         ("jobs", lambda: broken.jobs()),
         ("snapshot", broken.snapshot),
         ("schedules", broken.schedules),
+        ("paused", broken.paused),
         ("result", lambda: broken.result(1)),
         ("cancel", lambda: broken.cancel(1)),
         ("submit", lambda: broken.submit({}, type="flow::ok")),

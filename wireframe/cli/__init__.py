@@ -29,6 +29,8 @@ from wireframe.cli.commands import (
     cmd_workers,
 )
 from wireframe.cli.errors import CLIError, UsageError
+from wireframe.cli.flows import add_parsers as add_flow_parsers
+from wireframe.cli.flows import cmd_pause_flow, cmd_paused
 from wireframe.cli.running import cmd_run, cmd_worker
 from wireframe.cli.schedules import cmd_schedules
 from wireframe.cli.submit import add_parsers as add_submit_parsers
@@ -169,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--type", metavar="DOMAIN::NAME", help="every job of this type")
 
     add_submit_parsers(sub, [store, as_json])
+    add_flow_parsers(sub, [store, as_json])
 
     p = sub.add_parser(
         "schedules", parents=[store, as_json], help="list recurring schedules and skipped firings"
@@ -212,6 +215,11 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "retry": cmd_control,
     "pause": cmd_control,
     "resume": cmd_control,
+    "pause-domain": cmd_pause_flow,
+    "resume-domain": cmd_pause_flow,
+    "pause-type": cmd_pause_flow,
+    "resume-type": cmd_pause_flow,
+    "paused": cmd_paused,
     "submit": cmd_submit,
     "types": cmd_types,
     "schedules": cmd_schedules,

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from wireframe.cli import render
 from wireframe.cli.errors import CLIError, UsageError
+from wireframe.cli.pauses import held_by_pause, held_by_pauses, waits
 from wireframe.cli.values import (
     parse_duration,
     parse_job_id,
@@ -145,6 +146,7 @@ async def cmd_jobs(args: argparse.Namespace, out: Output) -> int:
             limit=limit,
             newest_first=not args.oldest_first,
         )
+        held = held_by_pauses(jobs, await store.paused())
         total = len(jobs)
         if total == limit:
             total = sum(
@@ -155,14 +157,15 @@ async def cmd_jobs(args: argparse.Namespace, out: Output) -> int:
                 and (args.type is None or job_type == args.type)
             )
     if out.as_json:
-        out.json([render.job_dict(j) for j in jobs])
+        out.json([render.job_dict(j) | waits(held, j.id) for j in jobs])
         return 0
     if not jobs:
         out.print(Text("no jobs match", style="dim"))
         return 0
     cut = total > len(jobs)
     caption = f"showing {len(jobs)} of {total}; --limit N shows more" if cut else None
-    out.print(render.jobs_table(jobs, title=f"{total} job(s) in {store.url}", caption=caption))
+    title = f"{total} job(s) in {store.url}"
+    out.print(render.jobs_table(jobs, title=title, caption=caption, notes=held))
     return 0
 
 
@@ -324,7 +327,7 @@ async def _workers(store: Store, job: JobRecord) -> tuple[str, Any, RenderableTy
     if job.state is not JobState.PENDING:
         return "workers", None, None
     workers = await store.workers()
-    why = why_waiting(job, workers)
+    why = held_by_pause(job, await store.paused()) or why_waiting(job, workers)
     able = [w.info.worker_id for w in workers if can_take(w, job)]
     data = {"can_take": able, "why_not": why}
     if why is not None:

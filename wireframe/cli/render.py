@@ -163,10 +163,14 @@ def reason(job: JobRecord, now: float | None = None) -> str:
 
 
 def jobs_table(
-    jobs: list[JobRecord], title: str | None = None, caption: str | None = None
+    jobs: list[JobRecord],
+    title: str | None = None,
+    caption: str | None = None,
+    notes: Mapping[int, str] | None = None,
 ) -> Table:
     """A table of jobs: id, type, state, priority, attempt, age, progress, info; one line per
-    job, readable at 80 columns (the type folds, the info is cut)."""
+    job, readable at 80 columns (the type folds, the info is cut). `notes`: what the info of
+    some jobs says first, by id (why a pending job waits)."""
     now = time.time()
     table = Table(
         title=title,
@@ -189,7 +193,8 @@ def jobs_table(
         table.add_column("done", justify="right", no_wrap=True)
     table.add_column("info", no_wrap=True, overflow="ellipsis", min_width=8, ratio=1)
     for job in jobs:
-        info = job.error or job.progress_message or reason(job, now)
+        note = notes.get(job.id) if notes else None
+        info = note or job.error or job.progress_message or reason(job, now)
         row: list[str | Text] = [
             str(job.id),
             job.type,

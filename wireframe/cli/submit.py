@@ -38,7 +38,7 @@ from wireframe.scheduler.codec import canonical_json, decode_payload
 from wireframe.scheduler.domain import JobType
 from wireframe.scheduler.flow import recorded_rate_fields, submitted
 from wireframe.scheduler.submission import key_of
-from wireframe.store import Duplicate, NewJob, NewJobType, Store, UnknownJobError
+from wireframe.store import Duplicate, NewJob, NewJobType, Store, Submitted, UnknownJobError
 
 __all__ = ["add_parsers", "cmd_submit", "cmd_types", "parse_resources", "parse_run_at"]
 
@@ -77,6 +77,17 @@ def add_parsers(
         help="expire if not started within, e.g. 1h (default: the job type's ttl)",
     )
     p.add_argument("--key", help="dedup key: no second active job of the type with this key")
+    p.add_argument(
+        "--debounce",
+        metavar="DURATION",
+        help="with a key: replace the payload of the job with this key that waits to start, and"
+        " run it this long from now (e.g. 5s); otherwise run a new job then",
+    )
+    p.add_argument(
+        "--throttle",
+        metavar="DURATION",
+        help="with a key: refused (duplicate) within this long of the last accepted submit",
+    )
     p.add_argument("--tags", metavar="a,b", help="tags, added to the job type's")
     p.add_argument(
         "--resources",
@@ -248,12 +259,21 @@ async def cmd_submit(args: argparse.Namespace, out: Output) -> int:
                 "id": result.id,
                 "type": type_name,
                 "duplicate": duplicate,
+                "replaced": isinstance(result, Submitted) and result.replaced,
                 "priority": job.priority,
                 "max_attempts": job.max_attempts,
             }
         )
     elif duplicate:
         out.print(Text(f"duplicate: job {result.id} already holds key {job.key!r}", style="yellow"))
+    elif result.replaced:
+        out.print(
+            Text(
+                f"debounced: job {result.id} (waiting, key {job.key!r}) takes this payload and"
+                f" runs {render.when(job.run_at)}",
+                style="green",
+            )
+        )
     else:
         out.print(
             Text(
@@ -303,6 +323,8 @@ class _Options:
         if args.key is not None and not args.key:
             raise UsageError("--key must not be empty")
         self.key: str | None = args.key
+        self.debounce = _period(args.debounce, "--debounce")
+        self.throttle = _period(args.throttle, "--throttle")
         self.tags = parse_tags(args.tags)
         self.resources = parse_resources(args.resources)
         self.depends_on = tuple(parse_job_id(p) for p in parse_tags(args.depends_on))
@@ -311,6 +333,35 @@ class _Options:
             if args.max_attempts is None
             else parse_positive_int(args.max_attempts, option="--max-attempts")
         )
+
+
+def _period(text: str | None, option: str) -> float | None:
+    """A duration > 0 (``--debounce``, ``--throttle``), or None when not given."""
+    if text is None:
+        return None
+    value = parse_duration(text, option=option)
+    if value <= 0:
+        raise UsageError(f"{option} must be a duration > 0, got {text!r}")
+    return value
+
+
+def _flow(options: _Options, key: str | None) -> tuple[float | None, float | None]:
+    """(debounce, throttle), with the rules of `Scheduler.submit` in the options' words."""
+    debounce, throttle = options.debounce, options.throttle
+    if debounce is None and throttle is None:
+        return None, None
+    if debounce is not None and throttle is not None:
+        raise UsageError("give --debounce or --throttle, not both")
+    option = "--debounce" if debounce is not None else "--throttle"
+    if key is None:
+        raise UsageError(
+            f"{option} needs a dedup key: pass --key (or --app, to derive the job type's key)"
+        )
+    if debounce is not None and options.run_at is not None:
+        raise UsageError("--debounce sets the run time: give it without --delay or --run-at")
+    if debounce is not None and options.depends_on:
+        raise UsageError("--debounce takes no --depends-on")
+    return debounce, throttle
 
 
 def _build(
@@ -337,11 +388,13 @@ def _build(
             key = key_of(job_type, decode_payload(payload, job_type.payload_type), None, where="")
         except (ConfigError, PayloadError) as exc:
             raise UsageError(f"--payload: {exc}") from None
+    debounce, throttle = _flow(options, key)
     priority = options.priority
     if priority is None:
         priority = int(settings.get("priority", 10))
     ttl = options.ttl if options.ttl is not None else settings.get("ttl")
-    start = options.run_at if options.run_at is not None else time.time()
+    run_at = options.run_at if debounce is None else time.time() + debounce
+    start = run_at if run_at is not None else time.time()
     tags = tuple(sorted(set(settings.get("tags") or ()) | set(options.tags)))
     resources = options.resources
     if resources is None:
@@ -356,13 +409,15 @@ def _build(
         domain=record.domain,
         payload=payload,
         priority=priority,
-        run_at=options.run_at,
+        run_at=run_at,
         key=key,
         depends_on=options.depends_on,
         tags=tags,
         resources=resources,
         expires_at=None if ttl is None else start + float(ttl),
         max_attempts=max_attempts,
+        debounce=debounce,
+        throttle=throttle,
         **extra,
     )
 

@@ -27,9 +27,10 @@ from rich.text import Text
 from wireframe.cli import render
 from wireframe.cli.commands import Output, opened, snapshot_counts
 from wireframe.cli.errors import UsageError
+from wireframe.cli.pauses import flow_dict, paused_text
 from wireframe.cli.rate_view import rate_json, rate_table
 from wireframe.cli.values import parse_duration
-from wireframe.store import JobRecord, JobState, Store
+from wireframe.store import JobRecord, JobState, PausedFlow, Store
 from wireframe.store.rates import RateState
 
 try:
@@ -72,6 +73,8 @@ class Frame:
     """Live workers (a heartbeat within their ttl)."""
     rate_limits: Sequence[RateState] = ()
     """The rate limits claims applied, now."""
+    paused: Sequence[PausedFlow] = ()
+    """The paused domains and job types."""
 
     def total(self, state: JobState) -> int:
         """Jobs in `state` across every domain and type."""
@@ -101,7 +104,14 @@ async def read_frame(store: Store) -> Frame:
     counts = await store.counts()
     running = await store.list_jobs(states=(JobState.RUNNING,), limit=RUNNING_SHOWN + 1)
     workers = sum(not w.lost for w in await store.workers())
-    return Frame(time.monotonic(), counts, running, workers, await store.rate_limits())
+    return Frame(
+        time.monotonic(),
+        counts,
+        running,
+        workers,
+        rate_limits=await store.rate_limits(),
+        paused=await store.paused(),
+    )
 
 
 def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> RenderableType:
@@ -120,6 +130,8 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
         (rate(rates.failed), "bold red"),
         f"  workers {frame.workers}",
     )
+    if frame.paused:
+        header.append(f"\n{paused_text(frame.paused)} (their pending jobs wait)", "bold yellow")
     by_domain = snapshot_counts(dict(frame.counts))
     present = {state for per in by_domain.values() for state in per}
     states = [s for s in QUEUE_STATES if s in ALWAYS_SHOWN or s.value in present]
@@ -132,7 +144,10 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
         )
     for domain in sorted(by_domain):
         per = by_domain[domain]
-        queue.add_row(domain, *(str(per.get(s.value, 0)) for s in states))
+        label = Text(domain)
+        if any(f.kind == "domain" and f.name == domain for f in frame.paused):
+            label.append(" (paused)", "bold yellow")
+        queue.add_row(label, *(str(per.get(s.value, 0)) for s in states))
     if not by_domain:
         queue.add_row(Text("(no jobs)", style="dim"), *("" for _ in states))
 
@@ -246,6 +261,7 @@ async def _json_frames(store: Store, interval: float, iterations: int | None) ->
             "failed_per_second": rates.failed,
             "workers": frame.workers,
             "rate_limits": rate_json(frame.rate_limits),
+            "paused": [flow_dict(f) for f in frame.paused],
             "running": [
                 {
                     "id": j.id,

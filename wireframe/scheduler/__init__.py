@@ -70,7 +70,15 @@ from wireframe.scheduler.scheduler import Scheduler
 from wireframe.scheduler.shutdown import ShutdownMode
 from wireframe.scheduler.snapshot import RunningJob, Snapshot
 from wireframe.scheduler.worker import Worker
-from wireframe.store import Duplicate, JobRecord, JobState, Overlap, ScheduleRecord, Submitted
+from wireframe.store import (
+    Duplicate,
+    JobRecord,
+    JobState,
+    Overlap,
+    PausedFlow,
+    ScheduleRecord,
+    Submitted,
+)
 
 __all__ = [
     "AttemptOutcome",
@@ -123,6 +131,7 @@ __all__ = [
     "NonDeterminismError",
     "NotAChildError",
     "Overlap",
+    "PausedFlow",
     "PayloadError",
     "Permanent",
     "Priority",

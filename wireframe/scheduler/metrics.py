@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+from wireframe.scheduler._pause_metrics import paused_gauges
 from wireframe.scheduler._rate_metrics import rate_gauges
 from wireframe.scheduler.events import (
     Event,
@@ -240,10 +241,12 @@ class SchedulerMetrics:
             counts = await source.store.counts()
             waits = await source.store.oldest_pending()
             rates = await source.store.rate_limits()
+            flows = await source.store.paused()
             store_gauges = [
                 self._jobs_gauge(counts),
                 self._waits_gauge(waits),
                 *rate_gauges(self._declared_rates, rates),
+                *paused_gauges(self.labels.domains, self.labels.types, flows),
             ]
         return [
             *store_gauges,

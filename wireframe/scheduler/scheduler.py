@@ -20,6 +20,7 @@ from wireframe.scheduler._config import worker_config
 from wireframe.scheduler._front import Front, store_of
 from wireframe.scheduler._hub import Hub
 from wireframe.scheduler._middleware import chain_of, check_middleware
+from wireframe.scheduler._pauses import flow_name
 from wireframe.scheduler._refs import JobRef
 from wireframe.scheduler._registry import Registry
 from wireframe.scheduler._running import default_worker_id
@@ -50,10 +51,12 @@ from wireframe.scheduler.worker import CLOSE_TIMEOUT, Worker
 from wireframe.service import StopReceiver, Task, TaskKind
 from wireframe.store import (
     Duplicate,
+    FlowKind,
     InvalidTransitionError,
     JobRecord,
     JobState,
     NewJob,
+    PausedFlow,
     ScheduleRecord,
     Store,
     StoreError,
@@ -183,6 +186,8 @@ class Scheduler(Front, Task):
         max_reclaims: int | None = None,
         connection: object | None = None,
         meta: Mapping[str, str] | None = None,
+        debounce: float | None = None,
+        throttle: float | None = None,
     ) -> Submitted[ResultT] | Duplicate[ResultT]:
         """Submit one job; return Submitted(id) or Duplicate(existing_id).
 
@@ -196,6 +201,10 @@ class Scheduler(Front, Task):
         `recurring` (Every or Cron), `fail_fast` (a failed child fails its parent at once),
         `resources` it holds while it runs, `max_reclaims` (lost workers it survives) and
         `meta` (str to str, stored with the job; middleware may add to it).
+        `debounce` seconds (with a key): a job with that key still waiting to start takes
+        this payload and runs that long from now (`Submitted(id, replaced=True)`, its id);
+        `throttle` seconds (with a key): Duplicate within that long of the last accepted
+        submission with the key.
         `connection`: the application's open connection, in a transaction, on the store's
         database (a `sqlite3` connection to its file; a psycopg connection, sync or async, on
         PostgreSQL; or the SQLAlchemy connection holding one): the job is written in that
@@ -220,6 +229,8 @@ class Scheduler(Front, Task):
             resources,
             max_reclaims,
             meta,
+            debounce,
+            throttle,
         )
         results = await self._submit(
             [self.build_job(payload, type, options)], [payload], connection
@@ -246,9 +257,13 @@ class Scheduler(Front, Task):
         max_reclaims: int | None = None,
         connection: object | None = None,
         meta: Mapping[str, str] | None = None,
+        debounce: float | None = None,
+        throttle: float | None = None,
     ) -> list[Submitted[ResultT] | Duplicate[ResultT]]:
         """Submit many jobs with the same options (those of `submit`) in one transaction: all
-        are stored or none (with `connection`: in the application's transaction)."""
+        are stored or none (with `connection`: in the application's transaction). Debounced or
+        throttled jobs apply in order: a later payload with the same key replaces an earlier
+        one's (debounce) or is refused (throttle)."""
         options = _options(
             priority,
             delay,
@@ -264,6 +279,8 @@ class Scheduler(Front, Task):
             resources,
             max_reclaims,
             meta,
+            debounce,
+            throttle,
         )
         templates: dict[object, tuple[list[Any], JobType[Any, Any], str, bool]] = {}
         jobs: list[NewJob] = []
@@ -328,7 +345,7 @@ class Scheduler(Front, Task):
                 raise scheduler_error(exc, job_id=parent, state=state) from exc
             if self.events.subscriber_count:
                 for job, result in zip(jobs, results, strict=True):
-                    if isinstance(result, Submitted):
+                    if isinstance(result, Submitted) and not result.replaced:
                         self.events.publish(JobSubmitted(job_id=result.id, job_type=job.type))
         if self.worker is not None:
             delayed = [job.run_at for job in jobs if job.run_at is not None]
@@ -509,6 +526,41 @@ class Scheduler(Front, Task):
         if self.worker is not None:
             await self.worker.check_requests()
 
+    # -- pausing a domain or job type -------------------------------------------------------
+
+    async def pause_domain(self, domain: Domain | str) -> bool:
+        """Start no more jobs of a domain, in any process, until `resume_domain`: running
+        ones finish, pending ones wait. True if it was not paused already."""
+        return await self._set_paused("domain", domain, True, "pause_domain")
+
+    async def resume_domain(self, domain: Domain | str) -> bool:
+        """Let the jobs of a paused domain start again. True if it was paused."""
+        return await self._set_paused("domain", domain, False, "resume_domain")
+
+    async def pause_type(self, job_type: JobType[Any, Any] | str) -> bool:
+        """Start no more jobs of one type (``domain::name``, or the `JobType`), in any
+        process, until `resume_type`. True if it was not paused already."""
+        return await self._set_paused("type", job_type, True, "pause_type")
+
+    async def resume_type(self, job_type: JobType[Any, Any] | str) -> bool:
+        """Let the jobs of a paused job type start again. True if it was paused."""
+        return await self._set_paused("type", job_type, False, "resume_type")
+
+    async def paused(self) -> list[PausedFlow]:
+        """The paused domains and job types (domains first, by name)."""
+        await self.open()
+        with store_errors():
+            return await self.store.paused()
+
+    async def _set_paused(self, kind: FlowKind, value: object, paused: bool, where: str) -> bool:
+        name = flow_name(kind, value, where)
+        await self.open()
+        with store_errors():
+            changed = await self.store.set_paused(kind, name, paused)
+        if changed and not paused and self.worker is not None:
+            self.worker.notify()
+        return changed
+
     async def emit_event(self, name: str, payload: object = None) -> bool:
         """Emit a durable event (a latch: the first emit wins); True if this one set it."""
         if not isinstance(name, str) or not name:
@@ -614,6 +666,8 @@ def _options(
     resources: Mapping[str, int] | None,
     max_reclaims: object,
     meta: Mapping[str, str] | None = None,
+    debounce: object = None,
+    throttle: object = None,
 ) -> dict[str, Any]:
     """The submit options as `build_job` takes them."""
     return {
@@ -631,6 +685,8 @@ def _options(
         "resources": resources,
         "max_reclaims": max_reclaims,
         "meta": meta,
+        "debounce": debounce,
+        "throttle": throttle,
     }
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from wireframe.scheduler._flow_options import check_flow
 from wireframe.scheduler.codec import encode_payload
 from wireframe.scheduler.domain import JobType, check_max_reclaims, check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError
@@ -68,6 +69,8 @@ def build_job(
     resources: Mapping[str, int] | None = None,
     max_reclaims: object = None,
     meta: Mapping[str, str] | None = None,
+    debounce: object = None,
+    throttle: object = None,
 ) -> NewJob:
     """Validate every submission option for `job_type` and build the row to insert."""
     where = f"submit {job_type.type}"
@@ -135,6 +138,17 @@ def build_job(
             recurring.max_occurrences,
             recurring.overlap,
         )
+    debounced, throttled = check_flow(
+        where,
+        key=key,
+        debounce=debounce,
+        throttle=throttle,
+        timed=start is not None and recurring is None,
+        linked=bool(deps) or parent_id is not None,
+        recurring=recurring is not None,
+    )
+    if debounced is not None:
+        start = now + debounced
     expires_at = None if ttl_value is None else (start if start is not None else now) + ttl_value
     if not isinstance(fail_fast, bool):
         raise ConfigError(f"{where}: fail_fast must be a bool, got {fail_fast!r}")
@@ -164,6 +178,8 @@ def build_job(
         rate_key=rate_key,
         cost=cost,
         meta=check_meta(meta, where=f"{where} meta") if meta else {},
+        debounce=debounced,
+        throttle=throttled,
     )
 
 

@@ -15,6 +15,7 @@ from wireframe.store.records import (
     ClaimRequest,
     EventRecord,
     Fired,
+    FlowKind,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -23,6 +24,7 @@ from wireframe.store.records import (
     NewJob,
     NewJobType,
     Outcome,
+    PausedFlow,
     ScheduleRecord,
     SubmitResult,
     Transition,
@@ -106,7 +108,12 @@ class Store(Protocol):
         """Release connections; the store may be opened again."""
 
     async def submit(self, jobs: Sequence[NewJob]) -> list[SubmitResult]:
-        """Insert jobs in one transaction, returning Submitted or Duplicate for each, in order."""
+        """Insert jobs in one transaction, returning Submitted or Duplicate for each, in order.
+
+        A debounced job (`NewJob.debounce`) replaces the payload of the waiting job holding its
+        key (`Submitted(id, replaced=True)`); a throttled one (`NewJob.throttle`) is a Duplicate
+        within its period: see `wireframe.store.sql.flows`.
+        """
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases.
@@ -277,6 +284,14 @@ class Store(Protocol):
 
     async def job_types(self) -> list[JobTypeRecord]:
         """Every recorded job type, ordered by type."""
+
+    async def set_paused(self, kind: FlowKind, name: str, paused: bool) -> bool:
+        """Pause (`paused=True`) or resume a whole domain or job type, for every process: a
+        claim takes none of its jobs while it is paused; running ones go on. True if that
+        changed anything (False: it already was so)."""
+
+    async def paused(self) -> list[PausedFlow]:
+        """Every paused domain and job type (domains first, by name)."""
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return when another process may have changed the store, or after `timeout` seconds."""

@@ -21,6 +21,7 @@ from wireframe.store.records import (
     ClaimRequest,
     EventRecord,
     Fired,
+    FlowKind,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -29,16 +30,26 @@ from wireframe.store.records import (
     NewJob,
     NewJobType,
     Outcome,
+    PausedFlow,
     ScheduleRecord,
     SubmitResult,
     WorkerInfo,
     WorkerRecord,
 )
-from wireframe.store.sql import attempts, control, durable, finish, query, schedules, workers
+from wireframe.store.sql import (
+    attempts,
+    control,
+    durable,
+    finish,
+    flows,
+    query,
+    schedules,
+    workers,
+)
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import job_types as job_types_sql
 from wireframe.store.sql import rates as rate_sql
-from wireframe.store.sql.submit import submit as submit_sql
+from wireframe.store.sql.flows import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 
 T = TypeVar("T")
@@ -310,6 +321,16 @@ class EngineStore(Observed):
     async def job_types(self) -> list[JobTypeRecord]:
         """Every recorded job type."""
         return await self._op(without_now(job_types_sql.list_all), write=False)
+
+    # -- flow pauses ------------------------------------------------------------------------
+
+    async def set_paused(self, kind: FlowKind, name: str, paused: bool) -> bool:
+        """Pause or resume a domain or job type; True if that changed anything."""
+        return await self._op(flows.set_paused, kind, name, paused, inline=True)
+
+    async def paused(self) -> list[PausedFlow]:
+        """Every paused domain and job type."""
+        return await self._op(without_now(flows.paused), inline=True, write=False)
 
 
 def without_now(fn: Callable[..., T]) -> Callable[..., T]:

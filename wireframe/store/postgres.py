@@ -68,8 +68,8 @@ from wireframe.store.records import (
 )
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import finish as finish_sql
+from wireframe.store.sql import flows as submit_sql
 from wireframe.store.sql import schema
-from wireframe.store.sql import submit as submit_sql
 from wireframe.store.sql.locks import run_ordered
 from wireframe.store.sql.tx import Tx
 from wireframe.store.transactional import Lent

@@ -88,6 +88,12 @@ class NewJob:
     meta: Mapping[str, str] = attrs.field(factory=dict)
     """Metadata that travels with the job (str to str: trace context, tenant...); see
     `wireframe.scheduler.middleware`."""
+    debounce: float | None = None
+    """Seconds: a waiting job with the same key takes this payload and runs this long after
+    now (see `wireframe.store.flows`); None: no debounce."""
+    throttle: float | None = None
+    """Seconds: refused (Duplicate) within this long of the last accepted submission with the
+    same key; None: no throttle."""
 
 
 class Overlap(enum.StrEnum):
@@ -126,7 +132,7 @@ class NewSchedule:
     """What a firing does while the schedule's previous run is still active."""
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Submitted(Generic[R_co]):
     """A submission that created a job (and, for a recurring one, a schedule).
 
@@ -137,6 +143,13 @@ class Submitted(Generic[R_co]):
 
     id: int
     schedule_id: int | None = None
+    replaced: bool = False
+    """True when a debounced submission went into the waiting job `id` (its payload replaced
+    and its run time pushed back) instead of creating a job."""
+
+    def __repr__(self) -> str:
+        extra = ", replaced=True" if self.replaced else ""
+        return f"Submitted(id={self.id!r}, schedule_id={self.schedule_id!r}{extra})"
 
 
 @attrs.frozen
@@ -362,6 +375,19 @@ class ClaimRequest:
     between claims that come quickly after one another)."""
     rates: tuple[RateLimit, ...] = ()
     """The rate limits on the domains and job types it takes (`wireframe.store.rates`)."""
+
+
+FlowKind = Literal["domain", "type"]
+"""What a flow pause applies to: a whole domain, or one job type (``domain::name``)."""
+
+
+@attrs.frozen
+class PausedFlow:
+    """A paused domain or job type (`Store.set_paused`): no job of it is claimed until resumed."""
+
+    kind: FlowKind
+    name: str
+    paused_at: float
 
 
 @attrs.frozen

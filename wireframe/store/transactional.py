@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from wireframe.store.base import Observers
 from wireframe.store.records import Lease, LeaseStatus, NewJob, Outcome, SubmitResult, Transition
 from wireframe.store.sql import durable, finish
-from wireframe.store.sql.submit import submit as submit_sql
+from wireframe.store.sql.flows import submit as submit_sql
 from wireframe.store.sql.tx import Tx
 
 T = TypeVar("T")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 
+from wireframe.store.memory.flows import unpaused
 from wireframe.store.memory.housekeep import housekeep
 from wireframe.store.memory.lanes import ID_MASK, Lane, key
 from wireframe.store.memory.rates import claim_rated
-from wireframe.store.memory.rows import Job
+from wireframe.store.memory.rows import PENDING, Job
 from wireframe.store.memory.table import Table
 from wireframe.store.records import ClaimRequest, JobRecord
 
@@ -26,6 +27,7 @@ def claim(tb: Table, req: ClaimRequest, chooser: Chooser | None) -> list[JobReco
         housekeep(tb)
     if req.limit <= 0 or not req.domains:
         return []
+    req = unpaused(tb, req)
     lanes = lanes_for(tb, req)
     if req.rates:
         return claim_rated(tb, req, chooser, lanes)
@@ -163,6 +165,14 @@ def top_pending_priority(tb: Table, domains: Sequence[str], tags: Sequence[str])
     """The highest base priority among pending jobs a worker with these domains and tags takes."""
     if not domains:
         return None
-    req = ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags))
+    req = unpaused(tb, ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags)))
+    if req.exclude_types:  # a paused type: look at the jobs (the lanes count every type)
+        found = [
+            job.base_priority
+            for lane in lanes_for(tb, req)
+            for job in tb.active[PENDING].values()
+            if job.lane is lane and job.type not in req.exclude_types
+        ]
+        return max(found) if found else None
     tops = [top for lane in lanes_for(tb, req) if (top := lane.top_base()) is not None]
     return max(tops) if tops else None

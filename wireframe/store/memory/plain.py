@@ -89,7 +89,7 @@ def submit_plain(tb: Table, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     tags: tuple[str, ...] = ()
     resources: dict[str, Any] | None = None
     for i, job in enumerate(jobs):
-        if job.key is not None:
+        if job.key is not None and job.debounce is None:  # debounced: `flows` looked
             held = keys.get((job.type, job.key))
             if held is not None:
                 results.append(Duplicate(held))

@@ -24,13 +24,13 @@ from wireframe.store.memory import (
     control,
     durable,
     finish,
+    flows,
     housekeep,
     query,
     schedules,
     workers,
 )
 from wireframe.store.memory import rates as rate_ops
-from wireframe.store.memory.submit import submit as submit_op
 from wireframe.store.memory.table import Table
 from wireframe.store.rates import RateState
 from wireframe.store.records import (
@@ -40,6 +40,7 @@ from wireframe.store.records import (
     ClaimRequest,
     EventRecord,
     Fired,
+    FlowKind,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -48,6 +49,7 @@ from wireframe.store.records import (
     NewJob,
     NewJobType,
     Outcome,
+    PausedFlow,
     ScheduleRecord,
     SubmitResult,
     WorkerInfo,
@@ -120,7 +122,8 @@ class MemoryStore(Observed):
         """Insert jobs in one step."""
         if not jobs:
             return []
-        return await self._op(submit_op, jobs)
+        guard = _always if len(jobs) > 1 and flows.has_flow(jobs) else None
+        return await self._op(flows.submit, jobs, guard=guard)
 
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases."""
@@ -329,6 +332,16 @@ class MemoryStore(Observed):
     async def job_types(self) -> list[JobTypeRecord]:
         """Every recorded job type, by type."""
         return await self._op(lambda tb: [tb.job_types[k] for k in sorted(tb.job_types)])
+
+    # -- flow pauses ------------------------------------------------------------------------
+
+    async def set_paused(self, kind: FlowKind, name: str, paused: bool) -> bool:
+        """Pause or resume a domain or job type; True if that changed anything."""
+        return await self._op(flows.set_paused, kind, name, paused)
+
+    async def paused(self) -> list[PausedFlow]:
+        """Every paused domain and job type."""
+        return await self._op(flows.paused)
 
     async def wait_for_work(self, timeout: float) -> None:  # noqa: ASYNC109
         """Sleep for `timeout`: nobody but this store's own callers can add work."""

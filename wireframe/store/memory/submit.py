@@ -80,7 +80,7 @@ def plan(tb: Table, jobs: Sequence[NewJob]) -> Plan:
     norm: tuple[tuple[str, ...], dict[str, Any] | None] = ((), None)
     for job in jobs:
         job_id = next_id + 1
-        if job.key is not None:
+        if job.key is not None and job.debounce is None:  # debounced: `flows` looked
             held = batch_keys.get((job.type, job.key))
             if held is None:
                 held = keys.get((job.type, job.key))

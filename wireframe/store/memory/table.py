@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 
+from wireframe.store.memory.flow_state import Flows
 from wireframe.store.memory.heaps import TimeHeap, due_valid, expiry_valid, lease_valid, rebuilt
 from wireframe.store.memory.lanes import SLACK, Lane
 from wireframe.store.memory.rows import (
@@ -73,6 +74,8 @@ class Table:
         """Each rate limit bucket's theoretical arrival time, by (limit, key) (`rate_buckets`)."""
         self.rate_limits: dict[str, RateLimit] = {}
         """The rate limits claims applied, by name, as last applied (`rate_limits`)."""
+        self.flows = Flows()
+        """Paused domains and types, and throttle periods (`flows.py`)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []
@@ -161,6 +164,8 @@ class Table:
         elif old not in TERMINAL:
             if job.key is not None and self.keys.get((job.type, job.key)) == jid:
                 del self.keys[(job.type, job.key)]
+                if self.flows.twins:  # a debounced job beside a started one: it holds it now
+                    self.flows.rehold(self.jobs, self.keys, (job.type, job.key))
             if job.wait_for is not None:
                 self._unwait(job.wait_for, jid)
         if emptied is not None and not emptied:
@@ -267,6 +272,21 @@ class Table:
             for dep in list(job.waiting):
                 self.remove_edge(job, dep)
         job.waiting = None
+
+    def reschedule(self, job: Job, run_at: float, expires_at: float | None) -> None:
+        """Give a waiting (pending or scheduled) job a new run time and ttl: scheduled until
+        then (pending if it has come), every index kept in step."""
+        job.run_at = run_at
+        job.ready_at = max(run_at, self.now)
+        job.expires_at = expires_at
+        if expires_at is not None:
+            self.push_expiry(job)
+        if run_at <= self.now:
+            self.move(job, PENDING)
+        elif job.state is SCHEDULED:
+            self._push_due(job)
+        else:
+            self.move(job, SCHEDULED)
 
     # -- time heaps -------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from wireframe.store.records import ClaimRequest, JobRecord, JobState, Transitio
 from wireframe.store.rules import reclaim_reason
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT
 from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.flows import PAUSED_CLAUSE
 from wireframe.store.sql.locks import note_held, note_top
 from wireframe.store.sql.rates import claim_rated, forget_full_buckets
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, chunks, job_from_row, placeholders
@@ -141,7 +142,7 @@ def _candidate_filter(
     expired. Only a job that never started has a ttl (a claim clears `expires_at`), so this
     skips exactly the jobs that expiry ends: none is left for neither.
     """
-    clauses = ["state = 'pending'", f"domain IN ({placeholders(len(req.domains))})"]
+    clauses = ["state = 'pending'", f"domain IN ({placeholders(len(req.domains))})", PAUSED_CLAUSE]
     params: list[object] = list(req.domains)
     if now is not None:
         clauses.append("(expires_at IS NULL OR expires_at > ?)")

@@ -245,6 +245,33 @@ MIGRATIONS: tuple[str, ...] = (
     # 16: metadata that travels with a job (`meta`: a JSON object of str to str, NULL when
     # empty): trace context and what middleware or the caller adds at submission.
     "ALTER TABLE jobs ADD COLUMN meta TEXT",
+    # 17: debounce, throttle and flow pauses. A dedup key is unique among the active jobs that
+    # have not started (the waiting one a debounced submit replaces); a job that has started
+    # keeps its key while a debounced submit queues the next run beside it. The lookup index
+    # of active keys stays. `paused_flows`: paused domains and job types, read by every claim.
+    # `job_throttles`: per (type, key), until when a throttled submit is refused, and the job
+    # its last accepted submit created.
+    f"""
+    DROP INDEX jobs_active_key;
+    CREATE INDEX jobs_active_key ON jobs (type, key)
+        WHERE key IS NOT NULL AND state NOT IN {TERMINAL_SQL};
+    CREATE UNIQUE INDEX jobs_waiting_key ON jobs (type, key)
+        WHERE key IS NOT NULL AND state NOT IN {TERMINAL_SQL} AND started_at IS NULL;
+    CREATE TABLE paused_flows (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        paused_at REAL NOT NULL,
+        PRIMARY KEY (kind, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE job_throttles (
+        type TEXT NOT NULL,
+        key TEXT NOT NULL,
+        until REAL NOT NULL,
+        job_id INTEGER NOT NULL,
+        PRIMARY KEY (type, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX job_throttles_until ON job_throttles (until)
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -463,6 +490,28 @@ PG_MIGRATIONS: tuple[str, ...] = (
     """,
     # 16: a job's metadata (see the SQLite version).
     "ALTER TABLE jobs ADD COLUMN meta TEXT",
+    # 17: debounce, throttle and flow pauses (see the SQLite version).
+    f"""
+    DROP INDEX jobs_active_key;
+    CREATE INDEX jobs_active_key ON jobs (type, key)
+        WHERE key IS NOT NULL AND state NOT IN {TERMINAL_SQL};
+    CREATE UNIQUE INDEX jobs_waiting_key ON jobs (type, key)
+        WHERE key IS NOT NULL AND state NOT IN {TERMINAL_SQL} AND started_at IS NULL;
+    CREATE TABLE paused_flows (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        paused_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    CREATE TABLE job_throttles (
+        type TEXT NOT NULL,
+        key TEXT NOT NULL,
+        until DOUBLE PRECISION NOT NULL,
+        job_id BIGINT NOT NULL,
+        PRIMARY KEY (type, key)
+    );
+    CREATE INDEX job_throttles_until ON job_throttles (until)
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

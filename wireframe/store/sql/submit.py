@@ -88,7 +88,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     lock(tx, [row for job in jobs for row in (job.parent_id, *job.depends_on)])
     ids = iter(tx.dialect.reserve_ids(tx, "jobs", len(jobs)))
     for job in jobs:
-        if job.key is not None:
+        if job.key is not None and job.debounce is None:  # debounced: `flows` looked
             held = batch_keys.get((job.type, job.key))
             if held is None:
                 found = tx.execute(
