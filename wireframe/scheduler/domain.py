@@ -18,6 +18,7 @@ from wireframe.scheduler.codec import (
     validate_name,
 )
 from wireframe.scheduler.errors import ConfigError
+from wireframe.scheduler.keys import KeyPolicy, key_policy
 from wireframe.scheduler.priority import Priority, coerce_priority
 from wireframe.scheduler.retry import Retry, coerce_retry
 from wireframe.store.records import DEFAULT_MAX_RECLAIMS
@@ -131,6 +132,7 @@ class JobType(Generic[P, R]):
         finalize: HandlerFn | None = None,
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
         payload_shape: Shape = ANY_OBJECT,
+        key_policy: KeyPolicy | None = None,
     ) -> None:
         self.domain = domain
         self.name = name
@@ -152,6 +154,8 @@ class JobType(Generic[P, R]):
         self.max_reclaims = max_reclaims
         """How many lost workers (expired leases) a job survives; none spends an attempt."""
         self._result_type: tuple[object] | None = None
+        self.key_policy = key_policy if key_policy is not None else domain.key_policy
+        """Its concurrency key, cap and fair-share weight (its own, or its domain's), or None."""
 
     def finalize(
         self, fn: Callable[[P, JobContext], Awaitable[Any]]
@@ -206,6 +210,9 @@ class Domain:
         priority: int | Priority = Priority.NORMAL,
         max_concurrency: int | None = None,
         state: Iterable[object] = (),
+        concurrency_key: KeyFn | None = None,
+        max_per_key: int | None = None,
+        weight: float | None = None,
     ) -> None:
         validate_name(name, what="domain name")
         self.name = name
@@ -213,6 +220,10 @@ class Domain:
         self.max_concurrency = _check_limit(
             max_concurrency, where=f"Domain({name!r}) max_concurrency"
         )
+        self.key_policy = key_policy(
+            concurrency_key, max_per_key, weight, scope=name, where=f"Domain({name!r})"
+        )
+        """The concurrency key, cap and weight its job types share (unless they declare one)."""
         self.jobs: dict[str, JobType[Any, Any]] = {}
         self._state: dict[type, object] = {}
         for item in state:
@@ -251,6 +262,9 @@ class Domain:
         tags: Iterable[str] = (),
         preemptible: bool = False,
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
+        concurrency_key: KeyFn | None = None,
+        max_per_key: int | None = None,
+        weight: float | None = None,
     ) -> Callable[[Callable[[P, JobContext], Awaitable[R]]], JobType[P, R]]: ...
 
     def job(self, fn: Any = None, **options: Any) -> Any:
@@ -312,9 +326,15 @@ class Domain:
         tags: Iterable[str] = (),
         preemptible: bool = False,
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
+        concurrency_key: KeyFn | None = None,
+        max_per_key: int | None = None,
+        weight: float | None = None,
     ) -> JobType[Any, Any]:
         validate_name(name, what="job name")
         type_name = job_type_name(self.name, name)
+        policy = key_policy(
+            concurrency_key, max_per_key, weight, scope=type_name, where=type_name
+        )
         if name in self.jobs:
             raise ConfigError(f"job type {type_name!r} is already registered")
         if key is not None and not callable(key):
@@ -342,6 +362,7 @@ class Domain:
             finalize=finalize,
             max_reclaims=check_max_reclaims(max_reclaims, where=f"{type_name} max_reclaims"),
             payload_shape=payload[1],
+            key_policy=policy,
         )
         self.jobs[name] = job_type
         return job_type

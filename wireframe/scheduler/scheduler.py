@@ -37,6 +37,7 @@ from wireframe.scheduler.errors import (
     ScheduleStateError,
 )
 from wireframe.scheduler.events import JobSubmitted, Subscription
+from wireframe.scheduler.keys import flow_fields
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Recurrence, recurrence_from_json
 from wireframe.scheduler.shutdown import ShutdownMode
@@ -265,6 +266,8 @@ class Scheduler(Front, Task):
                 fields[_KEY] = (
                     key_of(job_type, payload, explicit_key, where=where) if keyed else None
                 )
+                if job_type.key_policy is not None:
+                    fields[_FLOW_KEY] = flow_fields(job_type.key_policy, payload, where=where)[0]
                 job = NewJob(*fields)
             jobs.append(job)
         return cast("list[Submitted[ResultT] | Duplicate[ResultT]]", await self._submit(jobs))
@@ -595,6 +598,7 @@ def _job_id(job: object, where: str) -> int:
 
 _NEW_JOB_FIELDS = [field.name for field in attrs.fields(NewJob)]
 _PAYLOAD, _KEY = _NEW_JOB_FIELDS.index("payload"), _NEW_JOB_FIELDS.index("key")
+_FLOW_KEY = _NEW_JOB_FIELDS.index("flow_key")
 
 
 def _state(value: JobState | str) -> JobState:

@@ -12,6 +12,7 @@ from typing import Any
 from wireframe.scheduler.codec import encode_payload
 from wireframe.scheduler.domain import JobType, check_max_reclaims, check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError
+from wireframe.scheduler.keys import flow_fields
 from wireframe.scheduler.priority import coerce_priority
 from wireframe.scheduler.recurring import Recurrence
 from wireframe.store import NewJob, NewSchedule
@@ -141,6 +142,7 @@ def build_job(
         if max_reclaims is None
         else check_max_reclaims(max_reclaims, where=f"{where} max_reclaims")
     )
+    flow_key, key_cap, key_weight = flow_fields(job_type.key_policy, payload, where=where)
     return NewJob(
         type=job_type.type,
         domain=job_type.domain.name,
@@ -158,6 +160,9 @@ def build_job(
         fail_fast=fail_fast,
         recurring=schedule,
         max_reclaims=reclaims,
+        flow_key=flow_key,
+        key_cap=key_cap,
+        key_weight=key_weight,
     )
 
 

@@ -78,6 +78,12 @@ class NewJob:
     recurring: NewSchedule | None = None
     max_reclaims: int = DEFAULT_MAX_RECLAIMS
     """How many lost workers (expired leases) the job survives; they spend no attempt."""
+    flow_key: str | None = None
+    """Its concurrency key, scoped (`wireframe.store.flowkeys`), or None."""
+    key_cap: int | None = None
+    """How many jobs of its key may run at once (None: no cap, fair share only)."""
+    key_weight: float = 1.0
+    """Its key's fair-share weight."""
 
 
 class Overlap(enum.StrEnum):
@@ -193,6 +199,10 @@ class JobRecord:
     a delay, retry or durable sleep, its unblocking, resumption, preemption or reclaim. The
     queue wait of its next start counts from here."""
     depends_on: tuple[int, ...] = ()
+    flow_key: str | None = None
+    """Its concurrency key, scoped (`wireframe.store.flowkeys`), or None."""
+    key_cap: int | None = None
+    """How many jobs of its key may run at once (None: no cap)."""
 
     @property
     def terminal(self) -> bool:

@@ -8,6 +8,7 @@ from wireframe.store.records import ClaimRequest, JobRecord, JobState, Transitio
 from wireframe.store.rules import reclaim_reason
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT
 from wireframe.store.sql.cascade import settle
+from wireframe.store.sql.keys import CAP_OPEN, ORDER, admit
 from wireframe.store.sql.locks import note_held, note_top
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, chunks, job_from_row, placeholders
 from wireframe.store.sql.tx import Tx
@@ -171,7 +172,8 @@ clears it: a started job that waits again (retry, durable sleep, lost worker) ne
 def claim(
     tx: Tx, now: float, req: ClaimRequest, chooser: Chooser | None, token: str | None = None
 ) -> list[JobRecord]:
-    """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority.
+    """Lease up to `req.limit` pending jobs, best priority first, then by turns of their
+    concurrency keys (FIFO without keys); never past a key's cap (`wireframe.store.sql.keys`).
 
     `token`, unique to this claim, is written on every leased row (see `leased_by`).
     """
@@ -180,55 +182,82 @@ def claim(
     if req.limit <= 0 or not req.domains:
         return []
     where, params = _candidate_filter(tx, req, now)
+    where = f"{where} AND {CAP_OPEN}"
     skip = tx.dialect.skip_locked
     lease = (req.worker_id, now + req.lease_ttl, token, now, now)
     if chooser is None:
-        # The common case: one statement picks and leases the best jobs.
-        pick = f"SELECT id FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?{skip}"
-        if tx.dialect.materialize_pick:
-            # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
-            # The picked rows are locked and were pending when locked, so the lease finds
-            # them by primary key alone: `state = 'pending'` or a join there lets statistics
-            # that lag behind a busy queue choose a scan of the table or of every pending job.
-            sql = (
-                f"WITH picked AS MATERIALIZED ({pick}), leased AS ({_LEASE} "
-                f"WHERE id = ANY(ARRAY(SELECT id FROM picked)) "
-                f"RETURNING {JOB_COLUMNS}) SELECT * FROM leased"
-            )
-            args: tuple[object, ...] = (*params, req.limit, *lease)
-            # Planned once per connection, not at every claim: left to choose, PostgreSQL plans
-            # the claim afresh each time (its generic plan, costed for an unknown LIMIT, looks
-            # dearer than it is), and planning cost more than a small claim's execution. The
-            # claim is the transaction's last statement, so nothing else is planned this way.
-            tx.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        else:
-            sql = f"{_LEASE} WHERE id IN ({pick}) AND state = 'pending' RETURNING {JOB_COLUMNS}"
-            args = (*lease, *params, req.limit)
-        claimed = tx.execute(sql, args).fetchall()
-        jobs = [job_from_row(r) for r in claimed]
+        jobs = _pick_and_lease(tx, req, where, params, lease)
         jobs.sort(key=lambda j: (-j.priority, j.id))
-    else:
-        rows = tx.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY priority DESC, id "
-            f"LIMIT ?{skip}",
-            (*params, max(req.scan, req.limit)),
-        ).fetchall()
-        if not rows:
-            return []
-        candidates = [job_from_row(r) for r in rows]
-        allowed = {c.id for c in candidates}
-        picked = dict.fromkeys(i for i in chooser(candidates) if i in allowed)
-        chosen = list(picked)[: req.limit]
-        if not chosen:
-            return []
-        claimed = tx.execute(
-            f"{_LEASE} WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
-            f"RETURNING {JOB_COLUMNS}",
-            (*lease, *chosen),
-        ).fetchall()
-        order = {job_id: i for i, job_id in enumerate(chosen)}
-        jobs = sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
+        return jobs
+    rows = tx.execute(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY {ORDER} LIMIT ?{skip}",
+        (*params, max(req.scan, req.limit)),
+    ).fetchall()
+    if not rows:
+        return []
+    candidates = [job_from_row(r) for r in rows]
+    allowed = {c.id: c for c in candidates}
+    picked = [allowed[i] for i in dict.fromkeys(chooser(candidates)) if i in allowed]
+    chosen = admit(tx, [(j.id, j.flow_key, j.key_cap) for j in picked], req.limit)
+    if not chosen:
+        return []
+    claimed = tx.execute(
+        f"{_LEASE} WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
+        f"RETURNING {JOB_COLUMNS}",
+        (*lease, *chosen),
+    ).fetchall()
+    order = {job_id: i for i, job_id in enumerate(chosen)}
+    return sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
+
+
+def _pick_and_lease(
+    tx: Tx, req: ClaimRequest, where: str, params: list[object], lease: tuple[object, ...]
+) -> list[JobRecord]:
+    """The common claim: pick the best jobs and lease them; picked jobs with a key cap are
+    leased only once `admit` lets them (a second statement, only when some were picked)."""
+    skip = tx.dialect.skip_locked
+    pick = f"SELECT id, flow_key, key_cap FROM jobs WHERE {where} ORDER BY {ORDER} LIMIT ?{skip}"
+    if not tx.dialect.materialize_pick:
+        picked = tx.execute(pick, (*params, req.limit)).fetchall()
+        chosen = admit(tx, [(r[0], r[1], r[2]) for r in picked], req.limit)
+        return _lease_ids(tx, chosen, lease)
+    # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
+    # The picked rows are locked and were pending when locked, so the lease finds
+    # them by primary key alone: `state = 'pending'` or a join there lets statistics
+    # that lag behind a busy queue choose a scan of the table or of every pending job.
+    # Jobs without a cap are leased at once; those with one come back unleased (their
+    # row's other columns NULL, `flow_key` last) for `admit`.
+    pad = ", ".join(["NULL"] * (JOB_COLUMNS.count(",") - 1))
+    sql = (
+        f"WITH picked AS MATERIALIZED ({pick}), leased AS ({_LEASE} "
+        f"WHERE id = ANY(ARRAY(SELECT id FROM picked WHERE key_cap IS NULL)) "
+        f"RETURNING {JOB_COLUMNS}) SELECT *, NULL AS capped_key FROM leased UNION ALL "
+        f"SELECT id, {pad}, key_cap, flow_key FROM picked WHERE key_cap IS NOT NULL"
+    )
+    # Planned once per connection, not at every claim: left to choose, PostgreSQL plans
+    # the claim afresh each time (its generic plan, costed for an unknown LIMIT, looks
+    # dearer than it is), and planning cost more than a small claim's execution. The
+    # claim is the transaction's last statement, so nothing else is planned this way.
+    tx.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    rows = tx.execute(sql, (*params, req.limit, *lease)).fetchall()
+    jobs = [job_from_row(r[:-1]) for r in rows if r[-1] is None]
+    held = [(r[0], r[-1], r[-2]) for r in rows if r[-1] is not None]
+    if held:
+        chosen = admit(tx, held, req.limit - len(jobs))
+        jobs.extend(_lease_ids(tx, chosen, lease))
     return jobs
+
+
+def _lease_ids(tx: Tx, ids: Sequence[int], lease: tuple[object, ...]) -> list[JobRecord]:
+    """Lease the pending jobs `ids` (picked, and locked where rows are locked)."""
+    if not ids:
+        return []
+    claimed = tx.execute(
+        f"{_LEASE} WHERE id IN ({placeholders(len(ids))}) AND state = 'pending' "
+        f"RETURNING {JOB_COLUMNS}",
+        (*lease, *ids),
+    ).fetchall()
+    return [job_from_row(r) for r in claimed]
 
 
 def leased_by(tx: Tx, ids: Sequence[int], token: str) -> list[JobRecord]:

@@ -19,7 +19,7 @@ JOB_COLUMNS = (
     "created_at, run_at, started_at, finished_at, expires_at, attempt, max_attempts, claim_seq, "
     "worker_id, lease_expires_at, result, error, traceback, reason, progress, progress_message, "
     "on_dep_failure, fail_fast, phase, active_children, cancel_requested, pause_requested, "
-    "schedule_id, wait_for, reclaims, max_reclaims, ready_at"
+    "schedule_id, wait_for, reclaims, max_reclaims, ready_at, flow_key, key_cap"
 )
 
 
@@ -37,8 +37,9 @@ def job_from_row(row: Sequence[Any], depends_on: tuple[int, ...] = ()) -> JobRec
     fields[_FAIL_FAST] = bool(fields[_FAIL_FAST])
     fields[_CANCEL] = bool(fields[_CANCEL])
     fields[_PAUSE] = bool(fields[_PAUSE])
-    fields.append(depends_on)
-    return JobRecord(*fields)
+    flow = fields[-2:]
+    del fields[-2:]
+    return JobRecord(*fields, depends_on, *flow)
 
 
 def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:

@@ -19,27 +19,34 @@ from wireframe.store.records import (
 )
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.deps import remember
+from wireframe.store.sql.keys import Stamper
 from wireframe.store.sql.locks import lock
-from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
+from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended, placeholders
 from wireframe.store.sql.tx import Bulk, Tx
 
 _JOB_COLUMNS = (
     "jobs (id, type, domain, payload, state, priority, base_priority, key, "
     "parent_id, tags, resources, created_at, run_at, ready_at, expires_at, max_attempts, "
     "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason, "
-    "max_reclaims)"
+    "max_reclaims, flow_key, key_cap, fair_seq)"
 )
 INSERT_JOB = Bulk(
-    f"INSERT INTO {_JOB_COLUMNS} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    f"INSERT INTO {_JOB_COLUMNS} VALUES ({placeholders(27)})",
     # Ids are reserved first; a racing duplicate key fails the COPY as it would an INSERT.
     f"COPY {_JOB_COLUMNS} FROM STDIN",
 )
 
 
 def job_row(
-    job: NewJob, job_id: int, now: float, state: str, schedule_id: int | None, error: str | None
+    job: NewJob,
+    job_id: int,
+    now: float,
+    state: str,
+    schedule_id: int | None,
+    error: str | None,
+    fair_seq: int = 0,
 ) -> tuple[object, ...]:
-    """The INSERT_JOB parameters for `job`."""
+    """The INSERT_JOB parameters for `job` (`fair_seq`: its turn, `wireframe.store.sql.keys`)."""
     run_at = job.run_at if job.run_at is not None else now
     return (
         job_id,
@@ -66,6 +73,9 @@ def job_row(
         error,
         error,
         job.max_reclaims,
+        job.flow_key,
+        job.key_cap,
+        fair_seq,
     )
 
 
@@ -84,6 +94,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     # in the order of `wireframe.store.sql.locks`.
     lock(tx, [row for job in jobs for row in (job.parent_id, *job.depends_on)])
     ids = iter(tx.dialect.reserve_ids(tx, "jobs", len(jobs)))
+    stamper = Stamper(tx)
     for job in jobs:
         if job.key is not None:
             held = batch_keys.get((job.type, job.key))
@@ -104,7 +115,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
             # Counted even when born ended: settling that end counts it out again.
             parents.append(job.parent_id)
         schedule_id = _insert_schedule(tx, now, job, job_id) if job.recurring else None
-        rows.append(job_row(job, job_id, now, state, schedule_id, error))
+        rows.append(job_row(job, job_id, now, state, schedule_id, error, stamper.stamp(job)))
         edges.extend((job_id, dep) for dep in waiting_on)
         if waiting_on or (job.depends_on and state in TERMINAL):
             waits.append((job_id, tuple(waiting_on) or job.depends_on))
@@ -146,14 +157,14 @@ UNIFORM_MIN = 16
 # and `json_each` turns them into rows inside SQLite (its `key` is the index in the array).
 _INSERT_UNIFORM = (
     f"INSERT INTO {_JOB_COLUMNS} SELECT ?1 + key, ?2, ?3, value, "
-    + ", ".join(f"?{i}" for i in range(5, 25))
+    + ", ".join(f"?{i}" for i in range(5, 28))
     + " FROM json_each(?4)"
 )
 # PostgreSQL: the ids (reserved from a sequence, so not always consecutive) arrive as an array
 # literal and the payloads as a JSON array; the two are zipped in order.
 _INSERT_UNIFORM_PG = (
     f"INSERT INTO {_JOB_COLUMNS} SELECT v.id, ?, ?, v.payload, "
-    + ", ".join("?" for _ in range(20))
+    + ", ".join("?" for _ in range(23))
     + " FROM unnest(?::bigint[], ARRAY(SELECT p FROM json_array_elements_text(?::json)"
     + " WITH ORDINALITY AS e(p, n) ORDER BY n)) AS v(id, payload)"
 )
@@ -182,6 +193,7 @@ def _uniform(jobs: Sequence[NewJob]) -> bool:
     for job in jobs:
         if (
             job.key is not None
+            or job.flow_key is not None
             or job.depends_on
             or job.parent_id is not None
             or job.recurring is not None
