@@ -198,11 +198,11 @@ class JobRecord:
     """When it last became ready to run (UNIX time): its submission or `run_at`, the wake-up of
     a delay, retry or durable sleep, its unblocking, resumption, preemption or reclaim. The
     queue wait of its next start counts from here."""
-    depends_on: tuple[int, ...] = ()
     flow_key: str | None = None
     """Its concurrency key, scoped (`wireframe.store.flowkeys`), or None."""
     key_cap: int | None = None
     """How many jobs of its key may run at once (None: no cap)."""
+    depends_on: tuple[int, ...] = ()
 
     @property
     def terminal(self) -> bool:

@@ -2,7 +2,8 @@
 
 The memory twin of `wireframe.store.sql.claim` (housekeeping is in `housekeep.py`). Candidates
 come from the lanes (`lanes.py`) a request may take, merged best first; a pending job the
-request may not take (its type excluded, its ttl run out) keeps its place.
+request may not take (its type excluded, its ttl run out, its key at its cap: `keys.py`) keeps
+its place.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import heapq
 from collections.abc import Callable, Sequence
 
 from wireframe.store.memory.housekeep import housekeep
+from wireframe.store.memory.keys import Admission
 from wireframe.store.memory.lanes import ID_MASK, Lane, key
 from wireframe.store.memory.rows import Job
 from wireframe.store.memory.table import Table
@@ -20,7 +22,8 @@ Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
 
 def claim(tb: Table, req: ClaimRequest, chooser: Chooser | None) -> list[JobRecord]:
-    """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority."""
+    """Lease up to `req.limit` pending jobs, best priority first, then by turns of their
+    concurrency keys (FIFO without keys); never past a key's cap."""
     if req.housekeep:
         housekeep(tb)
     if req.limit <= 0 or not req.domains:
@@ -63,8 +66,9 @@ def candidates(tb: Table, lanes: list[Lane], req: ClaimRequest, want: int) -> li
 
     The entries of the jobs returned are popped: the caller leases each one or puts it back.
     """
+    admission = Admission(tb.flow)
     if len(lanes) == 1:
-        return _from_one(tb, lanes[0], req, want)
+        return _from_one(tb, lanes[0], req, want, admission)
     jobs = tb.jobs
     out: list[Job] = []
     skipped: list[tuple[Lane, int]] = []
@@ -84,7 +88,7 @@ def candidates(tb: Table, lanes: list[Lane], req: ClaimRequest, want: int) -> li
             break
         k = heapq.heappop(best.heap)
         job = jobs[k & ID_MASK]
-        if _excluded(tb, job, req):
+        if _excluded(tb, job, req) or not admission.admits(job):
             skipped.append((best, k))
             continue
         job.pkey = None  # taken off: a duplicate entry of it is stale until it is put back
@@ -94,7 +98,9 @@ def candidates(tb: Table, lanes: list[Lane], req: ClaimRequest, want: int) -> li
     return out
 
 
-def _from_one(tb: Table, lane: Lane, req: ClaimRequest, want: int) -> list[Job]:
+def _from_one(
+    tb: Table, lane: Lane, req: ClaimRequest, want: int, admission: Admission
+) -> list[Job]:
     """`candidates` from a single lane (the common case)."""
     jobs = tb.jobs
     heap = lane.heap
@@ -108,8 +114,10 @@ def _from_one(tb: Table, lane: Lane, req: ClaimRequest, want: int) -> list[Job]:
         job = jobs.get(k & ID_MASK)
         if job is None or job.pkey != k:
             continue  # stale
-        if (job.expires_at is not None and job.expires_at <= now) or (
-            excluded and job.type in excluded
+        if (
+            (job.expires_at is not None and job.expires_at <= now)
+            or (excluded and job.type in excluded)
+            or (job.key_cap is not None and not admission.admits(job))
         ):
             if k not in skipped:
                 skipped.append(k)
@@ -152,7 +160,7 @@ def lease(tb: Table, job: Job, req: ClaimRequest) -> JobRecord:
 def put_back(jobs: Sequence[Job]) -> None:
     """Return candidates that were not leased to their lanes."""
     for job in jobs:
-        k = job.pkey = key(job.priority, job.id)
+        k = job.pkey = key(job.priority, job.fair, job.id)
         heapq.heappush(job.lane.heap, k)
 
 

@@ -54,7 +54,7 @@ class Job:
         "max_reclaims", "needs_finalize", "new_attempt", "on_dep_failure", "parent_id",
         "pause_requested", "paused_from", "payload", "phase", "pkey", "priority", "progress",
         "progress_message", "ready_at", "reason", "reclaims", "resources", "result",
-        "retry_budget", "run_at", "schedule_id", "started_at", "state", "tags", "tally",
+        "retry_budget", "run_at", "flow_key", "key_cap", "fair", "schedule_id", "started_at", "state", "tags", "tally",
         "traceback", "tried", "type", "wait_for", "waiting", "worker_id",
     )  # fmt: skip
 
@@ -140,6 +140,12 @@ class Job:
         """The pending index it joins when pending."""
         self.pkey: int | None = None
         """Its key in the lane's heap while pending (see `lanes.key`)."""
+        self.flow_key: str | None = None
+        """Its concurrency key (`wireframe.store.flowkeys`), or None."""
+        self.key_cap: int | None = None
+        """How many jobs of its key may run at once (None: no cap)."""
+        self.fair = 0
+        """Its fair-share turn (0 without a key)."""
 
     def record(self, depends_on: tuple[int, ...] = ()) -> JobRecord:
         """A snapshot of the row."""
@@ -153,7 +159,7 @@ class Job:
             self.progress_message, self.on_dep_failure, self.fail_fast, self.phase,
             self.active_children, self.cancel_requested, self.pause_requested,
             self.schedule_id, self.wait_for, self.reclaims, self.max_reclaims, self.ready_at,
-            depends_on,
+            self.flow_key, self.key_cap, depends_on,
         )  # fmt: skip
 
     def open_attempt(self, worker_id: str | None, now: float) -> None:

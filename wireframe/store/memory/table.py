@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 
 from wireframe.store.memory.heaps import TimeHeap, due_valid, expiry_valid, lease_valid, rebuilt
+from wireframe.store.memory.keys import KeyBook
 from wireframe.store.memory.lanes import SLACK, Lane
 from wireframe.store.memory.rows import (
     ACTIVE,
@@ -68,6 +69,8 @@ class Table:
         """The live (and recently lost) workers, by id (`lost` is worked out when read)."""
         self.job_types: dict[str, JobTypeRecord] = {}
         """The recorded job types, by type (the SQL `job_types` table)."""
+        self.flow = KeyBook()
+        """Concurrency keys: running counts and turns (`wireframe.store.memory.keys`)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []
@@ -135,6 +138,11 @@ class Table:
         if emptied is not None:
             del emptied[jid]
         job.state = new
+        if job.flow_key is not None and (old is RUNNING or new is RUNNING):
+            if old is RUNNING:
+                self.flow.stopped(job)
+            else:
+                self.flow.started(job)
         tally = job.tally
         n = tally[old] - 1
         if n:
@@ -191,6 +199,8 @@ class Table:
         pending = active[PENDING]
         del pending[jid]
         job.state = RUNNING
+        if job.flow_key is not None:
+            self.flow.started(job)
         tally = job.tally
         n = tally[PENDING] - 1
         if n:

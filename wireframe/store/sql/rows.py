@@ -37,9 +37,8 @@ def job_from_row(row: Sequence[Any], depends_on: tuple[int, ...] = ()) -> JobRec
     fields[_FAIL_FAST] = bool(fields[_FAIL_FAST])
     fields[_CANCEL] = bool(fields[_CANCEL])
     fields[_PAUSE] = bool(fields[_PAUSE])
-    flow = fields[-2:]
-    del fields[-2:]
-    return JobRecord(*fields, depends_on, *flow)
+    fields.append(depends_on)
+    return JobRecord(*fields)
 
 
 def chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
