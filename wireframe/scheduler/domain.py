@@ -332,9 +332,7 @@ class Domain:
     ) -> JobType[Any, Any]:
         validate_name(name, what="job name")
         type_name = job_type_name(self.name, name)
-        policy = key_policy(
-            concurrency_key, max_per_key, weight, scope=type_name, where=type_name
-        )
+        policy = key_policy(concurrency_key, max_per_key, weight, scope=type_name, where=type_name)
         if name in self.jobs:
             raise ConfigError(f"job type {type_name!r} is already registered")
         if key is not None and not callable(key):

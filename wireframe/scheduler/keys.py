@@ -91,4 +91,3 @@ def flow_fields(
             "it must return a non-empty str"
         )
     return f"{policy.scope}{KEY_SEPARATOR}{value}", policy.max_per_key, policy.weight
-

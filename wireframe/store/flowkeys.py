@@ -13,7 +13,9 @@ nothing on them, so the cap costs claims nothing beyond counting.
 
 from __future__ import annotations
 
-__all__ = ["KEY_SEPARATOR", "STRIDE", "cap_reason", "key_value", "stride"]
+import attrs
+
+__all__ = ["KEY_SEPARATOR", "STRIDE", "KeyStats", "cap_reason", "key_value", "stride"]
 
 KEY_SEPARATOR = "|"
 """Between the scope (a domain or type name, which never contains it) and the key's value."""
@@ -34,3 +36,15 @@ def key_value(stored: str) -> str:
 def cap_reason(stored: str, cap: int) -> str:
     """Why a pending job waits: its key has `cap` jobs running."""
     return f"key {key_value(stored)} at its cap of {cap} running"
+
+
+@attrs.frozen
+class KeyStats:
+    """Concurrency keys of one (domain, type): jobs held by a cap, the busiest key's load."""
+
+    domain: str
+    type: str
+    waiting_on_cap: int
+    """Pending jobs whose key runs as many jobs as its cap allows."""
+    max_running_per_key: int
+    """The most jobs any one key of the type runs now."""

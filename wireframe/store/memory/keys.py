@@ -11,12 +11,16 @@ running frees its key's place.
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from wireframe.store.flowkeys import stride
-from wireframe.store.memory.rows import Job
+from wireframe.store.flowkeys import KeyStats, stride
+from wireframe.store.memory.rows import PENDING, RUNNING, Job
 from wireframe.store.records import NewJob
 
-__all__ = ["Admission", "KeyBook"]
+if TYPE_CHECKING:
+    from wireframe.store.memory.table import Table
+
+__all__ = ["Admission", "KeyBook", "key_stats", "running_counts"]
 
 
 class KeyBook:
@@ -85,3 +89,28 @@ class Admission:
             return False
         self.taken[key] += 1
         return True
+
+
+def running_counts(tb: Table, keys: list[str]) -> dict[str, int]:
+    """How many jobs of each key run (keys with none are left out)."""
+    running = tb.flow.running
+    return {key: running[key] for key in keys if key in running}
+
+
+def key_stats(tb: Table) -> list[KeyStats]:
+    """Per (domain, type): pending jobs held by their key's cap, the most jobs one key runs."""
+    running = tb.flow.running
+    tops: dict[tuple[str, str], Counter[str]] = {}
+    for job in tb.active[RUNNING].values():
+        if job.flow_key is not None:
+            tops.setdefault((job.domain, job.type), Counter())[job.flow_key] += 1
+    waiting: Counter[tuple[str, str]] = Counter()
+    for job in tb.active[PENDING].values():
+        cap = job.key_cap
+        if cap is not None and job.flow_key is not None and running.get(job.flow_key, 0) >= cap:
+            waiting[(job.domain, job.type)] += 1
+    pairs = sorted(set(tops) | set(waiting))
+    return [
+        KeyStats(d, t, waiting[(d, t)], max(tops[(d, t)].values()) if (d, t) in tops else 0)
+        for d, t in pairs
+    ]

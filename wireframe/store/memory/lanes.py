@@ -1,7 +1,7 @@
 """The pending index: per (domain, tags), a heap of pending jobs by (priority DESC, turn, id).
 
 The turn is a keyed job's fair-share stamp (`wireframe.store.memory.keys`; 0 without a key).
-A heap entry is one int, `key(priority, turn, id)`, so entries compare as fast as ints do. Entries are
+A heap entry is one int, `key(priority, turn, id)`, so entries compare as ints do. Entries are
 deleted lazily: a job that leaves pending (or changes priority) forgets its key (`Job.pkey`),
 and an entry counts only while its job is pending under that very key. A heap holding far more
 entries than pending jobs is rebuilt, so its size stays proportional to the jobs it indexes.

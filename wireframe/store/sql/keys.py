@@ -59,8 +59,10 @@ class Stamper:
             self.last[key] = None if row is None or row[0] is None else int(row[0])
         last = self.last[key]
         step = stride(job.key_weight)
-        seq = max(last + step, self._turn(job.priority)) if last is not None else self._turn(
-            job.priority
+        seq = (
+            max(last + step, self._turn(job.priority))
+            if last is not None
+            else self._turn(job.priority)
         )
         self.last[key] = seq
         return seq
