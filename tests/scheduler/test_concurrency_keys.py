@@ -156,3 +156,42 @@ async def test_a_small_tenant_finishes_while_a_big_backlog_is_still_draining(
             assert started[:last_small].count("big") <= 4 + len(small) + 4
             pending = await s.jobs(state=JobState.PENDING, limit=10_000)
             assert len(pending) > 1900
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", KINDS)
+async def test_metrics_count_jobs_held_by_a_cap_without_a_label_per_key(
+    kind: str, tmp_path: Path
+) -> None:
+    from wireframe import scheduler_metrics
+
+    keys = Domain("keys", concurrency_key=by_account, max_per_key=2)
+    plain = Domain("plain")
+    go = anyio.Event()
+    three = anyio.Event()
+    started: list[str] = []
+
+    @keys.job
+    async def work(job: dict[str, Any], ctx: JobContext) -> None:
+        started.append(job["acct"])
+        if len(started) == 3:
+            three.set()
+        await go.wait()
+
+    @plain.job
+    async def other(job: dict[str, Any], ctx: JobContext) -> None: ...
+
+    async with store_url(kind, tmp_path) as url:
+        scheduler = Scheduler(url, domains=[keys, plain], max_concurrency=8, poll_interval=0.02)
+        async with running(scheduler) as s:
+            collect = scheduler_metrics(s)
+            await s.submit_many([{"acct": "a"}] * 5 + [{"acct": "b"}], type=work)
+            await three.wait()  # a at its cap of 2, b running its only job
+            families = {f.name: f for f in await collect()}
+            go.set()
+    series = {"domain": "keys", "type": "keys::work"}
+    waiting = families["wireframe_jobs_waiting_on_key_cap"]
+    busiest = families["wireframe_key_running_max"]
+    assert [(dict(x.labels), x.value) for x in waiting.samples] == [(series, 3.0)]
+    assert [(dict(x.labels), x.value) for x in busiest.samples] == [(series, 2.0)]
+    assert sorted(started) == ["a", "a", "b"]

@@ -4,8 +4,10 @@ Two sources, each used for what it measures well:
 
 - **Gauges from the store** at scrape time: jobs by domain, type and state (``store.counts()``)
   and, per domain, how long the longest-waiting ready job has waited (``store.oldest_pending()``),
-  across every process sharing the store. A store count cannot make a counter: pruning deletes
-  ended jobs, so "completed" would go down.
+  across every process sharing the store; for job types with a concurrency key, the pending
+  jobs a key's cap holds back and the most jobs one key runs (``store.key_stats()``, never a
+  label per key). A store count cannot make a counter: pruning deletes ended jobs, so
+  "completed" would go down.
 - **Counters from this process's EventBus**: attempts started, completions, failed attempts,
   cancellations, lease reclaims, recurring firings skipped, and the histograms of queue wait
   (ready to started) and of run time by outcome, seen by this process's worker. They only go
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+from wireframe.scheduler._key_metrics import key_gauges
 from wireframe.scheduler.events import (
     Event,
     EventsLagged,
@@ -233,6 +236,14 @@ class SchedulerMetrics:
             counts = await source.store.counts()
             waits = await source.store.oldest_pending()
             store_gauges = [self._jobs_gauge(counts), self._waits_gauge(waits)]
+            keyed = [
+                self.labels.of(t.type)
+                for d in source.domains.values()
+                for t in d.jobs.values()
+                if t.key_policy is not None
+            ]
+            stats = await source.store.key_stats()
+            store_gauges.extend(key_gauges(stats, keyed, self.labels.of))
         return [
             *store_gauges,
             gauge(
