@@ -26,8 +26,10 @@ from rich.text import Text
 from wireframe.cli import render
 from wireframe.cli.commands import Output, opened, snapshot_counts
 from wireframe.cli.errors import UsageError
+from wireframe.cli.key_waits import held_by_caps
 from wireframe.cli.values import parse_duration
 from wireframe.store import JobRecord, JobState, Store
+from wireframe.store.flowkeys import KeyStats
 
 try:
     import termios
@@ -67,6 +69,8 @@ class Frame:
     running: Sequence[JobRecord]
     workers: int = 0
     """Live workers (a heartbeat within their ttl)."""
+    keys: Sequence[KeyStats] = ()
+    """Concurrency keys per job type: jobs held by caps, the busiest key's running jobs."""
 
     def total(self, state: JobState) -> int:
         """Jobs in `state` across every domain and type."""
@@ -96,7 +100,8 @@ async def read_frame(store: Store) -> Frame:
     counts = await store.counts()
     running = await store.list_jobs(states=(JobState.RUNNING,), limit=RUNNING_SHOWN + 1)
     workers = sum(not w.lost for w in await store.workers())
-    return Frame(time.monotonic(), counts, running, workers)
+    keys = await store.key_stats()
+    return Frame(time.monotonic(), counts, running, workers, keys)
 
 
 def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> RenderableType:
@@ -151,6 +156,9 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
         running.add_row("", Text(f"... and {more} more", style="dim"), "", "", "", "", "")
     if not frame.running:
         running.add_row("", Text("(none)", style="dim"), "", "", "", "", "")
+    held = held_by_caps(frame.keys)
+    if held is not None:
+        return Group(header, queue, Text(held, style="yellow"), running)
     return Group(header, queue, running)
 
 
@@ -238,6 +246,7 @@ async def _json_frames(store: Store, interval: float, iterations: int | None) ->
             "completed_per_second": rates.completed,
             "failed_per_second": rates.failed,
             "workers": frame.workers,
+            "key_caps": [attrs.asdict(s) for s in frame.keys],
             "running": [
                 {
                     "id": j.id,
