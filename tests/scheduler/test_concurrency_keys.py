@@ -18,7 +18,7 @@ from wireframe.testing import running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 
-from pg_support import drop_schema, new_schema_name, require_pg  # noqa: E402
+from pg_support import drop_schema, new_schema_name, require_pg
 
 KINDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -6,11 +6,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from conftest import FakeClock
 
 from wireframe.store import JobRecord, Release, Store
 from wireframe.store.flowkeys import KeyStats
 
-from conftest import FakeClock
 from store_support import TTL, claim, complete, fail, job, release, submit
 
 pytestmark = pytest.mark.anyio
