@@ -134,3 +134,13 @@ async def test_key_stats_count_jobs_held_by_a_cap(store: Store) -> None:
     await submit_keyed(store, "b", 1, cap=2)
     await claim(store)
     assert await store.key_stats() == [KeyStats("d", "d::t", 3, 2)]
+
+
+async def test_batches_stamp_turns_after_the_key_s_pending_jobs(store: Store) -> None:
+    first = await submit_keyed(store, "a", 20, cap=None)  # one INSERT for the batch
+    second = await submit_keyed(store, "a", 20, cap=None)
+    mixed = await store.submit([job(**keyed(k, cap=None)) for k in ["b", "b", "b", "b", "c"] * 4])
+    # b's 16 jobs and c's 4 take turns with a's backlog from the start.
+    assert {j.id for j in await claim(store, limit=3)} == {first[0], mixed[0].id, mixed[4].id}
+    order = [j.id for _ in range(60) for j in await claim(store, limit=1)]
+    assert [i for i in order if i in first + second] == first[1:] + second

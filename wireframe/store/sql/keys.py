@@ -19,6 +19,7 @@ cap; SQLite's single writer already serialises claims.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 
 from wireframe.store.flowkeys import stride
@@ -40,10 +41,25 @@ _LOCK_CLASS = 0x57464B
 class Stamper:
     """Stamps the keyed jobs of one submission (reads only: call before inserting them)."""
 
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, jobs: Sequence[NewJob] = ()) -> None:
         self.tx = tx
         self.last: dict[str, int | None] = {}
         self.turn: dict[int, int] = {}
+        keys = sorted({job.flow_key for job in jobs if job.flow_key is not None})
+        if len(keys) > 1:
+            self._prefetch(keys)
+
+    def _prefetch(self, keys: list[str]) -> None:
+        """The last pending stamp of each key, a few statements for a whole batch."""
+        self.last.update(dict.fromkeys(keys))
+        for part in chunks(keys):
+            for key, last in self.tx.execute(
+                "SELECT flow_key, max(fair_seq) FROM jobs WHERE state = 'pending' "
+                f"AND flow_key IS NOT NULL AND flow_key IN ({placeholders(len(part))}) "
+                "GROUP BY flow_key",
+                tuple(part),
+            ):
+                self.last[key] = int(last)
 
     def stamp(self, job: NewJob) -> int:
         """The `fair_seq` of `job` (0 without a key)."""
@@ -78,6 +94,47 @@ class Stamper:
             ).fetchone()
             found = self.turn[priority] = int(row[0]) if row else 1
         return found
+
+
+# The uniform INSERT of `wireframe.store.sql.submit` for keyed jobs: the payload, the key and the
+# stamp of each job arrive as one JSON array of triples; every other column is bound once.
+# SQLite: the ids are consecutive (`?1 + key`). The bound key and stamp (?25, ?27) stand in
+# for a triple's missing ones, which never happens.
+_INSERT_KEYED = (
+    "INSERT INTO {columns} SELECT ?1 + key, ?2, ?3, json_extract(value, '$[0]'), "
+    + ", ".join(f"?{i}" for i in range(5, 25))
+    + ", coalesce(json_extract(value, '$[1]'), ?25), ?26, "
+    "coalesce(json_extract(value, '$[2]'), ?27) FROM json_each(?4)"
+)
+# PostgreSQL: the ids (from a sequence) arrive as an array literal, zipped with the triples.
+_TRIPLE = (
+    "ARRAY(SELECT e->>{i} FROM json_array_elements(?::json) WITH ORDINALITY AS t(e, n) ORDER BY n)"
+)
+_INSERT_KEYED_PG = (
+    "INSERT INTO {columns} SELECT v.id, ?, ?, v.payload, "
+    + ", ".join("?" for _ in range(20))
+    + ", v.flow_key, ?, v.fair_seq::bigint FROM unnest(?::bigint[], "
+    + ", ".join(_TRIPLE.format(i=i) for i in range(3))
+    + ") AS v(id, payload, flow_key, fair_seq)"
+)
+
+
+def insert_keyed(
+    tx: Tx, columns: str, params: list[object], ids: Sequence[int], jobs: Sequence[NewJob]
+) -> None:
+    """Insert a uniform batch of keyed jobs into `columns` (`jobs (id, type, ...)`, the order
+    of `params`: the first job's INSERT_JOB row)."""
+    stamper = Stamper(tx, jobs)
+    triples = json.dumps(
+        [[job.payload, job.flow_key, stamper.stamp(job)] for job in jobs], ensure_ascii=False
+    )
+    if tx.dialect.name == "sqlite":
+        params[3] = triples
+        tx.execute(_INSERT_KEYED.format(columns=columns), params)
+    else:
+        array = "{" + ",".join(map(str, ids)) + "}"
+        args = (*params[1:3], *params[4:24], params[25], array, triples, triples, triples)
+        tx.execute(_INSERT_KEYED_PG.format(columns=columns), args)
 
 
 def admit(tx: Tx, picked: Sequence[tuple[int, str | None, int | None]], room: int) -> list[int]:

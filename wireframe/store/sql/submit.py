@@ -19,7 +19,7 @@ from wireframe.store.records import (
 )
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.deps import remember
-from wireframe.store.sql.keys import Stamper
+from wireframe.store.sql.keys import Stamper, insert_keyed
 from wireframe.store.sql.locks import lock
 from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended, placeholders
 from wireframe.store.sql.tx import Bulk, Tx
@@ -94,7 +94,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     # in the order of `wireframe.store.sql.locks`.
     lock(tx, [row for job in jobs for row in (job.parent_id, *job.depends_on)])
     ids = iter(tx.dialect.reserve_ids(tx, "jobs", len(jobs)))
-    stamper = Stamper(tx)
+    stamper = Stamper(tx, jobs)
     for job in jobs:
         if job.key is not None:
             held = batch_keys.get((job.type, job.key))
@@ -182,18 +182,22 @@ _shape = operator.attrgetter(
     "on_dependency_failure",
     "fail_fast",
     "max_reclaims",
+    "key_cap",
+    "key_weight",
 )
-"""Everything that goes into a plain job's row apart from its payload."""
+"""Everything that goes into a plain job's row apart from its payload (and concurrency key)."""
 
 
 def _uniform(jobs: Sequence[NewJob]) -> bool:
-    """True if no job has a key, dependencies, a parent or a schedule, and all share a shape."""
+    """True if no job has a key, dependencies, a parent or a schedule, and all share a shape
+    (all with a concurrency key or all without)."""
     first = jobs[0]
     shape = _shape(first)
+    keyed = first.flow_key is not None
     for job in jobs:
         if (
             job.key is not None
-            or job.flow_key is not None
+            or (job.flow_key is not None) is not keyed
             or job.depends_on
             or job.parent_id is not None
             or job.recurring is not None
@@ -209,6 +213,10 @@ def _submit_uniform(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitRe
     ids = tx.dialect.reserve_ids(tx, "jobs", len(jobs))
     state, error, _, _ = _initial_state(tx, now, jobs[0])
     params = list(job_row(jobs[0], ids[0], now, state, None, error))
+    if jobs[0].flow_key is not None:
+        insert_keyed(tx, _JOB_COLUMNS, params, ids, jobs)
+        tx.wakes = True
+        return [Submitted(job_id) for job_id in ids]
     payloads = json.dumps([job.payload for job in jobs], ensure_ascii=False)
     if tx.dialect.name == "sqlite":
         params[3] = payloads
