@@ -201,7 +201,13 @@ class JobType(Generic[P, R]):
 
 
 class Domain:
-    """A named group of job types sharing a default priority, a concurrency limit and state."""
+    """A named group of job types sharing a default priority, a concurrency limit and state.
+
+    `concurrency_key=` (payload -> str, run at submission), `max_per_key=` and `weight=` give
+    every job type of the domain one set of keys (a type may declare its own instead): at most
+    `max_per_key` jobs of one key run at once across all workers, and within a priority the
+    keys take turns, `weight` turns each (`wireframe.scheduler.keys`).
+    """
 
     def __init__(
         self,
