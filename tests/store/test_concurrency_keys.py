@@ -144,3 +144,14 @@ async def test_batches_stamp_turns_after_the_key_s_pending_jobs(store: Store) ->
     assert {j.id for j in await claim(store, limit=3)} == {first[0], mixed[0].id, mixed[4].id}
     order = [j.id for _ in range(60) for j in await claim(store, limit=1)]
     assert [i for i in order if i in first + second] == first[1:] + second
+
+
+async def test_a_job_held_by_its_cap_is_not_a_reason_to_preempt(store: Store) -> None:
+    await submit_keyed(store, "a", 2, cap=1, priority=30)
+    await submit(store, priority=0)
+    got = await claim(store, limit=2)
+    assert sorted(j.priority for j in got) == [0, 30]
+    # The other urgent job waits for its key, not for a worker: nothing to preempt for.
+    assert await store.top_pending_priority(["d"], []) is None
+    await submit(store, priority=10)
+    assert await store.top_pending_priority(["d"], []) == 10

@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Callable, Sequence
 
 from wireframe.store.memory.housekeep import housekeep
-from wireframe.store.memory.keys import Admission
+from wireframe.store.memory.keys import Admission, uncapped_top
 from wireframe.store.memory.lanes import ID_MASK, Lane, key
 from wireframe.store.memory.rows import Job
 from wireframe.store.memory.table import Table
@@ -165,9 +165,13 @@ def put_back(jobs: Sequence[Job]) -> None:
 
 
 def top_pending_priority(tb: Table, domains: Sequence[str], tags: Sequence[str]) -> int | None:
-    """The highest base priority among pending jobs a worker with these domains and tags takes."""
+    """The highest base priority among pending jobs a worker with these domains and tags takes
+    (a job whose key is at its cap could not start: preempting for it would gain nothing)."""
     if not domains:
         return None
     req = ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags))
-    tops = [top for lane in lanes_for(tb, req) if (top := lane.top_base()) is not None]
+    lanes = lanes_for(tb, req)
+    if tb.flow.running:  # some key may be at its cap: look at the jobs themselves
+        return uncapped_top(tb, {id(lane) for lane in lanes})
+    tops = [top for lane in lanes if (top := lane.top_base()) is not None]
     return max(tops) if tops else None

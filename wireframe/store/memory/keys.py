@@ -114,3 +114,18 @@ def key_stats(tb: Table) -> list[KeyStats]:
         KeyStats(d, t, waiting[(d, t)], max(tops[(d, t)].values()) if (d, t) in tops else 0)
         for d, t in pairs
     ]
+
+
+def uncapped_top(tb: Table, lanes: set[int]) -> int | None:
+    """The highest base priority among pending jobs of these lanes (by `id`) that their key's
+    cap lets start: a scan of the pending jobs, for preemption checks while keys run."""
+    running = tb.flow.running
+    top: int | None = None
+    for job in tb.active[PENDING].values():
+        if id(job.lane) not in lanes or (top is not None and job.base_priority <= top):
+            continue
+        cap = job.key_cap
+        if cap is not None and job.flow_key is not None and running.get(job.flow_key, 0) >= cap:
+            continue
+        top = job.base_priority
+    return top

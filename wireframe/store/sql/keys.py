@@ -36,6 +36,8 @@ ORDER = "priority DESC, fair_seq, id"
 """The claim order: priority, then turns (fair share), then submission."""
 _LOCK_CLASS = 0x57464B
 """The first half of the two-int advisory locks of keys (a key space of their own)."""
+LOCK_KEY = f"pg_try_advisory_xact_lock({_LOCK_CLASS}, hashtext(flow_key))"
+"""PostgreSQL: take the transaction lock of a row's key without waiting; True if taken."""
 
 
 class Stamper:
@@ -162,6 +164,34 @@ def admit(tx: Tx, picked: Sequence[tuple[int, str | None, int | None]], room: in
         running[key] = held + 1
         out.append(job_id)
     return out
+
+
+def lease_admitted(
+    picked: Sequence[tuple[int, str | None, int | None]],
+    room: int,
+    lease_sql: str,
+    lease: tuple[object, ...],
+    columns: str,
+) -> tuple[str, tuple[object, ...]]:
+    """PostgreSQL: one statement leasing, of `picked` (id, key, cap; in claim order, their
+    keys' locks held), up to `room` jobs whose key runs fewer jobs than its cap, counting
+    those before them. Run after the locks were taken, it counts with a snapshot that sees
+    every lease committed by the claims that held them before."""
+    values = ", ".join("(?::bigint, ?::text, ?::integer, ?::integer)" for _ in picked)
+    args = [v for i, (job_id, key, cap) in enumerate(picked) for v in (job_id, key, cap, i)]
+    sql = (
+        f"WITH cand(id, flow_key, key_cap, ord) AS (VALUES {values}), "
+        "ranked AS (SELECT id, flow_key, key_cap, ord, "
+        "row_number() OVER (PARTITION BY flow_key ORDER BY ord) AS rn FROM cand), "
+        "busy AS (SELECT flow_key, count(*) AS n FROM jobs WHERE state = 'running' "
+        "AND flow_key IS NOT NULL AND flow_key IN (SELECT flow_key FROM cand) "
+        "GROUP BY flow_key), "
+        "chosen AS (SELECT r.id FROM ranked r LEFT JOIN busy b ON b.flow_key = r.flow_key "
+        "WHERE coalesce(b.n, 0) + r.rn <= r.key_cap ORDER BY r.ord LIMIT ?) "
+        f"{lease_sql} WHERE id = ANY(ARRAY(SELECT id FROM chosen)) AND state = 'pending' "
+        f"RETURNING {columns}"
+    )
+    return sql, (*args, room, *lease)
 
 
 def _lock(tx: Tx, keys: list[str]) -> list[str]:
