@@ -51,3 +51,16 @@ def test_top_counts_the_jobs_held_by_key_caps(wf: Cli, held: int) -> None:
     ]
     screen = wf("top", "--once").out
     assert "waiting on key caps: keys::work 1 (busiest key runs 2)" in screen
+
+
+def test_types_and_submit_tell_about_the_concurrency_key(wf: Cli, store_url: str) -> None:
+    async def record(store: Store) -> None:
+        async with Scheduler(store, domains=[keys_app.accounts], worker=False):
+            pass  # opening records the job types
+
+    in_store(store_url, record)
+    assert "concurrency key from payload (max 2 per key)" in wf("types").out
+    result = wf("submit", "keys::work", "--payload", '{"acct": "x"}')
+    assert result.code == 0, result
+    assert "takes its concurrency key from its payload" in result.out
+    assert "no max_per_key holds it" in result.out

@@ -10,6 +10,7 @@ from typing import Any
 
 from wireframe.scheduler._shapes import describe_hint
 from wireframe.scheduler.domain import JobType
+from wireframe.scheduler.keys import key_settings
 from wireframe.store import NewJobType
 
 
@@ -28,6 +29,7 @@ def settings_of(job_type: JobType[Any, Any]) -> dict[str, Any]:
         "preemptible": job_type.preemptible,
         "key": job_type.key is not None,
         "finalize": job_type.finalize_fn is not None,
+        **key_settings(job_type.key_policy),
     }
 
 

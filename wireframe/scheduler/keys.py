@@ -26,7 +26,7 @@ import attrs
 from wireframe.scheduler.errors import ConfigError
 from wireframe.store.flowkeys import KEY_SEPARATOR
 
-__all__ = ["KeyPolicy", "flow_fields", "key_policy"]
+__all__ = ["KeyPolicy", "flow_fields", "key_policy", "key_settings"]
 
 KeyFn = Callable[[Any], str]
 MAX_WEIGHT = 1_000_000.0
@@ -91,3 +91,10 @@ def flow_fields(
             "it must return a non-empty str"
         )
     return f"{policy.scope}{KEY_SEPARATOR}{value}", policy.max_per_key, policy.weight
+
+
+def key_settings(policy: KeyPolicy | None) -> dict[str, object]:
+    """The recorded settings of a job type's key (`wireframe types`, `wireframe submit`)."""
+    if policy is None:
+        return {"concurrency_key": False}
+    return {"concurrency_key": True, "max_per_key": policy.max_per_key, "weight": policy.weight}
