@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=16, help="jobs per claim (claims)")
     parser.add_argument("--rounds", type=int, default=1000, help="claims timed")
     parser.add_argument("--claims-only", action="store_true")
+    parser.add_argument("--end-to-end-only", action="store_true")
     args = parser.parse_args()
     console = Console()
     if not args.claims_only:
@@ -162,6 +163,8 @@ def main() -> None:
             rate = _end_to_end(args, keys, cap)
             base = base or rate
             console.print(f"  {label:>42}: {rate:>9,.0f} jobs/s  ({rate / base:.0%} of no keys)")
+    if args.end_to_end_only:
+        return
     console.print(
         f"[bold]claims[/] backlog={args.backlog:,} limit={args.limit} rounds={args.rounds}"
     )

@@ -108,16 +108,14 @@ _INSERT_KEYED = (
     + ", coalesce(json_extract(value, '$[1]'), ?25), ?26, "
     "coalesce(json_extract(value, '$[2]'), ?27) FROM json_each(?4)"
 )
-# PostgreSQL: the ids (from a sequence) arrive as an array literal, zipped with the triples.
-_TRIPLE = (
-    "ARRAY(SELECT e->>{i} FROM json_array_elements(?::json) WITH ORDINALITY AS t(e, n) ORDER BY n)"
-)
+# PostgreSQL: the ids (from a sequence) arrive as an array literal, the payloads as a JSON
+# array, the keys and stamps as arrays; the four are zipped in order.
 _INSERT_KEYED_PG = (
     "INSERT INTO {columns} SELECT v.id, ?, ?, v.payload, "
     + ", ".join("?" for _ in range(20))
-    + ", v.flow_key, ?, v.fair_seq::bigint FROM unnest(?::bigint[], "
-    + ", ".join(_TRIPLE.format(i=i) for i in range(3))
-    + ") AS v(id, payload, flow_key, fair_seq)"
+    + ", v.flow_key, ?, v.fair_seq FROM unnest(?::bigint[], "
+    "ARRAY(SELECT p FROM json_array_elements_text(?::json) WITH ORDINALITY AS e(p, n) "
+    "ORDER BY n), ?::text[], ?::bigint[]) AS v(id, payload, flow_key, fair_seq)"
 )
 
 
@@ -127,15 +125,17 @@ def insert_keyed(
     """Insert a uniform batch of keyed jobs into `columns` (`jobs (id, type, ...)`, the order
     of `params`: the first job's INSERT_JOB row)."""
     stamper = Stamper(tx, jobs)
-    triples = json.dumps(
-        [[job.payload, job.flow_key, stamper.stamp(job)] for job in jobs], ensure_ascii=False
-    )
     if tx.dialect.name == "sqlite":
-        params[3] = triples
+        params[3] = json.dumps(
+            [[job.payload, job.flow_key, stamper.stamp(job)] for job in jobs], ensure_ascii=False
+        )
         tx.execute(_INSERT_KEYED.format(columns=columns), params)
     else:
         array = "{" + ",".join(map(str, ids)) + "}"
-        args = (*params[1:3], *params[4:24], params[25], array, triples, triples, triples)
+        payloads = json.dumps([job.payload for job in jobs], ensure_ascii=False)
+        keys = [job.flow_key for job in jobs]
+        seqs = [stamper.stamp(job) for job in jobs]
+        args = (*params[1:3], *params[4:24], params[25], array, payloads, keys, seqs)
         tx.execute(_INSERT_KEYED_PG.format(columns=columns), args)
 
 
