@@ -177,10 +177,10 @@ def lease_admitted(
     keys' locks held), up to `room` jobs whose key runs fewer jobs than its cap, counting
     those before them. Run after the locks were taken, it counts with a snapshot that sees
     every lease committed by the claims that held them before."""
-    values = ", ".join("(?::bigint, ?::text, ?::integer, ?::integer)" for _ in picked)
-    args = [v for i, (job_id, key, cap) in enumerate(picked) for v in (job_id, key, cap, i)]
+    args = ([p[0] for p in picked], [p[1] for p in picked], [p[2] for p in picked])
     sql = (
-        f"WITH cand(id, flow_key, key_cap, ord) AS (VALUES {values}), "
+        "WITH cand AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::integer[]) "
+        "WITH ORDINALITY AS c(id, flow_key, key_cap, ord)), "
         "ranked AS (SELECT id, flow_key, key_cap, ord, "
         "row_number() OVER (PARTITION BY flow_key ORDER BY ord) AS rn FROM cand), "
         "busy AS (SELECT flow_key, count(*) AS n FROM jobs WHERE state = 'running' "
