@@ -22,6 +22,7 @@ from rich.text import Text
 
 from wireframe.cli import render
 from wireframe.cli.errors import CLIError, UsageError
+from wireframe.cli.key_waits import with_key_waits
 from wireframe.cli.pauses import held_by_pause, held_by_pauses, waits
 from wireframe.cli.values import (
     parse_duration,
@@ -146,6 +147,7 @@ async def cmd_jobs(args: argparse.Namespace, out: Output) -> int:
             limit=limit,
             newest_first=not args.oldest_first,
         )
+        jobs = await with_key_waits(store, jobs)
         held = held_by_pauses(jobs, await store.paused())
         total = len(jobs)
         if total == limit:
@@ -352,7 +354,7 @@ async def cmd_job(args: argparse.Namespace, out: Output) -> int:
     """Show one job: overview, error and traceback, attempts, dependencies, children, more."""
     job_id = parse_job_id(args.id)
     async with opened(args) as store:
-        job = await get_job(store, job_id)
+        [job] = await with_key_waits(store, [await get_job(store, job_id)])
         sections = [await section(store, job) for section in JOB_SECTIONS]
     if out.as_json:
         data = {name: value for name, value, _ in sections}

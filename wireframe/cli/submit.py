@@ -282,6 +282,15 @@ async def cmd_submit(args: argparse.Namespace, out: Output) -> int:
                 style="green",
             )
         )
+        if job.flow_key is None and _settings(record).get("concurrency_key"):
+            out.print(
+                Text(
+                    f"note: {type_name} takes its concurrency key from its payload in the app's"
+                    " code; this job has none, so no max_per_key holds it (pass --app to"
+                    " derive it)",
+                    style="yellow",
+                )
+            )
         if job.key is None and _settings(record).get("key"):
             out.print(
                 Text(
@@ -475,6 +484,9 @@ def _settings_text(settings: dict[str, Any]) -> str:
     for limit in settings.get("rate_limits") or ():
         keyed = " per key" if limit.get("keyed") else ""
         parts.append(f"rate {limit['name']} {limit['count']} per {limit['per']:g} s{keyed}")
+    if settings.get("concurrency_key"):
+        cap = settings.get("max_per_key")
+        parts.append("concurrency key from payload" + (f" (max {cap} per key)" if cap else ""))
     return "settings: " + ", ".join(parts)
 
 

@@ -27,10 +27,12 @@ from rich.text import Text
 from wireframe.cli import render
 from wireframe.cli.commands import Output, opened, snapshot_counts
 from wireframe.cli.errors import UsageError
+from wireframe.cli.key_waits import held_by_caps
 from wireframe.cli.pauses import flow_dict, paused_text
 from wireframe.cli.rate_view import rate_json, rate_table
 from wireframe.cli.values import parse_duration
 from wireframe.store import JobRecord, JobState, PausedFlow, Store
+from wireframe.store.flowkeys import KeyStats
 from wireframe.store.rates import RateState
 
 try:
@@ -75,6 +77,8 @@ class Frame:
     """The rate limits claims applied, now."""
     paused: Sequence[PausedFlow] = ()
     """The paused domains and job types."""
+    keys: Sequence[KeyStats] = ()
+    """Concurrency keys per job type: jobs held by caps, the busiest key's running jobs."""
 
     def total(self, state: JobState) -> int:
         """Jobs in `state` across every domain and type."""
@@ -111,6 +115,7 @@ async def read_frame(store: Store) -> Frame:
         workers,
         rate_limits=await store.rate_limits(),
         paused=await store.paused(),
+        keys=await store.key_stats(),
     )
 
 
@@ -171,9 +176,13 @@ def view(store_url: str, frame: Frame, rates: Rates, refresh: int) -> Renderable
         running.add_row("", Text(f"... and {more} more", style="dim"), "", "", "", "", "")
     if not frame.running:
         running.add_row("", Text("(none)", style="dim"), "", "", "", "", "")
+    parts: list[RenderableType] = [header, queue]
     if frame.rate_limits:
-        return Group(header, queue, rate_table(frame.rate_limits), running)
-    return Group(header, queue, running)
+        parts.append(rate_table(frame.rate_limits))
+    held = held_by_caps(frame.keys)
+    if held is not None:
+        parts.append(Text(held, style="yellow"))
+    return Group(*parts, running)
 
 
 async def cmd_top(args: argparse.Namespace, out: Output) -> int:
@@ -262,6 +271,7 @@ async def _json_frames(store: Store, interval: float, iterations: int | None) ->
             "workers": frame.workers,
             "rate_limits": rate_json(frame.rate_limits),
             "paused": [flow_dict(f) for f in frame.paused],
+            "key_caps": [attrs.asdict(s) for s in frame.keys],
             "running": [
                 {
                     "id": j.id,

@@ -11,6 +11,7 @@ from typing import Any
 from wireframe.scheduler._shapes import describe_hint
 from wireframe.scheduler.domain import JobType
 from wireframe.scheduler.flow import rate_settings
+from wireframe.scheduler.keys import key_settings
 from wireframe.store import NewJobType
 
 
@@ -30,6 +31,7 @@ def settings_of(job_type: JobType[Any, Any]) -> dict[str, Any]:
         "key": job_type.key is not None,
         "finalize": job_type.finalize_fn is not None,
         **rate_settings(job_type.flow),
+        **key_settings(job_type.key_policy),
     }
 
 

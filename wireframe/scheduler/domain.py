@@ -28,6 +28,7 @@ from wireframe.scheduler.flow import (
     check_rate_key,
     type_flow,
 )
+from wireframe.scheduler.keys import KeyPolicy, key_policy
 from wireframe.scheduler.priority import Priority, coerce_priority
 from wireframe.scheduler.retry import Retry, coerce_retry
 from wireframe.store.records import DEFAULT_MAX_RECLAIMS
@@ -142,6 +143,7 @@ class JobType(Generic[P, R]):
         max_reclaims: int = DEFAULT_MAX_RECLAIMS,
         payload_shape: Shape = ANY_OBJECT,
         flow: Flow | None = None,
+        key_policy: KeyPolicy | None = None,
     ) -> None:
         self.domain = domain
         self.name = name
@@ -165,6 +167,8 @@ class JobType(Generic[P, R]):
         self.flow = flow if flow is not None else Flow()
         """Its rate limits (its domain's and its own), and its jobs' rate key and cost."""
         self._result_type: tuple[object] | None = None
+        self.key_policy = key_policy if key_policy is not None else domain.key_policy
+        """Its concurrency key, cap and fair-share weight (its own, or its domain's), or None."""
 
     def finalize(
         self, fn: Callable[[P, JobContext], Awaitable[Any]]
@@ -210,7 +214,13 @@ class JobType(Generic[P, R]):
 
 
 class Domain:
-    """A named group of job types sharing a default priority, a concurrency limit and state."""
+    """A named group of job types sharing a default priority, a concurrency limit and state.
+
+    `concurrency_key=` (payload -> str, run at submission), `max_per_key=` and `weight=` give
+    every job type of the domain one set of keys (a type may declare its own instead): at most
+    `max_per_key` jobs of one key run at once across all workers, and within a priority the
+    keys take turns, `weight` turns each (`wireframe.scheduler.keys`).
+    """
 
     def __init__(
         self,
@@ -222,6 +232,9 @@ class Domain:
         rate: Rate | None = None,
         rate_key: RateKey | None = None,
         cost: Cost = 1,
+        concurrency_key: KeyFn | None = None,
+        max_per_key: int | None = None,
+        weight: float | None = None,
     ) -> None:
         validate_name(name, what="domain name")
         self.name = name
@@ -237,6 +250,10 @@ class Domain:
             raise ConfigError(f"Domain({name!r}): rate_key needs a rate= to key")
         self.cost = check_cost(cost, where=f"Domain({name!r}) cost", rates=[self.rate])
         """Tokens each of its jobs takes by default (an int or a payload -> int callable)."""
+        self.key_policy = key_policy(
+            concurrency_key, max_per_key, weight, scope=name, where=f"Domain({name!r})"
+        )
+        """The concurrency key, cap and weight its job types share (unless they declare one)."""
         self.jobs: dict[str, JobType[Any, Any]] = {}
         self._state: dict[type, object] = {}
         for item in state:
@@ -278,6 +295,9 @@ class Domain:
         rate: Rate | None = None,
         rate_key: RateKey | None = None,
         cost: Cost | None = None,
+        concurrency_key: KeyFn | None = None,
+        max_per_key: int | None = None,
+        weight: float | None = None,
     ) -> Callable[[Callable[[P, JobContext], Awaitable[R]]], JobType[P, R]]: ...
 
     def job(self, fn: Any = None, **options: Any) -> Any:
@@ -342,9 +362,13 @@ class Domain:
         rate: Rate | None = None,
         rate_key: RateKey | None = None,
         cost: Cost | None = None,
+        concurrency_key: KeyFn | None = None,
+        max_per_key: int | None = None,
+        weight: float | None = None,
     ) -> JobType[Any, Any]:
         validate_name(name, what="job name")
         type_name = job_type_name(self.name, name)
+        policy = key_policy(concurrency_key, max_per_key, weight, scope=type_name, where=type_name)
         if name in self.jobs:
             raise ConfigError(f"job type {type_name!r} is already registered")
         if key is not None and not callable(key):
@@ -373,6 +397,7 @@ class Domain:
             max_reclaims=check_max_reclaims(max_reclaims, where=f"{type_name} max_reclaims"),
             payload_shape=payload[1],
             flow=type_flow(self, type_name, rate, rate_key, cost),
+            key_policy=policy,
         )
         self.jobs[name] = job_type
         return job_type

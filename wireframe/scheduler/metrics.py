@@ -4,10 +4,12 @@ Two sources, each used for what it measures well:
 
 - **Gauges from the store** at scrape time: jobs by domain, type and state (``store.counts()``),
   per domain, how long the longest-waiting ready job has waited (``store.oldest_pending()``),
-  and per rate limit its tokens, its buckets without one and the jobs it holds back
-  (``store.rate_limits()``; a keyed limit is one series, never one per key), across every
-  process sharing the store. A store count cannot make a counter: pruning deletes
-  ended jobs, so "completed" would go down.
+  per rate limit its tokens, its buckets without one and the jobs it holds back
+  (``store.rate_limits()``; a keyed limit is one series, never one per key), and for job types
+  with a concurrency key, the pending jobs a key's cap holds back and the most jobs one key
+  runs (``store.key_stats()``, never a label per key), across every process sharing the
+  store. A store count cannot make a counter: pruning deletes ended jobs, so "completed"
+  would go down.
 - **Counters from this process's EventBus**: attempts started, completions, failed attempts,
   cancellations, lease reclaims, recurring firings skipped, and the histograms of queue wait
   (ready to started) and of run time by outcome, seen by this process's worker. They only go
@@ -28,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+from wireframe.scheduler._key_metrics import key_gauges
 from wireframe.scheduler._pause_metrics import paused_gauges
 from wireframe.scheduler._rate_metrics import rate_gauges
 from wireframe.scheduler.events import (
@@ -248,6 +251,14 @@ class SchedulerMetrics:
                 *rate_gauges(self._declared_rates, rates),
                 *paused_gauges(self.labels.domains, self.labels.types, flows),
             ]
+            keyed = [
+                self.labels.of(t.type)
+                for d in source.domains.values()
+                for t in d.jobs.values()
+                if t.key_policy is not None
+            ]
+            stats = await source.store.key_stats()
+            store_gauges.extend(key_gauges(stats, keyed, self.labels.of))
         return [
             *store_gauges,
             gauge(

@@ -41,6 +41,7 @@ from wireframe.scheduler.errors import (
 )
 from wireframe.scheduler.events import JobSubmitted, Subscription
 from wireframe.scheduler.flow import submitted
+from wireframe.scheduler.keys import flow_fields
 from wireframe.scheduler.middleware import Middleware
 from wireframe.scheduler.priority import Priority
 from wireframe.scheduler.recurring import Recurrence, recurrence_from_json
@@ -313,6 +314,8 @@ class Scheduler(Front, Task):
                 )
                 if job_type.flow.limited:  # each payload has its own rate key and cost
                     fields[_RATE_KEY], fields[_COST] = submitted(job_type, payload, where=where)
+                if job_type.key_policy is not None:
+                    fields[_FLOW_KEY] = flow_fields(job_type.key_policy, payload, where=where)[0]
                 job = NewJob(*fields)
             jobs.append(job)
         results = await self._submit(jobs, seen, connection)
@@ -701,6 +704,7 @@ def _job_id(job: object, where: str) -> int:
 _NEW_JOB_FIELDS = [field.name for field in attrs.fields(NewJob)]
 _PAYLOAD, _KEY = _NEW_JOB_FIELDS.index("payload"), _NEW_JOB_FIELDS.index("key")
 _RATE_KEY, _COST = _NEW_JOB_FIELDS.index("rate_key"), _NEW_JOB_FIELDS.index("cost")
+_FLOW_KEY = _NEW_JOB_FIELDS.index("flow_key")
 
 
 def _state(value: JobState | str) -> JobState:

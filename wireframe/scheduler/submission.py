@@ -14,6 +14,7 @@ from wireframe.scheduler.codec import encode_payload
 from wireframe.scheduler.domain import JobType, check_max_reclaims, check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError
 from wireframe.scheduler.flow import submitted
+from wireframe.scheduler.keys import flow_fields
 from wireframe.scheduler.priority import coerce_priority
 from wireframe.scheduler.recurring import Recurrence
 from wireframe.store import NewJob, NewSchedule
@@ -158,6 +159,7 @@ def build_job(
         else check_max_reclaims(max_reclaims, where=f"{where} max_reclaims")
     )
     rate_key, cost = submitted(job_type, payload, where=where)
+    flow_key, key_cap, key_weight = flow_fields(job_type.key_policy, payload, where=where)
     return NewJob(
         type=job_type.type,
         domain=job_type.domain.name,
@@ -180,6 +182,9 @@ def build_job(
         meta=check_meta(meta, where=f"{where} meta") if meta else {},
         debounce=debounced,
         throttle=throttled,
+        flow_key=flow_key,
+        key_cap=key_cap,
+        key_weight=key_weight,
     )
 
 

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from wireframe.store.flowkeys import KeyStats
 from wireframe.store.rates import RateState
 from wireframe.store.records import (
     AttemptRecord,
@@ -183,6 +184,13 @@ class Store(Protocol):
 
     async def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Every attempt of a job."""
+
+    async def key_running(self, keys: Sequence[str]) -> dict[str, int]:
+        """How many jobs of each stored concurrency key run (keys with none are left out)."""
+
+    async def key_stats(self) -> list[KeyStats]:
+        """Per (domain, type) with keyed jobs running or held by a cap: how many pending jobs
+        their key's cap holds, and the most jobs one key runs (a scan: for metrics, not claims)."""
 
     async def age(self, older_than: float, step: int, cap: int) -> int:
         """Boost pending jobs that waited longer than `older_than`; return how many."""

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import attrs
 
 from wireframe.store.base import Chooser, Observed
+from wireframe.store.flowkeys import KeyStats
 from wireframe.store.rates import RateState
 from wireframe.store.records import (
     AttemptRecord,
@@ -48,6 +49,7 @@ from wireframe.store.sql import (
 )
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import job_types as job_types_sql
+from wireframe.store.sql import keys as keys_sql
 from wireframe.store.sql import rates as rate_sql
 from wireframe.store.sql.flows import submit as submit_sql
 from wireframe.store.sql.tx import Tx
@@ -185,6 +187,15 @@ class EngineStore(Observed):
     async def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Attempts of a job."""
         return await self._op(without_now(attempts.attempts), job_id, write=False)
+
+    async def key_running(self, keys: Sequence[str]) -> dict[str, int]:
+        """How many jobs of each concurrency key run."""
+        return await self._op(without_now(keys_sql.running_counts), list(keys), write=False)
+
+    async def key_stats(self) -> list[KeyStats]:
+        """Per (domain, type): jobs held by a key cap, the most jobs one key runs."""
+        rows = await self._op(without_now(keys_sql.key_stats), write=False)
+        return [KeyStats(*row) for row in rows]
 
     async def age(self, older_than: float, step: int, cap: int) -> int:
         """Boost long-waiting pending jobs."""

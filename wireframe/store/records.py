@@ -94,6 +94,12 @@ class NewJob:
     throttle: float | None = None
     """Seconds: refused (Duplicate) within this long of the last accepted submission with the
     same key; None: no throttle."""
+    flow_key: str | None = None
+    """Its concurrency key, scoped (`wireframe.store.flowkeys`), or None."""
+    key_cap: int | None = None
+    """How many jobs of its key may run at once (None: no cap, fair share only)."""
+    key_weight: float = 1.0
+    """Its key's fair-share weight."""
 
 
 class Overlap(enum.StrEnum):
@@ -217,6 +223,10 @@ class JobRecord:
     queue wait of its next start counts from here."""
     meta: Mapping[str, str] = attrs.field(factory=dict)
     """Metadata given at submission (by the caller or middleware): str to str, never changed."""
+    flow_key: str | None = None
+    """Its concurrency key, scoped (`wireframe.store.flowkeys`), or None."""
+    key_cap: int | None = None
+    """How many jobs of its key may run at once (None: no cap)."""
     depends_on: tuple[int, ...] = ()
 
     @property

@@ -2,7 +2,8 @@
 
 The memory twin of `wireframe.store.sql.claim` (housekeeping is in `housekeep.py`). Candidates
 come from the lanes (`lanes.py`) a request may take, merged best first; a pending job the
-request may not take (its type excluded, its ttl run out) keeps its place.
+request may not take (its type excluded, its ttl run out, its key at its cap: `keys.py`) keeps
+its place.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from wireframe.store.memory.flows import unpaused
 from wireframe.store.memory.housekeep import housekeep
+from wireframe.store.memory.keys import Admission, uncapped_top
 from wireframe.store.memory.lanes import ID_MASK, Lane, key
 from wireframe.store.memory.rates import claim_rated
 from wireframe.store.memory.rows import PENDING, Job
@@ -22,7 +24,8 @@ Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
 
 def claim(tb: Table, req: ClaimRequest, chooser: Chooser | None) -> list[JobRecord]:
-    """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority."""
+    """Lease up to `req.limit` pending jobs, best priority first, then by turns of their
+    concurrency keys (FIFO without keys); never past a key's cap."""
     if req.housekeep:
         housekeep(tb)
     if req.limit <= 0 or not req.domains:
@@ -63,13 +66,18 @@ def lanes_for(tb: Table, req: ClaimRequest) -> list[Lane]:
     return found
 
 
-def candidates(tb: Table, lanes: list[Lane], req: ClaimRequest, want: int) -> list[Job]:
+def candidates(
+    tb: Table, lanes: list[Lane], req: ClaimRequest, want: int, admission: Admission | None = None
+) -> list[Job]:
     """Take off the lanes up to `want` pending jobs the request may take, best first.
 
     The entries of the jobs returned are popped: the caller leases each one or puts it back.
+    `admission` counts the keyed jobs taken so far (one per claim, if it takes several calls).
     """
+    if admission is None:
+        admission = Admission(tb.flow)
     if len(lanes) == 1:
-        return _from_one(tb, lanes[0], req, want)
+        return _from_one(tb, lanes[0], req, want, admission)
     jobs = tb.jobs
     out: list[Job] = []
     skipped: list[tuple[Lane, int]] = []
@@ -89,7 +97,7 @@ def candidates(tb: Table, lanes: list[Lane], req: ClaimRequest, want: int) -> li
             break
         k = heapq.heappop(best.heap)
         job = jobs[k & ID_MASK]
-        if _excluded(tb, job, req):
+        if _excluded(tb, job, req) or not admission.admits(job):
             skipped.append((best, k))
             continue
         job.pkey = None  # taken off: a duplicate entry of it is stale until it is put back
@@ -99,7 +107,9 @@ def candidates(tb: Table, lanes: list[Lane], req: ClaimRequest, want: int) -> li
     return out
 
 
-def _from_one(tb: Table, lane: Lane, req: ClaimRequest, want: int) -> list[Job]:
+def _from_one(
+    tb: Table, lane: Lane, req: ClaimRequest, want: int, admission: Admission
+) -> list[Job]:
     """`candidates` from a single lane (the common case)."""
     jobs = tb.jobs
     heap = lane.heap
@@ -113,8 +123,10 @@ def _from_one(tb: Table, lane: Lane, req: ClaimRequest, want: int) -> list[Job]:
         job = jobs.get(k & ID_MASK)
         if job is None or job.pkey != k:
             continue  # stale
-        if (job.expires_at is not None and job.expires_at <= now) or (
-            excluded and job.type in excluded
+        if (
+            (job.expires_at is not None and job.expires_at <= now)
+            or (excluded and job.type in excluded)
+            or (job.key_cap is not None and not admission.admits(job))
         ):
             if k not in skipped:
                 skipped.append(k)
@@ -157,22 +169,26 @@ def lease(tb: Table, job: Job, req: ClaimRequest) -> JobRecord:
 def put_back(jobs: Sequence[Job]) -> None:
     """Return candidates that were not leased to their lanes."""
     for job in jobs:
-        k = job.pkey = key(job.priority, job.id)
+        k = job.pkey = key(job.priority, job.fair, job.id)
         heapq.heappush(job.lane.heap, k)
 
 
 def top_pending_priority(tb: Table, domains: Sequence[str], tags: Sequence[str]) -> int | None:
-    """The highest base priority among pending jobs a worker with these domains and tags takes."""
+    """The highest base priority among pending jobs a worker with these domains and tags takes
+    (a job whose key is at its cap could not start: preempting for it would gain nothing)."""
     if not domains:
         return None
     req = unpaused(tb, ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags)))
+    lanes = lanes_for(tb, req)
     if req.exclude_types:  # a paused type: look at the jobs (the lanes count every type)
         found = [
             job.base_priority
-            for lane in lanes_for(tb, req)
+            for lane in lanes
             for job in tb.active[PENDING].values()
             if job.lane is lane and job.type not in req.exclude_types
         ]
         return max(found) if found else None
-    tops = [top for lane in lanes_for(tb, req) if (top := lane.top_base()) is not None]
+    if tb.flow.running:  # some key may be at its cap: look at the jobs themselves
+        return uncapped_top(tb, {id(lane) for lane in lanes})
+    tops = [top for lane in lanes if (top := lane.top_base()) is not None]
     return max(tops) if tops else None

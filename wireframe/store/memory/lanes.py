@@ -1,6 +1,7 @@
-"""The pending index: per (domain, tags), a heap of pending jobs by (priority DESC, id ASC).
+"""The pending index: per (domain, tags), a heap of pending jobs by (priority DESC, turn, id).
 
-A heap entry is one int, `key(priority, id)`, so entries compare as fast as ints do. Entries are
+The turn is a keyed job's fair-share stamp (`wireframe.store.memory.keys`; 0 without a key).
+A heap entry is one int, `key(priority, turn, id)`, so entries compare as ints do. Entries are
 deleted lazily: a job that leaves pending (or changes priority) forgets its key (`Job.pkey`),
 and an entry counts only while its job is pending under that very key. A heap holding far more
 entries than pending jobs is rebuilt, so its size stays proportional to the jobs it indexes.
@@ -16,13 +17,16 @@ if TYPE_CHECKING:
 
 ID_BITS = 48
 ID_MASK = (1 << ID_BITS) - 1
+TURN_BITS = 64
+PRIORITY_SHIFT = ID_BITS + TURN_BITS
 SLACK = 64
 """Stale entries a heap may hold beyond as many as its live ones before it is rebuilt."""
 
 
-def key(priority: int, job_id: int) -> int:
-    """The heap key of a pending job: smaller for a higher priority, then for a smaller id."""
-    return (-priority << ID_BITS) | job_id
+def key(priority: int, turn: int, job_id: int) -> int:
+    """The heap key of a pending job: smaller for a higher priority, then for an earlier turn,
+    then for a smaller id."""
+    return (-priority << PRIORITY_SHIFT) | (turn << ID_BITS) | job_id
 
 
 class Lane:
@@ -49,7 +53,7 @@ class Lane:
 
     def enter(self, job: Job) -> None:
         """Index a job that just became pending."""
-        k = (-job.priority << ID_BITS) | job.id
+        k = (-job.priority << PRIORITY_SHIFT) | (job.fair << ID_BITS) | job.id
         job.pkey = k
         heapq.heappush(self.heap, k)
         self.live += 1
@@ -74,7 +78,7 @@ class Lane:
     def reprioritize(self, job: Job, priority: int) -> None:
         """Change the priority of a pending job (aging)."""
         job.priority = priority
-        k = (-priority << ID_BITS) | job.id
+        k = key(priority, job.fair, job.id)
         job.pkey = k
         heapq.heappush(self.heap, k)
         if len(self.heap) > 2 * self.live + SLACK:

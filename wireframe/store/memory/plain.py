@@ -98,7 +98,12 @@ def submit_plain(tb: Table, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         if shapes is not None:
             tags, resources = shapes[i]
         row = make(job, job_id, None, tags, resources)
-        if row.state is PENDING and job.key is None and job.expires_at is None:
+        if (
+            row.state is PENDING
+            and job.key is None
+            and job.expires_at is None
+            and job.flow_key is None
+        ):
             jobs_by_id[job_id] = row  # the hot path: what `Table.insert` does, inline
             tally = row.tally
             tally[PENDING] = tally.get(PENDING, 0) + 1
@@ -107,6 +112,7 @@ def submit_plain(tb: Table, jobs: Sequence[NewJob]) -> list[SubmitResult]:
         else:
             row.key = job.key
             row.expires_at = job.expires_at
+            tb.flow.stamp(row, job)
             tb.insert(row)
         results.append(Submitted(job_id))
     if last > tb.last_id - len(jobs):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from wireframe.store.memory import claim as claims
+from wireframe.store.memory.keys import Admission
 from wireframe.store.memory.lanes import Lane
 from wireframe.store.memory.rows import PENDING, Job
 from wireframe.store.memory.table import Table
@@ -76,8 +77,9 @@ def _admit(
     if not lanes:
         return examined, admitted
     step = max(req.scan, req.limit * 4, SCAN_MIN)
+    admission = Admission(tb.flow)  # keys' caps across every batch of this claim
     while lanes and len(admitted) < req.limit and len(examined) < SCAN_MAX:
-        batch = claims.candidates(tb, lanes, req, step)
+        batch = claims.candidates(tb, lanes, req, step, admission)
         if not batch:
             break
         examined.extend(batch)

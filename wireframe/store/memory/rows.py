@@ -51,8 +51,9 @@ class Job:
         "a_error", "a_finished", "a_number", "a_outcome", "a_started", "a_worker",
         "active_children", "aged_at", "attempt", "base_priority", "cancel_requested",
         "child_failed", "claim_seq", "cost", "created_at", "deps", "domain", "error", "expires_at",
-        "fail_fast", "finished_at", "id", "key", "lane", "lease_expires_at", "max_attempts",
-        "max_reclaims", "meta", "needs_finalize", "new_attempt", "on_dep_failure", "parent_id",
+        "fail_fast", "fair", "finished_at", "flow_key", "id", "key", "key_cap", "lane",
+        "lease_expires_at", "max_attempts", "max_reclaims", "meta", "needs_finalize",
+        "new_attempt", "on_dep_failure", "parent_id",
         "pause_requested", "paused_from", "payload", "phase", "pkey", "priority", "progress",
         "progress_message", "rate_key", "ready_at", "reason", "reclaims", "resources", "result",
         "retry_budget", "run_at", "schedule_id", "started_at", "state", "tags", "tally",
@@ -148,6 +149,12 @@ class Job:
         """Its key in the lane's heap while pending (see `lanes.key`)."""
         self.meta = dict(meta) if meta else None
         """Its metadata as submitted (never changed; records get copies)."""
+        self.flow_key: str | None = None
+        """Its concurrency key (`wireframe.store.flowkeys`), or None."""
+        self.key_cap: int | None = None
+        """How many jobs of its key may run at once (None: no cap)."""
+        self.fair = 0
+        """Its fair-share turn (0 without a key)."""
 
     def record(self, depends_on: tuple[int, ...] = ()) -> JobRecord:
         """A snapshot of the row."""
@@ -161,7 +168,7 @@ class Job:
             self.progress_message, self.on_dep_failure, self.fail_fast, self.phase,
             self.active_children, self.cancel_requested, self.pause_requested,
             self.schedule_id, self.wait_for, self.reclaims, self.max_reclaims, self.ready_at,
-            dict(self.meta) if self.meta else {}, depends_on,
+            dict(self.meta) if self.meta else {}, self.flow_key, self.key_cap, depends_on,
         )  # fmt: skip
 
     def open_attempt(self, worker_id: str | None, now: float) -> None:

@@ -19,6 +19,7 @@ import attrs
 
 from wireframe.store.base import Chooser, Observed, Observers
 from wireframe.store.errors import StoreError
+from wireframe.store.flowkeys import KeyStats
 from wireframe.store.memory import claim as claim_ops
 from wireframe.store.memory import (
     control,
@@ -30,6 +31,7 @@ from wireframe.store.memory import (
     schedules,
     workers,
 )
+from wireframe.store.memory import keys as key_ops
 from wireframe.store.memory import rates as rate_ops
 from wireframe.store.memory.table import Table
 from wireframe.store.rates import RateState
@@ -215,6 +217,14 @@ class MemoryStore(Observed):
     async def attempts(self, job_id: int) -> list[AttemptRecord]:
         """Attempts of a job."""
         return await self._op(query.attempts, job_id)
+
+    async def key_running(self, keys: Sequence[str]) -> dict[str, int]:
+        """How many jobs of each concurrency key run."""
+        return await self._op(key_ops.running_counts, list(keys))
+
+    async def key_stats(self) -> list[KeyStats]:
+        """Per (domain, type): jobs held by a key cap, the most jobs one key runs."""
+        return await self._op(key_ops.key_stats)
 
     async def age(self, older_than: float, step: int, cap: int) -> int:
         """Boost long-waiting pending jobs."""

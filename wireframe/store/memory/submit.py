@@ -131,6 +131,7 @@ def apply(tb: Table, checked: Plan) -> None:
             and job.parent_id is None
             and job.expires_at is None
             and template is None
+            and job.flow_key is None
         ):
             # A plain job (the hot path): what `Table.insert` would do, inline.
             jobs[job_id] = row
@@ -141,6 +142,7 @@ def apply(tb: Table, checked: Plan) -> None:
             continue
         if job.key is not None:
             row.key = job.key
+        tb.flow.stamp(row, job)
         if job.parent_id is not None:
             row.parent_id = job.parent_id
         if job.expires_at is not None:

@@ -17,6 +17,7 @@ import heapq
 
 from wireframe.store.memory.flow_state import Flows
 from wireframe.store.memory.heaps import TimeHeap, due_valid, expiry_valid, lease_valid, rebuilt
+from wireframe.store.memory.keys import KeyBook
 from wireframe.store.memory.lanes import SLACK, Lane
 from wireframe.store.memory.rows import (
     ACTIVE,
@@ -76,6 +77,8 @@ class Table:
         """The rate limits claims applied, by name, as last applied (`rate_limits`)."""
         self.flows = Flows()
         """Paused domains and types, and throttle periods (`flows.py`)."""
+        self.flow = KeyBook()
+        """Concurrency keys: running counts and turns (`wireframe.store.memory.keys`)."""
         # The running operation.
         self.now = 0.0
         self.transitions: list[Transition] = []
@@ -143,6 +146,11 @@ class Table:
         if emptied is not None:
             del emptied[jid]
         job.state = new
+        if job.flow_key is not None and (old is RUNNING or new is RUNNING):
+            if old is RUNNING:
+                self.flow.stopped(job)
+            else:
+                self.flow.started(job)
         tally = job.tally
         n = tally[old] - 1
         if n:
@@ -201,6 +209,8 @@ class Table:
         pending = active[PENDING]
         del pending[jid]
         job.state = RUNNING
+        if job.flow_key is not None:
+            self.flow.started(job)
         tally = job.tally
         n = tally[PENDING] - 1
         if n:

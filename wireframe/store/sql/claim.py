@@ -9,6 +9,7 @@ from wireframe.store.rules import reclaim_reason
 from wireframe.store.sql.attempts import CLOSE_ATTEMPT
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.flows import PAUSED_CLAUSE
+from wireframe.store.sql.keys import CAP_OPEN, LOCK_KEY, ORDER, admit, lease_admitted
 from wireframe.store.sql.locks import note_held, note_top
 from wireframe.store.sql.rates import claim_rated, forget_full_buckets
 from wireframe.store.sql.rows import JOB_COLUMNS, Ended, chunks, job_from_row, placeholders
@@ -174,7 +175,8 @@ clears it: a started job that waits again (retry, durable sleep, lost worker) ne
 def claim(
     tx: Tx, now: float, req: ClaimRequest, chooser: Chooser | None, token: str | None = None
 ) -> list[JobRecord]:
-    """Lease up to `req.limit` pending jobs, best priority first, FIFO within a priority.
+    """Lease up to `req.limit` pending jobs, best priority first, then by turns of their
+    concurrency keys (FIFO without keys); never past a key's cap (`wireframe.store.sql.keys`).
 
     `token`, unique to this claim, is written on every leased row (see `leased_by`).
     """
@@ -183,57 +185,133 @@ def claim(
     if req.limit <= 0 or not req.domains:
         return []
     where, params = _candidate_filter(tx, req, now)
+    where = f"{where} AND {CAP_OPEN}"
     if req.rates:
         return claim_rated(tx, now, req, chooser, token, (where, params), _LEASE)
     skip = tx.dialect.skip_locked
     lease = (req.worker_id, now + req.lease_ttl, token, now, now)
     if chooser is None:
-        # The common case: one statement picks and leases the best jobs.
-        pick = f"SELECT id FROM jobs WHERE {where} ORDER BY priority DESC, id LIMIT ?{skip}"
-        if tx.dialect.materialize_pick:
-            # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
-            # The picked rows are locked and were pending when locked, so the lease finds
-            # them by primary key alone: `state = 'pending'` or a join there lets statistics
-            # that lag behind a busy queue choose a scan of the table or of every pending job.
-            sql = (
-                f"WITH picked AS MATERIALIZED ({pick}), leased AS ({_LEASE} "
-                f"WHERE id = ANY(ARRAY(SELECT id FROM picked)) "
-                f"RETURNING {JOB_COLUMNS}) SELECT * FROM leased"
-            )
-            args: tuple[object, ...] = (*params, req.limit, *lease)
-            # Planned once per connection, not at every claim: left to choose, PostgreSQL plans
-            # the claim afresh each time (its generic plan, costed for an unknown LIMIT, looks
-            # dearer than it is), and planning cost more than a small claim's execution. The
-            # claim is the transaction's last statement, so nothing else is planned this way.
-            tx.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        else:
-            sql = f"{_LEASE} WHERE id IN ({pick}) AND state = 'pending' RETURNING {JOB_COLUMNS}"
-            args = (*lease, *params, req.limit)
-        claimed = tx.execute(sql, args).fetchall()
-        jobs = [job_from_row(r) for r in claimed]
+        jobs = _pick_and_lease(tx, req, where, params, lease)
         jobs.sort(key=lambda j: (-j.priority, j.id))
-    else:
-        rows = tx.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY priority DESC, id "
-            f"LIMIT ?{skip}",
-            (*params, max(req.scan, req.limit)),
-        ).fetchall()
-        if not rows:
-            return []
-        candidates = [job_from_row(r) for r in rows]
-        allowed = {c.id for c in candidates}
-        picked = dict.fromkeys(i for i in chooser(candidates) if i in allowed)
-        chosen = list(picked)[: req.limit]
-        if not chosen:
-            return []
-        claimed = tx.execute(
-            f"{_LEASE} WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
-            f"RETURNING {JOB_COLUMNS}",
-            (*lease, *chosen),
-        ).fetchall()
-        order = {job_id: i for i, job_id in enumerate(chosen)}
-        jobs = sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
+        return jobs
+    rows = tx.execute(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY {ORDER} LIMIT ?{skip}",
+        (*params, max(req.scan, req.limit)),
+    ).fetchall()
+    if not rows:
+        return []
+    candidates = [job_from_row(r) for r in rows]
+    allowed = {c.id: c for c in candidates}
+    picked = [allowed[i] for i in dict.fromkeys(chooser(candidates)) if i in allowed]
+    chosen = admit(tx, [(j.id, j.flow_key, j.key_cap) for j in picked], req.limit)
+    if not chosen:
+        return []
+    claimed = tx.execute(
+        f"{_LEASE} WHERE id IN ({placeholders(len(chosen))}) AND state = 'pending' "
+        f"RETURNING {JOB_COLUMNS}",
+        (*lease, *chosen),
+    ).fetchall()
+    order = {job_id: i for i, job_id in enumerate(chosen)}
+    return sorted((job_from_row(r) for r in claimed), key=lambda j: order[j.id])
+
+
+ROUNDS = 3
+"""Picks one claim makes at most: a pick whose keyed jobs their caps turn away is followed by
+one that leaves those keys out, so a key at its cap does not shrink the claim."""
+
+
+def _pick_and_lease(
+    tx: Tx, req: ClaimRequest, where: str, params: list[object], lease: tuple[object, ...]
+) -> list[JobRecord]:
+    """The common claim: pick the best jobs and lease those their keys' caps let start."""
+    jobs: list[JobRecord] = []
+    full: list[str] = []
+    for _ in range(ROUNDS):
+        room = req.limit - len(jobs)
+        if room <= 0:
+            break
+        cond, args = where, params
+        if full:
+            cond = f"{where} AND (flow_key IS NULL OR flow_key NOT IN ({placeholders(len(full))}))"
+            args = [*params, *full]
+        leased, turned_away = _pick_round(tx, room, cond, args, lease)
+        jobs.extend(leased)
+        if not turned_away:
+            break
+        full.extend(turned_away)
     return jobs
+
+
+def _pick_round(
+    tx: Tx, room: int, where: str, params: list[object], lease: tuple[object, ...]
+) -> tuple[list[JobRecord], list[str]]:
+    """Pick up to `room` jobs and lease them: those with a key cap only once `admit` lets
+    them (a second statement, only when some were picked). Also returns the keys of the
+    picked jobs `admit` turned away."""
+    skip = tx.dialect.skip_locked
+    pick = f"SELECT id, flow_key, key_cap FROM jobs WHERE {where} ORDER BY {ORDER} LIMIT ?{skip}"
+    if not tx.dialect.materialize_pick:
+        picked = [(r[0], r[1], r[2]) for r in tx.execute(pick, (*params, room)).fetchall()]
+        chosen = admit(tx, picked, room)
+        return _lease_ids(tx, chosen, lease), _turned_away(picked, chosen)
+    # PostgreSQL may re-run a LIMIT subquery under `IN` and lease more than `limit`.
+    # The picked rows are locked and were pending when locked, so the lease finds
+    # them by primary key alone: `state = 'pending'` or a join there lets statistics
+    # that lag behind a busy queue choose a scan of the table or of every pending job.
+    # Jobs without a cap are leased at once; those with one come back unleased (their
+    # row's other columns NULL, then `flow_key` and whether this claim got its key's lock)
+    # for `lease_admitted`, whose statement counts the key's running jobs after the lock.
+    pad = ", ".join(["NULL"] * (JOB_COLUMNS.count(",") - 1))
+    sql = (
+        f"WITH picked AS MATERIALIZED ({pick}), leased AS ({_LEASE} "
+        f"WHERE id = ANY(ARRAY(SELECT id FROM picked WHERE key_cap IS NULL)) "
+        f"RETURNING {JOB_COLUMNS}) SELECT *, NULL AS capped_key, NULL AS locked FROM leased "
+        f"UNION ALL SELECT id, {pad}, key_cap, flow_key, {LOCK_KEY} "
+        "FROM picked WHERE key_cap IS NOT NULL"
+    )
+    # Planned once per connection, not at every claim: left to choose, PostgreSQL plans
+    # the claim afresh each time (its generic plan, costed for an unknown LIMIT, looks
+    # dearer than it is), and planning cost more than a small claim's execution. The
+    # claim ends the transaction, so nothing else is planned this way.
+    tx.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    rows = tx.execute(sql, (*params, room, *lease)).fetchall()
+    jobs = [job_from_row(r[:-2]) for r in rows if r[-2] is None]
+    held = [(r[0], r[-2], r[-3]) for r in rows if r[-2] is not None]
+    if not held:
+        return jobs, []
+    locked = [(r[0], r[-2], r[-3]) for r in rows if r[-2] is not None and r[-1]]
+    rest = room - len(jobs)
+    if locked and rest > 0:
+        claimed = tx.execute(*lease_admitted(locked, rest, _LEASE, lease, JOB_COLUMNS)).fetchall()
+        jobs.extend(job_from_row(r) for r in claimed)
+        chosen = [r[0] for r in claimed]
+    else:
+        chosen = []
+    return jobs, _turned_away(held, chosen)
+
+
+def _turned_away(
+    picked: Sequence[tuple[int, str | None, int | None]], chosen: list[int]
+) -> list[str]:
+    """The keys of picked capped jobs that were not chosen."""
+    taken = set(chosen)
+    return list(
+        dict.fromkeys(
+            k for i, k, cap in picked if cap is not None and k is not None and i not in taken
+        )
+    )
+
+
+def _lease_ids(tx: Tx, ids: Sequence[int], lease: tuple[object, ...]) -> list[JobRecord]:
+    """Lease the pending jobs `ids` (picked, and locked where rows are locked)."""
+    if not ids:
+        return []
+    claimed = tx.execute(
+        f"{_LEASE} WHERE id IN ({placeholders(len(ids))}) AND state = 'pending' "
+        f"RETURNING {JOB_COLUMNS}",
+        (*lease, *ids),
+    ).fetchall()
+    return [job_from_row(r) for r in claimed]
 
 
 def leased_by(tx: Tx, ids: Sequence[int], token: str) -> list[JobRecord]:
@@ -265,9 +343,12 @@ def next_due_at(tx: Tx) -> float | None:
 
 
 def top_pending_priority(tx: Tx, domains: Sequence[str], tags: Sequence[str]) -> int | None:
-    """The highest base priority among pending jobs a worker with these domains and tags takes."""
+    """The highest base priority among pending jobs a worker with these domains and tags takes
+    (a job whose key is at its cap could not start: preempting for it would gain nothing)."""
     if not domains:
         return None
     where, params = _candidate_filter(tx, ClaimRequest("", 1, 1.0, tuple(domains), tuple(tags)))
-    row = tx.execute(f"SELECT max(base_priority) FROM jobs WHERE {where}", params).fetchone()
+    row = tx.execute(
+        f"SELECT max(base_priority) FROM jobs WHERE {where} AND {CAP_OPEN}", params
+    ).fetchone()
     return int(row[0]) if row and row[0] is not None else None

@@ -27,6 +27,7 @@ from wireframe.store.rates import (
     state_of,
 )
 from wireframe.store.records import ClaimRequest, JobRecord
+from wireframe.store.sql.keys import ORDER, admit
 from wireframe.store.sql.rows import JOB_COLUMNS, chunks, job_from_row, placeholders
 from wireframe.store.sql.tx import Tx
 
@@ -67,7 +68,7 @@ def claim_rated(
         clause, args = _leave_out(gate, closed, scan.found, where, params)
         rows = tx.execute(
             f"SELECT rate_key, cost, {JOB_COLUMNS} FROM jobs WHERE {clause} "
-            f"ORDER BY priority DESC, id LIMIT ?{tx.dialect.skip_locked}",
+            f"ORDER BY {ORDER} LIMIT ?{tx.dialect.skip_locked}",
             (*args, size),
         ).fetchall()
         scan.add(rows)
@@ -75,6 +76,8 @@ def claim_rated(
             break
         closed |= gate.blocked  # look past the jobs of buckets out of tokens
     chosen = _choose(scan.admitted, chooser, req.limit)
+    by_id = {job.id: job for job in scan.admitted}  # the keys' caps have the last word
+    chosen = admit(tx, [(i, by_id[i].flow_key, by_id[i].key_cap) for i in chosen], req.limit)
     jobs = _lease(tx, now, req, chosen, token, lease)
     _store_buckets(tx, gate.commit(scan.found[job.id] for job in jobs))
     _write_reasons(tx, gate.held, scan.reasons, refresh=bool(jobs))

@@ -19,7 +19,7 @@ JOB_COLUMNS = (
     "created_at, run_at, started_at, finished_at, expires_at, attempt, max_attempts, claim_seq, "
     "worker_id, lease_expires_at, result, error, traceback, reason, progress, progress_message, "
     "on_dep_failure, fail_fast, phase, active_children, cancel_requested, pause_requested, "
-    "schedule_id, wait_for, reclaims, max_reclaims, ready_at, meta"
+    "schedule_id, wait_for, reclaims, max_reclaims, ready_at, meta, flow_key, key_cap"
 )
 
 

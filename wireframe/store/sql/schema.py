@@ -272,6 +272,22 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX job_throttles_until ON job_throttles (until)
     """,
+    # 18: concurrency keys and fair share (`wireframe.store.flowkeys`): a keyed job's scoped
+    # key, its cap and its turn stamp. Pending jobs are claimed by (priority, stamp, id): jobs
+    # without a key (stamp 0, every job until now) keep their order. Running keyed jobs are
+    # indexed by key so a claim counts a key's running jobs by reading at most its cap of
+    # entries; pending ones by key and stamp, so a submission finds the key's last turn.
+    """
+    ALTER TABLE jobs ADD COLUMN flow_key TEXT;
+    ALTER TABLE jobs ADD COLUMN key_cap INTEGER;
+    ALTER TABLE jobs ADD COLUMN fair_seq INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX jobs_pending;
+    CREATE INDEX jobs_pending ON jobs (priority DESC, fair_seq, id) WHERE state = 'pending';
+    CREATE INDEX jobs_key_running ON jobs (flow_key)
+        WHERE state = 'running' AND flow_key IS NOT NULL;
+    CREATE INDEX jobs_key_pending ON jobs (flow_key, fair_seq)
+        WHERE state = 'pending' AND flow_key IS NOT NULL
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -511,6 +527,18 @@ PG_MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (type, key)
     );
     CREATE INDEX job_throttles_until ON job_throttles (until)
+    """,
+    # 18: concurrency keys and fair share (see the SQLite version).
+    """
+    ALTER TABLE jobs ADD COLUMN flow_key TEXT;
+    ALTER TABLE jobs ADD COLUMN key_cap INTEGER;
+    ALTER TABLE jobs ADD COLUMN fair_seq BIGINT NOT NULL DEFAULT 0;
+    DROP INDEX jobs_pending;
+    CREATE INDEX jobs_pending ON jobs (priority DESC, fair_seq, id) WHERE state = 'pending';
+    CREATE INDEX jobs_key_running ON jobs (flow_key)
+        WHERE state = 'running' AND flow_key IS NOT NULL;
+    CREATE INDEX jobs_key_pending ON jobs (flow_key, fair_seq)
+        WHERE state = 'pending' AND flow_key IS NOT NULL
     """,
 )
 

@@ -19,27 +19,34 @@ from wireframe.store.records import (
 )
 from wireframe.store.sql.cascade import settle
 from wireframe.store.sql.deps import remember
+from wireframe.store.sql.keys import Stamper, insert_keyed
 from wireframe.store.sql.locks import lock
-from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended
+from wireframe.store.sql.rows import TERMINAL, TERMINAL_SQL, Ended, placeholders
 from wireframe.store.sql.tx import Bulk, Tx
 
 _JOB_COLUMNS = (
     "jobs (id, type, domain, payload, state, priority, base_priority, key, "
     "parent_id, tags, resources, created_at, run_at, ready_at, expires_at, max_attempts, "
     "retry_budget, on_dep_failure, fail_fast, schedule_id, finished_at, error, reason, "
-    "max_reclaims, rate_key, cost, meta)"
+    "max_reclaims, flow_key, key_cap, fair_seq, rate_key, cost, meta)"
 )
 INSERT_JOB = Bulk(
-    f"INSERT INTO {_JOB_COLUMNS} VALUES ({','.join('?' * 27)})",
+    f"INSERT INTO {_JOB_COLUMNS} VALUES ({placeholders(30)})",
     # Ids are reserved first; a racing duplicate key fails the COPY as it would an INSERT.
     f"COPY {_JOB_COLUMNS} FROM STDIN",
 )
 
 
 def job_row(
-    job: NewJob, job_id: int, now: float, state: str, schedule_id: int | None, error: str | None
+    job: NewJob,
+    job_id: int,
+    now: float,
+    state: str,
+    schedule_id: int | None,
+    error: str | None,
+    fair_seq: int = 0,
 ) -> tuple[object, ...]:
-    """The INSERT_JOB parameters for `job`."""
+    """The INSERT_JOB parameters for `job` (`fair_seq`: its turn, `wireframe.store.sql.keys`)."""
     run_at = job.run_at if job.run_at is not None else now
     return (
         job_id,
@@ -66,6 +73,9 @@ def job_row(
         error,
         error,
         job.max_reclaims,
+        job.flow_key,
+        job.key_cap,
+        fair_seq,
         job.rate_key,
         job.cost,
         json.dumps(dict(job.meta), sort_keys=True) if job.meta else None,
@@ -87,6 +97,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
     # in the order of `wireframe.store.sql.locks`.
     lock(tx, [row for job in jobs for row in (job.parent_id, *job.depends_on)])
     ids = iter(tx.dialect.reserve_ids(tx, "jobs", len(jobs)))
+    stamper = Stamper(tx, jobs)
     for job in jobs:
         if job.key is not None and job.debounce is None:  # debounced: `flows` looked
             held = batch_keys.get((job.type, job.key))
@@ -107,7 +118,7 @@ def submit(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitResult]:
             # Counted even when born ended: settling that end counts it out again.
             parents.append(job.parent_id)
         schedule_id = _insert_schedule(tx, now, job, job_id) if job.recurring else None
-        rows.append(job_row(job, job_id, now, state, schedule_id, error))
+        rows.append(job_row(job, job_id, now, state, schedule_id, error, stamper.stamp(job)))
         edges.extend((job_id, dep) for dep in waiting_on)
         if waiting_on or (job.depends_on and state in TERMINAL):
             waits.append((job_id, tuple(waiting_on) or job.depends_on))
@@ -149,14 +160,14 @@ UNIFORM_MIN = 16
 # and `json_each` turns them into rows inside SQLite (its `key` is the index in the array).
 _INSERT_UNIFORM = (
     f"INSERT INTO {_JOB_COLUMNS} SELECT ?1 + key, ?2, ?3, value, "
-    + ", ".join(f"?{i}" for i in range(5, 28))
+    + ", ".join(f"?{i}" for i in range(5, 31))
     + " FROM json_each(?4)"
 )
 # PostgreSQL: the ids (reserved from a sequence, so not always consecutive) arrive as an array
 # literal and the payloads as a JSON array; the two are zipped in order.
 _INSERT_UNIFORM_PG = (
     f"INSERT INTO {_JOB_COLUMNS} SELECT v.id, ?, ?, v.payload, "
-    + ", ".join("?" for _ in range(23))
+    + ", ".join("?" for _ in range(26))
     + " FROM unnest(?::bigint[], ARRAY(SELECT p FROM json_array_elements_text(?::json)"
     + " WITH ORDINALITY AS e(p, n) ORDER BY n)) AS v(id, payload)"
 )
@@ -174,20 +185,25 @@ _shape = operator.attrgetter(
     "on_dependency_failure",
     "fail_fast",
     "max_reclaims",
+    "key_cap",
+    "key_weight",
     "rate_key",
     "cost",
     "meta",
 )
-"""Everything that goes into a plain job's row apart from its payload."""
+"""Everything that goes into a plain job's row apart from its payload (and concurrency key)."""
 
 
 def _uniform(jobs: Sequence[NewJob]) -> bool:
-    """True if no job has a key, dependencies, a parent or a schedule, and all share a shape."""
+    """True if no job has a key, dependencies, a parent or a schedule, and all share a shape
+    (all with a concurrency key or all without)."""
     first = jobs[0]
     shape = _shape(first)
+    keyed = first.flow_key is not None
     for job in jobs:
         if (
             job.key is not None
+            or (job.flow_key is not None) is not keyed
             or job.depends_on
             or job.parent_id is not None
             or job.recurring is not None
@@ -203,6 +219,10 @@ def _submit_uniform(tx: Tx, now: float, jobs: Sequence[NewJob]) -> list[SubmitRe
     ids = tx.dialect.reserve_ids(tx, "jobs", len(jobs))
     state, error, _, _ = _initial_state(tx, now, jobs[0])
     params = list(job_row(jobs[0], ids[0], now, state, None, error))
+    if jobs[0].flow_key is not None:
+        insert_keyed(tx, _JOB_COLUMNS, params, ids, jobs)
+        tx.wakes = True
+        return [Submitted(job_id) for job_id in ids]
     payloads = json.dumps([job.payload for job in jobs], ensure_ascii=False)
     if tx.dialect.name == "sqlite":
         params[3] = payloads
