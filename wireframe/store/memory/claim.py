@@ -14,7 +14,8 @@ import heapq
 from collections.abc import Callable, Sequence
 
 from wireframe.store.memory.flows import unpaused
-from wireframe.store.memory.keys import Admission, uncapped_top
+from wireframe.store.memory.keybook import Admission
+from wireframe.store.memory.keys import uncapped_top
 from wireframe.store.memory.lanes import ID_MASK, Lane, key
 from wireframe.store.memory.rows import PENDING, Job
 from wireframe.store.memory.table import Table
