@@ -15,8 +15,9 @@ from wireframe.durable import LeaseLost, Suspend
 from wireframe.scheduler._middleware import Chain, expected_on_cancel, outcome_of
 from wireframe.scheduler._numbers import seconds
 from wireframe.scheduler._outcome import conclude, failure
+from wireframe.scheduler._parked import complete_in_transaction, discard
 from wireframe.scheduler._running import Interrupt, Running
-from wireframe.scheduler._transaction import Committed, complete_in_transaction, discard
+from wireframe.scheduler._transaction import Committed
 from wireframe.scheduler.clock import Clock
 from wireframe.scheduler.codec import decode_payload
 from wireframe.scheduler.context import JobContext

@@ -15,6 +15,7 @@ import anyio
 import attrs
 
 from wireframe.durable import LeaseLost
+from wireframe.scheduler._meta import check_meta
 from wireframe.scheduler._outcome import will_retry
 from wireframe.scheduler._running import Interrupt, Running
 from wireframe.scheduler.errors import ConfigError
@@ -25,7 +26,6 @@ from wireframe.scheduler.middleware import (
     MiddlewareError,
     Submission,
 )
-from wireframe.scheduler.submission import check_meta
 from wireframe.store import Complete, Duplicate, Fail, LeaseStatus, NewJob, Outcome, Submitted
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 
 A handler's transaction without `step` is not committed when its block ends: it is parked on
 the attempt, and the runner commits it together with the job's completion once the handler
-returns (`complete_in_transaction`), or rolls it back if the handler raises, suspends, is
+returns (`_parked.complete_in_transaction`), or rolls it back if the handler raises, suspends, is
 cancelled or loses its lease. The completion is fenced on the lease inside that transaction, so
 a stale attempt's transaction fails on the fence and rolls back with the handler's writes. A
 job completed so is never queued for the completer; its events are published from what the
@@ -13,7 +13,6 @@ store wrote, once, like any other (`Completer.committed`).
 from __future__ import annotations
 
 import inspect
-import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
@@ -23,14 +22,10 @@ import anyio
 
 from wireframe.durable import DurableRun
 from wireframe.durable.transaction import TransactionStep
-from wireframe.scheduler._outcome import failure
-from wireframe.scheduler._running import Running
 from wireframe.scheduler._store_errors import store_errors
 from wireframe.scheduler.errors import ConfigError, ForeignConnection
-from wireframe.store import Complete, JobRecord, NewJob, Outcome, Store, SubmitResult
+from wireframe.store import Complete, JobRecord, NewJob, Store, SubmitResult
 from wireframe.store.transactional import Lent, Transactional
-
-log = logging.getLogger("wireframe.scheduler")
 
 
 def transactional(store: Store, where: str) -> Transactional:
@@ -172,57 +167,3 @@ class HandlerTransaction:
         step.committed()
         lent.bound.committed()
         return False
-
-
-async def discard(running: Running) -> None:
-    """Roll back the transaction parked on `running`, if any (the handler did not complete)."""
-    lent, running.txn = running.txn, None
-    if lent is not None:
-        with anyio.CancelScope(shield=True):
-            await lent.rollback()
-
-
-async def complete_in_transaction(
-    running: Running, outcome: Outcome | None
-) -> Outcome | Committed | None:
-    """Commit the handler's parked transaction with its completion, fenced on the lease.
-
-    Anything but a completion rolls the transaction back and is written as usual. A completion
-    refused by the fence (the lease was taken over) rolls back and is dropped; a completion
-    whose transaction fails becomes a failed attempt (retried by the job's policy), its writes
-    rolled back; a COMMIT that fails leaves the outcome to the database (completed, or
-    reclaimed once the lease expires).
-    """
-    lent, running.txn = running.txn, None
-    assert lent is not None
-    record = running.record
-    with anyio.CancelScope(shield=True):
-        if not isinstance(outcome, Complete):
-            await lent.rollback()
-            return outcome
-        try:
-            [applied] = await lent.bound.finish([outcome])
-        except Exception as exc:
-            await lent.rollback()
-            return failure(running, f"completing in its transaction: {exc}", exc)
-        if not applied:
-            await lent.rollback()
-            log.warning(
-                "job %s: lease lost; its transaction was rolled back",
-                record.id,
-                extra={"job_id": record.id},
-            )
-            return None
-        try:
-            await lent.commit()
-        except Exception as exc:
-            log.error(
-                "job %s: the commit of its transaction failed (%s); the job completed if it "
-                "went through, else it runs again once its lease expires",
-                record.id,
-                exc,
-                extra={"job_id": record.id},
-            )
-            return None
-        return Committed(outcome, lent)
-    return None  # not reached: the shield catches no exception

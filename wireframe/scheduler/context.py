@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from wireframe.durable import ChildHandle, DurableRun
+from wireframe.scheduler._meta import check_meta
 from wireframe.scheduler._numbers import number, seconds
 from wireframe.scheduler._refs import JobRef, SupportsJobType
 from wireframe.scheduler._transaction import HandlerTransaction
@@ -17,13 +18,9 @@ from wireframe.scheduler.codec import decode_result, decode_value, result_type_o
 from wireframe.scheduler.errors import ConfigError, SchedulerError
 from wireframe.scheduler.events import Event, EventBus, JobProgress, JobSubmitted
 from wireframe.scheduler.priority import Priority
-from wireframe.scheduler.submission import check_meta
 from wireframe.store import JobRecord, NewJob, Store
 from wireframe.store.records import DependencyPolicy
 from wireframe.store.transactional import Lent
-
-if TYPE_CHECKING:
-    from wireframe.scheduler._middleware import Chain
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,6 +56,36 @@ def _step_type(fn: object) -> object:
     hint = result_type_of(fn)
     _step_types[fn] = (hint,)
     return hint
+
+
+class MiddlewareChain(Protocol):
+    """What a JobContext needs of the worker's middleware (`_middleware.Chain`): whether any
+    submit or step hooks are set, and running them around a spawn's write or a step's work."""
+
+    @property
+    def submits(self) -> bool:
+        """True if some middleware has a submit hook."""
+        ...
+
+    @property
+    def steps(self) -> bool:
+        """True if some middleware has a step hook."""
+        ...
+
+    async def submit(
+        self,
+        payloads: Sequence[object],
+        jobs: list[NewJob],
+        write: Callable[[list[NewJob]], Awaitable[Sequence[R]]],
+        *,
+        spawned: bool = False,
+    ) -> Sequence[R]:
+        """Run the submit hooks of `jobs` around `write` (which stores them, in one go)."""
+        ...
+
+    async def step(self, ctx: JobContext, name: str, run: Callable[[], Awaitable[R]]) -> R:
+        """Run a durable step's work (`run`) inside the step hooks."""
+        ...
 
 
 class Attempt(Protocol):
@@ -142,7 +169,7 @@ class JobHost(Protocol):
         ...
 
     @property
-    def chain(self) -> Chain | None:
+    def chain(self) -> MiddlewareChain | None:
         """The worker's middleware (None: none)."""
         ...
 

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from wireframe.scheduler._numbers import count, seconds
 from wireframe.scheduler.errors import ConfigError
 from wireframe.store.rates import RateLimit
-
-if TYPE_CHECKING:
-    from wireframe.scheduler.domain import Domain, JobType
 
 __all__ = ["Cost", "Rate", "RateKey"]
 
@@ -109,7 +106,42 @@ class Flow:
         return bool(self.limits)
 
 
-def type_flow(domain: Domain, type_name: str, rate: object, rate_key: object, cost: object) -> Flow:
+class DomainFlow(Protocol):
+    """What a job type's flow takes of its domain (a `Domain`): its name, rate, key and cost."""
+
+    @property
+    def name(self) -> str:
+        """The domain's name."""
+        ...
+
+    @property
+    def rate(self) -> Rate | None:
+        """Its rate limit (or None)."""
+        ...
+
+    @property
+    def rate_key(self) -> RateKey | None:
+        """Its rate's key callable (or None)."""
+        ...
+
+    @property
+    def cost(self) -> Cost:
+        """Tokens each of its jobs takes by default."""
+        ...
+
+
+class HasFlow(Protocol):
+    """Anything with a `Flow`: a `JobType`."""
+
+    @property
+    def flow(self) -> Flow:
+        """Its rate limits, and its jobs' rate key and cost."""
+        ...
+
+
+def type_flow(
+    domain: DomainFlow, type_name: str, rate: object, rate_key: object, cost: object
+) -> Flow:
     """The flow of a job type being registered in `domain` (checked: ConfigError naming it)."""
     own = check_rate(rate, where=f"{type_name} rate")
     key = check_rate_key(rate_key, where=f"{type_name} rate_key")
@@ -138,9 +170,7 @@ def type_flow(domain: Domain, type_name: str, rate: object, rate_key: object, co
     )
 
 
-def submitted(
-    job_type: JobType[Any, Any], payload: object, *, where: str
-) -> tuple[str | None, int]:
+def submitted(job_type: HasFlow, payload: object, *, where: str) -> tuple[str | None, int]:
     """The `rate_key` and `cost` a submission of `job_type` stores (ConfigError if bad)."""
     flow = job_type.flow
     if not flow.limited:
@@ -164,7 +194,7 @@ def submitted(
     return rate_key, cost
 
 
-def rate_limits(job_types: Iterable[JobType[Any, Any]]) -> tuple[RateLimit, ...]:
+def rate_limits(job_types: Iterable[HasFlow]) -> tuple[RateLimit, ...]:
     """Every limit on these job types, once each (what a worker's claims carry)."""
     found: dict[str, RateLimit] = {}
     for job_type in job_types:

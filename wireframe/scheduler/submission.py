@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wireframe.scheduler._flow_options import check_flow
+from wireframe.scheduler._meta import META_MAX_CHARS as META_MAX_CHARS
+from wireframe.scheduler._meta import check_meta as check_meta
 from wireframe.scheduler.codec import encode_payload
 from wireframe.scheduler.domain import JobType, check_max_reclaims, check_resources, check_tags
 from wireframe.scheduler.errors import ConfigError
@@ -186,30 +188,6 @@ def build_job(
         key_cap=key_cap,
         key_weight=key_weight,
     )
-
-
-META_MAX_CHARS = 8192
-"""The most characters a job's metadata may hold, keys and values together."""
-
-
-def check_meta(meta: object, *, where: str) -> dict[str, str]:
-    """`meta` as a new dict of non-empty str keys to str values; ConfigError naming the bad one."""
-    if not isinstance(meta, Mapping):
-        raise ConfigError(f"{where} must be a mapping of str to str, got {meta!r:.100}")
-    checked: dict[str, str] = {}
-    size = 0
-    for name, value in meta.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{where}: key {name!r:.100} is not a non-empty str")
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: value of {name!r} must be a str, got {value!r:.100}")
-        size += len(name) + len(value)
-        checked[name] = value
-    if size > META_MAX_CHARS:
-        raise ConfigError(
-            f"{where}: {size} characters of keys and values; at most {META_MAX_CHARS} are kept"
-        )
-    return checked
 
 
 def key_of(job_type: JobType[Any, Any], payload: object, key: object, *, where: str) -> str | None:

@@ -12,15 +12,18 @@ a limit declared with a key has one bucket per value of the job's stored `rate_k
 limit holds back stays pending, takes no slot and gets a `reason` naming the limit and when its
 next token is due; the claim goes on with other keys, types and domains. Within one bucket a
 held job is not overtaken: a costly job is not starved by cheap ones behind it.
+
+`RateLimit`, the value a claim carries, is defined in `wireframe.store.ratelimit` (which the
+records import without importing this module) and re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
 
 import attrs
 
+from wireframe.store.ratelimit import RateLimit as RateLimit
 from wireframe.store.records import JobRecord
 
 EPSILON = 1e-9
@@ -28,46 +31,6 @@ EPSILON = 1e-9
 
 RATE_REASON = "rate limited by "
 """How the reason of every job a rate limit holds begins."""
-
-
-@attrs.frozen
-class RateLimit:
-    """One limit as a claim carries it: `count` tokens per `per` seconds, at most `burst` at once,
-    on a domain or a job type, with one bucket per `rate_key` when `keyed`."""
-
-    name: str
-    """The domain (`media`) or job type (`media::resize`) it limits."""
-    scope: Literal["domain", "type"]
-    count: int
-    per: float
-    burst: int
-    keyed: bool = False
-
-    @property
-    def interval(self) -> float:
-        """Seconds per token."""
-        return self.per / self.count
-
-    @property
-    def tolerance(self) -> float:
-        """Seconds of tokens a full bucket holds (`burst` intervals)."""
-        return self.burst * self.interval
-
-    def describe(self) -> str:
-        """The limit as people read it: `100/s`, `5/min`, `3 per 2.5 s`."""
-        units = {1.0: "s", 60.0: "min", 3600.0: "h", 86400.0: "day"}
-        unit = units.get(float(self.per))
-        return f"{self.count}/{unit}" if unit else f"{self.count} per {self.per:g} s"
-
-    def bucket(self, rate_key: str | None) -> tuple[str, str]:
-        """The bucket a job with this `rate_key` takes its tokens from."""
-        return (self.name, (rate_key or "") if self.keyed else "")
-
-    def tokens(self, tat: float | None, now: float) -> float:
-        """Tokens a bucket whose theoretical arrival time is `tat` holds at `now`."""
-        if tat is None or tat <= now:
-            return float(self.burst)
-        return max(0.0, (self.tolerance - (tat - now)) / self.interval)
 
 
 def describe_wait(seconds: float) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal
 import attrs
 
 if TYPE_CHECKING:
-    from wireframe.store.rates import RateLimit
+    from wireframe.store.ratelimit import RateLimit
 
 if sys.version_info >= (3, 13):
     from typing import TypeVar

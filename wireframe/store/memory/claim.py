@@ -1,6 +1,8 @@
 """Claiming work: leased claims, best priority first and FIFO within a priority.
 
-The memory twin of `wireframe.store.sql.claim` (housekeeping is in `housekeep.py`). Candidates
+The memory twin of `wireframe.store.sql.claim` (housekeeping is in `housekeep.py`; the choice
+between a plain and a rate-limited claim is in `claiming.py`, claims under rate limits in
+`rates.py`, which builds on the candidates and leases here). Candidates
 come from the lanes (`lanes.py`) a request may take, merged best first; a pending job the
 request may not take (its type excluded, its ttl run out, its key at its cap: `keys.py`) keeps
 its place.
@@ -12,10 +14,9 @@ import heapq
 from collections.abc import Callable, Sequence
 
 from wireframe.store.memory.flows import unpaused
-from wireframe.store.memory.housekeep import housekeep
-from wireframe.store.memory.keys import Admission, uncapped_top
+from wireframe.store.memory.keybook import Admission
+from wireframe.store.memory.keys import uncapped_top
 from wireframe.store.memory.lanes import ID_MASK, Lane, key
-from wireframe.store.memory.rates import claim_rated
 from wireframe.store.memory.rows import PENDING, Job
 from wireframe.store.memory.table import Table
 from wireframe.store.records import ClaimRequest, JobRecord
@@ -23,17 +24,12 @@ from wireframe.store.records import ClaimRequest, JobRecord
 Chooser = Callable[[Sequence[JobRecord]], Sequence[int]]
 
 
-def claim(tb: Table, req: ClaimRequest, chooser: Chooser | None) -> list[JobRecord]:
-    """Lease up to `req.limit` pending jobs, best priority first, then by turns of their
-    concurrency keys (FIFO without keys); never past a key's cap."""
-    if req.housekeep:
-        housekeep(tb)
-    if req.limit <= 0 or not req.domains:
-        return []
-    req = unpaused(tb, req)
-    lanes = lanes_for(tb, req)
-    if req.rates:
-        return claim_rated(tb, req, chooser, lanes)
+def claim_plain(
+    tb: Table, req: ClaimRequest, chooser: Chooser | None, lanes: list[Lane]
+) -> list[JobRecord]:
+    """Lease up to `req.limit` pending jobs from `lanes` (a request without rate limits), best
+    priority first, then by turns of their concurrency keys (FIFO without keys); never past a
+    key's cap."""
     if not lanes:
         return []
     if chooser is None:

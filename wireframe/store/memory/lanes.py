@@ -1,6 +1,7 @@
 """The pending index: per (domain, tags), a heap of pending jobs by (priority DESC, turn, id).
 
-The turn is a keyed job's fair-share stamp (`wireframe.store.memory.keys`; 0 without a key).
+The turn is a keyed job's fair-share stamp (`wireframe.store.memory.keybook`; 0 without a
+key). A lane sees a job only as a `Pending` (what `rows.Job` has), so it needs nothing of rows.
 A heap entry is one int, `key(priority, turn, id)`, so entries compare as ints do. Entries are
 deleted lazily: a job that leaves pending (or changes priority) forgets its key (`Job.pkey`),
 and an entry counts only while its job is pending under that very key. A heap holding far more
@@ -10,10 +11,8 @@ entries than pending jobs is rebuilt, so its size stays proportional to the jobs
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from wireframe.store.memory.rows import Job
+from collections.abc import Mapping
+from typing import Protocol
 
 ID_BITS = 48
 ID_MASK = (1 << ID_BITS) - 1
@@ -21,6 +20,20 @@ TURN_BITS = 64
 PRIORITY_SHIFT = ID_BITS + TURN_BITS
 SLACK = 64
 """Stale entries a heap may hold beyond as many as its live ones before it is rebuilt."""
+
+
+class Pending(Protocol):
+    """What a lane reads and writes of a pending job (a `rows.Job`)."""
+
+    id: int
+    priority: int
+    """Its priority now (aged)."""
+    base_priority: int
+    """Its priority as submitted."""
+    fair: int
+    """Its turn (0 without a concurrency key)."""
+    pkey: int | None
+    """Its key in the lane's heap while pending."""
 
 
 def key(priority: int, turn: int, job_id: int) -> int:
@@ -34,7 +47,7 @@ class Lane:
 
     __slots__ = ("bases", "domain", "heap", "jobs", "live", "tags")
 
-    def __init__(self, domain: str, tags: tuple[str, ...], jobs: dict[int, Job]) -> None:
+    def __init__(self, domain: str, tags: tuple[str, ...], jobs: Mapping[int, Pending]) -> None:
         self.jobs = jobs
         """Every job of the table, by id."""
         self.domain = domain
@@ -51,7 +64,7 @@ class Lane:
             return True
         return bool(tags) and all(t in tags for t in self.tags)
 
-    def enter(self, job: Job) -> None:
+    def enter(self, job: Pending) -> None:
         """Index a job that just became pending."""
         k = (-job.priority << PRIORITY_SHIFT) | (job.fair << ID_BITS) | job.id
         job.pkey = k
@@ -62,7 +75,7 @@ class Lane:
         if len(self.heap) > 2 * self.live + SLACK:
             self.compact()
 
-    def leave(self, job: Job) -> None:
+    def leave(self, job: Pending) -> None:
         """Forget a job that stops being pending (its heap entry goes stale)."""
         job.pkey = None
         self.live -= 1
@@ -75,7 +88,7 @@ class Lane:
         else:
             del bases[job.base_priority]
 
-    def reprioritize(self, job: Job, priority: int) -> None:
+    def reprioritize(self, job: Pending, priority: int) -> None:
         """Change the priority of a pending job (aging)."""
         job.priority = priority
         k = key(priority, job.fair, job.id)
@@ -96,5 +109,5 @@ class Lane:
         return max(self.bases) if self.bases else None
 
 
-def _valid(job: Job | None, k: int) -> bool:
+def _valid(job: Pending | None, k: int) -> bool:
     return job is not None and job.pkey == k

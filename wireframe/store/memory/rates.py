@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from wireframe.store.memory import claim as claims
-from wireframe.store.memory.keys import Admission
+from wireframe.store.memory.keybook import Admission
 from wireframe.store.memory.lanes import Lane
 from wireframe.store.memory.rows import PENDING, Job
 from wireframe.store.memory.table import Table

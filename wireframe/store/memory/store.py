@@ -22,6 +22,7 @@ from wireframe.store.errors import StoreError
 from wireframe.store.flowkeys import KeyStats
 from wireframe.store.memory import claim as claim_ops
 from wireframe.store.memory import (
+    claiming,
     control,
     durable,
     finish,
@@ -130,7 +131,7 @@ class MemoryStore(Observed):
     async def claim(self, request: ClaimRequest, chooser: Chooser | None = None) -> list[JobRecord]:
         """Lease pending jobs after waking due ones, expiring stale ones and reclaiming leases."""
         guard = housekeep.pending if chooser is not None and request.housekeep else None
-        return await self._op(claim_ops.claim, request, chooser, guard=guard)
+        return await self._op(claiming.claim, request, chooser, guard=guard)
 
     async def housekeep(self) -> bool:
         """Wake due jobs, expire stale ones, reclaim expired leases; True if work may be ready."""
@@ -155,7 +156,7 @@ class MemoryStore(Observed):
 
         def op(tb: Table) -> tuple[list[bool], list[JobRecord]]:
             applied = finish.finish(tb, outcomes) if outcomes else []
-            return applied, claim_ops.claim(tb, request, chooser)
+            return applied, claiming.claim(tb, request, chooser)
 
         return await self._op(op, guard=None if chooser is None else _always)
 

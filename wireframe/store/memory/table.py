@@ -17,7 +17,7 @@ import heapq
 
 from wireframe.store.memory.flow_state import Flows
 from wireframe.store.memory.heaps import TimeHeap, due_valid, expiry_valid, lease_valid, rebuilt
-from wireframe.store.memory.keys import KeyBook
+from wireframe.store.memory.keybook import KeyBook
 from wireframe.store.memory.lanes import SLACK, Lane
 from wireframe.store.memory.rows import (
     ACTIVE,
