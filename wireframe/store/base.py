@@ -8,12 +8,15 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from wireframe.store.records import (
+    Activity,
     AttemptRecord,
     Beat,
     Checkpoint,
     ClaimRequest,
     EventRecord,
     Fired,
+    JobPage,
+    JobQuery,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -164,6 +167,14 @@ class Store(Protocol):
 
     async def counts(self) -> dict[tuple[str, str, JobState], int]:
         """Job counts per (domain, type, state)."""
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        """A page of jobs matching `query`, newest first, by keyset (never an offset): fast on
+        millions of rows for its indexed filters; `tag` and `text` search a bounded window."""
+
+    async def activity(self, since: float) -> Activity:
+        """Active jobs per (domain, state), jobs ended since `since`, the latest id: what a
+        live view samples, read through indexes."""
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, how long (seconds, on the store's clock) its longest-waiting ready job

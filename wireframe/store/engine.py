@@ -14,12 +14,15 @@ import attrs
 
 from wireframe.store.base import Chooser, Observed
 from wireframe.store.records import (
+    Activity,
     AttemptRecord,
     Beat,
     Checkpoint,
     ClaimRequest,
     EventRecord,
     Fired,
+    JobPage,
+    JobQuery,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -33,7 +36,16 @@ from wireframe.store.records import (
     WorkerInfo,
     WorkerRecord,
 )
-from wireframe.store.sql import attempts, control, durable, finish, query, schedules, workers
+from wireframe.store.sql import (
+    attempts,
+    browse,
+    control,
+    durable,
+    finish,
+    query,
+    schedules,
+    workers,
+)
 from wireframe.store.sql import claim as claim_sql
 from wireframe.store.sql import job_types as job_types_sql
 from wireframe.store.sql.submit import submit as submit_sql
@@ -164,6 +176,14 @@ class EngineStore(Observed):
     async def counts(self) -> dict[tuple[str, str, JobState], int]:
         """Counts per (domain, type, state)."""
         return await self._op(without_now(query.counts), write=False)
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        """A keyset page of jobs matching `query`, newest first."""
+        return await self._op(without_now(browse.find_jobs), query, write=False)
+
+    async def activity(self, since: float) -> Activity:
+        """Active jobs, jobs ended since `since`, the latest id."""
+        return await self._op(browse.activity, since, write=False)
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, the longest wait of a ready job (seconds)."""

@@ -19,8 +19,8 @@ import attrs
 
 from wireframe.store.base import Chooser, Observed, Observers
 from wireframe.store.errors import StoreError
-from wireframe.store.memory import claim as claim_ops
 from wireframe.store.memory import (
+    browse,
     control,
     durable,
     finish,
@@ -29,15 +29,19 @@ from wireframe.store.memory import (
     schedules,
     workers,
 )
+from wireframe.store.memory import claim as claim_ops
 from wireframe.store.memory.submit import submit as submit_op
 from wireframe.store.memory.table import Table
 from wireframe.store.records import (
+    Activity,
     AttemptRecord,
     Beat,
     Checkpoint,
     ClaimRequest,
     EventRecord,
     Fired,
+    JobPage,
+    JobQuery,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -202,6 +206,14 @@ class MemoryStore(Observed):
     async def counts(self) -> dict[tuple[str, str, JobState], int]:
         """Counts per (domain, type, state)."""
         return await self._op(query.counts)
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        """A keyset page of jobs matching `query`, newest first."""
+        return await self._op(browse.find_jobs, query)
+
+    async def activity(self, since: float) -> Activity:
+        """Active jobs, jobs ended since `since`, the latest id."""
+        return await self._op(browse.activity, since)
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, how long its longest-waiting ready job has waited (seconds)."""

@@ -221,6 +221,23 @@ MIGRATIONS: tuple[str, ...] = (
         recorded_at REAL NOT NULL
     ) WITHOUT ROWID
     """,
+    # 15-19: numbers reserved for migrations of branches developed alongside this one; empty
+    # here (the merge puts theirs in these places).
+    "",
+    "",
+    "",
+    "",
+    "",
+    # 20: indexes for browsing jobs (`find_jobs`, the dashboard's jobs list): by state, domain
+    # and type, each with the id, so a filtered page is an index range read by keyset, newest
+    # first, however many jobs there are. The domain and type indexes cost only inserts (they
+    # never change); the state index costs every state change, a small price for a list that
+    # answers at once on millions of rows.
+    """
+    CREATE INDEX jobs_state_id ON jobs (state, id);
+    CREATE INDEX jobs_domain_id ON jobs (domain, id);
+    CREATE INDEX jobs_type_id ON jobs (type, id)
+    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -418,6 +435,19 @@ PG_MIGRATIONS: tuple[str, ...] = (
         recorded_by TEXT NOT NULL,
         recorded_at DOUBLE PRECISION NOT NULL
     )
+    """,
+    # 15-19: numbers reserved for migrations of branches developed alongside this one; empty
+    # here (the merge puts theirs in these places).
+    "",
+    "",
+    "",
+    "",
+    "",
+    # 20: indexes for browsing jobs (see the SQLite version).
+    """
+    CREATE INDEX jobs_state_id ON jobs (state, id);
+    CREATE INDEX jobs_domain_id ON jobs (domain, id);
+    CREATE INDEX jobs_type_id ON jobs (type, id)
     """,
 )
 

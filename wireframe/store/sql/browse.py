@@ -1,0 +1,144 @@
+"""Keyset pages of jobs with filters and search, and the live view's sample (`Store.find_jobs`,
+`Store.activity`), read through indexes so that they stay fast on millions of rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from wireframe.store.records import ACTIVE_STATES, Activity, JobPage, JobQuery, JobRecord, JobState
+from wireframe.store.sql.rows import JOB_COLUMNS, TERMINAL_SQL, job_from_row, placeholders
+from wireframe.store.sql.tx import Tx
+
+_ACTIVE = tuple(sorted(s.value for s in ACTIVE_STATES))
+_TEXT_COLUMNS = ("type", "coalesce(key, '')", "payload", "coalesce(error, '')")
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` for `LIKE ... ESCAPE '\\'`, with the wildcards of `text` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _indexed(q: JobQuery, states: Sequence[str]) -> tuple[list[str], list[Any]]:
+    """The indexed conditions (domain, type, states, the cursor) and their parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if states:
+        clauses.append(f"state IN ({placeholders(len(states))})")
+        params.extend(states)
+    for column, value in (("domain", q.domain), ("type", q.type)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if q.before is not None:
+        clauses.append("id < ?")
+        params.append(q.before)
+    if q.after is not None:
+        clauses.append("id > ?")
+        params.append(q.after)
+    return clauses, params
+
+
+def _searched(q: JobQuery) -> tuple[list[str], list[Any]]:
+    """The unindexed conditions (tag, text) and their parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if q.tag:
+        clauses.append("coalesce(tags, '') LIKE ? ESCAPE '\\'")
+        params.append(like_pattern(json.dumps(q.tag)))
+    if q.text:
+        either = " OR ".join(f"lower({c}) LIKE ? ESCAPE '\\'" for c in _TEXT_COLUMNS)
+        clauses.append(f"({either})")
+        params.extend([like_pattern(q.text.lower())] * len(_TEXT_COLUMNS))
+    return clauses, params
+
+
+def _where(clauses: Sequence[str]) -> str:
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def _listed(tx: Tx, q: JobQuery, order: str) -> list[JobRecord]:
+    """Up to limit + 1 rows by the indexed filters; one indexed query per state."""
+    found: list[JobRecord] = []
+    for state in dict.fromkeys(s.value for s in q.states) or [None]:
+        clauses, params = _indexed(q, [] if state is None else [state])
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs {_where(clauses)} ORDER BY id {order} LIMIT ?"
+        found += [job_from_row(r) for r in tx.execute(sql, (*params, q.limit + 1))]
+    found.sort(key=lambda job: job.id, reverse=order == "DESC")
+    return found[: q.limit + 1]
+
+
+def _window(q: JobQuery) -> tuple[str, list[Any], list[str], list[Any]]:
+    """The window of rows a search reads (indexed filters, by id, `scan` rows) and the
+    conditions applied inside it. Several states are tested inside the window, not by it."""
+    states = [s.value for s in dict.fromkeys(q.states)]
+    inside, inside_params = _searched(q)
+    if len(states) > 1:
+        clauses, params = _indexed(q, [])
+        inside = [f"state IN ({placeholders(len(states))})", *inside]
+        inside_params = [*states, *inside_params]
+    else:
+        clauses, params = _indexed(q, states)
+    return _where(clauses), params, inside, inside_params
+
+
+def _searched_page(tx: Tx, q: JobQuery, order: str) -> tuple[list[JobRecord], int | None]:
+    """Up to limit + 1 matches within the window, and the window's last id if the window was
+    full and the page was not (the search stopped there)."""
+    where, params, inside, inside_params = _window(q)
+    window = f"SELECT {JOB_COLUMNS} FROM jobs {where} ORDER BY id {order} LIMIT ?"
+    sql = f"SELECT * FROM ({window}) w {_where(inside)} ORDER BY id {order} LIMIT ?"
+    rows = [
+        job_from_row(r) for r in tx.execute(sql, (*params, q.scan, *inside_params, q.limit + 1))
+    ]
+    if len(rows) > q.limit:
+        return rows, None
+    edge = "min" if order == "DESC" else "max"
+    ids = f"SELECT id FROM jobs {where} ORDER BY id {order} LIMIT ?"
+    read, last = tx.execute(
+        f"SELECT count(*), {edge}(id) FROM ({ids}) w", (*params, q.scan)
+    ).fetchone()
+    return rows, (int(last) if int(read) >= q.scan else None)
+
+
+def find_jobs(tx: Tx, q: JobQuery) -> JobPage:
+    """A page of jobs matching `q`, newest first (see `Store.find_jobs`)."""
+    order = "ASC" if q.after is not None else "DESC"
+    scanned_to = None
+    if q.scans:
+        rows, scanned_to = _searched_page(tx, q, order)
+    else:
+        rows = _listed(tx, q, order)
+    return page_of(q, rows, scanned_to)
+
+
+def page_of(q: JobQuery, rows: Sequence[JobRecord], scanned_to: int | None) -> JobPage:
+    """The page of `rows` (up to limit + 1, in query order) with its cursors."""
+    more = len(rows) > q.limit
+    kept = list(rows[: q.limit])
+    beyond = kept[-1].id if more and kept else scanned_to
+    if q.after is None:
+        newer = None if q.before is None else (kept[0].id if kept else q.before - 1)
+        return JobPage(tuple(kept), older=beyond, newer=newer, scanned_to=scanned_to)
+    kept.reverse()
+    older = kept[-1].id if kept else q.after + 1
+    return JobPage(tuple(kept), older=older, newer=beyond, scanned_to=scanned_to)
+
+
+def activity(tx: Tx, now: float, since: float) -> Activity:
+    """Active jobs per (domain, state) through the index of states, jobs ended since `since`
+    through the index of end times, and the latest id through the primary key."""
+    active_sql = (
+        f"SELECT domain, state, count(*) FROM jobs WHERE state IN ({placeholders(len(_ACTIVE))}) "
+        "GROUP BY domain, state"
+    )
+    ended_sql = (
+        f"SELECT domain, state, count(*) FROM jobs WHERE finished_at >= ? "
+        f"AND state IN {TERMINAL_SQL} GROUP BY domain, state"
+    )
+    active = {(d, JobState(s)): int(n) for d, s, n in tx.execute(active_sql, _ACTIVE)}
+    ended = {(d, JobState(s)): int(n) for d, s, n in tx.execute(ended_sql, (since,))}
+    (latest,) = tx.execute("SELECT max(id) FROM jobs").fetchone()
+    return Activity(active, ended, None if latest is None else int(latest), now)
