@@ -66,6 +66,13 @@ def _fingerprint(
     return hash((active, ended, activity.latest_id, crew, plans))
 
 
+def check_interval(interval: object) -> float:
+    """`interval` as seconds; ValueError naming it unless a positive number."""
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise ValueError(f"dashboard interval={interval!r} must be a positive number of seconds")
+    return float(interval)
+
+
 class Sampler:
     """Samples `store` every `interval` seconds (longer if a sample is slow; see `BUDGET`)."""
 
@@ -77,10 +84,7 @@ class Sampler:
         history: int = HISTORY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
-            raise ValueError(
-                f"dashboard interval={interval!r} must be a positive number of seconds"
-            )
+        check_interval(interval)
         self.store = store
         self.interval = float(interval)
         self.history = history

@@ -10,7 +10,7 @@ import anyio.abc
 
 from wireframe.dashboard._http import HttpServer
 from wireframe.dashboard.app import Dashboard
-from wireframe.dashboard.sampler import Sampler
+from wireframe.dashboard.sampler import Sampler, check_interval
 from wireframe.dashboard.security import safe_url, token_from
 from wireframe.service.task import UnconstrainedTask
 from wireframe.store import Store, store_from_url
@@ -47,6 +47,7 @@ class DashboardServer(UnconstrainedTask):
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"DashboardServer port must be an int in 0..65535, got {port!r}")
+        check_interval(interval)
         self.id = id
         self.host = host
         self.port = port
