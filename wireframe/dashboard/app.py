@@ -34,6 +34,7 @@ KEEPALIVE = 15.0
 STATIC: Mapping[str, str] = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 _JOB = re.compile(r"^/jobs/(\d{1,18})$")
@@ -98,6 +99,8 @@ class Dashboard:
         path = request.path
         if path == "/events":
             return Stream(self._events)
+        if path == "/favicon.ico":
+            return self._static("favicon.svg")
         if path.startswith("/static/"):
             return self._static(path.removeprefix("/static/"))
         try:
