@@ -461,7 +461,7 @@ class JobTypeRecord:
     recorded_at: float
 
 
-SCAN_WINDOW = 20_000
+SCAN_WINDOW = 10_000
 """How many jobs (newest first) one `find_jobs` call with a `tag` or `text` filter reads at most:
 those filters have no index, so a page is searched for in a bounded window of rows."""
 

@@ -12,7 +12,8 @@ from wireframe.store.sql.rows import JOB_COLUMNS, TERMINAL_SQL, job_from_row, pl
 from wireframe.store.sql.tx import Tx
 
 _ACTIVE = tuple(sorted(s.value for s in ACTIVE_STATES))
-_TEXT_COLUMNS = ("type", "coalesce(key, '')", "payload", "coalesce(error, '')")
+_TEXT = "type || ' ' || coalesce(key, '') || ' ' || payload || ' ' || coalesce(error, '')"
+"""The text a search looks in: one string, lowered and matched once per row."""
 
 
 def like_pattern(text: str) -> str:
@@ -49,9 +50,8 @@ def _searched(q: JobQuery) -> tuple[list[str], list[Any]]:
         clauses.append("coalesce(tags, '') LIKE ? ESCAPE '\\'")
         params.append(like_pattern(json.dumps(q.tag)))
     if q.text:
-        either = " OR ".join(f"lower({c}) LIKE ? ESCAPE '\\'" for c in _TEXT_COLUMNS)
-        clauses.append(f"({either})")
-        params.extend([like_pattern(q.text.lower())] * len(_TEXT_COLUMNS))
+        clauses.append(f"lower({_TEXT}) LIKE ? ESCAPE '\\'")
+        params.append(like_pattern(q.text.lower()))
     return clauses, params
 
 
