@@ -87,3 +87,31 @@ def test_bad_settings_are_refused_at_construction() -> None:
         DashboardServer("memory://", port=70000)
     with pytest.raises(ValueError, match="interval=0"):
         DashboardServer("memory://", interval=0)
+
+
+async def test_mounted_beside_a_health_server_on_the_apps_own_store(anyio_backend: str) -> None:
+    from wireframe.service import HealthServer
+    from wireframe.store import MemoryStore
+
+    store = MemoryStore()
+    async with store:
+        job_id = await add(store, payload='{"path": "/a.jpg"}')
+        service = Service(name="app", handle_signals=False)
+        health = HealthServer(service, port=0)
+        board = DashboardServer(store, port=0, token="tok")
+        service.add_task(health).add_task(board)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run)
+            health_port, board_port = await health.started(), await board.started()
+            async with httpx.AsyncClient() as client:
+                ok = await client.get(f"http://127.0.0.1:{health_port}/health")
+                page = await client.get(f"http://127.0.0.1:{board_port}/jobs/{job_id}")
+                done = await client.post(
+                    f"http://127.0.0.1:{board_port}/jobs/{job_id}/cancel",
+                    headers={"x-wireframe-token": "tok"},
+                )
+            service.stop("test over")
+        assert ok.status_code == 200
+        assert page.status_code == 200 and "/a.jpg" in page.text
+        assert done.json()["state"] == "cancelled"
+        assert (await store.get(job_id)).state.value == "cancelled"  # type: ignore[union-attr]

@@ -1,0 +1,50 @@
+"""The sampler: bounded history, per-domain rates, a budget for slow stores; plot geometry."""
+
+from __future__ import annotations
+
+import pytest
+from dashboard_support import add
+
+from wireframe.dashboard import sampler as sampling
+from wireframe.dashboard.plots import nice_top, plot
+from wireframe.dashboard.sampler import Sampler
+from wireframe.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_history_and_domains_stay_bounded(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sampling, "MAX_DOMAINS", 3)
+    for n in range(5):
+        await add(store, type=f"d{n}::t")
+    s = Sampler(store, interval=1.0, history=4)
+    for _ in range(10):
+        await s.sample()
+    assert sorted(s.domains()) == ["d0", "d1", "d2"]
+    assert all(len(points) == 4 for points in s.domains().values())
+    assert s.domains()["d0"][-1].queued == 1
+
+
+async def test_versions_move_only_when_the_store_changes(store: Store) -> None:
+    s = Sampler(store, interval=1.0)
+    first = (await s.sample()).version
+    assert (await s.sample()).version == first
+    await add(store)
+    assert (await s.sample()).version == first + 1
+    assert await s.changed(first) == first + 1
+
+
+def test_a_slow_sample_stretches_the_interval_to_keep_the_budget() -> None:
+    s = Sampler.__new__(Sampler)
+    s.interval = 2.0
+    assert s.pause_after(0.001) == 2.0
+    assert s.pause_after(0.5) == pytest.approx(0.5 / sampling.BUDGET - 0.5)
+
+
+def test_plots_scale_to_round_tops() -> None:
+    assert [nice_top(v) for v in (0, 1, 3, 7, 10, 11, 420)] == [1, 1, 5, 10, 10, 20, 500]
+    p = plot("depth", [0.0, 1.0, 2.0], [("line-queued", "pending", [0, 5, 10])])
+    assert p.top == 10 and p.span == 2.0
+    assert p.lines[0].points.split()[0].endswith(",86.0") and p.lines[0].last == 10
