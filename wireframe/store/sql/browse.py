@@ -130,9 +130,11 @@ def page_of(q: JobQuery, rows: Sequence[JobRecord], scanned_to: int | None) -> J
 def activity(tx: Tx, now: float, since: float) -> Activity:
     """Active jobs per (domain, state) through the index of states, jobs ended since `since`
     through the index of end times, and the latest id through the primary key."""
+    # grouped by state first: SQLite then reads the index of states (the active rows only)
+    # rather than the whole table in domain order
     active_sql = (
         f"SELECT domain, state, count(*) FROM jobs WHERE state IN ({placeholders(len(_ACTIVE))}) "
-        "GROUP BY domain, state"
+        "GROUP BY state, domain"
     )
     ended_sql = (
         f"SELECT domain, state, count(*) FROM jobs WHERE finished_at >= ? "
