@@ -8,7 +8,7 @@ from dashboard_support import add
 from wireframe.dashboard import sampler as sampling
 from wireframe.dashboard.plots import nice_top, plot
 from wireframe.dashboard.sampler import Sampler
-from wireframe.store import Store
+from wireframe.store import MemoryStore, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -37,10 +37,14 @@ async def test_versions_move_only_when_the_store_changes(store: Store) -> None:
 
 
 def test_a_slow_sample_stretches_the_interval_to_keep_the_budget() -> None:
-    s = Sampler.__new__(Sampler)
-    s.interval = 2.0
+    s = Sampler(MemoryStore(), interval=2.0)
     assert s.pause_after(0.001) == 2.0
     assert s.pause_after(0.5) == pytest.approx(0.5 / sampling.BUDGET - 0.5)
+    # pages served since the last sample count too, once
+    s.charge(0.2)
+    s.charge(0.3)
+    assert s.pause_after(0.0) == pytest.approx(0.5 / sampling.BUDGET - 0.5)
+    assert s.pause_after(0.001) == 2.0
 
 
 def test_plots_scale_to_round_tops() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from importlib import resources
 from typing import Any
@@ -86,14 +87,18 @@ class Dashboard:
     # -- routing ----------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | Stream:
-        """Answer one request."""
+        """Answer one request; the time it took counts against the sampler's budget."""
         if not host_allowed(self.host, request.headers.get("host")):
             return _text(403, "this dashboard answers only requests addressed to this machine")
         if request.method == "POST":
             return await self._post(request)
         if request.method not in ("GET", "HEAD"):
             return _text(405, f"method {request.method} not allowed")
-        return await self._get(request)
+        started = time.perf_counter()
+        try:
+            return await self._get(request)
+        finally:
+            self.sampler.charge(time.perf_counter() - started)
 
     async def _get(self, request: Request) -> Response | Stream:
         path = request.path

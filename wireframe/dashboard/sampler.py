@@ -95,6 +95,7 @@ class Sampler:
         self._version = 0
         self._changed = anyio.Event()
         self._since: float | None = None
+        self._charged = 0.0
 
     @property
     def version(self) -> int:
@@ -148,9 +149,17 @@ class Sampler:
                 Point(activity.now, int(queued), int(running), completed / span, failed / span)
             )
 
+    def charge(self, seconds: float) -> None:
+        """Count time the dashboard spent in the store outside samples (pages it served): the
+        next pause stretches to keep the whole dashboard within `BUDGET`."""
+        self._charged += max(0.0, seconds)
+
     def pause_after(self, took: float) -> float:
-        """Seconds to wait before the next sample: the interval, or longer after a slow one."""
-        return max(self.interval, took / BUDGET - took)
+        """Seconds to wait before the next sample: the interval, or longer after a slow one
+        (or after pages that cost the store time since the last sample)."""
+        spent = took + self._charged
+        self._charged = 0.0
+        return max(self.interval, spent / BUDGET - spent)
 
     async def run(self) -> None:
         """Sample for ever (cancel to stop); a failing sample is logged and retried later."""
