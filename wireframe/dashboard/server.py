@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,8 @@ class DashboardServer(UnconstrainedTask):
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"DashboardServer port must be an int in 0..65535, got {port!r}")
         check_interval(interval)
+        if importlib.util.find_spec("jinja2") is None:
+            raise RuntimeError("the dashboard needs Jinja2: pip install 'wireframe[dashboard]'")
         self.id = id
         self.host = host
         self.port = port
