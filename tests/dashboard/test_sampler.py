@@ -8,7 +8,7 @@ from dashboard_support import add
 from wireframe.dashboard import sampler as sampling
 from wireframe.dashboard.plots import nice_top, plot
 from wireframe.dashboard.sampler import Sampler
-from wireframe.store import MemoryStore, Store
+from wireframe.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -36,15 +36,31 @@ async def test_versions_move_only_when_the_store_changes(store: Store) -> None:
     assert await s.changed(first) == first + 1
 
 
-def test_a_slow_sample_stretches_the_interval_to_keep_the_budget() -> None:
-    s = Sampler(MemoryStore(), interval=2.0)
-    assert s.pause_after(0.001) == 2.0
-    assert s.pause_after(0.5) == pytest.approx(0.5 / sampling.BUDGET - 0.5)
-    # pages served since the last sample count too, once
-    s.charge(0.2)
-    s.charge(0.3)
-    assert s.pause_after(0.0) == pytest.approx(0.5 / sampling.BUDGET - 0.5)
-    assert s.pause_after(0.001) == 2.0
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_store_time_is_paid_from_a_one_percent_allowance(store: Store) -> None:
+    clock = Clock()
+    s = Sampler(store, interval=2.0, clock=clock)
+    await s.sample(free=True)  # at start: counts, charges nothing
+    assert s.allowance == 0.0
+    clock.now += 100.0  # a hundred seconds earn one second of store time
+    assert s.allowance == pytest.approx(1.0)
+    s.charge(3.0)  # pages served, say
+    assert s.allowance == pytest.approx(-2.0)
+    # overdrawn: the counts of active jobs are not taken again; the previous ones stand
+    await add(store)
+    sample = await s.sample()
+    assert sample.active == {} and sample.activity.latest_id is not None
+    clock.now += 1000.0  # the allowance saves up to MAX_ALLOWANCE, no more
+    assert s.allowance == pytest.approx(sampling.MAX_ALLOWANCE)
+    sample = await s.sample()
+    assert sum(sample.active.values()) == 1
 
 
 def test_plots_scale_to_round_tops() -> None:

@@ -75,7 +75,7 @@ async def test_a_search_reads_a_bounded_window_and_says_where_it_stopped(store: 
     assert page.jobs == () and page.older is None and page.scanned_to is None
 
 
-async def test_activity_counts_active_jobs_and_recent_ends(store: Store, clock) -> None:
+async def test_activity_and_active_counts(store: Store, clock) -> None:
     assert (await store.activity(0.0)).latest_id is None
     a = await submit(store, type="c::t")
     await submit(store, type="a::t")
@@ -84,7 +84,10 @@ async def test_activity_counts_active_jobs_and_recent_ends(store: Store, clock) 
     since = clock.now
     await complete(store, record.lease)
     sample = await store.activity(since)
-    assert sample.active == {("a", JobState.PENDING): 1, ("b", JobState.SCHEDULED): 1}
+    assert await store.active_counts() == {
+        ("a", JobState.PENDING): 1,
+        ("b", JobState.SCHEDULED): 1,
+    }
     assert sample.ended == {("c", JobState.COMPLETED): 1}
     assert sample.latest_id == b
     clock.advance(5)

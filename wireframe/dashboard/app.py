@@ -126,7 +126,7 @@ class Dashboard:
     # -- pages ------------------------------------------------------------------------------
 
     async def _sample(self) -> Sample:
-        return self.sampler.latest or await self.sampler.sample()
+        return self.sampler.latest or await self.sampler.sample(free=True)
 
     async def _page(
         self, request: Request, name: str, values: Mapping[str, Any], status: int = 200
@@ -150,7 +150,7 @@ class Dashboard:
     async def _overview(self) -> dict[str, Any]:
         sample = await self._sample()
         totals: dict[str, dict[str, int]] = {}
-        for (domain, state), n in sample.activity.active.items():
+        for (domain, state), n in sample.active.items():
             totals.setdefault(domain, {})[state.value] = n
         for (domain, state), n in sample.activity.ended.items():
             totals.setdefault(domain, {}).setdefault(f"recent_{state.value}", n)
@@ -186,7 +186,7 @@ class Dashboard:
         page = await self.store.find_jobs(query)
         sample = await self._sample()
         types = [t.type for t in await self.store.job_types()]
-        domains = sorted({d for d, _ in sample.activity.active} | set(self.sampler.domains()))
+        domains = sorted({d for d, _ in sample.active} | set(self.sampler.domains()))
         filters = {k: v for k, v in args.items() if v and k not in ("before", "after")}
         if limit != PAGE_SIZE:
             filters["limit"] = str(limit)

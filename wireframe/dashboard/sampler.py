@@ -1,9 +1,13 @@
 """The dashboard's one reader of the store's activity: samples it on a cadence, keeps a bounded
 history per domain for the plots, and tells live clients when something changed.
 
-However many browsers are open, the store sees one sample per interval (plus the pages the
-browsers reload when a sample changed). A sample that takes long stretches the interval: the
-sampler spends at most `BUDGET` of its time in the store.
+However many browsers are open, the store sees one sample per interval, plus the pages the
+browsers reload when a sample changed. All of it is paid from one allowance of store time that
+grows by `BUDGET` of the wall time: the dashboard keeps the store busy at most 1 % of the time.
+A tick (jobs ended since the last one, the latest id, workers, schedules: indexed reads whose
+cost follows the rate of work, not the size of the store) runs while the allowance is not
+overdrawn; counting the active jobs, whose cost grows with the backlog, runs only when the
+allowance covers what the last count cost; meanwhile the previous counts stand.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from wireframe.store import Activity, JobState, ScheduleRecord, Store, WorkerRec
 log = logging.getLogger("wireframe.dashboard")
 
 BUDGET = 0.01
-"""The largest share of wall time the sampler spends waiting on the store."""
+"""The largest share of wall time the dashboard spends waiting on the store."""
+
+MAX_ALLOWANCE = 2.0
+"""Seconds of store time the allowance saves up at most (after a quiet spell)."""
 
 HISTORY = 300
 """Points kept per domain (at the default 2 s interval: the last ten minutes)."""
@@ -46,24 +53,24 @@ class Point:
 
 @attrs.frozen
 class Sample:
-    """The latest sample: store activity, workers and schedules, and its version number."""
+    """The latest sample: store activity, active counts (as of `counted_at`, UNIX time),
+    workers and schedules, and its version number."""
 
     activity: Activity
+    active: Mapping[tuple[str, JobState], int]
+    counted_at: float
     workers: tuple[WorkerRecord, ...]
     schedules: tuple[ScheduleRecord, ...]
     version: int
-    took: float
 
 
-def _fingerprint(
-    activity: Activity, workers: tuple[WorkerRecord, ...], schedules: tuple[ScheduleRecord, ...]
-) -> int:
+def _fingerprint(sample: Sample) -> int:
     """What a live page shows of a sample; a change of it makes pages reload."""
-    active = tuple(sorted((d, s.value, n) for (d, s), n in activity.active.items()))
-    ended = tuple(sorted((d, s.value, n) for (d, s), n in activity.ended.items()))
-    crew = tuple((w.info.worker_id, w.info.held, w.lost) for w in workers)
-    plans = tuple((s.id, s.state, s.next_run_at, s.occurrences) for s in schedules)
-    return hash((active, ended, activity.latest_id, crew, plans))
+    active = tuple(sorted((d, s.value, n) for (d, s), n in sample.active.items()))
+    ended = tuple(sorted((d, s.value, n) for (d, s), n in sample.activity.ended.items()))
+    crew = tuple((w.info.worker_id, w.info.held, w.lost) for w in sample.workers)
+    plans = tuple((s.id, s.state, s.next_run_at, s.occurrences) for s in sample.schedules)
+    return hash((active, ended, sample.activity.latest_id, crew, plans))
 
 
 def check_interval(interval: object) -> float:
@@ -74,7 +81,7 @@ def check_interval(interval: object) -> float:
 
 
 class Sampler:
-    """Samples `store` every `interval` seconds (longer if a sample is slow; see `BUDGET`)."""
+    """Samples `store` every `interval` seconds within the store-time budget (see above)."""
 
     def __init__(
         self,
@@ -95,12 +102,28 @@ class Sampler:
         self._version = 0
         self._changed = anyio.Event()
         self._since: float | None = None
-        self._charged = 0.0
+        self._allowance = 0.0
+        self._earned_at = clock()
+        self._count_cost = 0.0
+        self._active: Mapping[tuple[str, JobState], int] | None = None
+        self._counted_at = 0.0
 
     @property
     def version(self) -> int:
         """Grows by one each time a sample differs from the one before."""
         return self._version
+
+    @property
+    def allowance(self) -> float:
+        """Seconds of store time the dashboard may spend now (negative: overdrawn)."""
+        now = self.clock()
+        self._allowance = min(MAX_ALLOWANCE, self._allowance + (now - self._earned_at) * BUDGET)
+        self._earned_at = now
+        return self._allowance
+
+    def charge(self, seconds: float) -> None:
+        """Pay store time spent (by a sample, or a page the dashboard served)."""
+        self._allowance -= max(0.0, seconds)
 
     async def changed(self, version: int) -> int:
         """Wait until the version differs from `version`; return the new one."""
@@ -108,35 +131,58 @@ class Sampler:
             await self._changed.wait()
         return self._version
 
-    async def sample(self) -> Sample:
-        """Read the store once and record what changed."""
-        started = self.clock()
+    async def sample(self, *, free: bool = False) -> Sample:
+        """Read the store once and record what changed; count the active jobs too if the
+        allowance covers it (or if `free`, or never counted). `free`: charge nothing (the
+        first sample, at start)."""
         since = self._since if self._since is not None else time.time() - self.interval
+        started = self.clock()
         activity = await self.store.activity(since)
         workers = tuple(await self.store.workers())
         schedules = tuple(await self.store.schedules())
         took = self.clock() - started
-        self._record(activity, since)
-        print_ = _fingerprint(activity, workers, schedules)
+        if self._active is None or free or self.allowance - took >= self._count_cost:
+            started = self.clock()
+            self._active = await self.store.active_counts()
+            self._count_cost = self.clock() - started
+            took += self._count_cost
+            self._counted_at = activity.now
+        if not free:
+            self.charge(took)
+        return self._publish(activity, workers, schedules, since)
+
+    def _publish(
+        self,
+        activity: Activity,
+        workers: tuple[WorkerRecord, ...],
+        schedules: tuple[ScheduleRecord, ...],
+        since: float,
+    ) -> Sample:
+        assert self._active is not None
+        sample = Sample(activity, self._active, self._counted_at, workers, schedules, self._version)
+        self._record(sample, since)
+        print_ = _fingerprint(sample)
         if print_ != self._fingerprint:
             self._fingerprint = print_
             self._version += 1
             self._changed.set()
             self._changed = anyio.Event()
-        self.latest = Sample(activity, workers, schedules, self._version, took)
-        return self.latest
+            sample = attrs.evolve(sample, version=self._version)
+        self.latest = sample
+        return sample
 
-    def _record(self, activity: Activity, since: float) -> None:
-        span = max(activity.now - since, 1e-6)
-        self._since = activity.now
+    def _record(self, sample: Sample, since: float) -> None:
+        now = sample.activity.now
+        span = max(now - since, 1e-6)
+        self._since = now
         per: dict[str, list[float]] = {domain: [0, 0, 0, 0] for domain in self.series}
-        for (domain, state), n in activity.active.items():
+        for (domain, state), n in sample.active.items():
             row = per.setdefault(domain, [0, 0, 0, 0])
             if state in QUEUED:
                 row[0] += n
             elif state is JobState.RUNNING:
                 row[1] += n
-        for (domain, state), n in activity.ended.items():
+        for (domain, state), n in sample.activity.ended.items():
             row = per.setdefault(domain, [0, 0, 0, 0])
             row[2 if state is JobState.COMPLETED else 3] += n
         for domain, (queued, running, completed, failed) in sorted(per.items()):
@@ -145,32 +191,18 @@ class Sampler:
                 if len(self.series) >= MAX_DOMAINS:
                     continue
                 points = self.series[domain] = deque(maxlen=self.history)
-            points.append(
-                Point(activity.now, int(queued), int(running), completed / span, failed / span)
-            )
-
-    def charge(self, seconds: float) -> None:
-        """Count time the dashboard spent in the store outside samples (pages it served): the
-        next pause stretches to keep the whole dashboard within `BUDGET`."""
-        self._charged += max(0.0, seconds)
-
-    def pause_after(self, took: float) -> float:
-        """Seconds to wait before the next sample: the interval, or longer after a slow one
-        (or after pages that cost the store time since the last sample)."""
-        spent = took + self._charged
-        self._charged = 0.0
-        return max(self.interval, spent / BUDGET - spent)
+            points.append(Point(now, int(queued), int(running), completed / span, failed / span))
 
     async def run(self) -> None:
-        """Sample for ever (cancel to stop); a failing sample is logged and retried later."""
+        """Sample every interval while the allowance is not overdrawn (cancel to stop); a
+        failing sample is logged and tried again at the next interval."""
         while True:
-            took = 0.0
-            try:
-                took = (await self.sample()).took
-            except Exception as exc:
-                log.warning("dashboard: sampling the store failed: %s", exc)
-                took = self.interval
-            await anyio.sleep(self.pause_after(took))
+            if self.allowance >= 0:
+                try:
+                    await self.sample()
+                except Exception as exc:
+                    log.warning("dashboard: sampling the store failed: %s", exc)
+            await anyio.sleep(self.interval)
 
     def domains(self) -> Mapping[str, deque[Point]]:
         """The plotted domains and their points, oldest first."""

@@ -125,7 +125,7 @@ class DashboardServer(UnconstrainedTask):
         app = Dashboard(
             self.store, self.sampler, token=self.token, host=self.host, url=self.store.url
         )
-        await self.sampler.sample()
+        await self.sampler.sample(free=True)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.sampler.run)
             tg.start_soon(HttpServer(app.handle).serve, listener)

@@ -173,8 +173,13 @@ class Store(Protocol):
         millions of rows for its indexed filters; `tag` and `text` search a bounded window."""
 
     async def activity(self, since: float) -> Activity:
-        """Active jobs per (domain, state), jobs ended since `since`, the latest id: what a
-        live view samples, read through indexes."""
+        """Jobs ended since `since` per (domain, state), and the latest id: what a live view
+        reads on every tick, through indexes (its cost follows the rate of ends, not the
+        number of jobs)."""
+
+    async def active_counts(self) -> dict[tuple[str, JobState], int]:
+        """Jobs per (domain, state) in every non-terminal state, through the index of states
+        (its cost follows the number of active jobs, not of all jobs)."""
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, how long (seconds, on the store's clock) its longest-waiting ready job

@@ -182,8 +182,12 @@ class EngineStore(Observed):
         return await self._op(without_now(browse.find_jobs), query, write=False)
 
     async def activity(self, since: float) -> Activity:
-        """Active jobs, jobs ended since `since`, the latest id."""
+        """Jobs ended since `since`, the latest id."""
         return await self._op(browse.activity, since, write=False)
+
+    async def active_counts(self) -> dict[tuple[str, JobState], int]:
+        """Active jobs per (domain, state)."""
+        return await self._op(without_now(browse.active_counts), write=False)
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, the longest wait of a ready job (seconds)."""

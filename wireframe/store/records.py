@@ -523,14 +523,12 @@ class JobPage:
 
 @attrs.frozen
 class Activity:
-    """What a live view samples (`Store.activity`): cheap, indexed counts.
+    """What a live view samples on every tick (`Store.activity`): cheap, indexed reads.
 
-    `active`: jobs per (domain, state) in every non-terminal state. `ended`: jobs per (domain,
-    state) that ended at or after the `since` asked for. `latest_id`: the highest job id (None
-    for an empty store). `now`: the store's clock when sampled.
+    `ended`: jobs per (domain, state) that ended at or after the `since` asked for.
+    `latest_id`: the highest job id (None for an empty store). `now`: the store's clock.
     """
 
-    active: Mapping[tuple[str, JobState], int]
     ended: Mapping[tuple[str, JobState], int]
     latest_id: int | None
     now: float

@@ -54,17 +54,22 @@ def find_jobs(tb: Table, q: JobQuery) -> JobPage:
     return page_of(q, rows, scanned_to)
 
 
-def activity(tb: Table, since: float) -> Activity:
-    """Active jobs per (domain, state), jobs ended since `since`, the latest id."""
+def active_counts(tb: Table) -> dict[tuple[str, JobState], int]:
+    """Active jobs per (domain, state)."""
     active: dict[tuple[str, JobState], int] = {}
     for state in ACTIVE:
         for job in tb.active[state].values():
             key = (job.domain, state)
             active[key] = active.get(key, 0) + 1
+    return active
+
+
+def activity(tb: Table, since: float) -> Activity:
+    """Jobs ended since `since`, the latest id."""
     ended: dict[tuple[str, JobState], int] = {}
     for job in tb.jobs.values():
         if job.state in TERMINAL and job.finished_at is not None and job.finished_at >= since:
             key = (job.domain, job.state)
             ended[key] = ended.get(key, 0) + 1
     latest = next(reversed(tb.jobs), None)
-    return Activity(active, ended, latest, tb.now)
+    return Activity(ended, latest, tb.now)

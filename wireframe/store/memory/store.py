@@ -212,8 +212,12 @@ class MemoryStore(Observed):
         return await self._op(browse.find_jobs, query)
 
     async def activity(self, since: float) -> Activity:
-        """Active jobs, jobs ended since `since`, the latest id."""
+        """Jobs ended since `since`, the latest id."""
         return await self._op(browse.activity, since)
+
+    async def active_counts(self) -> dict[tuple[str, JobState], int]:
+        """Active jobs per (domain, state)."""
+        return await self._op(browse.active_counts)
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, how long its longest-waiting ready job has waited (seconds)."""
