@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from dashboard_support import XSS, add, add_failed
 
 from wireframe.dashboard import DashboardServer
 from wireframe.service import Service
-from wireframe.store import ClaimRequest, NewJob, SqliteStore, Store
+from wireframe.store import ClaimRequest, NewJob, NewSchedule, SqliteStore, Store, WorkerInfo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -115,6 +116,13 @@ async def _fill(db: Path) -> dict[str, int]:
         ids["xss"] = await add(store, type="media::thumb", payload=json.dumps({"name": XSS}))
         ids["failed"] = await add_failed(store, error=f"ValueError: {XSS}")
         ids["parent"] = await _durable_parent(store)
+        spec = json.dumps({"kind": "every", "seconds": 300, "overlap": "skip"})
+        nightly = NewSchedule(spec=spec, next_run_at=time.time() + 300)
+        ids["recurring"] = await add(store, type="reports::nightly", recurring=nightly)
+        await store.put_worker(
+            WorkerInfo("worker-1", "host-a", 4242, ("flow", "media"), ("gpu",), held=1),
+            starting=True,
+        )
         for n in range(30):
             await add(store, type="mail::send", payload=json.dumps({"to": f"user{n}@example.org"}))
         return ids
@@ -153,14 +161,17 @@ def test_pages_filters_actions_and_live_updates(
         expect(page.locator("#domain-totals")).to_contain_text("mail")
         expect(page.locator("#live-status")).to_have_text("●")  # the event stream is open
         shot(page, "overview")
-        for path_ in ("/workers", "/schedules"):
-            page.goto(base + path_)
-            expect(page.locator("h1")).to_have_text(path_.strip("/").capitalize())
+        page.goto(base + "/workers")
+        expect(page.locator("#workers")).to_contain_text("host-a")
+        shot(page, "workers")
+        page.goto(base + "/schedules")
+        expect(page.locator("#schedules")).to_contain_text("every 5 minutes")
         shot(page, "schedules")
 
         # the jobs list, filtered by state through the form
         page.goto(base + "/jobs")
-        expect(page.locator("#jobs tbody tr")).to_have_count(35)  # and the durable job's child
+        # 35 submitted (the recurring one included) and the durable job's child
+        expect(page.locator("#jobs tbody tr")).to_have_count(36)
         shot(page, "jobs")
         page.select_option("#filter-state", "failed")
         page.click("#filters button[type=submit]")

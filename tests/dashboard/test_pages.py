@@ -172,3 +172,12 @@ async def test_overview_plots_each_domain(store: Store) -> None:
     html = text(await call(dashboard, "/"))
     assert html.count("<svg") == 4  # depth and throughput, for each of the two domains
     assert "<figcaption>mail</figcaption>" in html and 'class="line-queued"' in html
+
+
+async def test_the_store_time_of_pages_is_paid_from_the_samplers_allowance(store: Store) -> None:
+    await add(store)
+    dashboard = app(store)
+    await dashboard.sampler.sample(free=True)
+    before = dashboard.sampler.allowance
+    await call(dashboard, "/jobs")
+    assert dashboard.sampler.allowance < before

@@ -8,13 +8,14 @@ are POSTs that carry the token; without a configured token the dashboard is read
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import anyio
 
@@ -71,13 +72,36 @@ def _json(status: int, data: object) -> Response:
     return Response(status, json.dumps(data).encode(), "application/json")
 
 
+class _Metered:
+    """A store whose calls are timed and paid from the sampler's allowance (`Sampler.charge`):
+    the pages the dashboard serves count against its 1 % of the store's time."""
+
+    def __init__(self, store: Store, charge: Callable[[float], None]) -> None:
+        self._store = store
+        self._charge = charge
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def metered(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await attr(*args, **kwargs)
+            finally:
+                self._charge(time.perf_counter() - started)
+
+        return metered
+
+
 class Dashboard:
     """Answers the dashboard's requests for one store (see the module docstring)."""
 
     def __init__(
         self, store: Store, sampler: Sampler, *, token: str | None, host: str, url: str
     ) -> None:
-        self.store = store
+        self.store = cast(Store, _Metered(store, sampler.charge))
         self.sampler = sampler
         self.token = token
         self.host = host
@@ -87,18 +111,14 @@ class Dashboard:
     # -- routing ----------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | Stream:
-        """Answer one request; the time it took counts against the sampler's budget."""
+        """Answer one request (its store calls are paid from the sampler's allowance)."""
         if not host_allowed(self.host, request.headers.get("host")):
             return _text(403, "this dashboard answers only requests addressed to this machine")
         if request.method == "POST":
             return await self._post(request)
         if request.method not in ("GET", "HEAD"):
             return _text(405, f"method {request.method} not allowed")
-        started = time.perf_counter()
-        try:
-            return await self._get(request)
-        finally:
-            self.sampler.charge(time.perf_counter() - started)
+        return await self._get(request)
 
     async def _get(self, request: Request) -> Response | Stream:
         path = request.path
