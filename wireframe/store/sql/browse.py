@@ -16,6 +16,10 @@ _TEXT = "type || ' ' || coalesce(key, '') || ' ' || payload || ' ' || coalesce(e
 """The text a search looks in: one string, lowered and matched once per row."""
 
 
+BROWSE = "id > 0"
+"""The condition of the browsing indexes (migration 20); a query that states it may use them."""
+
+
 def like_pattern(text: str) -> str:
     """`%text%` for `LIKE ... ESCAPE '\\'`, with the wildcards of `text` taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -23,13 +27,18 @@ def like_pattern(text: str) -> str:
 
 
 def _indexed(q: JobQuery, states: Sequence[str]) -> tuple[list[str], list[Any]]:
-    """The indexed conditions (domain, type, states, the cursor) and their parameters."""
-    clauses: list[str] = []
+    """The indexed conditions (domain, type, states, the cursor) and their parameters.
+
+    `id > 0` (every row) lets the query use the browsing indexes, which are partial on it.
+    """
+    clauses: list[str] = [BROWSE]
     params: list[Any] = []
     if states:
         clauses.append(f"state IN ({placeholders(len(states))})")
         params.extend(states)
-    for column, value in (("domain", q.domain), ("type", q.type)):
+    # A type names its domain (`domain::name`): its jobs are read through the domain's index.
+    domain = q.domain if q.domain is not None or q.type is None else q.type.split("::", 1)[0]
+    for column, value in (("domain", domain), ("type", q.type)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
@@ -132,8 +141,8 @@ def active_counts(tx: Tx) -> dict[tuple[str, JobState], int]:
     # grouped by state first: SQLite then reads the index of states (the active rows only)
     # rather than the whole table in domain order
     active_sql = (
-        f"SELECT domain, state, count(*) FROM jobs WHERE state IN ({placeholders(len(_ACTIVE))}) "
-        "GROUP BY state, domain"
+        f"SELECT domain, state, count(*) FROM jobs WHERE {BROWSE} "
+        f"AND state IN ({placeholders(len(_ACTIVE))}) GROUP BY state, domain"
     )
     return {(d, JobState(s)): int(n) for d, s, n in tx.execute(active_sql, _ACTIVE)}
 

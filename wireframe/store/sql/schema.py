@@ -228,15 +228,17 @@ MIGRATIONS: tuple[str, ...] = (
     "",
     "",
     "",
-    # 20: indexes for browsing jobs (`find_jobs`, the dashboard's jobs list): by state, domain
-    # and type, each with the id, so a filtered page is an index range read by keyset, newest
-    # first, however many jobs there are. The domain and type indexes cost only inserts (they
-    # never change); the state index costs every state change, a small price for a list that
-    # answers at once on millions of rows.
+    # 20: indexes for browsing jobs (`find_jobs`, the dashboard's jobs list): by state and by
+    # domain (a type filter reads its domain's), each with the id, so a filtered page is an
+    # index range read by keyset, newest first, however many jobs there are. The domain index
+    # costs only inserts (it never changes); the state index costs every state change (about
+    # a tenth of the store's claim-and-complete rate, measured). Each is partial on `id > 0`
+    # (every row): only a query that says so too may use it, so the hot paths (claim, wake-ups,
+    # expiry, leases, aging) keep their own indexes; left free to choose, SQLite took these
+    # for the claim and made it seven times slower.
     """
-    CREATE INDEX jobs_state_id ON jobs (state, id);
-    CREATE INDEX jobs_domain_id ON jobs (domain, id);
-    CREATE INDEX jobs_type_id ON jobs (type, id)
+    CREATE INDEX jobs_browse_state ON jobs (state, id) WHERE id > 0;
+    CREATE INDEX jobs_browse_domain ON jobs (domain, id) WHERE id > 0
     """,
 )
 
@@ -443,11 +445,10 @@ PG_MIGRATIONS: tuple[str, ...] = (
     "",
     "",
     "",
-    # 20: indexes for browsing jobs (see the SQLite version).
+    # 20: indexes for browsing jobs, partial on `id > 0` (see the SQLite version).
     """
-    CREATE INDEX jobs_state_id ON jobs (state, id);
-    CREATE INDEX jobs_domain_id ON jobs (domain, id);
-    CREATE INDEX jobs_type_id ON jobs (type, id)
+    CREATE INDEX jobs_browse_state ON jobs (state, id) WHERE id > 0;
+    CREATE INDEX jobs_browse_domain ON jobs (domain, id) WHERE id > 0
     """,
 )
 
