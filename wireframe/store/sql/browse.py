@@ -16,7 +16,7 @@ _TEXT = "type || ' ' || coalesce(key, '') || ' ' || payload || ' ' || coalesce(e
 """The text a search looks in: one string, lowered and matched once per row."""
 
 
-BROWSE = "id > 0"
+BROWSE = "created_at IS NOT NULL"
 """The condition of the browsing indexes (migration 20); a query that states it may use them."""
 
 
@@ -29,7 +29,7 @@ def like_pattern(text: str) -> str:
 def _indexed(q: JobQuery, states: Sequence[str]) -> tuple[list[str], list[Any]]:
     """The indexed conditions (domain, type, states, the cursor) and their parameters.
 
-    `id > 0` (every row) lets the query use the browsing indexes, which are partial on it.
+    `BROWSE` (true of every row) lets the query use the browsing indexes, partial on it.
     """
     clauses: list[str] = [BROWSE]
     params: list[Any] = []
