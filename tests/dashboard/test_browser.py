@@ -213,7 +213,8 @@ def test_pages_filters_actions_and_live_updates(
         page.evaluate("window.__notReloaded = true")
         expect(page.locator("#live-status")).to_have_text("●")
         new_id = portal.call(_submit, path)
-        expect(page.locator(f'tr[data-job="{new_id}"]')).to_be_visible()
+        # (bounded generously: the sampler paces itself to 1 % of the store's time)
+        expect(page.locator(f'tr[data-job="{new_id}"]')).to_be_visible(timeout=60_000)
         assert page.evaluate("window.__notReloaded") is True
         shot(page, "jobs-live")
 

@@ -8,6 +8,7 @@ are POSTs that carry the token; without a configured token the dashboard is read
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
 import logging
@@ -72,9 +73,14 @@ def _json(status: int, data: object) -> Response:
     return Response(status, json.dumps(data).encode(), "application/json")
 
 
+_LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("dashboard_live", default=False)
+"""True while answering a live refresh (``?partial=1``), which the page's script makes by itself."""
+
+
 class _Metered:
-    """A store whose calls are timed and paid from the sampler's allowance (`Sampler.charge`):
-    the pages the dashboard serves count against its 1 % of the store's time."""
+    """A store whose calls, made for a live refresh, are timed and paid from the sampler's
+    allowance (`Sampler.charge`): what an open dashboard does by itself stays within its 1 %
+    of the store's time. Pages a person asks for are not counted (like CLI commands)."""
 
     def __init__(self, store: Store, charge: Callable[[float], None]) -> None:
         self._store = store
@@ -86,6 +92,8 @@ class _Metered:
             return attr
 
         async def metered(*args: Any, **kwargs: Any) -> Any:
+            if not _LIVE.get():
+                return await attr(*args, **kwargs)
             started = time.perf_counter()
             try:
                 return await attr(*args, **kwargs)
@@ -111,14 +119,19 @@ class Dashboard:
     # -- routing ----------------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | Stream:
-        """Answer one request (its store calls are paid from the sampler's allowance)."""
+        """Answer one request (a live refresh pays its store calls from the sampler's
+        allowance)."""
         if not host_allowed(self.host, request.headers.get("host")):
             return _text(403, "this dashboard answers only requests addressed to this machine")
         if request.method == "POST":
             return await self._post(request)
         if request.method not in ("GET", "HEAD"):
             return _text(405, f"method {request.method} not allowed")
-        return await self._get(request)
+        live = _LIVE.set(bool(request.arg("partial")))
+        try:
+            return await self._get(request)
+        finally:
+            _LIVE.reset(live)
 
     async def _get(self, request: Request) -> Response | Stream:
         path = request.path
