@@ -8,7 +8,7 @@ from dashboard_support import add
 from wireframe.dashboard import sampler as sampling
 from wireframe.dashboard.plots import nice_top, plot
 from wireframe.dashboard.sampler import Sampler
-from wireframe.store import Store
+from wireframe.store import JobState, NewJob, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +68,17 @@ def test_plots_scale_to_round_tops() -> None:
     p = plot("depth", [0.0, 1.0, 2.0], [("line-queued", "pending", [0, 5, 10])])
     assert p.top == 10 and p.span == 2.0
     assert p.lines[0].points.split()[0].endswith(",86.0") and p.lines[0].last == 10
+
+
+async def test_a_grown_backlog_is_counted_only_once_the_allowance_covers_it(store: Store) -> None:
+    clock = Clock()
+    s = Sampler(store, interval=2.0, clock=clock)
+    await s.sample(free=True)  # an empty store: counting cost nothing
+    await store.submit([NewJob(type="d::t", domain="d", payload="{}") for _ in range(2000)])
+    clock.now += 0.5  # 5 ms of allowance: less than 2000 jobs are estimated to cost
+    assert s.allowance < 2000 * sampling.ROW_COST
+    sample = await s.sample()
+    assert sample.active == {} and sample.activity.latest_id == 2000
+    clock.now += 1000.0
+    sample = await s.sample()
+    assert sample.active == {("d", JobState.PENDING): 2000}
