@@ -28,6 +28,8 @@ from wireframe.cli.commands import (
     cmd_purge,
     cmd_workers,
 )
+from wireframe.cli.dashboard import add_parser as add_dashboard_parser
+from wireframe.cli.dashboard import cmd_dashboard
 from wireframe.cli.errors import CLIError, UsageError
 from wireframe.cli.flows import add_parsers as add_flow_parsers
 from wireframe.cli.flows import cmd_pause_flow, cmd_paused
@@ -194,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the live workers (and those lost within the hour): host, tags, jobs held",
     )
 
+    add_dashboard_parser(sub, [store, logs])
+
     sub.add_parser("migrate", parents=[store, as_json], help="create or upgrade the schema")
 
     p = sub.add_parser("purge", parents=[store, as_json], help="delete old ended jobs")
@@ -257,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if command == "worker":
             return cmd_worker(args)
+        if command == "dashboard":
+            return cmd_dashboard(args)
         out = Output(as_json=args.json)
         return anyio.run(ASYNC_COMMANDS[command], args, out)
     except CLIError as exc:

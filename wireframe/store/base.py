@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 from wireframe.store.flowkeys import KeyStats
 from wireframe.store.rates import RateState
 from wireframe.store.records import (
+    Activity,
     AttemptRecord,
     Beat,
     Checkpoint,
@@ -17,6 +18,8 @@ from wireframe.store.records import (
     EventRecord,
     Fired,
     FlowKind,
+    JobPage,
+    JobQuery,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -176,6 +179,19 @@ class Store(Protocol):
 
     async def counts(self) -> dict[tuple[str, str, JobState], int]:
         """Job counts per (domain, type, state)."""
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        """A page of jobs matching `query`, newest first, by keyset (never an offset): fast on
+        millions of rows for its indexed filters; `tag` and `text` search a bounded window."""
+
+    async def activity(self, since: float) -> Activity:
+        """Jobs ended since `since` per (domain, state), and the latest id: what a live view
+        reads on every tick, through indexes (its cost follows the rate of ends, not the
+        number of jobs)."""
+
+    async def active_counts(self) -> dict[tuple[str, JobState], int]:
+        """Jobs per (domain, state) in every non-terminal state, through the index of states
+        (its cost follows the number of active jobs, not of all jobs)."""
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, how long (seconds, on the store's clock) its longest-waiting ready job

@@ -16,6 +16,7 @@ from wireframe.store.base import Chooser, Observed
 from wireframe.store.flowkeys import KeyStats
 from wireframe.store.rates import RateState
 from wireframe.store.records import (
+    Activity,
     AttemptRecord,
     Beat,
     Checkpoint,
@@ -23,6 +24,8 @@ from wireframe.store.records import (
     EventRecord,
     Fired,
     FlowKind,
+    JobPage,
+    JobQuery,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -39,6 +42,7 @@ from wireframe.store.records import (
 )
 from wireframe.store.sql import (
     attempts,
+    browse,
     control,
     durable,
     finish,
@@ -179,6 +183,18 @@ class EngineStore(Observed):
     async def counts(self) -> dict[tuple[str, str, JobState], int]:
         """Counts per (domain, type, state)."""
         return await self._op(without_now(query.counts), write=False)
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        """A keyset page of jobs matching `query`, newest first."""
+        return await self._op(without_now(browse.find_jobs), query, write=False)
+
+    async def activity(self, since: float) -> Activity:
+        """Jobs ended since `since`, the latest id."""
+        return await self._op(browse.activity, since, write=False)
+
+    async def active_counts(self) -> dict[tuple[str, JobState], int]:
+        """Active jobs per (domain, state)."""
+        return await self._op(without_now(browse.active_counts), write=False)
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, the longest wait of a ready job (seconds)."""

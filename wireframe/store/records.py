@@ -509,3 +509,76 @@ class JobTypeRecord:
     settings: str
     recorded_by: str
     recorded_at: float
+
+
+SCAN_WINDOW = 10_000
+"""How many jobs (newest first) one `find_jobs` call with a `tag` or `text` filter reads at most:
+those filters have no index, so a page is searched for in a bounded window of rows."""
+
+
+@attrs.frozen
+class JobQuery:
+    """What `Store.find_jobs` looks for: filters, and a keyset cursor instead of an offset.
+
+    `states`, `domain` and `type` are indexed. `tag` (one of the job's tags) and `text` (a
+    case-insensitive substring of its type, key, payload or error) are not: a call reads at most
+    `scan` rows that match the indexed filters, and the page says where it stopped. `before`
+    lists jobs older (smaller id) than it, newest first; `after` lists those newer than it,
+    also newest first (the page before); at most one of the two.
+    """
+
+    states: tuple[JobState, ...] = ()
+    domain: str | None = None
+    type: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    before: int | None = None
+    after: int | None = None
+    limit: int = 50
+    scan: int = SCAN_WINDOW
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("limit", "scan"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"JobQuery {name}={value!r} must be a positive int")
+        for name in ("before", "after"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"JobQuery {name}={value!r} must be a job id (an int) or None")
+        if self.before is not None and self.after is not None:
+            raise ValueError("JobQuery: give before= or after=, not both")
+
+    @property
+    def scans(self) -> bool:
+        """True if a filter without an index is set (`tag` or `text`)."""
+        return bool(self.tag) or bool(self.text)
+
+
+@attrs.frozen
+class JobPage:
+    """One page of `Store.find_jobs`, newest first, with the cursors of its neighbours.
+
+    `older`: pass as `before=` for the next page (None: there is none). `newer`: pass as
+    `after=` for the page before (None: this is the newest). `scanned_to`: for a search
+    (`tag`, `text`) whose window of rows ran out before the page filled, the id it stopped at;
+    `older` then continues from there.
+    """
+
+    jobs: tuple[JobRecord, ...]
+    older: int | None
+    newer: int | None
+    scanned_to: int | None = None
+
+
+@attrs.frozen
+class Activity:
+    """What a live view samples on every tick (`Store.activity`): cheap, indexed reads.
+
+    `ended`: jobs per (domain, state) that ended at or after the `since` asked for.
+    `latest_id`: the highest job id (None for an empty store). `now`: the store's clock.
+    """
+
+    ended: Mapping[tuple[str, JobState], int]
+    latest_id: int | None
+    now: float

@@ -20,8 +20,8 @@ import attrs
 from wireframe.store.base import Chooser, Observed, Observers
 from wireframe.store.errors import StoreError
 from wireframe.store.flowkeys import KeyStats
-from wireframe.store.memory import claim as claim_ops
 from wireframe.store.memory import (
+    browse,
     claiming,
     control,
     durable,
@@ -32,11 +32,13 @@ from wireframe.store.memory import (
     schedules,
     workers,
 )
+from wireframe.store.memory import claim as claim_ops
 from wireframe.store.memory import keys as key_ops
 from wireframe.store.memory import rates as rate_ops
 from wireframe.store.memory.table import Table
 from wireframe.store.rates import RateState
 from wireframe.store.records import (
+    Activity,
     AttemptRecord,
     Beat,
     Checkpoint,
@@ -44,6 +46,8 @@ from wireframe.store.records import (
     EventRecord,
     Fired,
     FlowKind,
+    JobPage,
+    JobQuery,
     JobRecord,
     JobState,
     JobTypeRecord,
@@ -210,6 +214,18 @@ class MemoryStore(Observed):
     async def counts(self) -> dict[tuple[str, str, JobState], int]:
         """Counts per (domain, type, state)."""
         return await self._op(query.counts)
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        """A keyset page of jobs matching `query`, newest first."""
+        return await self._op(browse.find_jobs, query)
+
+    async def activity(self, since: float) -> Activity:
+        """Jobs ended since `since`, the latest id."""
+        return await self._op(browse.activity, since)
+
+    async def active_counts(self) -> dict[tuple[str, JobState], int]:
+        """Active jobs per (domain, state)."""
+        return await self._op(browse.active_counts)
 
     async def oldest_pending(self) -> dict[str, float]:
         """Per domain, how long its longest-waiting ready job has waited (seconds)."""

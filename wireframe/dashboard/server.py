@@ -1,0 +1,136 @@
+"""DashboardServer: the web dashboard as a task of a service, beside a `HealthServer`."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from wireframe.dashboard._http import HttpServer
+from wireframe.dashboard.app import Dashboard
+from wireframe.dashboard.sampler import Sampler, check_interval
+from wireframe.dashboard.security import safe_url, token_from
+from wireframe.service.task import UnconstrainedTask
+from wireframe.store import Store, store_from_url
+
+if TYPE_CHECKING:
+    from wireframe.service.stop import StopReceiver
+
+log = logging.getLogger("wireframe.dashboard")
+
+DEFAULT_PORT = 8321
+"""The port `wireframe dashboard` listens on unless told otherwise."""
+
+
+class DashboardServer(UnconstrainedTask):
+    """Serves the web dashboard of a store: jobs, workers, schedules, plots, live updates.
+
+    `store` is a store URL (the server opens the store when it starts and closes it at stop;
+    opening brings the schema up to date) or a `Store` that its owner opens and closes. It
+    binds `host` (loopback by default) in ``prepare``; ``port=0`` takes a free port and
+    ``await server.started()`` returns it. Without a `token` (nor ``$WIREFRAME_DASHBOARD_TOKEN``)
+    the dashboard is read-only; with one, its cancel, retry, pause and resume buttons work for a
+    browser that gives the token. `interval` is the seconds between samples of the store.
+    """
+
+    def __init__(
+        self,
+        store: Store | str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        token: str | None = None,
+        interval: float = 2.0,
+        id: str = "dashboard",
+    ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"DashboardServer port must be an int in 0..65535, got {port!r}")
+        check_interval(interval)
+        if importlib.util.find_spec("jinja2") is None:
+            raise RuntimeError("the dashboard needs Jinja2: pip install 'wireframe[dashboard]'")
+        self.id = id
+        self.host = host
+        self.port = port
+        self.token = token_from(token)
+        self._owned = isinstance(store, str)
+        self.store: Store = store_from_url(store, create=False) if isinstance(store, str) else store
+        self.sampler = Sampler(self.store, interval=interval)
+        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
+        self._bound = anyio.Event()
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        where = safe_url(self.store.url)
+        return f"<DashboardServer {self.id!r} of {where} on {self.host}:{self.port}>"
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (the bound port once started)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def read_only(self) -> bool:
+        """True when no token is configured: the dashboard shows and never acts."""
+        return self.token is None
+
+    async def started(self) -> int:
+        """Wait until the server listens; return the bound port (raises if it could not)."""
+        await self._bound.wait()
+        if self._error is not None:
+            raise RuntimeError(f"{self!r} did not start: {self._error}") from self._error
+        return self.port
+
+    async def prepare(self) -> None:
+        """Bind the port; raise OSError naming it if taken."""
+        try:
+            listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        except OSError as exc:
+            self._error = exc
+            self._bound.set()
+            why = exc.strerror or str(exc)
+            raise OSError(
+                exc.errno, f"dashboard cannot listen on {self.host}:{self.port}: {why}"
+            ) from None
+        self._listener = listener
+        self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+
+    async def run(self, stop: StopReceiver) -> None:
+        """Open the store (if given by URL), sample it, and serve until stop."""
+        if self._listener is None:
+            await self.prepare()
+        assert self._listener is not None
+        listener, self._listener = self._listener, None
+        try:
+            if self._owned:
+                await self.store.open()
+        except BaseException as exc:
+            self._error = exc
+            self._bound.set()
+            await listener.aclose()
+            raise
+        try:
+            await self._serve(listener, stop)
+        finally:
+            if self._owned:
+                with anyio.CancelScope(shield=True):
+                    await self.store.close()
+
+    async def _serve(
+        self, listener: anyio.abc.Listener[anyio.abc.SocketStream], stop: StopReceiver
+    ) -> None:
+        app = Dashboard(
+            self.store, self.sampler, token=self.token, host=self.host, url=self.store.url
+        )
+        await self.sampler.sample(free=True)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.sampler.run)
+            tg.start_soon(HttpServer(app.handle).serve, listener)
+            self._bound.set()
+            mode = "read-only" if self.read_only else "actions need the token"
+            log.info("dashboard of %s on %s (%s)", safe_url(self.store.url), self.url, mode)
+            await stop.wait()
+            tg.cancel_scope.cancel()
