@@ -113,6 +113,7 @@ async def test_the_hot_paths_keep_their_own_indexes_on_sqlite(tmp_path, anyio_ba
     path = tmp_path / "jobs.db"
     async with SqliteStore(path) as store:
         await store.submit([NewJob(type="d::t", domain="d", payload="{}") for _ in range(100)])
+        await store.prepare_browsing()
     hot = [
         "SELECT id FROM jobs WHERE state = 'pending' AND domain IN ('d') AND (expires_at IS NULL"
         " OR expires_at > 1) AND tags IS NULL ORDER BY priority DESC, id LIMIT 64",
@@ -134,3 +135,31 @@ async def test_the_hot_paths_keep_their_own_indexes_on_sqlite(tmp_path, anyio_ba
         assert "jobs_browse_state" in plan
     finally:
         conn.close()
+
+
+async def test_only_a_browsed_store_pays_for_the_browsing_indexes(tmp_path, anyio_backend) -> None:
+    """A store gets the browsing indexes (a cost on every state change) only when asked, as the
+    dashboard does; asking again changes nothing, and browsing works either way."""
+    import sqlite3
+
+    from wireframe.store import JobQuery, NewJob, SqliteStore
+
+    path = tmp_path / "jobs.db"
+
+    def indexes() -> set[str]:
+        conn = sqlite3.connect(path)
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            return {name for (name,) in rows if name.startswith("jobs_browse")}
+        finally:
+            conn.close()
+
+    async with SqliteStore(path) as store:
+        await store.submit([NewJob(type="d::t", domain="d", payload="{}") for _ in range(5)])
+        assert indexes() == set()
+        before = await store.find_jobs(JobQuery(limit=10))
+        await store.prepare_browsing()
+        await store.prepare_browsing()
+        assert indexes() == {"jobs_browse_state", "jobs_browse_domain"}
+        after = await store.find_jobs(JobQuery(limit=10))
+    assert [j.id for j in before.jobs] == [j.id for j in after.jobs] == [5, 4, 3, 2, 1]

@@ -98,6 +98,16 @@ class DashboardServer(UnconstrainedTask):
         self._listener = listener
         self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
 
+    async def _prepare_browsing(self) -> None:
+        """Give the store its browsing indexes (once; see `Store.prepare_browsing`). A store
+        that refuses (not open yet, read-only) is still browsed, only more slowly."""
+        try:
+            await self.store.prepare_browsing()
+        except Exception as exc:
+            log.warning(
+                "dashboard: could not add the browsing indexes (%s); pages may be slow", exc
+            )
+
     async def run(self, stop: StopReceiver) -> None:
         """Open the store (if given by URL), sample it, and serve until stop."""
         if self._listener is None:
@@ -112,6 +122,7 @@ class DashboardServer(UnconstrainedTask):
             self._bound.set()
             await listener.aclose()
             raise
+        await self._prepare_browsing()
         try:
             await self._serve(listener, stop)
         finally:

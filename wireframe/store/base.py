@@ -189,6 +189,12 @@ class Store(Protocol):
         reads on every tick, through indexes (its cost follows the rate of ends, not the
         number of jobs)."""
 
+    async def prepare_browsing(self) -> None:
+        """Create the indexes browsing reads (`find_jobs`, `activity`, `active_counts`) if they
+        are missing. They make every state change a little dearer, so only a store that is
+        browsed gets them (the dashboard calls this); without them browsing is correct, only
+        slower on large stores. Nothing to do for the memory store."""
+
     async def active_counts(self) -> dict[tuple[str, JobState], int]:
         """Jobs per (domain, state) in every non-terminal state, through the index of states
         (its cost follows the number of active jobs, not of all jobs)."""

@@ -192,6 +192,10 @@ class EngineStore(Observed):
         """Jobs ended since `since`, the latest id."""
         return await self._op(browse.activity, since, write=False)
 
+    async def prepare_browsing(self) -> None:
+        """Create the browsing indexes if missing (`wireframe.store.sql.schema.BROWSE_INDEXES`)."""
+        await self._op(without_now(browse.prepare))
+
     async def active_counts(self) -> dict[tuple[str, JobState], int]:
         """Active jobs per (domain, state)."""
         return await self._op(without_now(browse.active_counts), write=False)

@@ -223,6 +223,9 @@ class MemoryStore(Observed):
         """Jobs ended since `since`, the latest id."""
         return await self._op(browse.activity, since)
 
+    async def prepare_browsing(self) -> None:
+        """Nothing to create: the memory store browses its own indexes."""
+
     async def active_counts(self) -> dict[tuple[str, JobState], int]:
         """Active jobs per (domain, state)."""
         return await self._op(browse.active_counts)

@@ -9,6 +9,7 @@ from typing import Any
 
 from wireframe.store.records import ACTIVE_STATES, Activity, JobPage, JobQuery, JobRecord, JobState
 from wireframe.store.sql.rows import JOB_COLUMNS, TERMINAL_SQL, job_from_row, placeholders
+from wireframe.store.sql.schema import BROWSE_INDEXES
 from wireframe.store.sql.tx import Tx
 
 _ACTIVE = tuple(sorted(s.value for s in ACTIVE_STATES))
@@ -17,7 +18,14 @@ _TEXT = "type || ' ' || coalesce(key, '') || ' ' || payload || ' ' || coalesce(e
 
 
 BROWSE = "created_at IS NOT NULL"
-"""The condition of the browsing indexes (migration 19); a query that states it may use them."""
+"""The condition of the browsing indexes (`BROWSE_INDEXES`); a query that states it may use
+them."""
+
+
+def prepare(tx: Tx) -> None:
+    """Create the browsing indexes if missing (`BROWSE_INDEXES`: not a migration)."""
+    for sql in BROWSE_INDEXES:
+        tx.execute(sql)
 
 
 def like_pattern(text: str) -> str:

@@ -288,20 +288,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_key_pending ON jobs (flow_key, fair_seq)
         WHERE state = 'pending' AND flow_key IS NOT NULL
     """,
-    # 19: indexes for browsing jobs (`find_jobs`, the dashboard's jobs list): by state and by
-    # domain (a type filter reads its domain's), each with the id, so a filtered page is an
-    # index range read by keyset, newest first, however many jobs there are. The domain index
-    # costs only inserts (it never changes); the state index costs every state change (about
-    # a tenth of the store's claim-and-complete rate, measured). Each is partial on
-    # `created_at IS NOT NULL` (every row: the column is NOT NULL), a condition no hot path
-    # states or implies: only a query that says so too may use them, so the claim, wake-ups,
-    # expiry, leases, aging and finishes keep their own indexes. Left free to choose, SQLite
-    # took these for the claim (seven times slower), and PostgreSQL with stale statistics for
-    # finishes (`id > 0` did not keep it off: it proves that from `id = ANY(...)`).
-    """
-    CREATE INDEX jobs_browse_state ON jobs (state, id) WHERE created_at IS NOT NULL;
-    CREATE INDEX jobs_browse_domain ON jobs (domain, id) WHERE created_at IS NOT NULL
-    """,
 )
 
 PG_MIGRATIONS: tuple[str, ...] = (
@@ -554,15 +540,24 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_key_pending ON jobs (flow_key, fair_seq)
         WHERE state = 'pending' AND flow_key IS NOT NULL
     """,
-    # 19: indexes for browsing jobs, partial on `created_at IS NOT NULL` (see the SQLite
-    # version).
-    """
-    CREATE INDEX jobs_browse_state ON jobs (state, id) WHERE created_at IS NOT NULL;
-    CREATE INDEX jobs_browse_domain ON jobs (domain, id) WHERE created_at IS NOT NULL
-    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+BROWSE_INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS jobs_browse_state ON jobs (state, id) WHERE created_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_browse_domain ON jobs (domain, id) "
+    "WHERE created_at IS NOT NULL",
+)
+"""Indexes for browsing jobs (`find_jobs`, the dashboard's jobs list), by state and by domain
+(a type filter reads its domain's), each with the id, so a filtered page is an index range
+read by keyset, newest first, however many jobs there are. Not a migration: the state index
+costs every state change (about a tenth of the store's end-to-end rate), so only a store that
+is browsed gets them (`Store.prepare_browsing`, called by the dashboard). Each is partial on
+`created_at IS NOT NULL` (every row: the column is NOT NULL), a condition no hot path states or
+implies: only a query that says so too may use them, so the claim, wake-ups, expiry, leases,
+aging and finishes keep their own indexes. Left free to choose, SQLite took these for the claim
+(seven times slower), and PostgreSQL with stale statistics for finishes."""
 
 
 def migrate(tx: Tx, where: str, migrations: tuple[str, ...] = MIGRATIONS) -> int:
