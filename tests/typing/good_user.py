@@ -11,6 +11,7 @@ import dataclasses
 import attrs
 
 from wireframe import (
+    AttemptOutcome,
     Backoff,
     Domain,
     Duplicate,
@@ -19,12 +20,15 @@ from wireframe import (
     JobCompleted,
     JobContext,
     JobNotFound,
+    Middleware,
     Priority,
+    Rate,
     Restart,
     Scheduler,
     SchedulerError,
     Service,
     StopReceiver,
+    Submission,
     Submitted,
     Task,
 )
@@ -150,3 +154,38 @@ def supervised_service() -> Service:
     last: str | None = service.status().tasks[0].last_error
     assert restarts == 0 and last is None
     return service
+
+
+class Tenant(Middleware):
+    async def before_submit(self, submission: Submission) -> None:
+        submission.meta.setdefault("tenant", "acme")
+
+    async def after_attempt(self, ctx: JobContext, outcome: AttemptOutcome) -> None:
+        tenant: str = ctx.meta.get("tenant", "")
+        assert tenant
+
+
+api = Domain(
+    "api",
+    rate=Rate(100, per=1.0, burst=20),
+    rate_key=lambda call: str(call["tenant"]),
+    concurrency_key=lambda call: str(call["tenant"]),
+    max_per_key=2,
+    weight=1.0,
+)
+
+
+async def flow_control(sched: Scheduler) -> None:
+    first = await sched.submit({"tenant": "acme"}, type="api::call", key="acme", debounce=5.0)
+    if isinstance(first, Submitted):
+        replaced: bool = first.replaced
+        assert replaced in (True, False)
+    await sched.submit({"tenant": "acme"}, type="api::call", key="acme", throttle=60.0)
+    await sched.submit({"tenant": "acme"}, type="api::call", meta={"trace": "x"})
+    changed: bool = await sched.pause_domain("api")
+    assert changed in (True, False)
+    await sched.resume_domain("api")
+
+
+def traced(middleware: list[Middleware]) -> Scheduler:
+    return Scheduler("memory://", domains=[api], middleware=[*middleware, Tenant()])
