@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -63,6 +64,25 @@ class Result:
 Cli = Callable[..., Result]
 
 
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
+    """Run `wireframe ARGS` in this process (`wireframe.cli.main`), capturing its output."""
+    from wireframe.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return Result(subprocess.CompletedProcess(list(args), code, out, err))
+
+
+def in_process_cli(
+    url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int
+) -> Cli:
+    """`run(*args)`: the command in this process on the store `url`, `columns` wide."""
+    monkeypatch.setenv("WIREFRAME_STORE", url)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    return lambda *args: run_in_process(capsys, *args)
+
+
 def assert_one_line_error(result: Result, code: int, *words: str) -> None:
     """Exit `code`, nothing on stdout, one line on stderr naming `words`, no traceback."""
     assert result.code == code, result
@@ -99,6 +119,38 @@ def in_store(url: str, fn: Callable[..., Any], *args: Any) -> Any:
             await store.close()
 
     return anyio.run(go)
+
+
+class Workers:
+    """`python -m wireframe worker --app APP` processes on one store, stopped together."""
+
+    def __init__(self, url: str, app: str) -> None:
+        self.url = url
+        self.app = app
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wireframe", "worker", "--app", self.app],
+            env=cli_env(self.url),
+            cwd=HERE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        """SIGTERM each one still running, then wait for all (killing one that hangs)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 class Worker:

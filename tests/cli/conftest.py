@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "store"))
 
-from cli_support import HERE, STORE_KINDS, WAIT, Cli, Result, cli_env, store_url_for
+from cli_support import HERE, STORE_KINDS, WAIT, Cli, Result, cli_env, run_in_process, store_url_for
 
 
 @pytest.fixture(
@@ -60,7 +60,6 @@ def wf(store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.M
     Every command also runs as a real subprocess through `cli`; this keeps the many error
     cases fast while still going through argument parsing, the store and the error handling.
     """
-    from wireframe.cli import main
 
     monkeypatch.setenv("COLUMNS", "160")
 
@@ -69,10 +68,7 @@ def wf(store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.M
             monkeypatch.delenv("WIREFRAME_STORE", raising=False)
         else:
             monkeypatch.setenv("WIREFRAME_STORE", store)
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Result(subprocess.CompletedProcess(list(args), code, out, err))
+        return run_in_process(capsys, *args)
 
     return run
 

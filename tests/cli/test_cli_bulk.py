@@ -6,13 +6,11 @@ reporting and exit code; the store operations themselves have their own conforma
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, Result, in_store
+from cli_support import Cli, in_process_cli, in_store
 
-from wireframe.cli import main
 from wireframe.store import NewJob, Store
 
 
@@ -34,16 +32,7 @@ def url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.setenv("WIREFRAME_STORE", url)
-    monkeypatch.setenv("COLUMNS", "160")
-
-    def call(*args: str) -> Result:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Result(subprocess.CompletedProcess(list(args), code, out, err))
-
-    return call
+    return in_process_cli(url, capsys, monkeypatch, columns=160)
 
 
 def states(url: str) -> dict[int, str]:

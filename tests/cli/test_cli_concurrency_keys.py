@@ -8,15 +8,13 @@ keyed job keeps the key taken until the job's lease is reclaimed, and not after.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import keys_app
 import pytest
-from cli_support import HERE, WAIT, cli_env, in_store, wait_until
+from cli_support import WAIT, Workers, in_store, wait_until
 
 from wireframe import Scheduler
 from wireframe.store import JobState, Store
@@ -24,39 +22,9 @@ from wireframe.store import JobState, Store
 pytestmark = pytest.mark.slow
 
 
-class Workers:
-    """`python -m wireframe worker --app keys_app:scheduler` processes on one store."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "wireframe", "worker", "--app", "keys_app:scheduler"],
-            env=cli_env(self.url),
-            cwd=HERE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture
 def workers(store_url: str) -> Iterator[Workers]:
-    w = Workers(store_url)
+    w = Workers(store_url, "keys_app:scheduler")
     yield w
     w.stop_all()
 

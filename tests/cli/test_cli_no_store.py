@@ -7,9 +7,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from cli_support import Cli, Result, assert_one_line_error
+from cli_support import Cli, assert_one_line_error, run_in_process
 
-from wireframe.cli import main
 from wireframe.store import NoStoreError, PostgresStore, SqliteStore, StoreURLError
 
 from pg_support import drop_schema, new_schema_name, require_pg
@@ -32,15 +31,7 @@ COMMANDS = [
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.delenv("WIREFRAME_STORE", raising=False)
 
-    def call(*args: str) -> Result:
-        import subprocess
-
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Result(subprocess.CompletedProcess(list(args), code, out, err))
-
-    return call
+    return lambda *args: run_in_process(capsys, *args)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])

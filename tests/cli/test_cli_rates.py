@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import attrs
 import pytest
-from cli_support import Cli, Result, in_store
+from cli_support import Cli, in_process_cli, in_store
 
 from wireframe import Domain, JobContext, Rate, Scheduler
-from wireframe.cli import main
 from wireframe.store import ClaimRequest, NewJob, Store
 from wireframe.store.rates import RateLimit
 
@@ -38,16 +36,7 @@ def url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.setenv("WIREFRAME_STORE", url)
-    monkeypatch.setenv("COLUMNS", "160")
-
-    def call(*args: str) -> Result:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Result(subprocess.CompletedProcess(list(args), code, out, err))
-
-    return call
+    return in_process_cli(url, capsys, monkeypatch, columns=160)
 
 
 def test_jobs_and_job_say_which_limit_holds_a_job(run: Cli) -> None:

@@ -8,53 +8,21 @@ past its ttl; a job that kills its worker every time ends failed once its reclai
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import HERE, WAIT, cli_env, in_store, wait_until
+from cli_support import WAIT, Workers, in_store, wait_until
 
 from wireframe.store import JobState, NewJob, Store, Submitted
 
 pytestmark = pytest.mark.slow
 
 
-class Workers:
-    """`python -m wireframe worker --app reclaim_app:scheduler` processes on one SQLite file."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "wireframe", "worker", "--app", "reclaim_app:scheduler"],
-            env=cli_env(self.url),
-            cwd=HERE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture
 def workers(tmp_path: Path) -> Any:
-    w = Workers(f"sqlite:///{tmp_path / 'jobs.db'}")
+    w = Workers(f"sqlite:///{tmp_path / 'jobs.db'}", "reclaim_app:scheduler")
     yield w
     w.stop_all()
 

@@ -10,16 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cli_support import ROOT, WAIT, Result, assert_one_line_error, cli_env
-
-from wireframe.cli import main
-
-
-def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return Result(subprocess.CompletedProcess(list(args), code, out, err))
+from cli_support import ROOT, WAIT, assert_one_line_error, cli_env, run_in_process
 
 
 def test_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

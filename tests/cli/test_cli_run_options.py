@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
-from cli_support import Result, assert_one_line_error
-
-from wireframe.cli import main
+from cli_support import assert_one_line_error, run_in_process
 
 APP = textwrap.dedent("""\
     import http.client
@@ -52,13 +49,6 @@ APP = textwrap.dedent("""\
         service.stop("probe done")
         await stop.wait()
     """)
-
-
-def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return Result(subprocess.CompletedProcess(list(args), code, out, err))
 
 
 @pytest.fixture

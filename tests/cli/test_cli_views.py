@@ -14,10 +14,9 @@ from typing import Any
 
 import anyio
 import pytest
-from cli_support import HERE, WAIT, Cli, Result, cli_env, in_store
+from cli_support import HERE, WAIT, Cli, cli_env, in_process_cli, in_store
 
 from wireframe import Domain, JobContext, JobSuspended, Scheduler, Service
-from wireframe.cli import main
 from wireframe.store import NewJob, Store
 
 LONG_TYPE = "media::resize_thumbnail_large"
@@ -39,16 +38,7 @@ def url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.setenv("WIREFRAME_STORE", url)
-    monkeypatch.setenv("COLUMNS", "80")
-
-    def call(*args: str) -> Result:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Result(subprocess.CompletedProcess(list(args), code, out, err))
-
-    return call
+    return in_process_cli(url, capsys, monkeypatch, columns=80)
 
 
 def test_version(run: Cli) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from cli_support import WAIT, Cli, Result, Worker, in_store, wait_until
+from cli_support import WAIT, Cli, Worker, in_process_cli, in_store, wait_until
 
-from wireframe.cli import main
 from wireframe.store import NewJob, Store, WorkerInfo
 
 
@@ -35,16 +33,7 @@ def url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.setenv("WIREFRAME_STORE", url)
-    monkeypatch.setenv("COLUMNS", "80")
-
-    def call(*args: str) -> Result:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Result(subprocess.CompletedProcess(list(args), code, out, err))
-
-    return call
+    return in_process_cli(url, capsys, monkeypatch, columns=80)
 
 
 def put(url: str, *workers: WorkerInfo) -> None:

@@ -4,40 +4,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import sniffio
 
 from wireframe import Domain, JobState, Scheduler
 from wireframe.testing import running
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 
-from pg_support import drop_schema, new_schema_name, require_pg
+from pg_support import fresh_store_url
 
 KINDS = ["memory", "sqlite"]
 ALL_KINDS = [*KINDS, pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@asynccontextmanager
-async def store_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+def store_url(kind: str, tmp_path: Path) -> AbstractAsyncContextManager[str]:
     """The URL of a fresh store of `kind` (a PostgreSQL schema is dropped afterwards)."""
-    if kind == "memory":
-        yield "memory://"
-    elif kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobs.db'}"
-    else:
-        if sniffio.current_async_library() != "asyncio":
-            pytest.skip("PostgreSQL runs under asyncio only")
-        schema = new_schema_name("wfdur")
-        try:
-            yield f"{require_pg()}?schema={schema}"
-        finally:
-            drop_schema(schema)
+    return fresh_store_url(kind, tmp_path, "wfdur")
 
 
 @asynccontextmanager

@@ -10,8 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
+import sniffio
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -99,3 +103,21 @@ def vacuum_catalogs() -> None:
     except psycopg.Error:
         return  # housekeeping of the server, not a test outcome
     _dropped = 0
+
+
+@asynccontextmanager
+async def fresh_store_url(kind: str, tmp_path: Path, prefix: str = "wft") -> AsyncIterator[str]:
+    """The URL of a fresh store of `kind` (memory, sqlite or postgres); a PostgreSQL schema is
+    dropped afterwards, and a PostgreSQL test skips under trio (the store is asyncio-only)."""
+    if kind == "memory":
+        yield "memory://"
+    elif kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobs.db'}"
+    else:
+        if sniffio.current_async_library() != "asyncio":
+            pytest.skip("PostgreSQL runs under asyncio only")
+        schema = new_schema_name(prefix)
+        try:
+            yield f"{require_pg()}?schema={schema}"
+        finally:
+            drop_schema(schema)

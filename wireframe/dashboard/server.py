@@ -13,6 +13,7 @@ from wireframe.dashboard._http import HttpServer
 from wireframe.dashboard.app import Dashboard
 from wireframe.dashboard.sampler import Sampler, check_interval
 from wireframe.dashboard.security import safe_url, token_from
+from wireframe.service.listening import Listening
 from wireframe.service.task import UnconstrainedTask
 from wireframe.store import Store, store_from_url
 
@@ -25,7 +26,7 @@ DEFAULT_PORT = 8321
 """The port `wireframe dashboard` listens on unless told otherwise."""
 
 
-class DashboardServer(UnconstrainedTask):
+class DashboardServer(Listening, UnconstrainedTask):
     """Serves the web dashboard of a store: jobs, workers, schedules, plots, live updates.
 
     `store` is a store URL (the server opens the store when it starts and closes it at stop;
@@ -35,6 +36,8 @@ class DashboardServer(UnconstrainedTask):
     the dashboard is read-only; with one, its cancel, retry, pause and resume buttons work for a
     browser that gives the token. `interval` is the seconds between samples of the store.
     """
+
+    server_name = "dashboard"
 
     def __init__(
         self,
@@ -52,51 +55,24 @@ class DashboardServer(UnconstrainedTask):
         if importlib.util.find_spec("jinja2") is None:
             raise RuntimeError("the dashboard needs Jinja2: pip install 'wireframe[dashboard]'")
         self.id = id
-        self.host = host
-        self.port = port
+        self._init_listening(host, port)
         self.token = token_from(token)
         self._owned = isinstance(store, str)
         self.store: Store = store_from_url(store, create=False) if isinstance(store, str) else store
         self.sampler = Sampler(self.store, interval=interval)
-        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
-        self._bound = anyio.Event()
-        self._error: BaseException | None = None
 
     def __repr__(self) -> str:
         where = safe_url(self.store.url)
         return f"<DashboardServer {self.id!r} of {where} on {self.host}:{self.port}>"
 
     @property
-    def url(self) -> str:
-        """``http://host:port`` (the bound port once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
     def read_only(self) -> bool:
         """True when no token is configured: the dashboard shows and never acts."""
         return self.token is None
 
-    async def started(self) -> int:
-        """Wait until the server listens; return the bound port (raises if it could not)."""
-        await self._bound.wait()
-        if self._error is not None:
-            raise RuntimeError(f"{self!r} did not start: {self._error}") from self._error
-        return self.port
-
     async def prepare(self) -> None:
         """Bind the port; raise OSError naming it if taken."""
-        try:
-            listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
-        except OSError as exc:
-            self._error = exc
-            self._bound.set()
-            why = exc.strerror or str(exc)
-            raise OSError(
-                exc.errno, f"dashboard cannot listen on {self.host}:{self.port}: {why}"
-            ) from None
-        self._listener = listener
-        self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
+        await self._bind()
 
     async def _prepare_browsing(self) -> None:
         """Give the store its browsing indexes (once; see `Store.prepare_browsing`). A store
@@ -110,16 +86,12 @@ class DashboardServer(UnconstrainedTask):
 
     async def run(self, stop: StopReceiver) -> None:
         """Open the store (if given by URL), sample it, and serve until stop."""
-        if self._listener is None:
-            await self.prepare()
-        assert self._listener is not None
-        listener, self._listener = self._listener, None
+        listener = await self._take()
         try:
             if self._owned:
                 await self.store.open()
         except BaseException as exc:
-            self._error = exc
-            self._bound.set()
+            self._failed(exc)
             await listener.aclose()
             raise
         await self._prepare_browsing()
@@ -140,7 +112,7 @@ class DashboardServer(UnconstrainedTask):
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.sampler.run)
             tg.start_soon(HttpServer(app.handle).serve, listener)
-            self._bound.set()
+            self._listening()
             mode = "read-only" if self.read_only else "actions need the token"
             log.info("dashboard of %s on %s (%s)", safe_url(self.store.url), self.url, mode)
             await stop.wait()

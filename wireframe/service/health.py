@@ -15,6 +15,7 @@ import anyio.abc
 import h11
 
 from wireframe.service.kinds import TaskKind
+from wireframe.service.listening import Listening
 from wireframe.service.metrics import CONTENT_TYPE, Collector, MetricsRegistry, service_collector
 from wireframe.service.status import TaskState
 from wireframe.service.task import UnconstrainedTask
@@ -64,7 +65,7 @@ class _Connections:
             self.all_closed.set()
 
 
-class HealthServer(UnconstrainedTask):
+class HealthServer(Listening, UnconstrainedTask):
     """Serves liveness (``/health``), readiness (``/ready``) and Prometheus ``/metrics``.
 
     It is an ``UnconstrainedTask``: it starts at once, so ``/ready`` answers 503 while the
@@ -76,6 +77,7 @@ class HealthServer(UnconstrainedTask):
     free port; ``await server.started()`` returns the port actually bound.
     """
 
+    server_name = "health server"
     stops_last = True
 
     def __init__(
@@ -92,15 +94,11 @@ class HealthServer(UnconstrainedTask):
             raise ValueError(f"HealthServer port must be an int in 0..65535, got {port!r}")
         self.id = id
         self.service = service
-        self.host = host
-        self.port = port
+        self._init_listening(host, port)
         self.registry = registry if registry is not None else MetricsRegistry()
         self.registry.register(service_collector(service))
         for collector in collectors:
             self.registry.register(collector)
-        self._bound = anyio.Event()
-        self._error: BaseException | None = None
-        self._listener: anyio.abc.Listener[anyio.abc.SocketStream] | None = None
         self._connections = _Connections()
 
     def __repr__(self) -> str:
@@ -111,41 +109,15 @@ class HealthServer(UnconstrainedTask):
         self.registry.register(collector)
         return self
 
-    async def started(self) -> int:
-        """Wait until the server listens; return the bound port (raises if binding failed)."""
-        await self._bound.wait()
-        if self._error is not None:
-            raise RuntimeError(f"{self!r} did not start: {self._error}") from self._error
-        return self.port
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` (the bound port once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
     async def prepare(self) -> None:
         """Bind the port (before constrained tasks start); raise OSError naming it if taken."""
-        try:
-            listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
-        except OSError as exc:
-            self._error = exc
-            self._bound.set()
-            why = exc.strerror or str(exc)
-            raise OSError(
-                exc.errno, f"health server cannot listen on {self.host}:{self.port}: {why}"
-            ) from None
-        self._listener = listener
-        self.port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-        self._bound.set()
+        await self._bind()
+        self._listening()
         log.info("health server listening on %s", self.url)
 
     async def run(self, stop: StopReceiver) -> None:
         """Answer requests until stop (binding first unless ``prepare`` did)."""
-        if self._listener is None:
-            await self.prepare()
-        assert self._listener is not None
-        listener, self._listener = self._listener, None
+        listener = await self._take()
         async with anyio.create_task_group() as tg:
             for collector in self.registry.collectors:
                 background = getattr(collector, "background", None)
