@@ -199,6 +199,7 @@ async def test_a_rate_limited_domain_still_keeps_each_key_under_its_cap(
     most: dict[str, int] = {}
     release = anyio.Event()
     two_running = anyio.Event()
+    two_of_b = anyio.Event()
 
     @tenants.job
     async def work(job: dict[str, Any], ctx: JobContext) -> None:
@@ -207,6 +208,8 @@ async def test_a_rate_limited_domain_still_keeps_each_key_under_its_cap(
         most[acct] = max(most.get(acct, 0), running_now[acct])
         if running_now.get("a", 0) == 2:
             two_running.set()
+        if running_now.get("b", 0) == 2:
+            two_of_b.set()
         await release.wait()
         running_now[acct] -= 1
 
@@ -216,8 +219,7 @@ async def test_a_rate_limited_domain_still_keeps_each_key_under_its_cap(
             jobs = await s.submit_many([{"acct": "a"}] * 6 + [{"acct": "b"}] * 3, type=work)
             await two_running.wait()
             with anyio.fail_after(30):
-                while running_now.get("b", 0) < 2:  # the other key goes ahead meanwhile
-                    await anyio.sleep(0.01)
+                await two_of_b.wait()  # the other key goes ahead meanwhile
             release.set()
             with anyio.fail_after(60):
                 for r in jobs:
